@@ -1,0 +1,522 @@
+//! The event envelope and the one closed enum of lifecycle events, each with typed `data`.
+//!
+//! Readers ignore fields they do not know (no `deny_unknown_fields` here, unlike the files a user
+//! writes) and keep events of types they do not know, or whose data they cannot read, as raw JSON
+//! in [`EventData::Other`], so that nothing read from the log is ever dropped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::campaign::{CampaignFile, ChaosSpec, ChaosType, SubjectKind, TrialSpec, VariantFile};
+
+/// Version of the envelope and event data layout written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A UTC instant with microsecond precision, written as RFC 3339 (`2026-11-25T16:15:39.123456Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[schemars(transparent)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp::from_datetime(Utc::now())
+    }
+
+    /// Truncates to microseconds, the precision of the log.
+    pub fn from_datetime(instant: DateTime<Utc>) -> Timestamp {
+        let micros = instant.timestamp_micros();
+        Timestamp(DateTime::from_timestamp_micros(micros).unwrap_or(instant))
+    }
+
+    pub fn from_unix_micros(micros: i64) -> Option<Timestamp> {
+        DateTime::from_timestamp_micros(micros).map(Timestamp)
+    }
+
+    pub fn unix_micros(self) -> i64 {
+        self.0.timestamp_micros()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|instant| Timestamp::from_datetime(instant.with_timezone(&Utc)))
+            .map_err(|error| serde::de::Error::custom(format!("bad timestamp {text:?}: {error}")))
+    }
+}
+
+/// Which stage on which host wrote an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Producer {
+    /// `publish`, `worker`, `capture`, `score`, `import`, …
+    pub stage: String,
+    pub host: String,
+}
+
+impl Producer {
+    /// The producer for `stage` on this host.
+    pub fn here(stage: &str) -> Producer {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "unknown".to_string());
+        Producer {
+            stage: stage.to_string(),
+            host,
+        }
+    }
+}
+
+/// One event of the log: the envelope and its typed data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// UUIDv7; also the `Nats-Msg-Id` header, so duplicate publishes are dropped.
+    pub id: Uuid,
+    pub schema_version: u32,
+    pub campaign_id: String,
+    /// `None` for campaign-wide events (`_` in the subject).
+    pub trial_id: Option<String>,
+    pub occurred_at: Timestamp,
+    pub producer: Producer,
+    pub data: EventData,
+}
+
+/// The envelope as it is on the wire; `data` is kept raw until its type is known.
+#[derive(Serialize, Deserialize)]
+struct WireEnvelope<D> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default = "default_schema_version")]
+    schema_version: u32,
+    campaign_id: String,
+    #[serde(default)]
+    trial_id: Option<String>,
+    occurred_at: Timestamp,
+    producer: Producer,
+    data: D,
+}
+
+fn default_schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+impl Event {
+    /// A new event with a fresh UUIDv7 id, occurring now.
+    pub fn new(
+        producer: &Producer,
+        campaign_id: &str,
+        trial_id: Option<&str>,
+        data: impl Into<EventData>,
+    ) -> Event {
+        let occurred_at = Timestamp::now();
+        Event {
+            id: Uuid::now_v7(),
+            schema_version: SCHEMA_VERSION,
+            campaign_id: campaign_id.to_string(),
+            trial_id: trial_id.map(str::to_string),
+            occurred_at,
+            producer: producer.clone(),
+            data: data.into(),
+        }
+    }
+
+    /// Replaces the id, for events whose id is derived so that a re-publish is dropped.
+    pub fn with_id(mut self, id: Uuid) -> Event {
+        self.id = id;
+        self
+    }
+
+    pub fn event_type(&self) -> &str {
+        self.data.type_name()
+    }
+
+    /// The NATS subject: `eval.<campaign_id>.<trial_id or _>.<EventType>`.
+    pub fn subject(&self) -> String {
+        crate::log::event_subject(
+            &self.campaign_id,
+            self.trial_id.as_deref(),
+            self.event_type(),
+        )
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let wire = WireEnvelope {
+            id: self.id,
+            event_type: self.event_type().to_string(),
+            schema_version: self.schema_version,
+            campaign_id: self.campaign_id.clone(),
+            trial_id: self.trial_id.clone(),
+            occurred_at: self.occurred_at,
+            producer: self.producer.clone(),
+            data: self.data.data_json(),
+        };
+        serde_json::to_vec(&wire).expect("events serialize to JSON")
+    }
+
+    /// Reads an envelope. Fails only when the envelope itself is unreadable; data of an unknown
+    /// type, or data that does not match its type, is kept as [`EventData::Other`].
+    pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        let wire: WireEnvelope<serde_json::Value> = serde_json::from_slice(bytes)?;
+        Ok(Event {
+            id: wire.id,
+            schema_version: wire.schema_version,
+            campaign_id: wire.campaign_id,
+            trial_id: wire.trial_id,
+            occurred_at: wire.occurred_at,
+            producer: wire.producer,
+            data: EventData::from_parts(&wire.event_type, wire.data),
+        })
+    }
+}
+
+/// An event whose type this build does not know, or whose data it could not read: kept whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherEvent {
+    pub type_name: String,
+    pub data: serde_json::Value,
+    /// Why the data of a known type could not be read; `None` for an unknown type.
+    pub read_error: Option<String>,
+}
+
+macro_rules! events {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// The data of an event, by type. The closed set of lifecycle events, plus the events
+        /// this build cannot read, kept raw.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventData {
+            $( $(#[$doc])* $name($name), )*
+            Other(OtherEvent),
+        }
+
+        /// Every event type this build knows, in lifecycle order.
+        pub const EVENT_TYPES: &[&str] = &[$( stringify!($name) ),*];
+
+        impl EventData {
+            pub fn type_name(&self) -> &str {
+                match self {
+                    $( EventData::$name(_) => stringify!($name), )*
+                    EventData::Other(other) => &other.type_name,
+                }
+            }
+
+            fn data_json(&self) -> serde_json::Value {
+                match self {
+                    $( EventData::$name(data) => {
+                        serde_json::to_value(data).expect("event data serializes to JSON")
+                    } )*
+                    EventData::Other(other) => other.data.clone(),
+                }
+            }
+
+            fn from_parts(type_name: &str, data: serde_json::Value) -> EventData {
+                let parsed = match type_name {
+                    $( stringify!($name) => serde_json::from_value::<$name>(data.clone())
+                        .map(EventData::$name), )*
+                    _ => {
+                        return EventData::Other(OtherEvent {
+                            type_name: type_name.to_string(),
+                            data,
+                            read_error: None,
+                        })
+                    }
+                };
+                parsed.unwrap_or_else(|error| EventData::Other(OtherEvent {
+                    type_name: type_name.to_string(),
+                    data,
+                    read_error: Some(error.to_string()),
+                }))
+            }
+        }
+
+        $( impl From<$name> for EventData {
+            fn from(data: $name) -> EventData {
+                EventData::$name(data)
+            }
+        } )*
+
+        /// The shape of every known event on the wire, for the generated JSON Schema only.
+        #[derive(JsonSchema)]
+        #[serde(tag = "type", content = "data")]
+        #[allow(dead_code)]
+        enum KnownEventSchema {
+            $( $(#[$doc])* $name($name), )*
+        }
+    };
+}
+
+events! {
+    /// A campaign file was validated, expanded and published.
+    CampaignPublished,
+    /// One trial of a campaign's matrix, waiting for a worker.
+    TrialRequested,
+    /// A worker took the trial.
+    TrialStarted,
+    /// The subject was reset to a fresh cluster with its data wiped.
+    SubjectReset,
+    /// The subject answered as healthy.
+    SubjectHealthy,
+    /// A snapshot of the subject, before injection (`initial`) or at the end (`final`).
+    StateCaptured,
+    /// A fault was injected; carries everything its cleanup needs.
+    ChaosInjected,
+    /// The operator opened a ticket for the trial's subject.
+    TicketOpened,
+    /// The operator's agent started a session on a ticket.
+    AgentSessionStarted,
+    /// One entry of the agent's log: reasoning, a tool call or a tool result.
+    AgentLogRecorded,
+    /// The operator resolved the ticket.
+    TicketResolved,
+    /// The fault's cleanup ran and the subject is back to its configuration.
+    ChaosCleanedUp,
+    /// The fault's cleanup failed; the record says what is left behind.
+    ChaosCleanupFailed,
+    /// The trial ended.
+    TrialFinished,
+    /// A scorer graded a finished trial.
+    TrialScored,
+    /// Every trial of the campaign has finished.
+    CampaignFinished,
+}
+
+/// The JSON Schema of an event on the wire: the envelope with `type` and typed `data`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct EventSchema {
+    /// UUIDv7, also sent as the `Nats-Msg-Id` header.
+    id: Uuid,
+    schema_version: u32,
+    campaign_id: String,
+    /// Absent or null for campaign-wide events.
+    trial_id: Option<String>,
+    occurred_at: Timestamp,
+    producer: Producer,
+    #[serde(flatten)]
+    body: KnownEventSchema,
+}
+
+/// A resolved variant, as the campaign used it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResolvedVariant {
+    /// The variant's file, relative to where `eval publish` ran.
+    pub file: String,
+    pub variant: VariantFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignPublished {
+    pub name: String,
+    /// The campaign file's path as given to `eval publish`.
+    pub file_name: String,
+    /// The campaign file's text, byte for byte.
+    pub file_text: String,
+    /// The file's content after validation, with every default filled in.
+    pub campaign: CampaignFile,
+    /// The variants the trials use, in campaign order.
+    pub variants: Vec<ResolvedVariant>,
+    /// The campaign seed: the file's `seed`, or the one drawn at publish time.
+    pub seed: u64,
+    pub n_trials: u32,
+    pub n_baseline_trials: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrialRequested {
+    pub trial: TrialSpec,
+    /// How many trials of this campaign may run at once.
+    pub parallel: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrialStarted {
+    /// The worker that took the trial.
+    pub worker: String,
+    /// Delivery attempt of the `TrialRequested` message, from 1.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubjectReset {
+    pub subject: SubjectKind,
+    /// The runtime's name for the instance, such as the lab's name.
+    pub instance: String,
+    /// Client endpoints of the fresh cluster.
+    pub endpoints: Vec<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubjectHealthy {
+    /// Time from the reset to the first healthy answer.
+    pub after_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapturePhase {
+    Initial,
+    Final,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StateCaptured {
+    pub phase: CapturePhase,
+    /// Whether the subject was healthy when captured.
+    pub healthy: bool,
+    /// The subject's snapshot: members or stores and their state, leader, key counts or regions,
+    /// data dir usage.
+    pub state: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaosInjected {
+    pub chaos: ChaosSpec,
+    /// The node the fault hit, after resolving `random`, `leader` or `follower`.
+    pub target: Option<String>,
+    /// Everything the cleanup needs (pids, rule handles, file paths), written before the fault is
+    /// acknowledged so that another worker can clean up after a crash.
+    pub cleanup: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TicketOpened {
+    /// The operator.db the ticket was read from.
+    pub operator_db: String,
+    pub ticket_id: i64,
+    pub violation_key: Option<String>,
+    pub invariant_name: Option<String>,
+    pub store_id: Option<String>,
+    pub severity: Option<String>,
+    pub message: Option<String>,
+    /// When the operator first saw the violation (the ticket's `first_seen_at`).
+    pub first_seen_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentSessionStarted {
+    pub operator_db: String,
+    pub session_id: String,
+    pub ticket_id: Option<i64>,
+    pub started_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentLogEntryType {
+    Reasoning,
+    ToolCall,
+    ToolResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentLogRecorded {
+    pub operator_db: String,
+    pub session_id: String,
+    /// The row id in `agent_log_entries`.
+    pub entry_id: i64,
+    pub entry_type: AgentLogEntryType,
+    pub content: Option<String>,
+    pub tool_name: Option<String>,
+    /// `tool_params` parsed as JSON; `None` when absent or malformed.
+    pub tool_params: Option<serde_json::Value>,
+    /// `tool_params` as written, kept when it is not valid JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_params_raw: Option<String>,
+    pub exit_code: Option<i64>,
+    pub timestamp: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TicketResolved {
+    pub operator_db: String,
+    pub ticket_id: i64,
+    pub resolved_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaosCleanedUp {
+    pub chaos_type: ChaosType,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaosCleanupFailed {
+    pub chaos_type: ChaosType,
+    pub error: String,
+    /// What may be left behind, from the injection's cleanup record.
+    pub cleanup: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// The harness itself failed; never counted against the operator.
+    Errored,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrialFinished {
+    pub status: TrialStatus,
+    /// Why, in words, when not obvious from the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+    Errored,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrialScored {
+    /// Such as `v1`, or `v1+<hash of rules>` for user rules.
+    pub scorer_version: String,
+    pub outcome: Outcome,
+    pub baseline: bool,
+    pub detected: bool,
+    pub time_to_detect_ms: Option<i64>,
+    pub resolved: bool,
+    pub time_to_resolve_ms: Option<i64>,
+    pub n_commands: u32,
+    pub n_unique_commands: u32,
+    /// Commands by category (`diagnostic`, `remediation`, `destructive`, `other`).
+    pub commands_by_category: BTreeMap<String, u32>,
+    pub n_destructive: u32,
+    pub n_thrashing: u32,
+    /// Further figures and the explanation of each, as the scorer version defines them.
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignFinished {
+    pub n_trials: u32,
+    /// Trials by final status.
+    pub by_status: BTreeMap<String, u32>,
+}

@@ -1,0 +1,456 @@
+//! The JetStream stream `EVAL`, the one source of truth: its configuration and subjects, and a
+//! thin client that every stage uses to connect, publish events and read them back in order.
+//!
+//! This lives beside the wire types because the stream's name, subjects, headers and
+//! configuration are as much a contract between the stages as the events are.
+
+pub mod local;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::Stream;
+
+use crate::event::Event;
+
+/// The stream's name.
+pub const STREAM_NAME: &str = "EVAL";
+/// Every event's subject starts with `eval.`.
+pub const STREAM_SUBJECTS: &str = "eval.>";
+/// How long JetStream remembers message ids to drop duplicate publishes.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// The shortest duplicate window an existing stream may have.
+pub const MIN_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
+/// Default URL of the NATS server.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// How long a connection attempt may take before the server counts as absent.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Publishes awaiting their acknowledgement at once.
+pub const DEFAULT_IN_FLIGHT: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no NATS server answers at {url} ({reason}); start one with `eval up`, or point --nats / EVAL_NATS_URL at a running server")]
+    Unreachable { url: String, reason: String },
+    #[error("the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `eval up` start one")]
+    NoJetStream { url: String, reason: String },
+    #[error("stream {STREAM_NAME} on {url} has an incompatible configuration:\n{}\nfix it, or remove the stream (`nats stream rm {STREAM_NAME}`, losing its events), or use another server", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    IncompatibleStream { url: String, problems: Vec<String> },
+    #[error("stream {STREAM_NAME} does not exist on {url}; publish a campaign first (`eval publish FILE`)")]
+    NoStream { url: String },
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("reading stream {STREAM_NAME} failed: {0}")]
+    Read(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The subject of an event: `eval.<campaign_id>.<trial_id or _>.<EventType>`.
+pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str) -> String {
+    format!("eval.{campaign_id}.{}.{event_type}", trial_id.unwrap_or("_"))
+}
+
+/// Which events to read; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub campaign_id: Option<String>,
+    pub trial_id: Option<String>,
+    pub event_type: Option<String>,
+}
+
+impl EventFilter {
+    /// The one subject filter that selects these events.
+    pub fn subject(&self) -> String {
+        let token = |value: &Option<String>| value.clone().unwrap_or_else(|| "*".to_string());
+        let subject = format!(
+            "eval.{}.{}.{}",
+            token(&self.campaign_id),
+            token(&self.trial_id),
+            token(&self.event_type)
+        );
+        if subject == "eval.*.*.*" {
+            STREAM_SUBJECTS.to_string()
+        } else {
+            subject
+        }
+    }
+}
+
+/// One event as stored in the stream.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub sequence: u64,
+    pub subject: String,
+    /// The `Nats-Msg-Id` header: the event id the publisher sent.
+    pub msg_id: Option<String>,
+    /// The message exactly as stored, unknown fields included.
+    pub payload: Bytes,
+    /// The envelope read from `payload`, or why it could not be read.
+    pub event: std::result::Result<Event, String>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishSummary {
+    /// Events stored by this publish.
+    pub stored: u64,
+    /// Events the stream already had (same id), dropped as duplicates.
+    pub duplicates: u64,
+}
+
+/// A connection to NATS with JetStream, and the stream `EVAL`.
+#[derive(Clone)]
+pub struct EventLog {
+    url: String,
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").field("url", &self.url).finish()
+    }
+}
+
+impl EventLog {
+    /// Connects to the server at `url`; fails within [`CONNECT_TIMEOUT`] with one line naming the
+    /// URL when nothing answers there.
+    pub async fn connect(url: &str) -> Result<EventLog> {
+        let unreachable = |reason: String| Error::Unreachable {
+            url: url.to_string(),
+            reason,
+        };
+        let connecting = async_nats::ConnectOptions::new()
+            .connection_timeout(CONNECT_TIMEOUT)
+            .connect(url);
+        let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting)
+            .await
+            .map_err(|_| unreachable("timed out".to_string()))?
+            .map_err(|error| unreachable(connect_reason(&error)))?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .max_ack_inflight(DEFAULT_IN_FLIGHT * 4)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        Ok(EventLog {
+            url: url.to_string(),
+            client,
+            jetstream,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// The configuration the stream is created with.
+    pub fn stream_config() -> stream::Config {
+        stream::Config {
+            name: STREAM_NAME.to_string(),
+            description: Some("eval: every trial's events, the one source of truth".to_string()),
+            subjects: vec![STREAM_SUBJECTS.to_string()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: DUPLICATE_WINDOW,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream when it is missing; refuses, naming every difference, when a stream of
+    /// that name exists with a configuration that would lose or misroute events.
+    pub async fn ensure_stream(&self) -> Result<stream::Stream> {
+        match self.jetstream.get_stream(STREAM_NAME).await {
+            Ok(mut existing) => {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|error| self.jetstream_error(error.to_string()))?;
+                let problems = stream_config_problems(&info.config);
+                if problems.is_empty() {
+                    Ok(existing)
+                } else {
+                    Err(Error::IncompatibleStream {
+                        url: self.url.clone(),
+                        problems,
+                    })
+                }
+            }
+            Err(error) if error.to_string().contains("not found") => {
+                self.jetstream
+                    .create_stream(Self::stream_config())
+                    .await
+                    .map_err(|error| self.jetstream_error(error.to_string()))
+            }
+            Err(error) => Err(self.jetstream_error(error.to_string())),
+        }
+    }
+
+    /// The stream, which must exist already.
+    pub async fn stream(&self) -> Result<stream::Stream> {
+        match self.jetstream.get_stream(STREAM_NAME).await {
+            Ok(stream) => Ok(stream),
+            Err(error) if error.to_string().contains("not found") => Err(Error::NoStream {
+                url: self.url.clone(),
+            }),
+            Err(error) => Err(self.jetstream_error(error.to_string())),
+        }
+    }
+
+    fn jetstream_error(&self, reason: String) -> Error {
+        if reason.contains("no responders") || reason.contains("timed out") {
+            Error::NoJetStream {
+                url: self.url.clone(),
+                reason,
+            }
+        } else {
+            Error::Read(reason)
+        }
+    }
+
+    /// Publishes `events` in order with their ids as `Nats-Msg-Id`, keeping up to `in_flight`
+    /// acknowledgements outstanding, and returns once every one is acknowledged. `on_ack` runs
+    /// after each acknowledgement (for progress bars).
+    pub async fn publish_all(
+        &self,
+        events: impl IntoIterator<Item = Event>,
+        in_flight: usize,
+        mut on_ack: impl FnMut(u64),
+    ) -> Result<PublishSummary> {
+        let mut summary = PublishSummary::default();
+        let mut pending = FuturesUnordered::new();
+        let mut acked = 0u64;
+        for event in events {
+            while pending.len() >= in_flight.max(1) {
+                let next = pending.next().await.expect("pending is not empty");
+                summary.record(next)?;
+                acked += 1;
+                on_ack(acked);
+            }
+            let subject = event.subject();
+            let ack = self
+                .send(&subject, &event)
+                .await
+                .map_err(|reason| Error::Publish {
+                    subject: subject.clone(),
+                    reason,
+                })?;
+            pending.push(async move {
+                ack.await
+                    .map(|ack| ack.duplicate)
+                    .map_err(|error| Error::Publish {
+                        subject,
+                        reason: error.to_string(),
+                    })
+            });
+        }
+        while let Some(next) = pending.next().await {
+            summary.record(next)?;
+            acked += 1;
+            on_ack(acked);
+        }
+        Ok(summary)
+    }
+
+    /// Publishes one event and waits for its acknowledgement: it is durable when this returns.
+    pub async fn publish(&self, event: &Event) -> Result<PublishSummary> {
+        self.publish_all([event.clone()], 1, |_| {}).await
+    }
+
+    async fn send(
+        &self,
+        subject: &str,
+        event: &Event,
+    ) -> std::result::Result<jetstream::context::PublishAckFuture, String> {
+        let message = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(event.to_json()))
+            .message_id(event.id.to_string());
+        self.jetstream
+            .send_publish(subject.to_string(), message)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Reads the events that `filter` selects, in stream order. Without `follow` the stream ends
+    /// at the last event stored when reading began; with it, it waits for new events.
+    pub async fn read(
+        &self,
+        filter: &EventFilter,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
+        let stream = self.stream().await?;
+        let mut consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter.subject(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| Error::Read(error.to_string()))?;
+        let initially_pending = consumer
+            .info()
+            .await
+            .map_err(|error| Error::Read(error.to_string()))?
+            .num_pending;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|error| Error::Read(error.to_string()))?;
+        let done = !follow && initially_pending == 0;
+        Ok(futures::stream::unfold(
+            (messages, done),
+            move |(mut messages, done)| async move {
+                if done {
+                    return None;
+                }
+                let next = messages.next().await?;
+                let item = next
+                    .map_err(|error| Error::Read(error.to_string()))
+                    .and_then(|message| {
+                        let info = message
+                            .info()
+                            .map_err(|error| Error::Read(error.to_string()))?;
+                        let stored = StoredEvent {
+                            sequence: info.stream_sequence,
+                            subject: message.subject.to_string(),
+                            msg_id: message
+                                .headers
+                                .as_ref()
+                                .and_then(|headers| headers.get("Nats-Msg-Id"))
+                                .map(|id| id.to_string()),
+                            event: Event::from_json(&message.payload)
+                                .map_err(|error| error.to_string()),
+                            payload: message.payload.clone(),
+                        };
+                        Ok((stored, info.pending))
+                    });
+                match item {
+                    Ok((stored, pending)) => {
+                        let done = !follow && pending == 0;
+                        Some((Ok(stored), (messages, done)))
+                    }
+                    Err(error) => Some((Err(error), (messages, true))),
+                }
+            },
+        ))
+    }
+
+    /// The distinct values of one subject token among the stored subjects matching `filter`,
+    /// read from the server's subject index without reading any message. `token` counts from 0
+    /// (`eval`), so 1 is the campaign id and 2 the trial id.
+    pub async fn subject_tokens(&self, filter: &str, token: usize) -> Result<Vec<String>> {
+        let stream = self.stream().await?;
+        let mut subjects = stream
+            .info_with_subjects(filter)
+            .await
+            .map_err(|error| Error::Read(error.to_string()))?;
+        let mut values = std::collections::BTreeSet::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _count) = entry.map_err(|error| Error::Read(error.to_string()))?;
+            if let Some(value) = subject.split('.').nth(token) {
+                values.insert(value.to_string());
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+
+    /// Every campaign id in the log.
+    pub async fn campaign_ids(&self) -> Result<Vec<String>> {
+        self.subject_tokens("eval.*.*.*", 1).await
+    }
+
+    /// Every trial id in the log, of one campaign or of all.
+    pub async fn trial_ids(&self, campaign_id: Option<&str>) -> Result<Vec<String>> {
+        let filter = format!("eval.{}.*.*", campaign_id.unwrap_or("*"));
+        let mut ids = self.subject_tokens(&filter, 2).await?;
+        ids.retain(|id| id != "_");
+        Ok(ids)
+    }
+}
+
+impl PublishSummary {
+    fn record(&mut self, acked: Result<bool>) -> Result<()> {
+        if acked? {
+            self.duplicates += 1;
+        } else {
+            self.stored += 1;
+        }
+        Ok(())
+    }
+}
+
+fn connect_reason(error: &async_nats::ConnectError) -> String {
+    use async_nats::ConnectErrorKind;
+    match error.kind() {
+        ConnectErrorKind::Io => {
+            let text = error.to_string();
+            if text.contains("refused") {
+                "connection refused".to_string()
+            } else {
+                text
+            }
+        }
+        ConnectErrorKind::TimedOut => "timed out".to_string(),
+        _ => error.to_string(),
+    }
+}
+
+/// What in an existing stream's configuration would lose or misroute events.
+pub fn stream_config_problems(config: &stream::Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !config.subjects.iter().any(|s| s == STREAM_SUBJECTS || s == ">") {
+        problems.push(format!(
+            "subjects are {:?}, must include {STREAM_SUBJECTS:?}",
+            config.subjects
+        ));
+    }
+    if config.storage != stream::StorageType::File {
+        problems.push("storage is memory, must be file (events must survive a restart)".into());
+    }
+    if config.retention != stream::RetentionPolicy::Limits {
+        problems.push(format!(
+            "retention is {:?}, must be limits (work-queue or interest retention deletes events once read)",
+            config.retention
+        ));
+    }
+    if config.duplicate_window < MIN_DUPLICATE_WINDOW {
+        problems.push(format!(
+            "duplicate window is {}s, must be at least {}s",
+            config.duplicate_window.as_secs(),
+            MIN_DUPLICATE_WINDOW.as_secs()
+        ));
+    }
+    if !config.max_age.is_zero() {
+        problems.push(format!(
+            "max age is {}s, must be unlimited (the log is the only copy of the trials)",
+            config.max_age.as_secs()
+        ));
+    }
+    for (what, limit) in [
+        ("max messages", config.max_messages),
+        ("max bytes", config.max_bytes),
+        ("max messages per subject", config.max_messages_per_subject),
+    ] {
+        if limit > 0 {
+            problems.push(format!(
+                "{what} is {limit}, must be unlimited (old events would be deleted)"
+            ));
+        }
+    }
+    if config.sealed {
+        problems.push("the stream is sealed: nothing can be published".to_string());
+    }
+    problems
+}

@@ -1,0 +1,492 @@
+//! Campaign and variant files as users write them: every broken fixture's exact diagnostics, and
+//! what the valid ones parse into.
+
+use std::path::Path;
+
+use expect_test::{Expect, expect};
+use schemas::campaign::{parse_campaign, parse_variant};
+
+fn fixture(kind: &str, name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// Parses `campaigns/<name>`: the campaign as JSON when it is valid, else every diagnostic.
+fn check(name: &str, expect: Expect) {
+    let actual = match parse_campaign(name, &fixture("campaigns", name)) {
+        Ok(parsed) => serde_json::to_string_pretty(&parsed.campaign).expect("campaign serializes"),
+        Err(diagnostics) => diagnostics.to_string(),
+    };
+    expect.assert_eq(&actual);
+}
+
+/// Parses `variants/<name>`: the variant as JSON when it is valid, else every diagnostic.
+fn check_variant(name: &str, expect: Expect) {
+    let actual = match parse_variant(name, &fixture("variants", name)) {
+        Ok(variant) => serde_json::to_string_pretty(&variant).expect("variant serializes"),
+        Err(diagnostics) => diagnostics.to_string(),
+    };
+    expect.assert_eq(&actual);
+}
+
+#[test]
+fn seed_harness_file() {
+    check(
+        "seed_harness.yaml",
+        expect![[r#"
+        {
+          "name": "tikv-basics",
+          "subjects": [
+            "tikv"
+          ],
+          "chaos_types": [
+            {
+              "type": "node_kill",
+              "params": {
+                "target": "random"
+              }
+            },
+            {
+              "type": "latency",
+              "params": {
+                "target": "random",
+                "min_ms": 50,
+                "max_ms": 150
+              }
+            }
+          ],
+          "trials_per_combination": 3,
+          "parallel": 2,
+          "cooldown_seconds": 10,
+          "include_baseline": true,
+          "variant": "default",
+          "trial_timeout_seconds": 300,
+          "operator_timezone": "UTC"
+        }"#]],
+    );
+}
+
+#[test]
+fn subjects_default_to_tikv() {
+    check(
+        "default_subjects.yaml",
+        expect![[r#"
+        {
+          "name": "no-subjects",
+          "subjects": [
+            "tikv"
+          ],
+          "chaos_types": [
+            {
+              "type": "node_kill",
+              "params": {
+                "target": "random"
+              }
+            }
+          ],
+          "trials_per_combination": 1,
+          "parallel": 1,
+          "cooldown_seconds": 0,
+          "include_baseline": false,
+          "trial_timeout_seconds": 300,
+          "operator_timezone": "UTC"
+        }"#]],
+    );
+}
+
+#[test]
+fn every_extension() {
+    check(
+        "extensions.yaml",
+        expect![[r#"
+        {
+          "name": "every-extension",
+          "description": "Uses every field this harness adds, with anchors for shared params.\n",
+          "subjects": [
+            "tikv",
+            "etcd"
+          ],
+          "chaos_types": [
+            {
+              "type": "process_pause",
+              "params": {
+                "target": "leader"
+              }
+            },
+            {
+              "type": "packet_loss",
+              "params": {
+                "target": "random",
+                "percent": 30
+              }
+            },
+            {
+              "type": "network_partition",
+              "params": {
+                "target": "random",
+                "groups": [
+                  [
+                    1
+                  ],
+                  [
+                    2,
+                    3
+                  ]
+                ],
+                "asymmetric": true
+              }
+            },
+            {
+              "type": "disk_pressure",
+              "params": {
+                "target": 2,
+                "fill_percent": 95
+              }
+            },
+            {
+              "type": "latency",
+              "params": {
+                "target": "leader",
+                "min_ms": 50,
+                "max_ms": 150
+              }
+            }
+          ],
+          "trials_per_combination": 1,
+          "parallel": 1,
+          "cooldown_seconds": 0,
+          "include_baseline": false,
+          "variants": [
+            "default",
+            "hasty"
+          ],
+          "seed": 42,
+          "trial_timeout_seconds": 600,
+          "subject_settings": {
+            "etcd": {
+              "runtime": "kubernetes",
+              "nodes": 5,
+              "endpoints": [
+                "http://etcd-0.etcd:2379"
+              ],
+              "namespace": "chaos"
+            }
+          },
+          "operator_timezone": "Europe/Berlin"
+        }"#]],
+    );
+}
+
+#[test]
+fn unknown_chaos_type() {
+    check(
+        "unknown_chaos_type.yaml",
+        expect![[
+            r#"unknown_chaos_type.yaml:3:11: chaos_types[0].type: unknown chaos type "node_kil" (did you mean "node_kill"?)"#
+        ]],
+    );
+}
+
+#[test]
+fn misspelled_field() {
+    check(
+        "misspelled_field.yaml",
+        expect![[
+            r#"misspelled_field.yaml:4:1: unknown field "parallell" (did you mean "parallel"?)"#
+        ]],
+    );
+}
+
+#[test]
+fn parallel_out_of_range() {
+    check(
+        "parallel_out_of_range.yaml",
+        expect!["parallel_out_of_range.yaml:4:11: parallel: must be between 1 and 10, got 11"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    check(
+        "wrong_type.yaml",
+        expect![[
+            r#"wrong_type.yaml:4:25: trials_per_combination: expected an integer, found string "three""#
+        ]],
+    );
+}
+
+#[test]
+fn wrong_shapes() {
+    check(
+        "wrong_shapes.yaml",
+        expect![[r#"
+        wrong_shapes.yaml:1:7: name: expected a string, found a list
+        wrong_shapes.yaml:3:3: chaos_types: expected a list, found a map
+        wrong_shapes.yaml:4:11: subjects: expected a list, found string "tikv"
+        wrong_shapes.yaml:5:11: variants: must list at least one variant
+        wrong_shapes.yaml:6:7: seed: expected an integer, found number 1.5"#]],
+    );
+}
+
+#[test]
+fn missing_chaos_types() {
+    check(
+        "missing_chaos_types.yaml",
+        expect![[r#"missing_chaos_types.yaml:1:1: missing field "chaos_types""#]],
+    );
+}
+
+#[test]
+fn bad_indentation() {
+    check(
+        "bad_indentation.yaml",
+        expect![
+            "bad_indentation.yaml:4:4: invalid yaml: while parsing a block collection, did not find expected '-' indicator"
+        ],
+    );
+}
+
+#[test]
+fn two_documents() {
+    check(
+        "two_documents.yaml",
+        expect![
+            "two_documents.yaml:4:1: a file holds one yaml document, found a second one (`---`)"
+        ],
+    );
+}
+
+#[test]
+fn empty_file() {
+    check(
+        "empty.yaml",
+        expect!["empty.yaml:1:1: the file is empty, expected a map of fields"],
+    );
+}
+
+#[test]
+fn duplicate_chaos_entries() {
+    check(
+        "duplicate_chaos.yaml",
+        expect![
+            "duplicate_chaos.yaml:6:5: chaos_types[2]: duplicate chaos entry: same type and params as chaos_types[0]"
+        ],
+    );
+}
+
+#[test]
+fn negative_cooldown() {
+    check(
+        "negative_cooldown.yaml",
+        expect![
+            "negative_cooldown.yaml:4:19: cooldown_seconds: must be between 0 and 86400, got -5"
+        ],
+    );
+}
+
+#[test]
+fn empty_subjects() {
+    check(
+        "empty_subjects.yaml",
+        expect!["empty_subjects.yaml:2:11: subjects: must list at least one subject"],
+    );
+}
+
+#[test]
+fn unknown_subject() {
+    check(
+        "unknown_subject.yaml",
+        expect![[
+            r#"unknown_subject.yaml:2:18: subjects[1]: unknown subject "etc" (did you mean "etcd"? expected one of: tikv, etcd)"#
+        ]],
+    );
+}
+
+#[test]
+fn unknown_chaos_param() {
+    check(
+        "unknown_chaos_param.yaml",
+        expect![[r#"
+        unknown_chaos_param.yaml:6:7: chaos_types[0].params: unknown param "jitter_ms" for latency (expected one of: duration_seconds, max_ms, min_ms, target)
+        unknown_chaos_param.yaml:9:7: chaos_types[1].params: unknown param "signal" for node_kill (expected one of: target)"#]],
+    );
+}
+
+#[test]
+fn latency_min_above_max() {
+    check(
+        "latency_min_above_max.yaml",
+        expect![
+            "latency_min_above_max.yaml:5:15: chaos_types[0].params.min_ms: must not be greater than max_ms (100), got 500"
+        ],
+    );
+}
+
+#[test]
+fn variant_and_variants() {
+    check(
+        "variant_and_variants.yaml",
+        expect![
+            "variant_and_variants.yaml:5:1: variants: use either variant or variants, not both"
+        ],
+    );
+}
+
+#[test]
+fn several_errors_all_reported() {
+    check(
+        "several_errors.yaml",
+        expect![[r#"
+        several_errors.yaml:2:18: subjects[1]: unknown subject "etc" (did you mean "etcd"? expected one of: tikv, etcd)
+        several_errors.yaml:4:11: chaos_types[0].type: unknown chaos type "node_kil" (did you mean "node_kill"?)
+        several_errors.yaml:5:5: chaos_types[1]: missing field "type"
+        several_errors.yaml:8:16: chaos_types[2].params.percent: must be between 1 and 100, got 150
+        several_errors.yaml:9:15: chaos_types[2].params.target: unknown target "leadr" (did you mean "leader"? expected one of: random, leader, follower)
+        several_errors.yaml:10:25: trials_per_combination: must be between 1 and 10000, got 0
+        several_errors.yaml:11:11: parallel: expected an integer, found string "2"
+        several_errors.yaml:12:19: include_baseline: expected a boolean (true or false), found string "yes""#]],
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    check(
+        "duplicate_key.yaml",
+        expect![[
+            r#"duplicate_key.yaml:5:1: duplicate key "parallel" (first at line 4, column 1)"#
+        ]],
+    );
+}
+
+#[test]
+fn merge_key() {
+    check(
+        "merge_key.yaml",
+        expect![
+            "merge_key.yaml:8:7: chaos_types[1].params: merge keys (`<<`) are not supported: alias the whole map, or repeat its fields"
+        ],
+    );
+}
+
+#[test]
+fn target_beyond_nodes() {
+    check(
+        "target_beyond_nodes.yaml",
+        expect![
+            "target_beyond_nodes.yaml:6:15: chaos_types[0].params.target: target node 5 is beyond the 3 nodes of etcd"
+        ],
+    );
+}
+
+#[test]
+fn overlapping_partition_groups() {
+    check(
+        "overlapping_groups.yaml",
+        expect![[r#"
+        overlapping_groups.yaml:5:25: chaos_types[0].params.groups[1][0]: node 2 is already in groups[0]
+        overlapping_groups.yaml:5:33: chaos_types[0].params.groups[2][0]: node numbers start at 1, got 0
+        overlapping_groups.yaml:5:36: chaos_types[0].params.groups[2][1]: node 4 is beyond the 3 nodes of tikv"#]],
+    );
+}
+
+#[test]
+fn bad_timezone() {
+    check(
+        "bad_timezone.yaml",
+        expect![[
+            r#"bad_timezone.yaml:4:20: operator_timezone: "PST" is neither UTC nor an IANA time zone name such as Europe/Berlin"#
+        ]],
+    );
+}
+
+#[test]
+fn settings_for_unlisted_subject() {
+    check(
+        "settings_for_unlisted_subject.yaml",
+        expect![[
+            r#"settings_for_unlisted_subject.yaml:6:3: subject_settings.etcd: settings for subject "etcd", which is not in subjects [tikv]"#
+        ]],
+    );
+}
+
+#[test]
+fn subject_settings_typos() {
+    check(
+        "subject_settings_typos.yaml",
+        expect![[r#"
+        subject_settings_typos.yaml:6:3: subject_settings.etcdd: unknown subject "etcdd" (did you mean "etcd"? expected one of: tikv, etcd)
+        subject_settings_typos.yaml:9:5: subject_settings.tikv: unknown field "node" (did you mean "nodes"? expected one of: endpoints, namespace, nodes, runtime)
+        subject_settings_typos.yaml:10:14: subject_settings.tikv.runtime: unknown runtime "k8s" (expected one of: lab, kubernetes)"#]],
+    );
+}
+
+#[test]
+fn variant_file() {
+    check_variant(
+        "default.yaml",
+        expect![[r#"
+        {
+          "name": "default",
+          "model": "claude-sonnet-4",
+          "system_prompt": "You are the on-call SRE for a TiKV cluster.\nDiagnose before you act.\n",
+          "tools_config": {
+            "budget": {
+              "max_steps": 40,
+              "temperature": 0.2
+            },
+            "notes": null,
+            "shell": {
+              "allowed_commands": [
+                "tikv-ctl",
+                "pd-ctl",
+                "systemctl status"
+              ],
+              "enabled": true,
+              "timeout_seconds": 60
+            }
+          },
+          "command": [
+            "./operator",
+            "--db",
+            "operator.db"
+          ]
+        }"#]],
+    );
+}
+
+#[test]
+fn broken_variant_file() {
+    check_variant(
+        "broken.yaml",
+        expect![[r#"
+        broken.yaml:2:1: unknown field "modle" (did you mean "model"?)
+        broken.yaml:3:15: tools_config: expected a map, found a list
+        broken.yaml:4:10: command: must list at least one entry"#]],
+    );
+}
+
+#[test]
+fn locations_for_callers() {
+    let parsed = parse_campaign("extensions.yaml", &fixture("campaigns", "extensions.yaml"))
+        .expect("extensions.yaml is valid");
+    let locations: Vec<String> = [
+        "variants[1]",
+        "variant",
+        "chaos_types[2].params.groups",
+        "subject_settings.etcd.nodes",
+        "chaos_types[9].params",
+    ]
+    .iter()
+    .map(|path| format!("{path} → {}", parsed.location_of(path)))
+    .collect();
+    expect![[r#"
+        variants[1] → extensions.yaml:21:21
+        variant → extensions.yaml:1:1
+        chaos_types[2].params.groups → extensions.yaml:13:7
+        subject_settings.etcd.nodes → extensions.yaml:27:12
+        chaos_types[9].params → extensions.yaml:5:1"#]]
+    .assert_eq(&locations.join("\n"));
+}

@@ -1,0 +1,136 @@
+//! `eval publish FILE`: validate, expand, print the matrix, publish.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use ingest::campaign_files::{self, PrepareError, PreparedCampaign};
+use schemas::log::{DEFAULT_IN_FLIGHT, EventLog};
+
+use super::{Failure, Outcome};
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The campaign file.
+    file: PathBuf,
+    /// Validate, expand and print the matrix; publish nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Publish under this campaign id instead of a new one. Publishing the same file again with
+    /// the same id (after an interruption, say) adds only what is missing.
+    #[arg(long)]
+    campaign_id: Option<String>,
+    /// Where variant files are looked up (default: `variants/` next to the campaign file).
+    #[arg(long)]
+    variants_dir: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
+    let prepared = match campaign_files::prepare(
+        &args.file,
+        args.variants_dir.as_deref(),
+        args.campaign_id.as_deref(),
+    ) {
+        Ok(prepared) => prepared,
+        Err(PrepareError::Invalid(diagnostics)) => {
+            eprintln!("{diagnostics}");
+            return Err(Failure::Invalid);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let cells = schemas::campaign::matrix_counts(&prepared.trials);
+    if !args.json {
+        print_matrix(&prepared, &cells);
+    }
+    let mut report_json = serde_json::json!({
+        "campaign_id": prepared.campaign_id,
+        "name": prepared.campaign.name,
+        "file": prepared.file_name,
+        "seed": prepared.seed,
+        "trials": prepared.trials.len(),
+        "baseline_trials": prepared.n_baseline_trials(),
+        "matrix": cells.iter().map(|cell| serde_json::json!({
+            "subject": cell.subject, "chaos_type": cell.chaos_type,
+            "variant": cell.variant_label(), "baseline": cell.variant.is_none(), "trials": cell.n_trials,
+        })).collect::<Vec<_>>(),
+        "dry_run": args.dry_run,
+    });
+    if !args.dry_run {
+        let log = EventLog::connect(&global.nats).await?;
+        let total = prepared.trials.len() as u64 + 1;
+        let bar = super::progress_bar(total, "publishing");
+        let report = ingest::publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |acked| {
+            if let Some(bar) = &bar {
+                bar.set_position(acked);
+            }
+        })
+        .await
+        .with_context(|| format!("publishing {}", prepared.file_name))?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        report_json["stored"] = report.summary.stored.into();
+        report_json["duplicates"] = report.summary.duplicates.into();
+        report_json["already_stored"] = report.already_stored.into();
+        if !args.json {
+            println!(
+                "published {} events to {} ({} already in the log, {} dropped as duplicates)",
+                report.summary.stored, global.nats, report.already_stored, report.summary.duplicates
+            );
+        }
+    }
+    if args.json {
+        println!("{report_json}");
+    } else if args.dry_run {
+        println!("dry run: nothing published");
+    } else {
+        println!("campaign id: {}", prepared.campaign_id);
+    }
+    Ok(())
+}
+
+fn print_matrix(prepared: &PreparedCampaign, cells: &[schemas::campaign::MatrixCell]) {
+    println!(
+        "campaign {:?} from {}: {} trials ({} baseline), seed {}",
+        prepared.campaign.name,
+        prepared.file_name,
+        prepared.trials.len(),
+        prepared.n_baseline_trials(),
+        prepared.seed
+    );
+    let rows: Vec<[String; 4]> = cells
+        .iter()
+        .map(|cell| {
+            [
+                cell.subject.to_string(),
+                cell.chaos_type.to_string(),
+                cell.variant_label().to_string(),
+                cell.n_trials.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["subject", "chaos", "variant", "trials"].map(str::to_string);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        println!(
+            "  {:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+    }
+}

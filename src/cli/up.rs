@@ -1,0 +1,94 @@
+//! `eval up`: the embedded default. Uses the NATS server at `--nats` when one answers, else
+//! starts `nats-server -js` on that local port with its store under the data dir; creates the
+//! stream; runs every stage until Ctrl-C or SIGTERM; then stops the stages and the server it
+//! started (only that one, by its pid).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use schemas::log::EventLog;
+use schemas::log::local::LocalNats;
+use tokio_util::task::TaskTracker;
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {}
+
+/// How long stages may take to drain after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub async fn run(global: &Global, _args: UpArgs) -> Outcome {
+    let shutdown = super::shutdown_on_signal();
+    let (log, server) = match EventLog::connect(&global.nats).await {
+        Ok(log) => {
+            eprintln!("eval up: using the NATS server at {}", global.nats);
+            (log, None)
+        }
+        Err(schemas::log::Error::Unreachable { .. }) => {
+            let port = local_port(&global.nats)?;
+            let dir = global.data_dir.join("nats");
+            eprintln!(
+                "eval up: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
+                global.nats,
+                dir.display()
+            );
+            let server = LocalNats::start(&dir, Some(port)).await?;
+            let log = EventLog::connect(server.url()).await?;
+            (log, Some(server))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    log.ensure_stream().await?;
+
+    let stages = TaskTracker::new();
+    // Each stage is a library `run(log, shutdown)` spawned here; the chaos worker, capture,
+    // scoring, projector and viewer join as their issues land.
+    stages.close();
+    let running: Vec<&str> = Vec::new();
+    eprintln!(
+        "eval up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
+        log.url(),
+        server
+            .as_ref()
+            .and_then(LocalNats::pid)
+            .map_or_else(|| "external".to_string(), |pid| pid.to_string()),
+        if running.is_empty() { "none yet".to_string() } else { running.join(", ") },
+    );
+
+    shutdown.cancelled().await;
+    eprintln!("eval up: stopping");
+    if tokio::time::timeout(DRAIN, stages.wait()).await.is_err() {
+        eprintln!("eval up: stages did not stop within {}s", DRAIN.as_secs());
+    }
+    drop(log);
+    if let Some(server) = server {
+        server.stop(Duration::from_secs(5)).await;
+        eprintln!("eval up: nats-server stopped");
+    }
+    Ok(())
+}
+
+/// The port of a local URL such as `nats://127.0.0.1:4222`; `eval up` starts a server only on
+/// this host.
+fn local_port(url: &str) -> anyhow::Result<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host_port = rest.split(['/', ',']).next().unwrap_or(rest);
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, hp)| hp);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .with_context(|| format!("bad port in --nats {url:?}"))?,
+        ),
+        None => (host_port, 4222),
+    };
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        bail!(
+            "no NATS server answers at {url}, and eval up starts one only on this host (127.0.0.1); start the remote server, or use --nats nats://127.0.0.1:4222"
+        );
+    }
+    Ok(port)
+}
