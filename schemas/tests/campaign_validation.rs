@@ -340,14 +340,14 @@ fn several_errors_all_reported() {
     check(
         "several_errors.yaml",
         expect![[r#"
-        several_errors.yaml:2:18: subjects[1]: unknown subject "etc" (did you mean "etcd"? expected one of: tikv, etcd)
-        several_errors.yaml:4:11: chaos_types[0].type: unknown chaos type "node_kil" (did you mean "node_kill"?)
-        several_errors.yaml:5:5: chaos_types[1]: missing field "type"
-        several_errors.yaml:8:16: chaos_types[2].params.percent: must be between 1 and 100, got 150
-        several_errors.yaml:9:15: chaos_types[2].params.target: unknown target "leadr" (did you mean "leader"? expected one of: random, leader, follower)
-        several_errors.yaml:10:25: trials_per_combination: must be between 1 and 10000, got 0
-        several_errors.yaml:11:11: parallel: expected an integer, found string "2"
-        several_errors.yaml:12:19: include_baseline: expected a boolean (true or false), found string "yes""#]],
+            several_errors.yaml:2:18: subjects[1]: unknown subject "etc" (did you mean "etcd"? expected one of: tikv, etcd)
+            several_errors.yaml:4:11: chaos_types[0].type: unknown chaos type "node_kil" (did you mean "node_kill"?)
+            several_errors.yaml:5:5: chaos_types[1]: missing field "type"
+            several_errors.yaml:8:16: chaos_types[2].params.percent: must be between 1 and 100, got 150
+            several_errors.yaml:9:15: chaos_types[2].params.target: unknown target "leadr" (did you mean "leader"? expected one of: random, leader, follower)
+            several_errors.yaml:10:25: trials_per_combination: must be between 1 and 1000000, got 0
+            several_errors.yaml:11:11: parallel: expected an integer, found string "2"
+            several_errors.yaml:12:19: include_baseline: expected a boolean (true or false), found string "yes""#]],
     );
 }
 

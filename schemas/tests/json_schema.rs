@@ -25,3 +25,11 @@ fn variant_file_schema() {
         expect_file!["../json/variant.schema.json"],
     );
 }
+
+#[test]
+fn event_schema() {
+    check(
+        schemars::schema_for!(schemas::event::EventSchema),
+        expect_file!["../json/event.schema.json"],
+    );
+}

@@ -28,7 +28,7 @@ pub struct CampaignFile {
     pub chaos_types: Vec<ChaosSpec>,
     /// Trials for every subject × chaos type × variant.
     #[serde(default = "default_one")]
-    #[schemars(range(min = 1, max = 10000))]
+    #[schemars(range(min = 1, max = 1000000))]
     pub trials_per_combination: u32,
     /// Trials run at the same time, each on its own subject instance.
     #[serde(default = "default_one")]

@@ -1,0 +1,245 @@
+//! The `eval` binary as a user runs it, against real nats-servers: `validate`, `publish`,
+//! `events`, `up`, and the one-line answer when no server is there.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use expect_test::expect;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use schemas::log::EventLog;
+use schemas::log::local::TemporaryNats;
+
+fn eval(nats: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(args)
+        .env("EVAL_NATS_URL", nats)
+        .env("RUST_LOG", "off")
+        .current_dir(repo_root())
+        .output()
+        .expect("eval runs")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn process_exists(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// Polls `ready` every 50 ms; panics after 60 s so that a broken build fails instead of hanging.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn no_server_gives_one_line_naming_the_url() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    for args in [
+        &["events"][..],
+        &["publish", "campaigns/quickstart.yaml"][..],
+    ] {
+        let output = eval(&url, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&url), "{stderr}");
+        assert!(stderr.contains("eval up"), "{stderr}");
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("variants")).unwrap();
+    std::fs::write(dir.path().join("variants/hasty.yaml"), "name: hasty\n").unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "name: broken\nsubjects: [etcd]\nchaos_types:\n  - type: node_kil\nparallel: 11\nvariant: hsty\n",
+    )
+    .unwrap();
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["validate", "campaigns/quickstart.yaml", broken.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stdout),
+        "campaigns/quickstart.yaml: ok (12 trials, 4 of them baseline)\n"
+    );
+    let stderr = text(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
+    expect![[r#"
+        DIR/broken.yaml:4:11: chaos_types[0].type: unknown chaos type "node_kil" (did you mean "node_kill"?)
+        DIR/broken.yaml:5:11: parallel: must be between 1 and 10, got 11
+    "#]]
+    .assert_eq(&stderr);
+
+    // Once the file parses, variant names are resolved against the variant files.
+    std::fs::write(
+        &broken,
+        "name: broken\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\nvariant: hsty\n",
+    )
+    .unwrap();
+    let output = eval("nats://127.0.0.1:1", &["validate", broken.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
+    expect![[r#"
+        DIR/broken.yaml:5:10: variant: unknown variant "hsty" (did you mean "hasty"?)
+    "#]]
+    .assert_eq(&stderr);
+}
+
+#[test]
+fn publish_dry_run_prints_the_matrix() {
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "publish",
+            "campaigns/quickstart.yaml",
+            "--dry-run",
+            "--campaign-id",
+            "quick",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    expect![[r#"
+        campaign "quickstart" from campaigns/quickstart.yaml: 12 trials (4 baseline), seed 42
+          subject  chaos          variant   trials
+          etcd     node_kill      careful        2
+          etcd     node_kill      hasty          2
+          etcd     process_pause  careful        2
+          etcd     process_pause  hasty          2
+          etcd     node_kill      baseline       2
+          etcd     process_pause  baseline       2
+        dry run: nothing published
+    "#]]
+    .assert_eq(&text(&output.stdout));
+}
+
+/// `eval up` in the background, its stderr in a file.
+struct Up {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Up {
+    fn start(url: &str, data_dir: &Path) -> Up {
+        let stderr = data_dir.with_extension("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_eval"))
+            .args(["up", "--nats", url, "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let up = Up { child, stderr };
+        wait_until("eval up to be ready", || up.stderr().contains("ready at"));
+        up
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+#[test]
+fn up_starts_its_own_server_and_stops_only_that_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let up = Up::start(&url, &dir.path().join("data"));
+    let stderr = up.stderr();
+    assert!(stderr.contains("starting nats-server -js"), "{stderr}");
+    let server_pid: i32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in: {stderr}"));
+    assert!(process_exists(server_pid));
+    assert!(dir.path().join("data/nats/jetstream").is_dir());
+
+    // A whole publish → read round trip through the binary.
+    let output = eval(&url, &["publish", "campaigns/quickstart.yaml", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["stored"], 13);
+    let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+
+    let output = eval(&url, &["events", "--campaign", &campaign_id[..8]]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let lines: Vec<String> = text(&output.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 13);
+    assert!(lines[0].contains("CampaignPublished"), "{}", lines[0]);
+    assert!(lines[1].contains("TrialRequested") && lines[1].contains("#0 etcd node_kill careful rep 0"), "{}", lines[1]);
+
+    let output = eval(&url, &["events", "--json", "--type", "TrialRequested"]);
+    let events: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events.len(), 12);
+    let trial_id = events[5]["trial_id"].as_str().unwrap().to_string();
+    assert_eq!(events[5]["data"]["trial"]["trial_index"], 5);
+
+    let output = eval(&url, &["events", "--trial", &trial_id[..6], "--json"]);
+    assert_eq!(text(&output.stdout).lines().count(), 1, "{}", text(&output.stderr));
+
+    let output = eval(&url, &["events", "--type", "TrialRequsted"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(r#"unknown event type "TrialRequsted" (did you mean "TrialRequested"?)"#),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = eval(&url, &["events", "--campaign", "zzzz"]);
+    assert!(text(&output.stderr).contains(r#"no campaign id starts with "zzzz""#));
+
+    let status = up.stop();
+    assert!(status.success(), "eval up exited with {status}");
+    wait_until("the server eval up started to exit", || !process_exists(server_pid));
+}
+
+#[test]
+fn up_uses_a_running_server_and_leaves_it_running() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(TemporaryNats::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(nats.url(), &dir.path().join("data"));
+    assert!(up.stderr().contains("using the NATS server at"), "{}", up.stderr());
+    assert!(up.stop().success());
+    assert!(!dir.path().join("data/nats").exists());
+    runtime.block_on(async {
+        let log = EventLog::connect(nats.url()).await.expect("the server still answers");
+        log.stream().await.expect("eval up created the stream");
+    });
+}
