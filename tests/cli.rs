@@ -49,7 +49,10 @@ fn process_exists(pid: i32) -> bool {
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ready() {
-        assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -83,7 +86,11 @@ fn validate_reports_every_problem_and_exits_2() {
     .unwrap();
     let output = eval(
         "nats://127.0.0.1:1",
-        &["validate", "campaigns/quickstart.yaml", broken.to_str().unwrap()],
+        &[
+            "validate",
+            "campaigns/quickstart.yaml",
+            broken.to_str().unwrap(),
+        ],
     );
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -103,7 +110,10 @@ fn validate_reports_every_problem_and_exits_2() {
         "name: broken\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\nvariant: hsty\n",
     )
     .unwrap();
-    let output = eval("nats://127.0.0.1:1", &["validate", broken.to_str().unwrap()]);
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["validate", broken.to_str().unwrap()],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
     expect![[r#"
@@ -200,7 +210,11 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     let lines: Vec<String> = text(&output.stdout).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 13);
     assert!(lines[0].contains("CampaignPublished"), "{}", lines[0]);
-    assert!(lines[1].contains("TrialRequested") && lines[1].contains("#0 etcd node_kill careful rep 0"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("TrialRequested") && lines[1].contains("#0 etcd node_kill careful rep 0"),
+        "{}",
+        lines[1]
+    );
 
     let output = eval(&url, &["events", "--json", "--type", "TrialRequested"]);
     let events: Vec<serde_json::Value> = text(&output.stdout)
@@ -212,12 +226,18 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     assert_eq!(events[5]["data"]["trial"]["trial_index"], 5);
 
     let output = eval(&url, &["events", "--trial", &trial_id[..6], "--json"]);
-    assert_eq!(text(&output.stdout).lines().count(), 1, "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).lines().count(),
+        1,
+        "{}",
+        text(&output.stderr)
+    );
 
     let output = eval(&url, &["events", "--type", "TrialRequsted"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains(r#"unknown event type "TrialRequsted" (did you mean "TrialRequested"?)"#),
+        text(&output.stderr)
+            .contains(r#"unknown event type "TrialRequsted" (did you mean "TrialRequested"?)"#),
         "{}",
         text(&output.stderr)
     );
@@ -226,7 +246,9 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
 
     let status = up.stop();
     assert!(status.success(), "eval up exited with {status}");
-    wait_until("the server eval up started to exit", || !process_exists(server_pid));
+    wait_until("the server eval up started to exit", || {
+        !process_exists(server_pid)
+    });
 }
 
 #[test]
@@ -235,11 +257,17 @@ fn up_uses_a_running_server_and_leaves_it_running() {
     let nats = runtime.block_on(TemporaryNats::start()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(nats.url(), &dir.path().join("data"));
-    assert!(up.stderr().contains("using the NATS server at"), "{}", up.stderr());
+    assert!(
+        up.stderr().contains("using the NATS server at"),
+        "{}",
+        up.stderr()
+    );
     assert!(up.stop().success());
     assert!(!dir.path().join("data/nats").exists());
     runtime.block_on(async {
-        let log = EventLog::connect(nats.url()).await.expect("the server still answers");
+        let log = EventLog::connect(nats.url())
+            .await
+            .expect("the server still answers");
         log.stream().await.expect("eval up created the stream");
     });
 }

@@ -71,10 +71,26 @@ pub async fn publish_bench(
     let publish_seconds = started.elapsed().as_secs_f64();
     let events = report.summary.stored + report.summary.duplicates;
 
-    let stream_info = log.stream().await?.get_info().await.map_err(|e| BenchError::Plain(e.to_string()))?;
-    let avg_event_bytes = stream_info.state.bytes / stream_info.state.messages.max(1);
-
-    progress(&format!("plain loop: {events} messages of {avg_event_bytes} bytes"));
+    // The plain loop sends payloads of the events' average size on the same subjects (one per
+    // trial, as the design's subject layout has it), to a fresh stream of its own, without the
+    // id header and without building or serializing events.
+    let producer = schemas::event::Producer::here("publish");
+    let subjects_and_sizes: Vec<(String, usize)> = publish::campaign_events(&prepared, &producer)
+        .map(|event| {
+            (
+                event.subject().replacen("eval.", "bench.", 1),
+                event.to_json().len(),
+            )
+        })
+        .collect();
+    let avg_event_bytes = subjects_and_sizes
+        .iter()
+        .map(|(_, size)| *size as u64)
+        .sum::<u64>()
+        / events.max(1);
+    progress(&format!(
+        "plain loop: {events} messages of {avg_event_bytes} bytes"
+    ));
     let jetstream = log.jetstream().clone();
     jetstream
         .create_stream(async_nats_stream_config())
@@ -83,9 +99,9 @@ pub async fn publish_bench(
     let payload = Bytes::from(vec![b'x'; avg_event_bytes as usize]);
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();
-    for index in 0..events {
+    for (subject, _) in subjects_and_sizes {
         let ack = jetstream
-            .publish(format!("bench.plain.{}", index % 64), payload.clone())
+            .publish(subject, payload.clone())
             .await
             .map_err(|e| BenchError::Plain(e.to_string()))?;
         pending.push(ack.into_future());

@@ -61,8 +61,7 @@ pub fn prepare(
     };
     let file_name = file.display().to_string();
     let file_text = read(file)?;
-    let parsed =
-        campaign::parse_campaign(&file_name, &file_text).map_err(PrepareError::Invalid)?;
+    let parsed = campaign::parse_campaign(&file_name, &file_text).map_err(PrepareError::Invalid)?;
     let variants_dir = variants_dir.map(Path::to_path_buf).unwrap_or_else(|| {
         file.parent()
             .unwrap_or_else(|| Path::new("."))

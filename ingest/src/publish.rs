@@ -138,7 +138,10 @@ async fn existing_events(
     {
         let mine = campaign_published(campaign);
         let variant_files = |variants: &[schemas::event::ResolvedVariant]| {
-            variants.iter().map(|v| v.variant.clone()).collect::<Vec<_>>()
+            variants
+                .iter()
+                .map(|v| v.variant.clone())
+                .collect::<Vec<_>>()
         };
         if stored.campaign != mine.campaign
             || stored.seed != mine.seed

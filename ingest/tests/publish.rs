@@ -53,7 +53,9 @@ async fn publish_then_read_back_every_event_in_order() {
     assert_eq!(campaign.trials.len(), 24);
 
     let mut acks = 0;
-    let report = publish::publish(&log, &campaign, 4, |n| acks = n).await.unwrap();
+    let report = publish::publish(&log, &campaign, 4, |n| acks = n)
+        .await
+        .unwrap();
     assert_eq!(report.summary.stored, 25);
     assert_eq!(report.summary.duplicates, 0);
     assert_eq!(acks, 25);
@@ -68,7 +70,11 @@ async fn publish_then_read_back_every_event_in_order() {
             assert_eq!(data.seed, 7);
             assert_eq!(data.n_trials, 24);
             assert_eq!(data.n_baseline_trials, 8);
-            let names: Vec<&str> = data.variants.iter().map(|v| v.variant.name.as_str()).collect();
+            let names: Vec<&str> = data
+                .variants
+                .iter()
+                .map(|v| v.variant.name.as_str())
+                .collect();
             assert_eq!(names, ["careful", "hasty"]);
         }
         other => panic!("first event is {other:?}"),
@@ -76,7 +82,10 @@ async fn publish_then_read_back_every_event_in_order() {
     for (position, (stored, event)) in stored.iter().zip(&events).enumerate() {
         assert_eq!(stored.sequence, position as u64 + 1);
         assert_eq!(stored.subject, event.subject());
-        assert_eq!(stored.msg_id.as_deref(), Some(event.id.to_string().as_str()));
+        assert_eq!(
+            stored.msg_id.as_deref(),
+            Some(event.id.to_string().as_str())
+        );
         assert_eq!(event.campaign_id, campaign.campaign_id);
         assert_eq!(event.id.get_version_num(), 7);
         if position == 0 {
@@ -140,7 +149,9 @@ async fn an_interrupted_publish_is_completed() {
     let dir = tempfile::tempdir().unwrap();
     let campaign = prepared(dir.path(), Some("interrupted")).await;
     let producer = schemas::event::Producer::here("test");
-    let first_ten: Vec<Event> = publish::campaign_events(&campaign, &producer).take(10).collect();
+    let first_ten: Vec<Event> = publish::campaign_events(&campaign, &producer)
+        .take(10)
+        .collect();
     log.publish_all(first_ten, 8, |_| {}).await.unwrap();
 
     let report = publish::publish(&log, &campaign, 8, |_| {}).await.unwrap();
@@ -169,9 +180,15 @@ async fn a_different_campaign_under_a_taken_id_is_refused() {
     let other_dir = tempfile::tempdir().unwrap();
     let other_file = write_campaign(other_dir.path(), &CAMPAIGN.replace("seed: 7", "seed: 8"));
     let other = campaign_files::prepare(&other_file, None, Some("taken")).unwrap();
-    let error = publish::publish(&log, &other, 16, |_| {}).await.unwrap_err();
+    let error = publish::publish(&log, &other, 16, |_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(error, PublishError::Conflict { .. }), "{error}");
-    assert!(error.to_string().contains("campaign id taken already holds a different campaign"));
+    assert!(
+        error
+            .to_string()
+            .contains("campaign id taken already holds a different campaign")
+    );
     assert_eq!(read_all(&log, &EventFilter::default()).await.len(), 25);
 }
 
@@ -192,14 +209,26 @@ async fn an_incompatible_stream_is_refused_with_every_problem() {
         .unwrap();
     let error = log.ensure_stream().await.unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, schemas::log::Error::IncompatibleStream { .. }));
-    for expected in ["storage is memory", "max age is 3600s", "retention is WorkQueue"] {
-        assert!(message.contains(expected), "{expected:?} missing from: {message}");
+    assert!(matches!(
+        error,
+        schemas::log::Error::IncompatibleStream { .. }
+    ));
+    for expected in [
+        "storage is memory",
+        "max age is 3600s",
+        "retention is WorkQueue",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected:?} missing from: {message}"
+        );
     }
 
     let dir = tempfile::tempdir().unwrap();
     let campaign = prepared(dir.path(), None).await;
-    let refused = publish::publish(&log, &campaign, 16, |_| {}).await.unwrap_err();
+    let refused = publish::publish(&log, &campaign, 16, |_| {})
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("incompatible configuration"));
 }
 

@@ -99,20 +99,21 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// The envelope as it is on the wire; `data` is kept raw until its type is known.
+/// The envelope as it is on the wire. Reading keeps `data` raw until its type is known;
+/// writing borrows every field.
 #[derive(Serialize, Deserialize)]
-struct WireEnvelope<D> {
+struct WireEnvelope<Text, Who, Data> {
     id: Uuid,
     #[serde(rename = "type")]
-    event_type: String,
+    event_type: Text,
     #[serde(default = "default_schema_version")]
     schema_version: u32,
-    campaign_id: String,
+    campaign_id: Text,
     #[serde(default)]
-    trial_id: Option<String>,
+    trial_id: Option<Text>,
     occurred_at: Timestamp,
-    producer: Producer,
-    data: D,
+    producer: Who,
+    data: Data,
 }
 
 fn default_schema_version() -> u32 {
@@ -161,13 +162,13 @@ impl Event {
     pub fn to_json(&self) -> Vec<u8> {
         let wire = WireEnvelope {
             id: self.id,
-            event_type: self.event_type().to_string(),
+            event_type: self.event_type(),
             schema_version: self.schema_version,
-            campaign_id: self.campaign_id.clone(),
-            trial_id: self.trial_id.clone(),
+            campaign_id: &self.campaign_id,
+            trial_id: self.trial_id.as_deref(),
             occurred_at: self.occurred_at,
-            producer: self.producer.clone(),
-            data: self.data.data_json(),
+            producer: &self.producer,
+            data: &self.data,
         };
         serde_json::to_vec(&wire).expect("events serialize to JSON")
     }
@@ -175,7 +176,8 @@ impl Event {
     /// Reads an envelope. Fails only when the envelope itself is unreadable; data of an unknown
     /// type, or data that does not match its type, is kept as [`EventData::Other`].
     pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
-        let wire: WireEnvelope<serde_json::Value> = serde_json::from_slice(bytes)?;
+        let wire: WireEnvelope<String, Producer, serde_json::Value> =
+            serde_json::from_slice(bytes)?;
         Ok(Event {
             id: wire.id,
             schema_version: wire.schema_version,
@@ -218,19 +220,9 @@ macro_rules! events {
                 }
             }
 
-            fn data_json(&self) -> serde_json::Value {
-                match self {
-                    $( EventData::$name(data) => {
-                        serde_json::to_value(data).expect("event data serializes to JSON")
-                    } )*
-                    EventData::Other(other) => other.data.clone(),
-                }
-            }
-
             fn from_parts(type_name: &str, data: serde_json::Value) -> EventData {
                 let parsed = match type_name {
-                    $( stringify!($name) => serde_json::from_value::<$name>(data.clone())
-                        .map(EventData::$name), )*
+                    $( stringify!($name) => <$name>::deserialize(&data).map(EventData::$name), )*
                     _ => {
                         return EventData::Other(OtherEvent {
                             type_name: type_name.to_string(),
@@ -244,6 +236,16 @@ macro_rules! events {
                     data,
                     read_error: Some(error.to_string()),
                 }))
+            }
+        }
+
+        /// Serializes as the event's `data`, without an intermediate JSON value.
+        impl Serialize for EventData {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( EventData::$name(data) => data.serialize(serializer), )*
+                    EventData::Other(other) => other.data.serialize(serializer),
+                }
             }
         }
 

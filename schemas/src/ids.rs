@@ -48,11 +48,7 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 /// the application) from a hash of both, so that its leading characters are spread and a short
 /// prefix identifies it.
 pub fn trial_id(campaign_id: &str, trial_index: u32) -> String {
-    let hash = digest(&[
-        b"trial",
-        campaign_id.as_bytes(),
-        &trial_index.to_le_bytes(),
-    ]);
+    let hash = digest(&[b"trial", campaign_id.as_bytes(), &trial_index.to_le_bytes()]);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
     Uuid::new_v8(bytes).to_string()
@@ -158,7 +154,15 @@ mod tests {
         let ids = ["abc123", "abd456", "abc"];
         assert_eq!(resolve_prefix("trial", "abd", ids), Ok("abd456"));
         assert_eq!(resolve_prefix("trial", "abc", ids), Ok("abc"));
-        assert!(resolve_prefix("trial", "ab", ids).unwrap_err().contains("ambiguous"));
-        assert!(resolve_prefix("trial", "zz", ids).unwrap_err().contains("no trial id"));
+        assert!(
+            resolve_prefix("trial", "ab", ids)
+                .unwrap_err()
+                .contains("ambiguous")
+        );
+        assert!(
+            resolve_prefix("trial", "zz", ids)
+                .unwrap_err()
+                .contains("no trial id")
+        );
     }
 }

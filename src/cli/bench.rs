@@ -35,12 +35,17 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
             } else {
                 println!(
                     "eval publish: {} trials, {} events of {} bytes on average, in {:.2} s = {:.0} events/s",
-                    bench.trials, bench.events, bench.avg_event_bytes, bench.publish_seconds,
+                    bench.trials,
+                    bench.events,
+                    bench.avg_event_bytes,
+                    bench.publish_seconds,
                     bench.publish_events_per_second
                 );
                 println!(
                     "plain async-nats JetStream publish loop: {} messages of {} bytes in {:.2} s = {:.0} msgs/s",
-                    bench.events, bench.avg_event_bytes, bench.plain_seconds,
+                    bench.events,
+                    bench.avg_event_bytes,
+                    bench.plain_seconds,
                     bench.plain_messages_per_second
                 );
                 println!("ratio: {:.2} (aim: at least 0.5)", bench.ratio);

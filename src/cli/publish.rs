@@ -79,7 +79,10 @@ pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
         if !args.json {
             println!(
                 "published {} events to {} ({} already in the log, {} dropped as duplicates)",
-                report.summary.stored, global.nats, report.already_stored, report.summary.duplicates
+                report.summary.stored,
+                global.nats,
+                report.already_stored,
+                report.summary.duplicates
             );
         }
     }

@@ -55,7 +55,11 @@ pub async fn run(global: &Global, _args: UpArgs) -> Outcome {
             .as_ref()
             .and_then(LocalNats::pid)
             .map_or_else(|| "external".to_string(), |pid| pid.to_string()),
-        if running.is_empty() { "none yet".to_string() } else { running.join(", ") },
+        if running.is_empty() {
+            "none yet".to_string()
+        } else {
+            running.join(", ")
+        },
     );
 
     shutdown.cancelled().await;

@@ -34,7 +34,10 @@ pub struct EventsQuery {
 
 /// Turns prefixes into full ids and checks the type, so that a typo gets an answer instead of
 /// an empty listing.
-pub async fn resolve_filter(log: &EventLog, query: &EventsQuery) -> Result<EventFilter, EventsError> {
+pub async fn resolve_filter(
+    log: &EventLog,
+    query: &EventsQuery,
+) -> Result<EventFilter, EventsError> {
     let mut filter = EventFilter::default();
     if let Some(prefix) = &query.campaign {
         let ids = log.campaign_ids().await?;
@@ -52,14 +55,21 @@ pub async fn resolve_filter(log: &EventLog, query: &EventsQuery) -> Result<Event
         if !EVENT_TYPES.contains(&event_type.as_str()) {
             let stored = log.subject_tokens("eval.*.*.*", 3).await?;
             if !stored.contains(event_type) {
-                let known = EVENT_TYPES.iter().copied().chain(stored.iter().map(String::as_str));
-                return Err(EventsError::NotFound(match did_you_mean(event_type, known) {
-                    Some(close) => format!("unknown event type {event_type:?} (did you mean {close:?}?)"),
-                    None => format!(
-                        "unknown event type {event_type:?}; known types: {}",
-                        EVENT_TYPES.join(", ")
-                    ),
-                }));
+                let known = EVENT_TYPES
+                    .iter()
+                    .copied()
+                    .chain(stored.iter().map(String::as_str));
+                return Err(EventsError::NotFound(
+                    match did_you_mean(event_type, known) {
+                        Some(close) => {
+                            format!("unknown event type {event_type:?} (did you mean {close:?}?)")
+                        }
+                        None => format!(
+                            "unknown event type {event_type:?}; known types: {}",
+                            EVENT_TYPES.join(", ")
+                        ),
+                    },
+                ));
             }
         }
         filter.event_type = Some(event_type.clone());
@@ -152,15 +162,15 @@ pub fn summary(event: &Event) -> String {
         }
         EventData::TrialStarted(data) => format!("worker {} attempt {}", data.worker, data.attempt),
         EventData::SubjectReset(data) => {
-            format!("{} {} in {} ms", data.subject, data.instance, data.duration_ms)
+            format!(
+                "{} {} in {} ms",
+                data.subject, data.instance, data.duration_ms
+            )
         }
         EventData::SubjectHealthy(data) => format!("after {} ms", data.after_ms),
-        EventData::StateCaptured(data) => format!(
-            "{:?} healthy={}",
-            data.phase,
-            data.healthy
-        )
-        .to_lowercase(),
+        EventData::StateCaptured(data) => {
+            format!("{:?} healthy={}", data.phase, data.healthy).to_lowercase()
+        }
         EventData::ChaosInjected(data) => format!(
             "{} on {}",
             data.chaos.chaos_type(),
@@ -209,7 +219,9 @@ pub fn summary(event: &Event) -> String {
             data.time_to_resolve_ms
                 .map_or("-".to_string(), |ms| format!("{ms}ms"))
         ),
-        EventData::CampaignFinished(data) => format!("{} trials {:?}", data.n_trials, data.by_status),
+        EventData::CampaignFinished(data) => {
+            format!("{} trials {:?}", data.n_trials, data.by_status)
+        }
         EventData::Other(other) => {
             let data: String = other.data.to_string().chars().take(100).collect();
             match &other.read_error {

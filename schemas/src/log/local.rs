@@ -18,7 +18,9 @@ pub fn nats_server_program() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalServerError {
-    #[error("cannot start {program}: {source}; install it with `scripts/setup` (Debian package nats-server)")]
+    #[error(
+        "cannot start {program}: {source}; install it with `scripts/setup` (Debian package nats-server)"
+    )]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -89,7 +91,9 @@ impl LocalNats {
             store_dir,
             log_file,
         };
-        server.wait_ready(&ports_file, Duration::from_secs(20)).await?;
+        server
+            .wait_ready(&ports_file, Duration::from_secs(20))
+            .await?;
         Ok(server)
     }
 

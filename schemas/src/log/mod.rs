@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::event::Event;
 
@@ -32,13 +32,19 @@ pub const DEFAULT_IN_FLIGHT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no NATS server answers at {url} ({reason}); start one with `eval up`, or point --nats / EVAL_NATS_URL at a running server")]
+    #[error(
+        "no NATS server answers at {url} ({reason}); start one with `eval up`, or point --nats / EVAL_NATS_URL at a running server"
+    )]
     Unreachable { url: String, reason: String },
-    #[error("the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `eval up` start one")]
+    #[error(
+        "the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `eval up` start one"
+    )]
     NoJetStream { url: String, reason: String },
     #[error("stream {STREAM_NAME} on {url} has an incompatible configuration:\n{}\nfix it, or remove the stream (`nats stream rm {STREAM_NAME}`, losing its events), or use another server", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     IncompatibleStream { url: String, problems: Vec<String> },
-    #[error("stream {STREAM_NAME} does not exist on {url}; publish a campaign first (`eval publish FILE`)")]
+    #[error(
+        "stream {STREAM_NAME} does not exist on {url}; publish a campaign first (`eval publish FILE`)"
+    )]
     NoStream { url: String },
     #[error("publish to {subject} failed: {reason}")]
     Publish { subject: String, reason: String },
@@ -50,7 +56,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The subject of an event: `eval.<campaign_id>.<trial_id or _>.<EventType>`.
 pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str) -> String {
-    format!("eval.{campaign_id}.{}.{event_type}", trial_id.unwrap_or("_"))
+    format!(
+        "eval.{campaign_id}.{}.{event_type}",
+        trial_id.unwrap_or("_")
+    )
 }
 
 /// Which events to read; `None` matches any.
@@ -188,12 +197,11 @@ impl EventLog {
                     })
                 }
             }
-            Err(error) if error.to_string().contains("not found") => {
-                self.jetstream
-                    .create_stream(Self::stream_config())
-                    .await
-                    .map_err(|error| self.jetstream_error(error.to_string()))
-            }
+            Err(error) if error.to_string().contains("not found") => self
+                .jetstream
+                .create_stream(Self::stream_config())
+                .await
+                .map_err(|error| self.jetstream_error(error.to_string())),
             Err(error) => Err(self.jetstream_error(error.to_string())),
         }
     }
@@ -410,7 +418,11 @@ fn connect_reason(error: &async_nats::ConnectError) -> String {
 /// What in an existing stream's configuration would lose or misroute events.
 pub fn stream_config_problems(config: &stream::Config) -> Vec<String> {
     let mut problems = Vec::new();
-    if !config.subjects.iter().any(|s| s == STREAM_SUBJECTS || s == ">") {
+    if !config
+        .subjects
+        .iter()
+        .any(|s| s == STREAM_SUBJECTS || s == ">")
+    {
         problems.push(format!(
             "subjects are {:?}, must include {STREAM_SUBJECTS:?}",
             config.subjects
