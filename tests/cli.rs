@@ -104,6 +104,26 @@ fn validate_reports_every_problem_and_exits_2() {
     "#]]
     .assert_eq(&stderr);
 
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "validate",
+            "--json",
+            "campaigns/quickstart.yaml",
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let reports: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(reports[0]["valid"], true);
+    assert_eq!(reports[0]["trials"], 12);
+    assert_eq!(reports[1]["valid"], false);
+    assert_eq!(reports[1]["errors"][1]["path"], "parallel");
+    assert_eq!(reports[1]["errors"][1]["line"], 5);
+
     // Once the file parses, variant names are resolved against the variant files.
     std::fs::write(
         &broken,
@@ -270,4 +290,61 @@ fn up_uses_a_running_server_and_leaves_it_running() {
             .expect("the server still answers");
         log.stream().await.expect("eval up created the stream");
     });
+}
+
+#[test]
+fn events_follow_shows_new_events_until_interrupted() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(TemporaryNats::start()).unwrap();
+    let output = eval(
+        nats.url(),
+        &[
+            "publish",
+            "campaigns/quickstart.yaml",
+            "--campaign-id",
+            "first",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    let stdout_path = dir.path().join("follow.out");
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args([
+            "events",
+            "--follow",
+            "--type",
+            "CampaignPublished",
+            "--nats",
+            nats.url(),
+        ])
+        .env("RUST_LOG", "off")
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&stdout_path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_until("the stored event", || lines() == 1);
+
+    let output = eval(
+        nats.url(),
+        &[
+            "publish",
+            "campaigns/quickstart.yaml",
+            "--campaign-id",
+            "second",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    wait_until("the new event", || lines() == 2);
+    let shown = std::fs::read_to_string(&stdout_path).unwrap();
+    assert!(shown.lines().nth(1).unwrap().contains("second"), "{shown}");
+
+    kill(Pid::from_raw(follow.id() as i32), Signal::SIGINT).unwrap();
+    assert!(follow.wait().unwrap().success());
 }
