@@ -404,6 +404,9 @@ pub struct TicketOpened {
     /// The operator.db the ticket was read from.
     pub operator_db: String,
     pub ticket_id: i64,
+    /// The subject the ticket is about, from its `subject_context`, when the operator says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub violation_key: Option<String>,
     pub invariant_name: Option<String>,
     pub store_id: Option<String>,
