@@ -42,6 +42,9 @@ enum Command {
     Up(cli::up::UpArgs),
     /// Read the log in order, one line per event (or JSON lines).
     Events(cli::events::EventsArgs),
+    /// Labs: subjects as real processes on this host.
+    #[command(subcommand)]
+    Lab(cli::lab::LabCommand),
     /// Measure throughput and latency; prints the figures.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => cli::publish::run(&global, args).await,
             Command::Up(args) => cli::up::run(&global, args).await,
             Command::Events(args) => cli::events::run(&global, args).await,
+            Command::Lab(command) => cli::lab::run(&global, command).await,
             Command::Bench(command) => cli::bench::run(&global, command).await,
         }
     });

@@ -1,1 +1,12 @@
-//! Will own the `Subject` trait, the subjects (`etcd`, `tikv`), the runtimes (`lab`, `kubernetes`), the faults and their cleanups, state capture and the trial worker.
+//! The chaos stage: the lab runtime, the etcd subject, the six faults and their cleanups, state
+//! capture, and the trial worker.
+
+pub mod error;
+pub mod etcd;
+pub mod faults;
+pub mod http;
+pub mod lab;
+pub mod nft;
+pub mod proxy;
+
+pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod events;
+pub mod lab;
 pub mod publish;
 pub mod up;
 pub mod validate;

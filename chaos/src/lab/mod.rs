@@ -1,0 +1,710 @@
+//! The lab runtime: a subject's nodes as real processes on this host. As root every node runs in
+//! its own network namespace, joined by veth pairs to a bridge in a namespace the lab creates,
+//! with its data dir on its own size-limited tmpfs; otherwise the nodes share loopback on ports
+//! of their own. Every node's client and peer ports are served by a delay proxy (`eval lab
+//! proxy`) in front of the real process, which is how `latency` works without `sch_netem`.
+//!
+//! A lab's state is a JSON file, `<data-dir>/labs/<name>/lab.json`, so that `eval lab …` in
+//! another process, or a worker after a crash, can find and clean it. Labs claim an index under
+//! `/tmp/eval-labs/` that fixes their namespace names, addresses and ports, so several labs run
+//! side by side without sharing any.
+
+pub mod sys;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use schemas::campaign::SubjectKind;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where labs claim their index; global, so that labs of different data dirs never collide.
+const CLAIMS_DIR: &str = "/tmp/eval-labs";
+/// Most labs on one host at once.
+const MAX_LABS: u32 = 200;
+/// Size of each node's data filesystem.
+pub const NODE_FS_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How the lab's nodes are separated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// A network namespace and a tmpfs per node (needs root).
+    Namespaces,
+    /// Loopback addresses and plain directories: no network or disk faults.
+    Loopback,
+}
+
+impl Isolation {
+    /// Namespaces when this process is root.
+    pub fn available() -> Isolation {
+        if sys::is_root() {
+            Isolation::Namespaces
+        } else {
+            Isolation::Loopback
+        }
+    }
+
+    /// Faults this isolation cannot inject, with the reason.
+    pub fn unsupported_faults(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Isolation::Namespaces => &[],
+            Isolation::Loopback => &[
+                ("network_partition", "needs root: nftables rules in per-node network namespaces"),
+                ("packet_loss", "needs root: nftables rules in per-node network namespaces"),
+                ("disk_pressure", "needs root: a size-limited filesystem per node"),
+            ],
+        }
+    }
+}
+
+/// One node of a lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// From 1.
+    pub number: u32,
+    pub name: String,
+    /// The node's network namespace, when isolated.
+    pub netns: Option<String>,
+    /// Where clients and peers reach the node (through its proxy).
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    /// Where the node's process itself listens (inside its namespace).
+    pub internal_client_addr: SocketAddr,
+    pub internal_peer_addr: SocketAddr,
+    pub dir: PathBuf,
+    /// The data dir: a tmpfs of its own when isolated.
+    pub data_dir: PathBuf,
+    pub mounted: bool,
+    /// The node's process, when started.
+    pub pid: Option<u32>,
+    pub proxy_pid: Option<u32>,
+    /// The delay proxy's control file; present while a latency fault is on.
+    pub delay_control: PathBuf,
+}
+
+impl NodeState {
+    pub fn client_url(&self) -> String {
+        format!("http://{}", self.client_addr)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://{}", self.peer_addr)
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+
+    /// Whether the node's process runs (and is not a zombie).
+    pub fn running(&self) -> bool {
+        self.pid.is_some_and(sys::process_alive)
+    }
+
+    /// `running`, `stopped` (paused), `down`.
+    pub fn process_status(&self) -> &'static str {
+        match self.pid.and_then(sys::process_state) {
+            Some('T' | 't') => "paused",
+            Some('Z' | 'X') | None => "down",
+            Some(_) => "running",
+        }
+    }
+}
+
+/// Everything about a lab that another process needs to use or clean it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabState {
+    pub name: String,
+    pub index: u32,
+    pub subject: SubjectKind,
+    pub isolation: Isolation,
+    pub dir: PathBuf,
+    /// The namespace holding the bridge, when isolated.
+    pub bridge_netns: Option<String>,
+    /// The host's veth into the bridge, when isolated.
+    pub host_veth: Option<String>,
+    /// Changes on every reset, so that a reset cluster never mixes with an old one.
+    pub cluster_token: String,
+    pub nodes: Vec<NodeState>,
+}
+
+/// Options of a new lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub data_dir: PathBuf,
+    /// Default: `lab<index>`.
+    pub name: Option<String>,
+    pub subject: SubjectKind,
+    pub nodes: u32,
+    pub isolation: Isolation,
+}
+
+/// A lab on this host.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub state: LabState,
+}
+
+fn labs_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("labs")
+}
+
+/// The `eval` binary, which serves `eval lab proxy`: `EVAL_BIN` when set (tests), else this one.
+pub fn eval_binary() -> PathBuf {
+    std::env::var_os("EVAL_BIN")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("eval"))
+}
+
+impl Lab {
+    /// Creates the lab's namespaces, filesystems and proxies; its nodes are not started yet.
+    pub async fn create(options: LabOptions) -> Result<Lab> {
+        if options.nodes == 0 || options.nodes > 9 {
+            return Err(Error::Lab(format!(
+                "a lab has 1 to 9 nodes, not {}",
+                options.nodes
+            )));
+        }
+        if options.isolation == Isolation::Namespaces && !sys::is_root() {
+            return Err(Error::Unsupported(
+                "network namespaces need root; run as root or use loopback isolation".into(),
+            ));
+        }
+        let (index, claim) = claim_index()?;
+        let name = options.name.clone().unwrap_or_else(|| format!("lab{index}"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            let _ = std::fs::remove_dir_all(&claim);
+            return Err(Error::Lab(format!(
+                "lab name {name:?} may hold only letters, digits, '-' and '_'"
+            )));
+        }
+        let dir = labs_dir(&options.data_dir).join(&name);
+        if dir.join("lab.json").exists() {
+            let _ = std::fs::remove_dir_all(&claim);
+            return Err(Error::Lab(format!(
+                "lab {name} exists already ({}); `eval lab down --name {name}` first",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let dir = dir.canonicalize().map_err(Error::io(&dir))?;
+        std::fs::write(claim.join("owner"), dir.display().to_string())
+            .map_err(Error::io(&claim))?;
+
+        let isolated = options.isolation == Isolation::Namespaces;
+        let nodes = (1..=options.nodes)
+            .map(|number| node_layout(index, number, &dir, isolated))
+            .collect();
+        let mut lab = Lab {
+            state: LabState {
+                name,
+                index,
+                subject: options.subject,
+                isolation: options.isolation,
+                dir,
+                bridge_netns: isolated.then(|| format!("eval-l{index}-br")),
+                host_veth: isolated.then(|| format!("el{index}h")),
+                cluster_token: format!("eval-l{index}-0"),
+                nodes,
+            },
+        };
+        lab.save()?;
+        if let Err(error) = lab.build().await {
+            let _ = lab.clone().destroy().await;
+            return Err(error);
+        }
+        Ok(lab)
+    }
+
+    async fn build(&mut self) -> Result<()> {
+        for node in &self.state.nodes {
+            std::fs::create_dir_all(&node.data_dir).map_err(Error::io(&node.data_dir))?;
+        }
+        if self.state.isolation == Isolation::Namespaces {
+            self.build_network().await?;
+            for position in 0..self.state.nodes.len() {
+                mount_tmpfs(&self.state.nodes[position].data_dir)?;
+                self.state.nodes[position].mounted = true;
+                self.save()?;
+            }
+        }
+        for position in 0..self.state.nodes.len() {
+            self.start_proxy(position).await?;
+        }
+        self.save()
+    }
+
+    async fn build_network(&mut self) -> Result<()> {
+        let index = self.state.index;
+        let bridge = self.state.bridge_netns.clone().expect("isolated lab");
+        let host_veth = self.state.host_veth.clone().expect("isolated lab");
+        sys::run("ip", ["netns", "add", &bridge], None).await?;
+        self.save()?;
+        ip_in(&bridge, &["link", "add", "br0", "type", "bridge"]).await?;
+        ip_in(&bridge, &["link", "set", "br0", "up"]).await?;
+        ip_in(&bridge, &["link", "set", "lo", "up"]).await?;
+        for node in &self.state.nodes {
+            let netns = node.netns.clone().expect("isolated node");
+            let veth = format!("el{index}n{}", node.number);
+            let bridge_end = format!("{veth}b");
+            let address = format!("{}/24", node.client_addr.ip());
+            sys::run("ip", ["netns", "add", &netns], None).await?;
+            sys::run(
+                "ip",
+                ["link", "add", &veth, "type", "veth", "peer", "name", &bridge_end],
+                None,
+            )
+            .await?;
+            sys::run("ip", ["link", "set", &veth, "netns", &netns], None).await?;
+            sys::run("ip", ["link", "set", &bridge_end, "netns", &bridge], None).await?;
+            ip_in(&netns, &["link", "set", &veth, "name", "eth0"]).await?;
+            ip_in(&netns, &["addr", "add", &address, "dev", "eth0"]).await?;
+            ip_in(&netns, &["link", "set", "eth0", "up"]).await?;
+            ip_in(&netns, &["link", "set", "lo", "up"]).await?;
+            ip_in(&bridge, &["link", "set", &bridge_end, "master", "br0"]).await?;
+            ip_in(&bridge, &["link", "set", &bridge_end, "up"]).await?;
+        }
+        let host_bridge_end = format!("{host_veth}b");
+        sys::run(
+            "ip",
+            ["link", "add", &host_veth, "type", "veth", "peer", "name", &host_bridge_end],
+            None,
+        )
+        .await?;
+        sys::run("ip", ["link", "set", &host_bridge_end, "netns", &bridge], None).await?;
+        ip_in(&bridge, &["link", "set", &host_bridge_end, "master", "br0"]).await?;
+        ip_in(&bridge, &["link", "set", &host_bridge_end, "up"]).await?;
+        let host_address = format!("{}/24", host_ip(index));
+        sys::run("ip", ["addr", "add", &host_address, "dev", &host_veth], None).await?;
+        sys::run("ip", ["link", "set", &host_veth, "up"], None).await?;
+        Ok(())
+    }
+
+    /// Opens the lab `name` of `data_dir`.
+    pub fn open(data_dir: &Path, name: &str) -> Result<Lab> {
+        let file = labs_dir(data_dir).join(name).join("lab.json");
+        let text = std::fs::read_to_string(&file).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::Lab(format!(
+                    "no lab named {name} in {} (see `eval lab status`)",
+                    labs_dir(data_dir).display()
+                ))
+            } else {
+                Error::Io {
+                    path: file.clone(),
+                    source,
+                }
+            }
+        })?;
+        let state = serde_json::from_str(&text)
+            .map_err(|error| Error::Lab(format!("{}: {error}", file.display())))?;
+        Ok(Lab { state })
+    }
+
+    /// Opens the lab whose directory is `dir` (as cleanup records name it).
+    pub fn open_dir(dir: &Path) -> Result<Lab> {
+        let name = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| Error::Lab(format!("bad lab dir {}", dir.display())))?;
+        let data_dir = dir
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Error::Lab(format!("bad lab dir {}", dir.display())))?;
+        Lab::open(data_dir, name)
+    }
+
+    /// Every lab of `data_dir`.
+    pub fn list(data_dir: &Path) -> Result<Vec<Lab>> {
+        let dir = labs_dir(data_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Io { path: dir, source }),
+        };
+        let mut labs = Vec::new();
+        for entry in entries.flatten() {
+            if entry.path().join("lab.json").exists()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                labs.push(Lab::open(data_dir, name)?);
+            }
+        }
+        labs.sort_by(|a, b| a.state.name.cmp(&b.state.name));
+        Ok(labs)
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let file = self.state.dir.join("lab.json");
+        let temporary = self.state.dir.join("lab.json.tmp");
+        let text = serde_json::to_string_pretty(&self.state).expect("lab state serializes");
+        std::fs::write(&temporary, text).map_err(Error::io(&temporary))?;
+        std::fs::rename(&temporary, &file).map_err(Error::io(&file))
+    }
+
+    pub fn node(&self, number: u32) -> Result<&NodeState> {
+        self.state
+            .nodes
+            .iter()
+            .find(|node| node.number == number)
+            .ok_or_else(|| {
+                Error::Lab(format!(
+                    "lab {} has nodes 1 to {}, not {number}",
+                    self.state.name,
+                    self.state.nodes.len()
+                ))
+            })
+    }
+
+    fn position(&self, number: u32) -> Result<usize> {
+        self.node(number)?;
+        Ok(number as usize - 1)
+    }
+
+    /// Starts node `number` with `argv` (inside its namespace when isolated), logging to its
+    /// log file, and records its pid.
+    pub async fn start_process(&mut self, number: u32, argv: &[String]) -> Result<u32> {
+        let position = self.position(number)?;
+        let node = &self.state.nodes[position];
+        if node.running() {
+            return Err(Error::Lab(format!(
+                "node {number} of lab {} runs already (pid {})",
+                self.state.name,
+                node.pid.unwrap_or_default()
+            )));
+        }
+        let pid = spawn_detached(node.netns.as_deref(), argv, &node.log_file())?;
+        self.state.nodes[position].pid = Some(pid);
+        self.save()?;
+        Ok(pid)
+    }
+
+    async fn start_proxy(&mut self, position: usize) -> Result<()> {
+        let node = self.state.nodes[position].clone();
+        let binary = eval_binary();
+        let argv = vec![
+            binary.display().to_string(),
+            "lab".to_string(),
+            "proxy".to_string(),
+            "--control".to_string(),
+            node.delay_control.display().to_string(),
+            "--route".to_string(),
+            format!("{}={}", node.client_addr, node.internal_client_addr),
+            "--route".to_string(),
+            format!("{}={}", node.peer_addr, node.internal_peer_addr),
+        ];
+        let log = node.dir.join("proxy.log");
+        let pid = spawn_detached(node.netns.as_deref(), &argv, &log)?;
+        self.state.nodes[position].proxy_pid = Some(pid);
+        self.save()?;
+        wait_listening(node.client_addr, pid, &log).await
+    }
+
+    /// Sends `signal` to node `number`'s process.
+    pub fn signal_node(&self, number: u32, signal: Signal) -> Result<u32> {
+        let node = self.node(number)?;
+        let pid = node
+            .pid
+            .filter(|pid| sys::process_alive(*pid))
+            .ok_or_else(|| {
+                Error::Lab(format!(
+                    "node {number} of lab {} is not running",
+                    self.state.name
+                ))
+            })?;
+        sys::signal(pid, signal)?;
+        Ok(pid)
+    }
+
+    /// Stops node `number`: SIGTERM (after SIGCONT, should it be paused), SIGKILL after `grace`.
+    pub async fn stop_node(&mut self, number: u32, grace: Duration) -> Result<()> {
+        let position = self.position(number)?;
+        if let Some(pid) = self.state.nodes[position].pid {
+            terminate(pid, grace).await;
+        }
+        self.state.nodes[position].pid = None;
+        self.save()
+    }
+
+    /// Stops every node and wipes its data, keeping namespaces, filesystems and proxies.
+    pub async fn wipe(&mut self) -> Result<()> {
+        for number in 1..=self.state.nodes.len() as u32 {
+            self.stop_node(number, Duration::from_secs(2)).await?;
+        }
+        for node in &self.state.nodes {
+            let _ = crate::proxy::clear_control(&node.delay_control);
+            remove_dir_contents(&node.data_dir)?;
+            if let Some(netns) = &node.netns {
+                crate::nft::delete_table(netns).await?;
+            }
+        }
+        let generation = self
+            .state
+            .cluster_token
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.state.cluster_token = format!("eval-l{}-{}", self.state.index, generation + 1);
+        self.save()
+    }
+
+    /// Removes everything the lab made: processes, namespaces (and the nftables rules in them),
+    /// filesystems, its directory and its index claim.
+    pub async fn destroy(self) -> Result<()> {
+        let mut problems = Vec::new();
+        for node in &self.state.nodes {
+            for pid in [node.pid, node.proxy_pid].into_iter().flatten() {
+                terminate(pid, Duration::from_secs(2)).await;
+            }
+        }
+        for node in &self.state.nodes {
+            if node.mounted || is_mount_point(&node.data_dir) {
+                if let Err(error) = nix::mount::umount2(&node.data_dir, nix::mount::MntFlags::MNT_DETACH) {
+                    problems.push(format!("umount {}: {error}", node.data_dir.display()));
+                }
+            }
+            if let Some(netns) = &node.netns {
+                delete_netns(netns, &mut problems).await;
+            }
+        }
+        if let Some(bridge) = &self.state.bridge_netns {
+            delete_netns(bridge, &mut problems).await;
+        }
+        if let Some(host_veth) = &self.state.host_veth
+            && std::path::Path::new(&format!("/sys/class/net/{host_veth}")).exists()
+            && let Err(error) = sys::run("ip", ["link", "del", host_veth], None).await
+        {
+            problems.push(error.to_string());
+        }
+        if problems.is_empty() {
+            if let Err(error) = std::fs::remove_dir_all(&self.state.dir) {
+                problems.push(format!("remove {}: {error}", self.state.dir.display()));
+            }
+            let _ = std::fs::remove_dir_all(Path::new(CLAIMS_DIR).join(self.state.index.to_string()));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Lab(format!(
+                "lab {} not fully removed: {}",
+                self.state.name,
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// The data filesystem's size and use of node `number`, in bytes.
+    pub fn disk_usage(&self, number: u32) -> Result<(u64, u64)> {
+        let node = self.node(number)?;
+        let stat = nix::sys::statvfs::statvfs(&node.data_dir)
+            .map_err(|errno| Error::Lab(format!("statvfs {}: {errno}", node.data_dir.display())))?;
+        let block = stat.fragment_size() as u64;
+        let total = stat.blocks() as u64 * block;
+        let free = stat.blocks_available() as u64 * block;
+        Ok((total, total.saturating_sub(free)))
+    }
+}
+
+fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeState {
+    let dir = lab_dir.join(format!("n{number}"));
+    let (public_ip, internal_ip, ports) = if isolated {
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 250, index as u8, number as u8));
+        (ip, IpAddr::V4(Ipv4Addr::LOCALHOST), [2379, 2380, 2379, 2380])
+    } else {
+        let base = 20000 + index as u16 * 40 + number as u16 * 4;
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        (localhost, localhost, [base, base + 1, base + 2, base + 3])
+    };
+    NodeState {
+        number,
+        name: format!("n{number}"),
+        netns: isolated.then(|| format!("eval-l{index}-n{number}")),
+        client_addr: SocketAddr::new(public_ip, ports[0]),
+        peer_addr: SocketAddr::new(public_ip, ports[1]),
+        internal_client_addr: SocketAddr::new(internal_ip, ports[2]),
+        internal_peer_addr: SocketAddr::new(internal_ip, ports[3]),
+        data_dir: dir.join("data"),
+        delay_control: dir.join("delay.json"),
+        dir,
+        mounted: false,
+        pid: None,
+        proxy_pid: None,
+    }
+}
+
+/// The host's address on a lab's bridge.
+pub fn host_ip(index: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 250, index as u8, 254)
+}
+
+/// Claims the lowest free lab index: a directory under [`CLAIMS_DIR`] (creating it is atomic).
+/// A claim whose lab directory is gone is stale and taken over.
+fn claim_index() -> Result<(u32, PathBuf)> {
+    let claims = Path::new(CLAIMS_DIR);
+    std::fs::create_dir_all(claims).map_err(Error::io(claims))?;
+    for index in 0..MAX_LABS {
+        let claim = claims.join(index.to_string());
+        match std::fs::create_dir(&claim) {
+            Ok(()) => return Ok((index, claim)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+                let age = std::fs::metadata(&claim)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .unwrap_or_default();
+                let stale = if owner.is_empty() {
+                    age > Duration::from_secs(60)
+                } else {
+                    !Path::new(owner.trim()).join("lab.json").exists()
+                };
+                if stale && std::fs::remove_dir_all(&claim).is_ok() && std::fs::create_dir(&claim).is_ok() {
+                    return Ok((index, claim));
+                }
+            }
+            Err(source) => return Err(Error::Io { path: claim, source }),
+        }
+    }
+    Err(Error::Lab(format!("all {MAX_LABS} lab indexes are taken (see {CLAIMS_DIR})")))
+}
+
+async fn ip_in(netns: &str, args: &[&str]) -> Result<String> {
+    let mut full = vec!["-n", netns];
+    full.extend_from_slice(args);
+    sys::run("ip", full, None).await
+}
+
+async fn delete_netns(netns: &str, problems: &mut Vec<String>) {
+    if Path::new("/run/netns").join(netns).exists()
+        && let Err(error) = sys::run("ip", ["netns", "del", netns], None).await
+    {
+        problems.push(error.to_string());
+    }
+}
+
+/// Starts `argv` in its own process group (so a terminal's Ctrl-C does not reach it), inside
+/// `netns` when given, with its output appended to `log`; a task reaps it when it exits.
+fn spawn_detached(netns: Option<&str>, argv: &[String], log: &Path) -> Result<u32> {
+    let (program, args): (String, Vec<String>) = match netns {
+        Some(netns) => (
+            "ip".to_string(),
+            ["netns", "exec", netns]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(argv.iter().cloned())
+                .collect(),
+        ),
+        None => (argv[0].clone(), argv[1..].to_vec()),
+    };
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(Error::io(log))?;
+    let errors = output.try_clone().map_err(Error::io(log))?;
+    let mut child = tokio::process::Command::new(&program)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let pid = child
+        .id()
+        .ok_or_else(|| Error::Lab(format!("{program} exited at once")))?;
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    Ok(pid)
+}
+
+/// SIGCONT + SIGTERM, then SIGKILL after `grace`; returns when the process is gone.
+pub async fn terminate(pid: u32, grace: Duration) {
+    if !sys::process_alive(pid) {
+        return;
+    }
+    let _ = sys::signal(pid, Signal::SIGCONT);
+    let _ = sys::signal(pid, Signal::SIGTERM);
+    let started = std::time::Instant::now();
+    while sys::process_alive(pid) && started.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if sys::process_alive(pid) {
+        let _ = sys::signal(pid, Signal::SIGKILL);
+        let started = std::time::Instant::now();
+        while sys::process_alive(pid) && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn wait_listening(addr: SocketAddr, pid: u32, log: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if !sys::process_alive(pid) || started.elapsed() > Duration::from_secs(10) {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = tail.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+            return Err(Error::Lab(format!(
+                "proxy for {addr} did not start (log {}: {tail})",
+                log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn mount_tmpfs(dir: &Path) -> Result<()> {
+    let options = format!("size={NODE_FS_BYTES},mode=0700");
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|errno| Error::Lab(format!("mount tmpfs on {}: {errno}", dir.display())))
+}
+
+fn is_mount_point(dir: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    let dir = dir.display().to_string();
+    mounts
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some(dir.as_str()))
+}
+
+fn remove_dir_contents(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(Error::io(&path))?;
+    }
+    Ok(())
+}

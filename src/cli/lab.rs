@@ -1,0 +1,285 @@
+//! `eval lab …`: start, inspect and stop labs by hand, and the delay proxy the lab runs in front
+//! of every node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chaos::etcd::EtcdLab;
+use chaos::lab::{Isolation, Lab};
+use clap::{Args, Subcommand, ValueEnum};
+use nix::sys::signal::Signal;
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start a lab: a fresh cluster of real processes on this host, healthy when this returns.
+    Up(UpArgs),
+    /// Stop a lab and remove everything it made (processes, namespaces, filesystems, rules).
+    Down(DownArgs),
+    /// Show the labs, their nodes and health.
+    Status(StatusArgs),
+    /// Stop, start, pause or resume one node.
+    Node(NodeArgs),
+    /// (internal) The delay proxy in front of a node's ports.
+    #[command(hide = true)]
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SubjectArg {
+    Etcd,
+    Tikv,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The subject to run.
+    #[arg(long, value_enum, default_value = "etcd")]
+    subject: SubjectArg,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// The lab's name (default: lab<index>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Run on loopback addresses even as root (no network or disk faults).
+    #[arg(long)]
+    loopback: bool,
+    /// Print the lab as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The lab to stop (default: the only one).
+    #[arg(long)]
+    name: Option<String>,
+    /// Stop every lab of the data dir.
+    #[arg(long, conflicts_with = "name")]
+    all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this lab.
+    #[arg(long)]
+    name: Option<String>,
+    /// Print the labs as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum NodeAction {
+    Stop,
+    Start,
+    Pause,
+    Resume,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[arg(value_enum)]
+    action: NodeAction,
+    /// The node number, from 1.
+    node: u32,
+    /// The lab (default: the only one).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The control file holding the delay settings, absent for no delay.
+    #[arg(long)]
+    control: PathBuf,
+    /// LISTEN=UPSTREAM address pairs.
+    #[arg(long, required = true)]
+    route: Vec<String>,
+}
+
+pub async fn run(global: &Global, command: LabCommand) -> Outcome {
+    match command {
+        LabCommand::Up(args) => up(global, args).await,
+        LabCommand::Down(args) => down(global, args).await,
+        LabCommand::Status(args) => status(global, args).await,
+        LabCommand::Node(args) => node(global, args).await,
+        LabCommand::Proxy(args) => proxy(args).await,
+    }
+}
+
+async fn up(global: &Global, args: UpArgs) -> Outcome {
+    if matches!(args.subject, SubjectArg::Tikv) {
+        return Err(anyhow::anyhow!(
+            "the lab runs etcd only: a TiKV lab needs pd-server and tikv-server binaries, which Debian does not ship; use a TiKV cluster on Kubernetes (subject_settings.tikv.runtime: kubernetes)"
+        )
+        .into());
+    }
+    let isolation = if args.loopback { Isolation::Loopback } else { Isolation::available() };
+    if isolation == Isolation::Loopback {
+        for (fault, reason) in isolation.unsupported_faults() {
+            eprintln!("eval lab: loopback lab: {fault} unavailable ({reason})");
+        }
+    }
+    let mut subject = EtcdLab::create(&global.data_dir, args.name, args.nodes, isolation).await?;
+    let started = std::time::Instant::now();
+    let ready = async {
+        subject.reset().await?;
+        subject.wait_healthy(Duration::from_secs(30)).await
+    };
+    if let Err(error) = ready.await {
+        let name = subject.lab.state.name.clone();
+        let _ = subject.lab.destroy().await;
+        return Err(anyhow::Error::from(error).context(format!("lab {name} did not start")).into());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&subject.lab.state)?);
+    } else {
+        println!(
+            "lab {} up: etcd, {} nodes, {:?}, healthy in {:.1}s",
+            subject.lab.state.name,
+            subject.lab.state.nodes.len(),
+            subject.lab.state.isolation,
+            started.elapsed().as_secs_f64()
+        );
+        println!("endpoints: {}", subject.endpoints().join(","));
+    }
+    Ok(())
+}
+
+fn pick(global: &Global, name: Option<String>) -> anyhow::Result<Lab> {
+    if let Some(name) = name {
+        return Ok(Lab::open(&global.data_dir, &name)?);
+    }
+    let mut labs = Lab::list(&global.data_dir)?;
+    match labs.len() {
+        0 => bail!("no lab in {}; start one with `eval lab up`", global.data_dir.display()),
+        1 => Ok(labs.remove(0)),
+        _ => bail!(
+            "several labs: {}; choose one with --name",
+            labs.iter().map(|lab| lab.state.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+async fn down(global: &Global, args: DownArgs) -> Outcome {
+    let labs = if args.all {
+        Lab::list(&global.data_dir)?
+    } else {
+        vec![pick(global, args.name)?]
+    };
+    for lab in labs {
+        let name = lab.state.name.clone();
+        lab.destroy().await.with_context(|| format!("stopping lab {name}"))?;
+        println!("lab {name} down");
+    }
+    Ok(())
+}
+
+async fn status(global: &Global, args: StatusArgs) -> Outcome {
+    let labs = match args.name {
+        Some(name) => vec![Lab::open(&global.data_dir, &name)?],
+        None => Lab::list(&global.data_dir)?,
+    };
+    let mut reports = Vec::new();
+    for lab in labs {
+        let subject = EtcdLab::from_lab(lab)?;
+        let health = subject.health().await;
+        reports.push((subject, health));
+    }
+    if args.json {
+        let value: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(subject, health)| {
+                serde_json::json!({
+                    "lab": subject.lab.state,
+                    "health": health,
+                    "nodes": subject.lab.state.nodes.iter().map(|node| serde_json::json!({
+                        "node": node.number, "process": node.process_status(), "pid": node.pid,
+                        "endpoint": node.client_url(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if reports.is_empty() {
+        println!("no lab in {}", global.data_dir.display());
+    }
+    for (subject, health) in &reports {
+        let state = &subject.lab.state;
+        println!(
+            "lab {} ({}, {:?}): {}",
+            state.name,
+            state.subject,
+            state.isolation,
+            if health.healthy {
+                "healthy".to_string()
+            } else {
+                format!("unhealthy: {}", health.reason.as_deref().unwrap_or(""))
+            }
+        );
+        for node in &state.nodes {
+            println!(
+                "  node {}  {:<8}  pid {:<8}  {}{}",
+                node.number,
+                node.process_status(),
+                node.pid.map_or("-".to_string(), |pid| pid.to_string()),
+                node.client_url(),
+                if health.leader == Some(node.number) { "  leader" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn node(global: &Global, args: NodeArgs) -> Outcome {
+    let lab = pick(global, args.name)?;
+    let mut subject = EtcdLab::from_lab(lab)?;
+    let number = args.node;
+    match args.action {
+        NodeAction::Stop => subject.lab.stop_node(number, Duration::from_secs(5)).await?,
+        NodeAction::Start => {
+            subject.start_member(number).await?;
+        }
+        NodeAction::Pause => {
+            subject.lab.signal_node(number, Signal::SIGSTOP)?;
+        }
+        NodeAction::Resume => {
+            subject.lab.signal_node(number, Signal::SIGCONT)?;
+        }
+    }
+    println!("node {number} of lab {}: {}", subject.lab.state.name, subject.lab.node(number)?.process_status());
+    Ok(())
+}
+
+async fn proxy(args: ProxyArgs) -> Outcome {
+    let shutdown = super::shutdown_on_signal();
+    let mut proxies = Vec::new();
+    for route in &args.route {
+        let (listen, upstream) = route
+            .split_once('=')
+            .with_context(|| format!("route {route:?} is not LISTEN=UPSTREAM"))?;
+        let listen: SocketAddr = listen.parse().with_context(|| format!("bad address {listen:?}"))?;
+        let upstream: SocketAddr = upstream.parse().with_context(|| format!("bad address {upstream:?}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        proxies.push(tokio::spawn(chaos::proxy::run_delay_proxy(
+            listener,
+            upstream,
+            args.control.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for proxy in proxies {
+        proxy.await??;
+    }
+    Ok(())
+}
