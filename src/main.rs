@@ -42,6 +42,14 @@ enum Command {
     Up(cli::up::UpArgs),
     /// Read the log in order, one line per event (or JSON lines).
     Events(cli::events::EventsArgs),
+    /// Publish a campaign and run it to the end in this process: `eval run --subject etcd
+    /// --chaos node_kill`, or `eval run campaign FILE`.
+    Run(cli::run::RunArgs),
+    /// The trial worker alone: takes trials from the log and runs them on labs of its own.
+    Worker(cli::worker::WorkerArgs),
+    /// Chaos housekeeping.
+    #[command(subcommand)]
+    Chaos(cli::worker::ChaosCommand),
     /// Labs: subjects as real processes on this host.
     #[command(subcommand)]
     Lab(cli::lab::LabCommand),
@@ -67,6 +75,9 @@ fn main() -> ExitCode {
             Command::Publish(args) => cli::publish::run(&global, args).await,
             Command::Up(args) => cli::up::run(&global, args).await,
             Command::Events(args) => cli::events::run(&global, args).await,
+            Command::Run(args) => cli::run::run(&global, args).await,
+            Command::Worker(args) => cli::worker::run(&global, args).await,
+            Command::Chaos(command) => cli::worker::chaos(&global, command).await,
             Command::Lab(command) => cli::lab::run(&global, command).await,
             Command::Bench(command) => cli::bench::run(&global, command).await,
         }

@@ -13,6 +13,9 @@ use crate::lab::{Isolation, Lab, LabOptions, NodeState};
 
 /// Per-request deadline of health checks: a paused member must not stall them.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
+/// A member answering slower than this, twice in a row, counts as unhealthy (this is how the
+/// `latency` fault shows: a delayed node still answers, only late).
+pub const SLOW_ANSWER: Duration = Duration::from_millis(80);
 
 /// The `etcd` program; `EVAL_ETCD` names another.
 pub fn etcd_program() -> String {
@@ -91,7 +94,12 @@ impl EtcdLab {
 
     /// The client endpoints, as `http://addr:port`.
     pub fn endpoints(&self) -> Vec<String> {
-        self.lab.state.nodes.iter().map(NodeState::client_url).collect()
+        self.lab
+            .state
+            .nodes
+            .iter()
+            .map(NodeState::client_url)
+            .collect()
     }
 
     pub async fn member_status(&self, node: &NodeState) -> Result<MemberStatus> {
@@ -112,15 +120,27 @@ impl EtcdLab {
         })
     }
 
-    /// Every member's status, by node number, or why it did not answer.
-    pub async fn statuses(&self) -> Vec<(u32, Result<MemberStatus, String>)> {
+    /// Every member's status and how long it took to answer, by node number, or why it did
+    /// not answer.
+    pub async fn statuses(&self) -> Vec<(u32, Result<(MemberStatus, Duration), String>)> {
         let checks = self.lab.state.nodes.iter().map(|node| async move {
+            let started = Instant::now();
+            let status = self.member_status(node).await.map_err(|e| e.to_string());
             (
                 node.number,
-                self.member_status(node).await.map_err(|e| e.to_string()),
+                status.map(|status| (status, started.elapsed())),
             )
         });
         futures::future::join_all(checks).await
+    }
+
+    /// How long member `number` takes to answer when asked again, if still slower than
+    /// [`SLOW_ANSWER`] (a single slow answer can be a scheduling hiccup of a loaded host).
+    async fn slow_answer(&self, number: u32) -> Option<Duration> {
+        let node = self.lab.node(number).ok()?;
+        let started = Instant::now();
+        self.member_status(node).await.ok()?;
+        Some(started.elapsed()).filter(|elapsed| *elapsed > SLOW_ANSWER)
     }
 
     /// The active alarms (`NOSPACE`, `CORRUPT`), asked of any member that answers.
@@ -156,11 +176,17 @@ impl EtcdLab {
     pub async fn health(&self) -> Health {
         let statuses = self.statuses().await;
         let mut down = Vec::new();
+        let mut slow = Vec::new();
         let mut leaders = std::collections::BTreeSet::new();
         let mut ids = std::collections::BTreeMap::new();
         for (number, status) in &statuses {
             match status {
-                Ok(status) => {
+                Ok((status, elapsed)) => {
+                    if *elapsed > SLOW_ANSWER
+                        && let Some(elapsed) = self.slow_answer(*number).await
+                    {
+                        slow.push(format!("n{number} answers in {}ms", elapsed.as_millis()));
+                    }
                     leaders.insert(status.leader.clone());
                     ids.insert(status.member_id.clone(), *number);
                 }
@@ -180,6 +206,9 @@ impl EtcdLab {
         }
         if leader.is_none() {
             return unhealthy(format!("no agreed leader (members name {leaders:?})"));
+        }
+        if !slow.is_empty() {
+            return unhealthy(format!("slow: {}", slow.join("; ")));
         }
         match self.alarms().await {
             Ok(alarms) if !alarms.is_empty() => unhealthy(format!("alarms: {}", alarms.join(", "))),
@@ -214,8 +243,11 @@ impl EtcdLab {
     pub async fn key_count(&self) -> Option<u64> {
         for node in &self.lab.state.nodes {
             // The whole key space: key "\0" with range_end "\0", base64-encoded.
-            let request = serde_json::json!({"key": "AA==", "range_end": "AA==", "count_only": true});
-            if let Ok(answer) = post_json(node.client_addr, "/v3/kv/range", &request, REQUEST_TIMEOUT).await {
+            let request =
+                serde_json::json!({"key": "AA==", "range_end": "AA==", "count_only": true});
+            if let Ok(answer) =
+                post_json(node.client_addr, "/v3/kv/range", &request, REQUEST_TIMEOUT).await
+            {
                 return Some(number_field(&answer["count"]));
             }
         }
@@ -241,7 +273,8 @@ impl EtcdLab {
                     "endpoint": node.client_url(),
                     "process": node.process_status(),
                     "pid": node.pid,
-                    "status": status.as_ref().ok(),
+                    "status": status.as_ref().ok().map(|(status, _)| status),
+                    "answer_ms": status.as_ref().ok().map(|(_, elapsed)| elapsed.as_millis() as u64),
                     "error": status.as_ref().err(),
                     "disk_total_bytes": disk.map(|(total, _)| total),
                     "disk_used_bytes": disk.map(|(_, used)| used),

@@ -164,11 +164,19 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
     Ok(match chaos {
         ChaosSpec::NodeKill(params) => {
             let node = resolve_target(subject, &params.target, &mut rng).await?;
-            CleanupRecord::NodeKill { lab_dir, node, pid: running_pid(node)? }
+            CleanupRecord::NodeKill {
+                lab_dir,
+                node,
+                pid: running_pid(node)?,
+            }
         }
         ChaosSpec::ProcessPause(params) => {
             let node = resolve_target(subject, &params.target, &mut rng).await?;
-            CleanupRecord::ProcessPause { lab_dir, node, pid: running_pid(node)? }
+            CleanupRecord::ProcessPause {
+                lab_dir,
+                node,
+                pid: running_pid(node)?,
+            }
         }
         ChaosSpec::Latency(params) => {
             let node = resolve_target(subject, &params.target, &mut rng).await?;
@@ -200,7 +208,9 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
                 Some(groups) => groups.clone(),
                 None => {
                     let node = resolve_target(subject, &params.target, &mut rng).await?;
-                    let rest = (1..=lab.state.nodes.len() as u32).filter(|n| *n != node).collect();
+                    let rest = (1..=lab.state.nodes.len() as u32)
+                        .filter(|n| *n != node)
+                        .collect();
                     vec![vec![node], rest]
                 }
             };
@@ -215,10 +225,18 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
                     vec!["partition_in".into(), "partition_out".into()]
                 };
                 for node in group {
-                    rules.push((lab.node(*node)?.netns.clone().expect("isolated node"), chains.clone()));
+                    rules.push((
+                        lab.node(*node)?.netns.clone().expect("isolated node"),
+                        chains.clone(),
+                    ));
                 }
             }
-            CleanupRecord::NetworkPartition { lab_dir, groups, asymmetric: params.asymmetric, rules }
+            CleanupRecord::NetworkPartition {
+                lab_dir,
+                groups,
+                asymmetric: params.asymmetric,
+                rules,
+            }
         }
         ChaosSpec::DiskPressure(params) => {
             needs_namespaces(lab, "disk_pressure")?;
@@ -248,18 +266,25 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
             Ok(())
         }
         CleanupRecord::ProcessPause { pid, .. } => sys::signal(*pid, Signal::SIGSTOP),
-        CleanupRecord::Latency { control, settings, .. } => {
-            proxy::write_control(control, settings).map_err(Error::io(control))
-        }
+        CleanupRecord::Latency {
+            control, settings, ..
+        } => proxy::write_control(control, settings).map_err(Error::io(control)),
         CleanupRecord::PacketLoss { netns, percent, .. } => {
             let chains = [Hook::Input, Hook::Output].map(|hook| DropChain {
-                name: if hook == Hook::Input { "loss_in" } else { "loss_out" }.to_string(),
+                name: if hook == Hook::Input {
+                    "loss_in"
+                } else {
+                    "loss_out"
+                }
+                .to_string(),
                 hook,
                 rule: DropRule::Random { percent: *percent },
             });
             nft::add_chains(netns, &chains).await
         }
-        CleanupRecord::NetworkPartition { groups, asymmetric, .. } => {
+        CleanupRecord::NetworkPartition {
+            groups, asymmetric, ..
+        } => {
             let address = |node: u32| -> Result<IpAddr> { Ok(lab.node(node)?.client_addr.ip()) };
             for (position, group) in groups.iter().enumerate() {
                 if *asymmetric && position > 0 {
@@ -291,7 +316,12 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
             }
             Ok(())
         }
-        CleanupRecord::DiskPressure { node, fill_file, bytes, .. } => {
+        CleanupRecord::DiskPressure {
+            node,
+            fill_file,
+            bytes,
+            ..
+        } => {
             let node_state = lab.node(*node)?;
             // Never fill a filesystem the lab did not create.
             if !node_state.mounted || fill_file.parent() != Some(node_state.data_dir.as_path()) {
@@ -316,7 +346,12 @@ fn fill(path: &Path, bytes: u64) -> Result<()> {
             Ok(()) => left -= size as u64,
             // A full filesystem is what the fault wants: stop there.
             Err(error) if error.raw_os_error() == Some(nix::libc::ENOSPC) => break,
-            Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         }
     }
     file.sync_all().map_err(Error::io(path))
@@ -351,7 +386,10 @@ pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()
         CleanupRecord::DiskPressure { fill_file, .. } => match std::fs::remove_file(fill_file) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io { path: fill_file.clone(), source }),
+            Err(source) => Err(Error::Io {
+                path: fill_file.clone(),
+                source,
+            }),
         },
     }
 }
@@ -377,12 +415,22 @@ pub async fn leftovers(subject: &EtcdLab, record: &CleanupRecord) -> Result<Vec<
         }
         CleanupRecord::PacketLoss { netns, chains, .. } => {
             let present = nft::list_chains(netns).await?;
-            left.extend(chains.iter().filter(|c| present.contains(c)).map(|c| format!("{netns}: chain {c}")));
+            left.extend(
+                chains
+                    .iter()
+                    .filter(|c| present.contains(c))
+                    .map(|c| format!("{netns}: chain {c}")),
+            );
         }
         CleanupRecord::NetworkPartition { rules, .. } => {
             for (netns, chains) in rules {
                 let present = nft::list_chains(netns).await?;
-                left.extend(chains.iter().filter(|c| present.contains(c)).map(|c| format!("{netns}: chain {c}")));
+                left.extend(
+                    chains
+                        .iter()
+                        .filter(|c| present.contains(c))
+                        .map(|c| format!("{netns}: chain {c}")),
+                );
             }
         }
         CleanupRecord::DiskPressure { fill_file, .. } => {

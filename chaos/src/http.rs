@@ -66,7 +66,9 @@ async fn exchange(
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.map_err(io)?;
     if response.is_empty() {
-        return Err(malformed("closed the connection without answering".to_string()));
+        return Err(malformed(
+            "closed the connection without answering".to_string(),
+        ));
     }
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text

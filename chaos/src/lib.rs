@@ -8,5 +8,7 @@ pub mod http;
 pub mod lab;
 pub mod nft;
 pub mod proxy;
+pub mod subject;
+pub mod worker;
 
 pub use error::{Error, Result};

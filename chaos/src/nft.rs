@@ -49,7 +49,11 @@ impl DropChain {
         let name = &self.name;
         let matcher = match (&self.rule, self.hook) {
             (DropRule::Peers(addresses), hook) => {
-                let field = if hook == Hook::Input { "saddr" } else { "daddr" };
+                let field = if hook == Hook::Input {
+                    "saddr"
+                } else {
+                    "daddr"
+                };
                 let list = addresses
                     .iter()
                     .map(IpAddr::to_string)
@@ -58,8 +62,15 @@ impl DropChain {
                 format!("ip {field} {{ {list} }}")
             }
             (DropRule::Random { percent }, hook) => {
-                let interface = if hook == Hook::Input { "iifname" } else { "oifname" };
-                format!("{interface} \"eth0\" numgen random mod 100 < {}", percent.min(&100))
+                let interface = if hook == Hook::Input {
+                    "iifname"
+                } else {
+                    "oifname"
+                };
+                format!(
+                    "{interface} \"eth0\" numgen random mod 100 < {}",
+                    percent.min(&100)
+                )
             }
         };
         format!(
@@ -73,7 +84,12 @@ impl DropChain {
 /// Adds `chains` in `netns` atomically (one `nft -f` transaction).
 pub async fn add_chains(netns: &str, chains: &[DropChain]) -> Result<()> {
     let ruleset: String = chains.iter().map(DropChain::ruleset).collect();
-    sys::run("ip", ["netns", "exec", netns, "nft", "-f", "-"], Some(&ruleset)).await?;
+    sys::run(
+        "ip",
+        ["netns", "exec", netns, "nft", "-f", "-"],
+        Some(&ruleset),
+    )
+    .await?;
     Ok(())
 }
 
@@ -83,7 +99,9 @@ pub async fn delete_chains(netns: &str, names: &[String]) -> Result<()> {
     for name in names.iter().filter(|name| present.contains(name)) {
         sys::run(
             "ip",
-            ["netns", "exec", netns, "nft", "delete", "chain", "inet", TABLE, name],
+            [
+                "netns", "exec", netns, "nft", "delete", "chain", "inet", TABLE, name,
+            ],
             None,
         )
         .await?;
@@ -93,7 +111,15 @@ pub async fn delete_chains(netns: &str, names: &[String]) -> Result<()> {
 
 /// The harness's chains in `netns` (empty when its table is absent).
 pub async fn list_chains(netns: &str) -> Result<Vec<String>> {
-    match sys::run("ip", ["netns", "exec", netns, "nft", "-j", "list", "table", "inet", TABLE], None).await {
+    match sys::run(
+        "ip",
+        [
+            "netns", "exec", netns, "nft", "-j", "list", "table", "inet", TABLE,
+        ],
+        None,
+    )
+    .await
+    {
         Ok(json) => {
             let value: serde_json::Value = serde_json::from_str(&json)
                 .map_err(|error| Error::Other(format!("nft -j output: {error}")))?;
@@ -116,9 +142,19 @@ pub async fn delete_table(netns: &str) -> Result<()> {
     if !std::path::Path::new("/run/netns").join(netns).exists() {
         return Ok(());
     }
-    match sys::run("ip", ["netns", "exec", netns, "nft", "delete", "table", "inet", TABLE], None).await {
+    match sys::run(
+        "ip",
+        [
+            "netns", "exec", netns, "nft", "delete", "table", "inet", TABLE,
+        ],
+        None,
+    )
+    .await
+    {
         Ok(_) => Ok(()),
-        Err(Error::Command { stderr, .. }) if stderr.contains("No such file or directory") => Ok(()),
+        Err(Error::Command { stderr, .. }) if stderr.contains("No such file or directory") => {
+            Ok(())
+        }
         Err(error) => Err(error),
     }
 }
@@ -132,7 +168,10 @@ mod tests {
         let chain = DropChain {
             name: "partition_in".into(),
             hook: Hook::Input,
-            rule: DropRule::Peers(vec!["10.250.0.2".parse().unwrap(), "10.250.0.3".parse().unwrap()]),
+            rule: DropRule::Peers(vec![
+                "10.250.0.2".parse().unwrap(),
+                "10.250.0.3".parse().unwrap(),
+            ]),
         };
         assert_eq!(
             chain.ruleset(),
@@ -143,6 +182,9 @@ mod tests {
             hook: Hook::Output,
             rule: DropRule::Random { percent: 30 },
         };
-        assert!(loss.ruleset().contains("oifname \"eth0\" numgen random mod 100 < 30 drop"));
+        assert!(
+            loss.ruleset()
+                .contains("oifname \"eth0\" numgen random mod 100 < 30 drop")
+        );
     }
 }

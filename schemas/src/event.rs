@@ -391,6 +391,8 @@ pub struct StateCaptured {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChaosInjected {
+    /// The worker that injected the fault and owns its cleanup.
+    pub worker: String,
     pub chaos: ChaosSpec,
     /// The node the fault hit, after resolving `random`, `leader` or `follower`.
     pub target: Option<String>,

@@ -120,7 +120,11 @@ async fn up(global: &Global, args: UpArgs) -> Outcome {
         )
         .into());
     }
-    let isolation = if args.loopback { Isolation::Loopback } else { Isolation::available() };
+    let isolation = if args.loopback {
+        Isolation::Loopback
+    } else {
+        Isolation::available()
+    };
     if isolation == Isolation::Loopback {
         for (fault, reason) in isolation.unsupported_faults() {
             eprintln!("eval lab: loopback lab: {fault} unavailable ({reason})");
@@ -135,7 +139,9 @@ async fn up(global: &Global, args: UpArgs) -> Outcome {
     if let Err(error) = ready.await {
         let name = subject.lab.state.name.clone();
         let _ = subject.lab.destroy().await;
-        return Err(anyhow::Error::from(error).context(format!("lab {name} did not start")).into());
+        return Err(anyhow::Error::from(error)
+            .context(format!("lab {name} did not start"))
+            .into());
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&subject.lab.state)?);
@@ -158,11 +164,17 @@ fn pick(global: &Global, name: Option<String>) -> anyhow::Result<Lab> {
     }
     let mut labs = Lab::list(&global.data_dir)?;
     match labs.len() {
-        0 => bail!("no lab in {}; start one with `eval lab up`", global.data_dir.display()),
+        0 => bail!(
+            "no lab in {}; start one with `eval lab up`",
+            global.data_dir.display()
+        ),
         1 => Ok(labs.remove(0)),
         _ => bail!(
             "several labs: {}; choose one with --name",
-            labs.iter().map(|lab| lab.state.name.as_str()).collect::<Vec<_>>().join(", ")
+            labs.iter()
+                .map(|lab| lab.state.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -175,7 +187,9 @@ async fn down(global: &Global, args: DownArgs) -> Outcome {
     };
     for lab in labs {
         let name = lab.state.name.clone();
-        lab.destroy().await.with_context(|| format!("stopping lab {name}"))?;
+        lab.destroy()
+            .await
+            .with_context(|| format!("stopping lab {name}"))?;
         println!("lab {name} down");
     }
     Ok(())
@@ -232,7 +246,11 @@ async fn status(global: &Global, args: StatusArgs) -> Outcome {
                 node.process_status(),
                 node.pid.map_or("-".to_string(), |pid| pid.to_string()),
                 node.client_url(),
-                if health.leader == Some(node.number) { "  leader" } else { "" }
+                if health.leader == Some(node.number) {
+                    "  leader"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -244,7 +262,12 @@ async fn node(global: &Global, args: NodeArgs) -> Outcome {
     let mut subject = EtcdLab::from_lab(lab)?;
     let number = args.node;
     match args.action {
-        NodeAction::Stop => subject.lab.stop_node(number, Duration::from_secs(5)).await?,
+        NodeAction::Stop => {
+            subject
+                .lab
+                .stop_node(number, Duration::from_secs(5))
+                .await?
+        }
         NodeAction::Start => {
             subject.start_member(number).await?;
         }
@@ -255,7 +278,11 @@ async fn node(global: &Global, args: NodeArgs) -> Outcome {
             subject.lab.signal_node(number, Signal::SIGCONT)?;
         }
     }
-    println!("node {number} of lab {}: {}", subject.lab.state.name, subject.lab.node(number)?.process_status());
+    println!(
+        "node {number} of lab {}: {}",
+        subject.lab.state.name,
+        subject.lab.node(number)?.process_status()
+    );
     Ok(())
 }
 
@@ -266,8 +293,12 @@ async fn proxy(args: ProxyArgs) -> Outcome {
         let (listen, upstream) = route
             .split_once('=')
             .with_context(|| format!("route {route:?} is not LISTEN=UPSTREAM"))?;
-        let listen: SocketAddr = listen.parse().with_context(|| format!("bad address {listen:?}"))?;
-        let upstream: SocketAddr = upstream.parse().with_context(|| format!("bad address {upstream:?}"))?;
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("bad address {listen:?}"))?;
+        let upstream: SocketAddr = upstream
+            .parse()
+            .with_context(|| format!("bad address {upstream:?}"))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -5,8 +5,10 @@ pub mod bench;
 pub mod events;
 pub mod lab;
 pub mod publish;
+pub mod run;
 pub mod up;
 pub mod validate;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

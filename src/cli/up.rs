@@ -15,39 +15,39 @@ use super::Outcome;
 use crate::Global;
 
 #[derive(Debug, Args)]
-pub struct UpArgs {}
+pub struct UpArgs {
+    /// Trials the worker runs at once, each on its own lab.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Names this worker's labs and the faults it owns; keep it stable across restarts.
+    #[arg(long, default_value = "local")]
+    worker_id: String,
+}
 
 /// How long stages may take to drain after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub async fn run(global: &Global, _args: UpArgs) -> Outcome {
+pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let shutdown = super::shutdown_on_signal();
-    let (log, server) = match EventLog::connect(&global.nats).await {
-        Ok(log) => {
-            eprintln!("eval up: using the NATS server at {}", global.nats);
-            (log, None)
-        }
-        Err(schemas::log::Error::Unreachable { .. }) => {
-            let port = local_port(&global.nats)?;
-            let dir = global.data_dir.join("nats");
-            eprintln!(
-                "eval up: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
-                global.nats,
-                dir.display()
-            );
-            let server = LocalNats::start(&dir, Some(port)).await?;
-            let log = EventLog::connect(server.url()).await?;
-            (log, Some(server))
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
 
+    // Each stage is a library `run(log, …, shutdown)` spawned here; capture, scoring, the
+    // projector and the viewer join as their issues land.
     let stages = TaskTracker::new();
-    // Each stage is a library `run(log, shutdown)` spawned here; the chaos worker, capture,
-    // scoring, projector and viewer join as their issues land.
+    let mut running = Vec::new();
+    {
+        let log = log.clone();
+        let config = super::worker::config(global, args.concurrency, &args.worker_id);
+        let shutdown = shutdown.clone();
+        stages.spawn(async move {
+            if let Err(error) = chaos::worker::run(log, config, shutdown).await {
+                eprintln!("eval up: worker stopped: {error}");
+            }
+        });
+        running.push("worker");
+    }
     stages.close();
-    let running: Vec<&str> = Vec::new();
     eprintln!(
         "eval up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
         log.url(),
@@ -55,11 +55,7 @@ pub async fn run(global: &Global, _args: UpArgs) -> Outcome {
             .as_ref()
             .and_then(LocalNats::pid)
             .map_or_else(|| "external".to_string(), |pid| pid.to_string()),
-        if running.is_empty() {
-            "none yet".to_string()
-        } else {
-            running.join(", ")
-        },
+        running.join(", "),
     );
 
     shutdown.cancelled().await;
@@ -73,6 +69,30 @@ pub async fn run(global: &Global, _args: UpArgs) -> Outcome {
         eprintln!("eval up: nats-server stopped");
     }
     Ok(())
+}
+
+/// The server at `--nats`, or, when none answers there and the URL is local, a `nats-server -js`
+/// started on its port with its store under the data dir (returned, to be stopped by the caller).
+pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Option<LocalNats>)> {
+    match EventLog::connect(&global.nats).await {
+        Ok(log) => {
+            eprintln!("eval: using the NATS server at {}", global.nats);
+            Ok((log, None))
+        }
+        Err(schemas::log::Error::Unreachable { .. }) => {
+            let port = local_port(&global.nats)?;
+            let dir = global.data_dir.join("nats");
+            eprintln!(
+                "eval: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
+                global.nats,
+                dir.display()
+            );
+            let server = LocalNats::start(&dir, Some(port)).await?;
+            let log = EventLog::connect(server.url()).await?;
+            Ok((log, Some(server)))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The port of a local URL such as `nats://127.0.0.1:4222`; `eval up` starts a server only on

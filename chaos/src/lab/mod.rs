@@ -53,9 +53,18 @@ impl Isolation {
         match self {
             Isolation::Namespaces => &[],
             Isolation::Loopback => &[
-                ("network_partition", "needs root: nftables rules in per-node network namespaces"),
-                ("packet_loss", "needs root: nftables rules in per-node network namespaces"),
-                ("disk_pressure", "needs root: a size-limited filesystem per node"),
+                (
+                    "network_partition",
+                    "needs root: nftables rules in per-node network namespaces",
+                ),
+                (
+                    "packet_loss",
+                    "needs root: nftables rules in per-node network namespaces",
+                ),
+                (
+                    "disk_pressure",
+                    "needs root: a size-limited filesystem per node",
+                ),
             ],
         }
     }
@@ -175,7 +184,10 @@ impl Lab {
             ));
         }
         let (index, claim) = claim_index()?;
-        let name = options.name.clone().unwrap_or_else(|| format!("lab{index}"));
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("lab{index}"));
         if name.is_empty()
             || !name
                 .chars()
@@ -259,7 +271,16 @@ impl Lab {
             sys::run("ip", ["netns", "add", &netns], None).await?;
             sys::run(
                 "ip",
-                ["link", "add", &veth, "type", "veth", "peer", "name", &bridge_end],
+                [
+                    "link",
+                    "add",
+                    &veth,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &bridge_end,
+                ],
                 None,
             )
             .await?;
@@ -275,15 +296,34 @@ impl Lab {
         let host_bridge_end = format!("{host_veth}b");
         sys::run(
             "ip",
-            ["link", "add", &host_veth, "type", "veth", "peer", "name", &host_bridge_end],
+            [
+                "link",
+                "add",
+                &host_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &host_bridge_end,
+            ],
             None,
         )
         .await?;
-        sys::run("ip", ["link", "set", &host_bridge_end, "netns", &bridge], None).await?;
+        sys::run(
+            "ip",
+            ["link", "set", &host_bridge_end, "netns", &bridge],
+            None,
+        )
+        .await?;
         ip_in(&bridge, &["link", "set", &host_bridge_end, "master", "br0"]).await?;
         ip_in(&bridge, &["link", "set", &host_bridge_end, "up"]).await?;
         let host_address = format!("{}/24", host_ip(index));
-        sys::run("ip", ["addr", "add", &host_address, "dev", &host_veth], None).await?;
+        sys::run(
+            "ip",
+            ["addr", "add", &host_address, "dev", &host_veth],
+            None,
+        )
+        .await?;
         sys::run("ip", ["link", "set", &host_veth, "up"], None).await?;
         Ok(())
     }
@@ -468,7 +508,9 @@ impl Lab {
         }
         for node in &self.state.nodes {
             if node.mounted || is_mount_point(&node.data_dir) {
-                if let Err(error) = nix::mount::umount2(&node.data_dir, nix::mount::MntFlags::MNT_DETACH) {
+                if let Err(error) =
+                    nix::mount::umount2(&node.data_dir, nix::mount::MntFlags::MNT_DETACH)
+                {
                     problems.push(format!("umount {}: {error}", node.data_dir.display()));
                 }
             }
@@ -489,7 +531,8 @@ impl Lab {
             if let Err(error) = std::fs::remove_dir_all(&self.state.dir) {
                 problems.push(format!("remove {}: {error}", self.state.dir.display()));
             }
-            let _ = std::fs::remove_dir_all(Path::new(CLAIMS_DIR).join(self.state.index.to_string()));
+            let _ =
+                std::fs::remove_dir_all(Path::new(CLAIMS_DIR).join(self.state.index.to_string()));
         }
         if problems.is_empty() {
             Ok(())
@@ -518,7 +561,11 @@ fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeS
     let dir = lab_dir.join(format!("n{number}"));
     let (public_ip, internal_ip, ports) = if isolated {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 250, index as u8, number as u8));
-        (ip, IpAddr::V4(Ipv4Addr::LOCALHOST), [2379, 2380, 2379, 2380])
+        (
+            ip,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            [2379, 2380, 2379, 2380],
+        )
     } else {
         let base = 20000 + index as u16 * 40 + number as u16 * 4;
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -567,14 +614,24 @@ fn claim_index() -> Result<(u32, PathBuf)> {
                 } else {
                     !Path::new(owner.trim()).join("lab.json").exists()
                 };
-                if stale && std::fs::remove_dir_all(&claim).is_ok() && std::fs::create_dir(&claim).is_ok() {
+                if stale
+                    && std::fs::remove_dir_all(&claim).is_ok()
+                    && std::fs::create_dir(&claim).is_ok()
+                {
                     return Ok((index, claim));
                 }
             }
-            Err(source) => return Err(Error::Io { path: claim, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: claim,
+                    source,
+                });
+            }
         }
     }
-    Err(Error::Lab(format!("all {MAX_LABS} lab indexes are taken (see {CLAIMS_DIR})")))
+    Err(Error::Lab(format!(
+        "all {MAX_LABS} lab indexes are taken (see {CLAIMS_DIR})"
+    )))
 }
 
 async fn ip_in(netns: &str, args: &[&str]) -> Result<String> {
@@ -695,7 +752,12 @@ fn remove_dir_contents(dir: &Path) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(Error::Io { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     };
     for entry in entries.flatten() {
         let path = entry.path();

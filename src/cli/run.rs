@@ -1,0 +1,398 @@
+//! `eval run`: publish a campaign (built from flags, or a file) and run it to the end in this
+//! process with the stages of `eval up`, showing progress and a summary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use ingest::campaign_files::{self, PrepareError};
+use schemas::event::{EventData, TrialStatus};
+use schemas::log::{DEFAULT_IN_FLIGHT, EventFilter, EventLog};
+use tokio_util::sync::CancellationToken;
+
+use super::{Failure, Outcome};
+use crate::Global;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunArgs {
+    #[command(subcommand)]
+    file: Option<RunFile>,
+    /// The subject to break.
+    #[arg(long, default_value = "etcd")]
+    subject: String,
+    /// The fault: node_kill, process_pause, latency, packet_loss, network_partition,
+    /// disk_pressure.
+    #[arg(long)]
+    chaos: Option<String>,
+    /// A parameter of the fault, such as `target=leader` or `duration_seconds=5`; repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Trials to run.
+    #[arg(long, default_value_t = 1)]
+    trials: u32,
+    /// Also run as many baseline trials (the same chaos, no operator).
+    #[arg(long)]
+    baseline: bool,
+    /// The operator variant.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Seconds after which a trial ends as timed out.
+    #[arg(long, default_value_t = 300)]
+    timeout: u32,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunFile {
+    /// Run a campaign file (the seed harness's `eval run campaign FILE`).
+    Campaign {
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct CommonArgs {
+    /// Where variant files are looked up (default: `variants/` next to the campaign file).
+    #[arg(long)]
+    variants_dir: Option<PathBuf>,
+    /// Trials at once (default: the campaign's `parallel`).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(global: &Global, args: RunArgs) -> Outcome {
+    let (file, common) = match args.file {
+        Some(RunFile::Campaign { file, common }) => (file, common),
+        None => {
+            let Some(chaos) = &args.chaos else {
+                return Err(anyhow::anyhow!(
+                    "give --chaos TYPE (and --subject), or `eval run campaign FILE`"
+                )
+                .into());
+            };
+            let file = write_campaign(global, &args, chaos)?;
+            (file, args.common)
+        }
+    };
+    run_file(global, &file, &common).await
+}
+
+/// Writes the campaign that the flags describe into the data dir, so that it is validated and
+/// recorded like any campaign file.
+fn write_campaign(global: &Global, args: &RunArgs, chaos: &str) -> anyhow::Result<PathBuf> {
+    let mut params = serde_json::Map::new();
+    for param in &args.params {
+        let (key, value) = param
+            .split_once('=')
+            .with_context(|| format!("--param {param:?} is not KEY=VALUE"))?;
+        let value = serde_json::from_str::<serde_json::Value>(value)
+            .ok()
+            .filter(|value| !value.is_string() && !value.is_object())
+            .unwrap_or_else(|| serde_json::Value::String(value.to_string()));
+        params.insert(key.to_string(), value);
+    }
+    let mut campaign = serde_json::json!({
+        "name": format!("run {} {chaos}", args.subject),
+        "subjects": [args.subject],
+        "chaos_types": [{"type": chaos, "params": params}],
+        "trials_per_combination": args.trials,
+        "include_baseline": args.baseline,
+        "trial_timeout_seconds": args.timeout,
+    });
+    if let Some(variant) = &args.variant {
+        campaign["variant"] = variant.clone().into();
+    }
+    let dir = global.data_dir.join("runs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join(format!("{}.yaml", schemas::ids::new_campaign_id()));
+    // JSON is YAML; one field a line keeps diagnostics' line numbers useful.
+    std::fs::write(&file, serde_json::to_string_pretty(&campaign)? + "\n")
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
+async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) -> Outcome {
+    let variants_dir = common.variants_dir.clone().or_else(|| {
+        // A campaign built from flags lives in the data dir: its variants are the project's.
+        file.starts_with(&global.data_dir)
+            .then(|| PathBuf::from("campaigns/variants"))
+    });
+    let prepared = match campaign_files::prepare(file, variants_dir.as_deref(), None) {
+        Ok(prepared) => prepared,
+        Err(PrepareError::Invalid(diagnostics)) => {
+            eprintln!("{diagnostics}");
+            return Err(Failure::Invalid);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let shutdown = super::shutdown_on_signal();
+    let (log, server) = super::up::connect_or_start(global).await?;
+    let n_trials = prepared.trials.len();
+    ingest::publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |_| {}).await?;
+    eprintln!(
+        "eval run: campaign {} ({:?}): {n_trials} trials",
+        prepared.campaign_id, prepared.campaign.name
+    );
+
+    let worker_stop = CancellationToken::new();
+    let concurrency = common
+        .concurrency
+        .unwrap_or(prepared.campaign.parallel as usize);
+    let worker = {
+        let log = log.clone();
+        let config = super::worker::config(global, concurrency, "run");
+        let stop = worker_stop.clone();
+        tokio::spawn(async move { chaos::worker::run(log, config, stop).await })
+    };
+
+    let finished = tokio::select! {
+        finished = follow_trials(&log, &prepared.campaign_id, n_trials) => Some(finished),
+        () = shutdown.cancelled() => None,
+        ended = wait_for(&worker) => {
+            eprintln!("eval run: the worker stopped: {ended}");
+            None
+        }
+    };
+    worker_stop.cancel();
+    match worker.await {
+        Ok(Err(error)) => eprintln!("eval run: worker: {error}"),
+        Err(error) => eprintln!("eval run: worker: {error}"),
+        Ok(Ok(())) => {}
+    }
+    let outcome = match finished {
+        Some(Ok(())) => {
+            let summary = summarize(&log, &prepared.campaign_id).await?;
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary.to_json(&prepared.campaign_id))?
+                );
+            } else {
+                summary.print(&prepared.campaign_id);
+            }
+            Ok(())
+        }
+        Some(Err(error)) => Err(error.into()),
+        None => {
+            eprintln!(
+                "eval run: interrupted; every fault was cleaned up, and the unfinished trials of campaign {} wait in the log (`eval up` resumes them)",
+                prepared.campaign_id
+            );
+            Err(Failure::Error(anyhow::anyhow!("interrupted")))
+        }
+    };
+    drop(log);
+    if let Some(server) = server {
+        server.stop(Duration::from_secs(5)).await;
+    }
+    outcome
+}
+
+async fn wait_for(worker: &tokio::task::JoinHandle<chaos::Result<()>>) -> String {
+    while !worker.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    "see above".to_string()
+}
+
+/// Follows the campaign's `TrialFinished` events until every trial has one, printing a line each.
+async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> anyhow::Result<()> {
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        trial_id: None,
+        event_type: Some("TrialFinished".to_string()),
+    };
+    let bar = super::progress_bar(n_trials as u64, "trials");
+    let events = log.read(&filter, true).await?;
+    futures::pin_mut!(events);
+    let mut done = std::collections::HashSet::new();
+    while done.len() < n_trials {
+        let Some(stored) = events.next().await else {
+            bail!("the log ended")
+        };
+        let stored = stored?;
+        let Ok(event) = stored.event else { continue };
+        let (Some(trial_id), EventData::TrialFinished(finished)) = (&event.trial_id, &event.data)
+        else {
+            continue;
+        };
+        if !done.insert(trial_id.clone()) {
+            continue;
+        }
+        let line = format!(
+            "trial {}/{n_trials} {}: {}{}",
+            done.len(),
+            &trial_id[..8],
+            status_name(finished.status),
+            finished
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(done.len() as u64);
+                bar.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn status_name(status: TrialStatus) -> &'static str {
+    match status {
+        TrialStatus::Succeeded => "succeeded",
+        TrialStatus::Failed => "failed",
+        TrialStatus::TimedOut => "timed_out",
+        TrialStatus::Errored => "errored",
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    statuses: BTreeMap<&'static str, u32>,
+    heal_seconds: Vec<f64>,
+}
+
+struct Summary {
+    cells: BTreeMap<(u32, String, String, String), Cell>,
+}
+
+async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary> {
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        ..Default::default()
+    };
+    let events = log.read(&filter, false).await?;
+    futures::pin_mut!(events);
+    let mut trials: HashMap<String, (u32, String, String, String)> = HashMap::new();
+    let mut injected: HashMap<String, bool> = HashMap::new();
+    let mut healed: HashMap<String, f64> = HashMap::new();
+    let mut status: HashMap<String, &'static str> = HashMap::new();
+    while let Some(stored) = events.next().await {
+        let Ok(event) = stored?.event else { continue };
+        let Some(trial_id) = event.trial_id.clone() else {
+            continue;
+        };
+        match &event.data {
+            EventData::TrialRequested(requested) => {
+                let trial = &requested.trial;
+                let key = (
+                    trial.chaos_index,
+                    trial.subject.to_string(),
+                    trial.chaos.chaos_type().to_string(),
+                    trial
+                        .variant
+                        .clone()
+                        .unwrap_or_else(|| "baseline".to_string()),
+                );
+                trials.insert(trial_id, key);
+            }
+            EventData::ChaosInjected(_) => {
+                injected.insert(trial_id.clone(), true);
+                healed.remove(&trial_id);
+            }
+            EventData::SubjectHealthy(data) if injected.get(&trial_id) == Some(&true) => {
+                healed.insert(trial_id, data.after_ms as f64 / 1000.0);
+            }
+            EventData::TrialStarted(_) => {
+                injected.insert(trial_id, false);
+            }
+            EventData::TrialFinished(data) => {
+                status.insert(trial_id, status_name(data.status));
+            }
+            _ => {}
+        }
+    }
+    let mut cells: BTreeMap<(u32, String, String, String), Cell> = BTreeMap::new();
+    for (trial_id, key) in trials {
+        let cell = cells.entry(key).or_default();
+        *cell
+            .statuses
+            .entry(status.get(&trial_id).copied().unwrap_or("unfinished"))
+            .or_default() += 1;
+        if let Some(seconds) = healed.get(&trial_id) {
+            cell.heal_seconds.push(*seconds);
+        }
+    }
+    Ok(Summary { cells })
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 0 {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    })
+}
+
+impl Summary {
+    fn print(&self, campaign_id: &str) {
+        println!("campaign {campaign_id}");
+        println!(
+            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  {}",
+            "subject",
+            "chaos",
+            "variant",
+            "n",
+            "succeeded",
+            "timed_out",
+            "failed",
+            "errored",
+            "median healthy again"
+        );
+        for ((_, subject, chaos, variant), cell) in &self.cells {
+            let n: u32 = cell.statuses.values().sum();
+            let count = |status| cell.statuses.get(status).copied().unwrap_or(0);
+            println!(
+                "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  {}",
+                subject,
+                chaos,
+                variant,
+                n,
+                count("succeeded"),
+                count("timed_out"),
+                count("failed"),
+                count("errored"),
+                median(&cell.heal_seconds).map_or("-".to_string(), |s| format!(
+                    "{s:.1}s (n={})",
+                    cell.heal_seconds.len()
+                )),
+            );
+        }
+    }
+
+    fn to_json(&self, campaign_id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "campaign_id": campaign_id,
+            "cells": self.cells.iter().map(|((_, subject, chaos, variant), cell)| serde_json::json!({
+                "subject": subject, "chaos_type": chaos, "variant": variant,
+                "n": cell.statuses.values().sum::<u32>(),
+                "statuses": cell.statuses,
+                "median_healthy_again_seconds": median(&cell.heal_seconds),
+                "n_healthy_again": cell.heal_seconds.len(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! `eval worker` and `eval chaos cleanup`: the trial worker on its own, and the cleanup of faults
+//! that a dead worker left behind.
+
+use clap::{Args, Subcommand};
+use schemas::log::EventLog;
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Trials at once, each on its own lab.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Names this worker's labs and the faults it owns; keep it stable across restarts so that a
+    /// restarted worker cleans up after itself. Workers sharing a data dir need distinct ids.
+    #[arg(long, default_value = "local")]
+    worker_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// Clean up the faults in the log that were injected on this host and never cleaned up.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Those of every worker, not only of --worker-id (make sure none is running).
+    #[arg(long)]
+    all: bool,
+    /// The worker whose faults to clean up.
+    #[arg(long, default_value = "local")]
+    worker_id: String,
+}
+
+/// The worker's configuration from the command line.
+pub fn config(global: &Global, concurrency: usize, worker_id: &str) -> chaos::worker::WorkerConfig {
+    chaos::worker::WorkerConfig {
+        data_dir: global.data_dir.clone(),
+        worker_id: worker_id.to_string(),
+        concurrency: concurrency.clamp(1, 10),
+        isolation: chaos::lab::Isolation::available(),
+    }
+}
+
+pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
+    let log = EventLog::connect(&global.nats).await?;
+    let shutdown = super::shutdown_on_signal();
+    eprintln!(
+        "eval worker {}: taking trials from {} ({} at once); Ctrl-C stops",
+        args.worker_id, global.nats, args.concurrency
+    );
+    chaos::worker::run(
+        log,
+        config(global, args.concurrency, &args.worker_id),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn chaos(global: &Global, command: ChaosCommand) -> Outcome {
+    match command {
+        ChaosCommand::Cleanup(args) => {
+            let log = EventLog::connect(&global.nats).await?;
+            let worker = (!args.all).then_some(args.worker_id.as_str());
+            let cleaned = chaos::worker::recover(&log, &global.data_dir, worker).await?;
+            println!("cleaned up {cleaned} fault(s)");
+            Ok(())
+        }
+    }
+}
