@@ -265,7 +265,17 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
             }
             Ok(())
         }
-        CleanupRecord::ProcessPause { pid, .. } => sys::signal(*pid, Signal::SIGSTOP),
+        CleanupRecord::ProcessPause { pid, .. } => {
+            sys::signal(*pid, Signal::SIGSTOP)?;
+            // The signal is delivered asynchronously; the fault is on once the process stopped.
+            let started = std::time::Instant::now();
+            while !matches!(sys::process_state(*pid), Some('T' | 't'))
+                && started.elapsed() < Duration::from_secs(5)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(())
+        }
         CleanupRecord::Latency {
             control, settings, ..
         } => proxy::write_control(control, settings).map_err(Error::io(control)),
@@ -383,14 +393,25 @@ pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()
             }
             Ok(())
         }
-        CleanupRecord::DiskPressure { fill_file, .. } => match std::fs::remove_file(fill_file) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io {
-                path: fill_file.clone(),
-                source,
-            }),
-        },
+        CleanupRecord::DiskPressure {
+            node, fill_file, ..
+        } => {
+            match std::fs::remove_file(fill_file) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        path: fill_file.clone(),
+                        source,
+                    });
+                }
+            }
+            // etcd exits when a write meets a full disk; put the member back as it was.
+            if !subject.lab.node(*node)?.running() {
+                subject.start_member(*node).await?;
+            }
+            Ok(())
+        }
     }
 }
 

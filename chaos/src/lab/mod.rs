@@ -161,10 +161,19 @@ fn labs_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("labs")
 }
 
-/// The `eval` binary, which serves `eval lab proxy`: `EVAL_BIN` when set (tests), else this one.
+static EVAL_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Names the `eval` binary for a process that is not it (a test).
+pub fn set_eval_binary(path: impl Into<PathBuf>) {
+    let _ = EVAL_BINARY.set(path.into());
+}
+
+/// The `eval` binary, which serves `eval lab proxy`: `EVAL_BIN` when set, else the one named by
+/// [`set_eval_binary`], else this process's own.
 pub fn eval_binary() -> PathBuf {
     std::env::var_os("EVAL_BIN")
         .map(PathBuf::from)
+        .or_else(|| EVAL_BINARY.get().cloned())
         .or_else(|| std::env::current_exe().ok())
         .unwrap_or_else(|| PathBuf::from("eval"))
 }
@@ -682,8 +691,15 @@ fn spawn_detached(netns: Option<&str>, argv: &[String], log: &Path) -> Result<u3
     let pid = child
         .id()
         .ok_or_else(|| Error::Lab(format!("{program} exited at once")))?;
+    let log = log.to_path_buf();
     tokio::spawn(async move {
-        let _ = child.wait().await;
+        // Reaped here so that a dead node is not a zombie; its end goes into its log.
+        if let Ok(status) = child.wait().await {
+            use std::io::Write;
+            if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(&log) {
+                let _ = writeln!(file, "eval: process {pid} exited: {status}");
+            }
+        }
     });
     Ok(pid)
 }
