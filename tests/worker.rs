@@ -1,0 +1,208 @@
+//! The trial worker through the `eval` binary, against a real nats-server and real etcd labs: a
+//! whole trial in order, two trials in parallel on separate labs, and a worker killed right
+//! after injection whose successor cleans up. Needs root: skipped with a printed reason otherwise.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chaos::lab::{Lab, sys};
+use futures::StreamExt;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use schemas::event::{Event, EventData};
+use schemas::log::local::TemporaryNats;
+use schemas::log::{EventFilter, EventLog};
+
+fn root_or_skip(test: &str) -> bool {
+    if sys::is_root() {
+        return true;
+    }
+    eprintln!("skipped {test}: needs root for network namespaces, nftables and tmpfs");
+    false
+}
+
+fn eval(nats: &str, data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eval"));
+    command
+        .args(args)
+        .arg("--nats")
+        .arg(nats)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    let output = command.output().expect("eval runs");
+    assert!(
+        output.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+async fn events(log: &EventLog, campaign_id: &str) -> Vec<Event> {
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        ..Default::default()
+    };
+    let stream = log.read(&filter, false).await.unwrap();
+    stream
+        .filter_map(|stored| async move { stored.unwrap().event.ok() })
+        .collect()
+        .await
+}
+
+fn campaign(dir: &Path, body: &str) -> std::path::PathBuf {
+    let file = dir.join("campaign.yaml");
+    std::fs::write(&file, body).unwrap();
+    file
+}
+
+/// Waits until an event of `event_type` of the campaign is in the log.
+async fn wait_for_event(log: &EventLog, campaign_id: &str, event_type: &str) {
+    let started = Instant::now();
+    loop {
+        if events(log, campaign_id).await.iter().any(|e| e.event_type() == event_type) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "no {event_type} event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
+    if !root_or_skip("whole trial") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(eval(
+        nats.url(),
+        &dir.path().join("data"),
+        &[
+            "run", "--subject", "etcd", "--chaos", "process_pause", "--param", "target=leader",
+            "--param", "duration_seconds=2", "--timeout", "60", "--json",
+        ],
+    ));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 1, "{summary}");
+    let campaign_id = summary["campaign_id"].as_str().unwrap();
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let types: Vec<String> = events(&log, campaign_id)
+        .await
+        .iter()
+        .map(|e| e.event_type().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "CampaignPublished", "TrialRequested", "TrialStarted", "SubjectReset",
+            "SubjectHealthy", "StateCaptured", "ChaosInjected", "SubjectHealthy",
+            "StateCaptured", "ChaosCleanedUp", "TrialFinished",
+        ]
+    );
+    // Nothing is left behind: labs, namespaces, processes.
+    assert!(Lab::list(&dir.path().join("data")).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_trials_run_in_parallel_on_separate_labs() {
+    if !root_or_skip("parallel trials") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = campaign(
+        dir.path(),
+        "name: parallel\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {duration_seconds: 3}\ntrials_per_combination: 2\nparallel: 2\ntrial_timeout_seconds: 60\n",
+    );
+    let out = output(eval(
+        nats.url(),
+        &dir.path().join("data"),
+        &["run", "campaign", file.to_str().unwrap(), "--json"],
+    ));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 2, "{summary}");
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let all = events(&log, summary["campaign_id"].as_str().unwrap()).await;
+    let instances: std::collections::HashSet<String> = all
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::SubjectReset(reset) => Some(reset.instance.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(instances.len(), 2, "each trial on its own lab: {instances:?}");
+    // Both started before either finished.
+    let position = |wanted: &str| -> Vec<usize> {
+        all.iter()
+            .enumerate()
+            .filter(|(_, e)| e.event_type() == wanted)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    assert!(position("TrialStarted")[1] < position("TrialFinished")[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() {
+    if !root_or_skip("worker crash recovery") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = campaign(
+        dir.path(),
+        "name: crash\nsubjects: [etcd]\nchaos_types:\n  - type: network_partition\n    params: {target: 2}\ntrial_timeout_seconds: 120\n",
+    );
+    let published = output(eval(nats.url(), &data, &["publish", file.to_str().unwrap(), "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+
+    let spawn_worker = || -> Child {
+        eval(nats.url(), &data, &["worker", "--worker-id", "w1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn_worker();
+    wait_for_event(&log, &campaign_id, "ChaosInjected").await;
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+
+    // The fault outlives its worker: node 2's partition rules are in place.
+    let lab = Lab::open(&data, "w-w1-0").unwrap();
+    let netns = lab.node(2).unwrap().netns.clone().unwrap();
+    let started = Instant::now();
+    while chaos::nft::list_chains(&netns).await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the partition was never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut second = spawn_worker();
+    wait_for_event(&log, &campaign_id, "ChaosCleanedUp").await;
+    for node in &lab.state.nodes {
+        let netns = node.netns.clone().unwrap();
+        assert_eq!(chaos::nft::list_chains(&netns).await.unwrap(), Vec::<String>::new());
+        if let Some(pid) = node.pid {
+            assert_ne!(sys::process_state(pid), Some('T'), "node {} stopped", node.number);
+        }
+        assert!(!node.data_dir.join(chaos::faults::FILL_FILE).exists());
+    }
+    kill(Pid::from_raw(second.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(second.wait().unwrap().success());
+    // The stopped worker removed its labs.
+    assert!(Lab::list(&data).unwrap().is_empty());
+    assert!(!Path::new("/run/netns").join(&netns).exists());
+}
