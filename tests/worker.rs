@@ -67,10 +67,17 @@ fn campaign(dir: &Path, body: &str) -> std::path::PathBuf {
 async fn wait_for_event(log: &EventLog, campaign_id: &str, event_type: &str) {
     let started = Instant::now();
     loop {
-        if events(log, campaign_id).await.iter().any(|e| e.event_type() == event_type) {
+        if events(log, campaign_id)
+            .await
+            .iter()
+            .any(|e| e.event_type() == event_type)
+        {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "no {event_type} event");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no {event_type} event"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -86,8 +93,18 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
         nats.url(),
         &dir.path().join("data"),
         &[
-            "run", "--subject", "etcd", "--chaos", "process_pause", "--param", "target=leader",
-            "--param", "duration_seconds=2", "--timeout", "60", "--json",
+            "run",
+            "--subject",
+            "etcd",
+            "--chaos",
+            "process_pause",
+            "--param",
+            "target=leader",
+            "--param",
+            "duration_seconds=2",
+            "--timeout",
+            "60",
+            "--json",
         ],
     ));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -103,9 +120,17 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
     assert_eq!(
         types,
         [
-            "CampaignPublished", "TrialRequested", "TrialStarted", "SubjectReset",
-            "SubjectHealthy", "StateCaptured", "ChaosInjected", "SubjectHealthy",
-            "StateCaptured", "ChaosCleanedUp", "TrialFinished",
+            "CampaignPublished",
+            "TrialRequested",
+            "TrialStarted",
+            "SubjectReset",
+            "SubjectHealthy",
+            "StateCaptured",
+            "ChaosInjected",
+            "SubjectHealthy",
+            "StateCaptured",
+            "ChaosCleanedUp",
+            "TrialFinished",
         ]
     );
     // Nothing is left behind: labs, namespaces, processes.
@@ -140,7 +165,11 @@ async fn two_trials_run_in_parallel_on_separate_labs() {
             _ => None,
         })
         .collect();
-    assert_eq!(instances.len(), 2, "each trial on its own lab: {instances:?}");
+    assert_eq!(
+        instances.len(),
+        2,
+        "each trial on its own lab: {instances:?}"
+    );
     // Both started before either finished.
     let position = |wanted: &str| -> Vec<usize> {
         all.iter()
@@ -164,7 +193,11 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
         dir.path(),
         "name: crash\nsubjects: [etcd]\nchaos_types:\n  - type: network_partition\n    params: {target: 2}\ntrial_timeout_seconds: 120\n",
     );
-    let published = output(eval(nats.url(), &data, &["publish", file.to_str().unwrap(), "--json"]));
+    let published = output(eval(
+        nats.url(),
+        &data,
+        &["publish", file.to_str().unwrap(), "--json"],
+    ));
     let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
     let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
     let log = EventLog::connect(nats.url()).await.unwrap();
@@ -186,7 +219,10 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
     let netns = lab.node(2).unwrap().netns.clone().unwrap();
     let started = Instant::now();
     while chaos::nft::list_chains(&netns).await.unwrap().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the partition was never applied");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the partition was never applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -194,9 +230,17 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
     wait_for_event(&log, &campaign_id, "ChaosCleanedUp").await;
     for node in &lab.state.nodes {
         let netns = node.netns.clone().unwrap();
-        assert_eq!(chaos::nft::list_chains(&netns).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            chaos::nft::list_chains(&netns).await.unwrap(),
+            Vec::<String>::new()
+        );
         if let Some(pid) = node.pid {
-            assert_ne!(sys::process_state(pid), Some('T'), "node {} stopped", node.number);
+            assert_ne!(
+                sys::process_state(pid),
+                Some('T'),
+                "node {} stopped",
+                node.number
+            );
         }
         assert!(!node.data_dir.join(chaos::faults::FILL_FILE).exists());
     }

@@ -1,6 +1,7 @@
 //! The chaos stage: the lab runtime, the etcd subject, the six faults and their cleanups, state
 //! capture, and the trial worker.
 
+pub mod bench;
 pub mod error;
 pub mod etcd;
 pub mod faults;

@@ -347,35 +347,53 @@ async fn guard<T>(future: impl Future<Output = T>) -> T {
         .expect("hung: the proxy neither answered nor closed")
 }
 
-/// `tracing` output of the current thread; `#[tokio::test]` runs the proxy on that thread.
+/// `tracing` events of the current thread, one line each; `#[tokio::test]` runs the proxy on that
+/// thread.
 #[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+struct CapturedLogs(Arc<Mutex<String>>);
 
 impl CapturedLogs {
     fn install() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
         let logs = CapturedLogs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(logs.clone());
+        (logs, guard)
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        self.0.lock().unwrap().clone()
     }
 }
 
-impl io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
+impl tracing::Subscriber for CapturedLogs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = event.metadata().level().to_string();
+        event.record(&mut FieldWriter(&mut line));
+        line.push('\n');
+        self.0.lock().unwrap().push_str(&line);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+struct FieldWriter<'a>(&'a mut String);
+
+impl tracing::field::Visit for FieldWriter<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
     }
 }
 

@@ -10,6 +10,19 @@ pub enum BenchCommand {
     /// `eval publish` of a large campaign to a fresh stream, beside a plain async-nats
     /// JetStream publish loop of as many same-size messages.
     Publish(PublishBenchArgs),
+    /// For each fault on a real etcd lab: the trial overhead (reset → healthy → injected) and
+    /// the cleanup time.
+    Trial(TrialBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrialBenchArgs {
+    /// Measurements per fault (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -24,6 +37,38 @@ pub struct PublishBenchArgs {
 
 pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
     match command {
+        BenchCommand::Trial(args) => {
+            let work_dir = tempfile::tempdir()?;
+            let isolation = chaos::lab::Isolation::available();
+            let timings = chaos::bench::trial_bench(
+                work_dir.path(),
+                isolation,
+                args.repeat.max(1),
+                |fault| {
+                    eprintln!("bench: {fault}");
+                },
+            )
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&timings)?);
+                return Ok(());
+            }
+            println!(
+                "{:<18} {:>7} {:>28} {:>12}",
+                "fault", "repeats", "reset→healthy→injected (ms)", "cleanup (ms)"
+            );
+            for timing in &timings {
+                match &timing.skipped {
+                    Some(reason) => println!("{:<18} skipped: {reason}", timing.chaos_type),
+                    None => println!(
+                        "{:<18} {:>7} {:>28.0} {:>12.1}",
+                        timing.chaos_type, timing.repeats, timing.overhead_ms, timing.cleanup_ms
+                    ),
+                }
+            }
+            println!("aim: overhead under 5000 ms, cleanup under 1000 ms");
+            Ok(())
+        }
         BenchCommand::Publish(args) => {
             let work_dir = tempfile::tempdir()?;
             let bench = ingest::bench::publish_bench(work_dir.path(), args.trials, |phase| {

@@ -340,7 +340,7 @@ fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let middle = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 {
+    Some(if sorted.len().is_multiple_of(2) {
         (sorted[middle - 1] + sorted[middle]) / 2.0
     } else {
         sorted[middle]
@@ -351,16 +351,8 @@ impl Summary {
     fn print(&self, campaign_id: &str) {
         println!("campaign {campaign_id}");
         println!(
-            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  {}",
-            "subject",
-            "chaos",
-            "variant",
-            "n",
-            "succeeded",
-            "timed_out",
-            "failed",
-            "errored",
-            "median healthy again"
+            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  median healthy again",
+            "subject", "chaos", "variant", "n", "succeeded", "timed_out", "failed", "errored"
         );
         for ((_, subject, chaos, variant), cell) in &self.cells {
             let n: u32 = cell.statuses.values().sum();

@@ -516,12 +516,11 @@ impl Lab {
             }
         }
         for node in &self.state.nodes {
-            if node.mounted || is_mount_point(&node.data_dir) {
-                if let Err(error) =
+            if is_mount_point(&node.data_dir)
+                && let Err(error) =
                     nix::mount::umount2(&node.data_dir, nix::mount::MntFlags::MNT_DETACH)
-                {
-                    problems.push(format!("umount {}: {error}", node.data_dir.display()));
-                }
+            {
+                problems.push(format!("umount {}: {error}", node.data_dir.display()));
             }
             if let Some(netns) = &node.netns {
                 delete_netns(netns, &mut problems).await;

@@ -1,0 +1,116 @@
+//! `eval bench trial`: for each fault, the trial overhead (reset → healthy → injected) and the
+//! cleanup time, on a real lab.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use schemas::campaign::{
+    ChaosSpec, DiskPressureParams, LatencyParams, NetworkPartitionParams, NodeKillParams,
+    PacketLossParams, ProcessPauseParams, Target,
+};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::etcd::EtcdLab;
+use crate::faults;
+use crate::lab::Isolation;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultTiming {
+    pub chaos_type: String,
+    pub repeats: usize,
+    /// Median reset → healthy → injected, in milliseconds.
+    pub overhead_ms: f64,
+    /// Median cleanup, in milliseconds.
+    pub cleanup_ms: f64,
+    /// Present when the fault cannot run on this lab.
+    pub skipped: Option<String>,
+}
+
+/// Runs every fault `repeats` times on one lab in `data_dir` and reports the medians.
+pub async fn trial_bench(
+    data_dir: &Path,
+    isolation: Isolation,
+    repeats: usize,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<FaultTiming>> {
+    let mut subject = EtcdLab::create(data_dir, Some("bench".into()), 3, isolation).await?;
+    let result = measure_all(&mut subject, repeats, &mut progress).await;
+    subject.lab.destroy().await?;
+    result
+}
+
+async fn measure_all(
+    subject: &mut EtcdLab,
+    repeats: usize,
+    progress: &mut impl FnMut(&str),
+) -> Result<Vec<FaultTiming>> {
+    let target = Target::Node(2);
+    let faults = [
+        ChaosSpec::NodeKill(NodeKillParams {
+            target: target.clone(),
+        }),
+        ChaosSpec::ProcessPause(ProcessPauseParams {
+            target: target.clone(),
+            duration_seconds: None,
+        }),
+        ChaosSpec::Latency(LatencyParams {
+            target: target.clone(),
+            ..Default::default()
+        }),
+        ChaosSpec::PacketLoss(PacketLossParams {
+            target: target.clone(),
+            ..Default::default()
+        }),
+        ChaosSpec::NetworkPartition(NetworkPartitionParams {
+            target: target.clone(),
+            ..Default::default()
+        }),
+        ChaosSpec::DiskPressure(DiskPressureParams {
+            target,
+            ..Default::default()
+        }),
+    ];
+    let mut timings = Vec::new();
+    for chaos in faults {
+        let name = chaos.chaos_type().to_string();
+        progress(&name);
+        let mut overheads = Vec::new();
+        let mut cleanups = Vec::new();
+        let mut skipped = None;
+        for repeat in 0..repeats {
+            let started = Instant::now();
+            subject.reset().await?;
+            subject.wait_healthy(Duration::from_secs(60)).await?;
+            let record = match faults::plan(subject, &chaos, repeat as u64).await {
+                Ok(record) => record,
+                Err(crate::Error::Unsupported(reason)) => {
+                    skipped = Some(reason);
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
+            faults::apply(subject, &record).await?;
+            overheads.push(started.elapsed());
+            let started = Instant::now();
+            faults::cleanup(subject, &record).await?;
+            cleanups.push(started.elapsed());
+        }
+        timings.push(FaultTiming {
+            chaos_type: name,
+            repeats: overheads.len(),
+            overhead_ms: median_ms(&mut overheads),
+            cleanup_ms: median_ms(&mut cleanups),
+            skipped,
+        });
+    }
+    Ok(timings)
+}
+
+fn median_ms(samples: &mut [Duration]) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
