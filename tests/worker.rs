@@ -250,3 +250,94 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
     assert!(Lab::list(&data).unwrap().is_empty());
     assert!(!Path::new("/run/netns").join(&netns).exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_trial_is_cleaned_up() {
+    if !root_or_skip("trial timeout") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(eval(
+        nats.url(),
+        &dir.path().join("data"),
+        &["run", "--chaos", "node_kill", "--timeout", "3", "--json"],
+    ));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["timed_out"], 1, "{summary}");
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let all = events(&log, summary["campaign_id"].as_str().unwrap()).await;
+    let finished = all.iter().find_map(|e| match &e.data {
+        EventData::TrialFinished(finished) => Some(finished.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        finished.unwrap().status,
+        schemas::event::TrialStatus::TimedOut
+    );
+    assert!(all.iter().any(|e| e.event_type() == "ChaosCleanedUp"));
+    assert!(Lab::list(&dir.path().join("data")).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_trial_cleans_up_and_leaves_nothing() {
+    if !root_or_skip("interrupted run") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut run = eval(
+        nats.url(),
+        &data,
+        &["run", "--chaos", "network_partition", "--timeout", "120"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let started = Instant::now();
+    let campaign_id = loop {
+        if let Some(id) = log
+            .campaign_ids()
+            .await
+            .ok()
+            .and_then(|ids| ids.first().cloned())
+        {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    wait_for_event(&log, &campaign_id, "ChaosInjected").await;
+    let namespaces: Vec<String> = Lab::list(&data)
+        .unwrap()
+        .iter()
+        .flat_map(|lab| lab.state.nodes.iter().filter_map(|node| node.netns.clone()))
+        .collect();
+    assert!(!namespaces.is_empty());
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGINT).unwrap();
+    let status = run.wait().unwrap();
+    assert!(!status.success(), "an interrupted run reports it");
+    let types: Vec<String> = events(&log, &campaign_id)
+        .await
+        .iter()
+        .map(|e| e.event_type().to_string())
+        .collect();
+    assert!(types.contains(&"ChaosCleanedUp".to_string()), "{types:?}");
+    assert!(
+        !types.contains(&"TrialFinished".to_string()),
+        "an interrupted trial is not finished"
+    );
+    assert!(Lab::list(&data).unwrap().is_empty());
+    for netns in namespaces {
+        assert!(
+            !Path::new("/run/netns").join(&netns).exists(),
+            "{netns} left behind"
+        );
+    }
+}
