@@ -50,6 +50,13 @@ enum Command {
     /// Chaos housekeeping.
     #[command(subcommand)]
     Chaos(cli::worker::ChaosCommand),
+    /// The scoring stage alone: scores every finished trial (TrialScored), until Ctrl-C.
+    Score(cli::score::ScoreArgs),
+    /// Re-score finished trials by replaying the log with the current scorer and rules; new
+    /// TrialScored events are published beside the old ones.
+    Rescore(cli::score::RescoreArgs),
+    /// Import the seed harness's SQLite eval.db into the log (importing twice adds nothing).
+    ImportLegacy(cli::score::ImportArgs),
     /// Labs: subjects as real processes on this host.
     #[command(subcommand)]
     Lab(cli::lab::LabCommand),
@@ -78,6 +85,9 @@ fn main() -> ExitCode {
             Command::Run(args) => cli::run::run(&global, args).await,
             Command::Worker(args) => cli::worker::run(&global, args).await,
             Command::Chaos(command) => cli::worker::chaos(&global, command).await,
+            Command::Score(args) => cli::score::score(&global, args).await,
+            Command::Rescore(args) => cli::score::rescore(&global, args).await,
+            Command::ImportLegacy(args) => cli::score::import_legacy(&global, args).await,
             Command::Lab(command) => cli::lab::run(&global, command).await,
             Command::Bench(command) => cli::bench::run(&global, command).await,
         }

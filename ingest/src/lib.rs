@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod campaign_files;
+pub mod legacy;
 pub mod publish;

@@ -176,7 +176,9 @@ impl Event {
     /// Reads an envelope. Fails only when the envelope itself is unreadable; data of an unknown
     /// type, or data that does not match its type, is kept as [`EventData::Other`].
     pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
-        let wire: WireEnvelope<String, Producer, serde_json::Value> =
+        // The data stays raw until its type is known, then is parsed once, straight into its
+        // typed struct (this is the hot path of every reader).
+        let wire: WireEnvelope<String, Producer, Box<serde_json::value::RawValue>> =
             serde_json::from_slice(bytes)?;
         Ok(Event {
             id: wire.id,
@@ -185,7 +187,7 @@ impl Event {
             trial_id: wire.trial_id,
             occurred_at: wire.occurred_at,
             producer: wire.producer,
-            data: EventData::from_parts(&wire.event_type, wire.data),
+            data: EventData::from_parts(&wire.event_type, &wire.data),
         })
     }
 }
@@ -220,20 +222,22 @@ macro_rules! events {
                 }
             }
 
-            fn from_parts(type_name: &str, data: serde_json::Value) -> EventData {
+            fn from_parts(type_name: &str, data: &serde_json::value::RawValue) -> EventData {
+                let raw = || serde_json::from_str(data.get()).unwrap_or(serde_json::Value::Null);
                 let parsed = match type_name {
-                    $( stringify!($name) => <$name>::deserialize(&data).map(EventData::$name), )*
+                    $( stringify!($name) => serde_json::from_str::<$name>(data.get())
+                        .map(EventData::$name), )*
                     _ => {
                         return EventData::Other(OtherEvent {
                             type_name: type_name.to_string(),
-                            data,
+                            data: raw(),
                             read_error: None,
                         })
                     }
                 };
                 parsed.unwrap_or_else(|error| EventData::Other(OtherEvent {
                     type_name: type_name.to_string(),
-                    data,
+                    data: raw(),
                     read_error: Some(error.to_string()),
                 }))
             }
@@ -500,23 +504,44 @@ pub enum Outcome {
     Errored,
 }
 
+/// The grade of a finished trial by one scorer version. Several may exist for one trial, one per
+/// version; re-scoring adds, never rewrites.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrialScored {
-    /// Such as `v1`, or `v1+<hash of rules>` for user rules.
+    /// Such as `v1`, or `v1+<hash of rules and thresholds>` for user rules.
     pub scorer_version: String,
+    /// `errored` when the harness failed: never counted against the operator.
     pub outcome: Outcome,
     pub baseline: bool,
+    /// A ticket about the trial's subject was first seen at or after the injection.
     pub detected: bool,
+    /// Injection → the detecting ticket's `first_seen_at`.
     pub time_to_detect_ms: Option<i64>,
+    /// The detecting ticket was resolved and the subject was healthy at the final capture.
     pub resolved: bool,
+    /// Injection → the ticket's `resolved_at`, when resolved.
     pub time_to_resolve_ms: Option<i64>,
+    /// Injection → the subject's first healthy answer after it: a baseline's self-heal time.
+    #[serde(default)]
+    pub time_to_heal_ms: Option<i64>,
+    /// The subject was healthy again within the trial's timeout.
+    #[serde(default)]
+    pub healed_within_timeout: bool,
+    /// Tool calls of the agent.
     pub n_commands: u32,
+    /// Distinct commands (tool and `command`, or tool and parameters without `reasoning`).
     pub n_unique_commands: u32,
-    /// Commands by category (`diagnostic`, `remediation`, `destructive`, `other`).
+    /// Calls by category (`diagnostic`, `remediation`, `destructive`, `other`).
     pub commands_by_category: BTreeMap<String, u32>,
     pub n_destructive: u32,
+    /// Thrashing episodes: the same command run 3 or more times within 60 s (by default).
     pub n_thrashing: u32,
-    /// Further figures and the explanation of each, as the scorer version defines them.
+    /// The command of each thrashing episode, as `tool: command`.
+    #[serde(default)]
+    pub thrashing_commands: Vec<String>,
+    /// Further figures and the explanation of each, as the scorer version defines them: for v1
+    /// `explanation` (one line per decision), `tickets`, `commands` (each with the rule that
+    /// classified it), `thrashing`, `settings`.
     #[serde(default)]
     pub details: serde_json::Value,
 }

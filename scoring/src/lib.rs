@@ -1,1 +1,49 @@
-//! Will own the pure, versioned scorer, command classification, thrashing detection, comparison statistics, the scoring stage and re-scoring by replay.
+//! Grading trials: the pure, versioned scorer ([`score()`]), command classification by rules
+//! ([`rules`]), thrashing detection ([`commands`]), statistics and comparisons ([`stats`],
+//! [`compare`]), and at the edges the scoring stage ([`stage::run`]) and re-scoring by replay
+//! ([`rescore()`]), which read the log and publish `TrialScored` events beside the old ones.
+//!
+//! The core is sans-IO: [`score()`] takes a trial's events and settings and returns its grade.
+//! NATS is touched only by [`stage`], [`mod@rescore`] and [`mod@bench`].
+
+pub mod bench;
+pub mod commands;
+pub mod compare;
+pub mod fixtures;
+pub mod rescore;
+pub mod rules;
+pub mod score;
+pub mod shell;
+pub mod stage;
+pub mod stats;
+
+use std::path::PathBuf;
+
+pub use rescore::{RescoreFilter, RescoreProgress, RescoreReport, rescore};
+pub use rules::{Category, Rules};
+pub use score::{ScoringConfig, TrialScore, score};
+
+/// The version of the scoring logic and built-in rules. A change to either that can change a
+/// score must bump it, so that old and new scores stand side by side.
+pub const SCORER_VERSION: &str = "v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Log(#[from] schemas::log::Error),
+    #[error("{0}")]
+    Rules(#[from] rules::RulesError),
+    #[error("cannot read rules file {}: {source}", path.display())]
+    ReadRules {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("scoring consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
+    #[error(transparent)]
+    LocalServer(#[from] schemas::log::local::LocalServerError),
+    #[error("bench: {0}")]
+    Bench(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

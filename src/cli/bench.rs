@@ -13,6 +13,19 @@ pub enum BenchCommand {
     /// For each fault on a real etcd lab: the trial overhead (reset → healthy → injected) and
     /// the cleanup time.
     Trial(TrialBenchArgs),
+    /// Re-scoring by replay of a synthetic log (about 30 events per trial), beside the raw read
+    /// rate of the same stream.
+    Rescore(RescoreBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RescoreBenchArgs {
+    /// Trials in the synthetic log.
+    #[arg(long, default_value_t = 100_000)]
+    trials: u32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +50,48 @@ pub struct PublishBenchArgs {
 
 pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
     match command {
+        BenchCommand::Rescore(args) => {
+            let work_dir = tempfile::tempdir()?;
+            eprintln!(
+                "bench: writing {} synthetic trials, then reading and re-scoring them",
+                args.trials
+            );
+            let bench = scoring::bench::rescore_bench(work_dir.path(), args.trials).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "trials": bench.trials,
+                        "events": bench.events,
+                        "raw_read_seconds": bench.raw_read.as_secs_f64(),
+                        "raw_events_per_second": bench.raw_events_per_second(),
+                        "raw_trials_per_second": bench.raw_trials_per_second(),
+                        "rescore_seconds": bench.rescore.as_secs_f64(),
+                        "rescore_trials_per_second": bench.rescore_trials_per_second(),
+                        "published": bench.published,
+                        "ratio": bench.ratio(),
+                    })
+                );
+            } else {
+                println!(
+                    "raw read: {} events ({} trials) in {:.2} s = {:.0} events/s = {:.0} trials/s",
+                    bench.events,
+                    bench.trials,
+                    bench.raw_read.as_secs_f64(),
+                    bench.raw_events_per_second(),
+                    bench.raw_trials_per_second()
+                );
+                println!(
+                    "rescore: {} trials in {:.2} s = {:.0} trials/s ({} TrialScored published)",
+                    bench.trials,
+                    bench.rescore.as_secs_f64(),
+                    bench.rescore_trials_per_second(),
+                    bench.published
+                );
+                println!("ratio: {:.2} (aim: at least 0.7)", bench.ratio());
+            }
+            Ok(())
+        }
         BenchCommand::Trial(args) => {
             let work_dir = tempfile::tempdir()?;
             let isolation = chaos::lab::Isolation::available();

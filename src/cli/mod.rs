@@ -6,6 +6,7 @@ pub mod events;
 pub mod lab;
 pub mod publish;
 pub mod run;
+pub mod score;
 pub mod up;
 pub mod validate;
 pub mod worker;

@@ -155,6 +155,13 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         tokio::spawn(async move { chaos::worker::run(log, config, stop).await })
     };
 
+    let scorer = {
+        let log = log.clone();
+        let config = super::score::config(None)?;
+        let stop = worker_stop.clone();
+        tokio::spawn(async move { scoring::stage::run(log, config, stop).await })
+    };
+
     let finished = tokio::select! {
         finished = follow_trials(&log, &prepared.campaign_id, n_trials) => Some(finished),
         () = shutdown.cancelled() => None,
@@ -163,7 +170,18 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
             None
         }
     };
+    if matches!(finished, Some(Ok(()))) {
+        // Let the scoring stage grade the last trials, so the log is complete on return.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            wait_scored(&log, &prepared.campaign_id, n_trials),
+        )
+        .await;
+    }
     worker_stop.cancel();
+    if let Ok(Err(error)) = scorer.await {
+        eprintln!("eval run: scoring: {error}");
+    }
     match worker.await {
         Ok(Err(error)) => eprintln!("eval run: worker: {error}"),
         Err(error) => eprintln!("eval run: worker: {error}"),
@@ -196,6 +214,29 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         server.stop(Duration::from_secs(5)).await;
     }
     outcome
+}
+
+async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        trial_id: None,
+        event_type: Some("TrialScored".to_string()),
+    };
+    let Ok(events) = log.read(&filter, true).await else {
+        return;
+    };
+    futures::pin_mut!(events);
+    let mut scored = std::collections::HashSet::new();
+    while scored.len() < n_trials {
+        match events.next().await {
+            Some(Ok(stored)) => {
+                if let Ok(event) = stored.event {
+                    scored.extend(event.trial_id);
+                }
+            }
+            _ => return,
+        }
+    }
 }
 
 async fn wait_for(worker: &tokio::task::JoinHandle<chaos::Result<()>>) -> String {

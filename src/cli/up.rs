@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// Names this worker's labs and the faults it owns; keep it stable across restarts.
     #[arg(long, default_value = "local")]
     worker_id: String,
+    /// A YAML file of command classification rules for the scoring stage.
+    #[arg(long)]
+    rules: Option<std::path::PathBuf>,
 }
 
 /// How long stages may take to drain after a shutdown signal.
@@ -32,8 +35,8 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
 
-    // Each stage is a library `run(log, …, shutdown)` spawned here; capture, scoring, the
-    // projector and the viewer join as their issues land.
+    // Each stage is a library `run(log, …, shutdown)` spawned here; capture, the projector and
+    // the viewer join as their issues land.
     let stages = TaskTracker::new();
     let mut running = Vec::new();
     {
@@ -46,6 +49,17 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             }
         });
         running.push("worker");
+    }
+    {
+        let log = log.clone();
+        let config = super::score::config(args.rules.as_deref())?;
+        let shutdown = shutdown.clone();
+        stages.spawn(async move {
+            if let Err(error) = scoring::stage::run(log, config, shutdown).await {
+                eprintln!("eval up: scoring stopped: {error}");
+            }
+        });
+        running.push("score");
     }
     stages.close();
     eprintln!(

@@ -1,0 +1,544 @@
+//! Comparisons of two groups of trials (campaign vs campaign, variant vs variant, agent vs
+//! baseline): each group's rates and medians with 95% intervals, and for each figure a verdict
+//! that names a winner only when the difference is significant, and otherwise says the data
+//! cannot tell and roughly how many trials would be needed.
+//!
+//! Errored trials are left out of everything: the harness failed, not the operator. When every
+//! graded trial of both sides has a partner that ran on the same seed (same subject, chaos,
+//! repetition and trial seed), the paired tests are used: McNemar for success, Wilcoxon
+//! signed-rank for times; otherwise Fisher's exact test and Mann–Whitney U. Times compare the
+//! successful trials only (time to resolve, or a baseline's time to heal); the success rate
+//! accounts for the others.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemas::campaign::TrialSpec;
+use schemas::event::{Outcome, TrialScored};
+
+use crate::stats::{self, Interval};
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::A => "A",
+            Side::B => "B",
+        })
+    }
+}
+
+/// What makes two trials of different variants a pair: they faced the same fault schedule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PairKey {
+    pub subject: String,
+    /// The chaos spec (type and parameters) as JSON.
+    pub chaos: String,
+    pub repetition: u32,
+    pub seed: u64,
+}
+
+impl PairKey {
+    pub fn of(spec: &TrialSpec) -> PairKey {
+        PairKey {
+            subject: spec.subject.to_string(),
+            chaos: serde_json::to_string(&spec.chaos).unwrap_or_default(),
+            repetition: spec.repetition,
+            seed: spec.seed,
+        }
+    }
+}
+
+/// One trial as comparisons see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialResult {
+    pub pair_key: Option<PairKey>,
+    pub outcome: Outcome,
+    pub time_to_detect_ms: Option<i64>,
+    /// For a successful trial: time to resolve, or a baseline's time to heal.
+    pub time_to_recover_ms: Option<i64>,
+}
+
+impl TrialResult {
+    /// From a trial's request (for pairing) and its score.
+    pub fn from_scored(spec: Option<&TrialSpec>, scored: &TrialScored) -> TrialResult {
+        let success = scored.outcome == Outcome::Success;
+        TrialResult {
+            pair_key: spec.map(PairKey::of),
+            outcome: scored.outcome,
+            time_to_detect_ms: scored.time_to_detect_ms.filter(|_| scored.detected),
+            time_to_recover_ms: if !success {
+                None
+            } else if scored.baseline {
+                scored.time_to_heal_ms
+            } else {
+                scored.time_to_resolve_ms
+            },
+        }
+    }
+}
+
+/// Settings of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    /// Significance level of the verdicts.
+    pub alpha: f64,
+    /// Level of the intervals.
+    pub confidence: f64,
+    /// Power the needed sample sizes are computed for.
+    pub power: f64,
+    pub bootstrap_resamples: u32,
+    pub bootstrap_seed: u64,
+    /// Use paired tests when the trials pair up.
+    pub allow_pairing: bool,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            alpha: 0.05,
+            confidence: 0.95,
+            power: 0.8,
+            bootstrap_resamples: stats::DEFAULT_BOOTSTRAP_RESAMPLES,
+            bootstrap_seed: stats::DEFAULT_BOOTSTRAP_SEED,
+            allow_pairing: true,
+        }
+    }
+}
+
+/// The figures of one side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSummary {
+    pub n_trials: usize,
+    pub n_errored: usize,
+    /// Trials graded: all but the errored ones.
+    pub n_graded: usize,
+    pub n_success: usize,
+    pub success_rate: Option<f64>,
+    pub success_interval: Option<Interval>,
+    pub n_detected: usize,
+    pub median_time_to_detect_ms: Option<f64>,
+    pub time_to_detect_interval: Option<Interval>,
+    pub median_time_to_recover_ms: Option<f64>,
+    pub time_to_recover_interval: Option<Interval>,
+}
+
+impl GroupSummary {
+    pub fn of(trials: &[TrialResult], options: &CompareOptions) -> GroupSummary {
+        let graded: Vec<&TrialResult> = trials
+            .iter()
+            .filter(|t| t.outcome != Outcome::Errored)
+            .collect();
+        let n_success = graded
+            .iter()
+            .filter(|t| t.outcome == Outcome::Success)
+            .count();
+        let detect: Vec<f64> = graded
+            .iter()
+            .filter_map(|t| t.time_to_detect_ms)
+            .map(|ms| ms as f64)
+            .collect();
+        let recover: Vec<f64> = graded
+            .iter()
+            .filter_map(|t| t.time_to_recover_ms)
+            .map(|ms| ms as f64)
+            .collect();
+        let interval = |sample: &[f64]| {
+            stats::bootstrap_median_interval(
+                sample,
+                options.confidence,
+                options.bootstrap_resamples,
+                options.bootstrap_seed,
+            )
+        };
+        GroupSummary {
+            n_trials: trials.len(),
+            n_errored: trials.len() - graded.len(),
+            n_graded: graded.len(),
+            n_success,
+            success_rate: (!graded.is_empty()).then(|| n_success as f64 / graded.len() as f64),
+            success_interval: stats::wilson_interval(
+                n_success as u64,
+                graded.len() as u64,
+                options.confidence,
+            ),
+            n_detected: detect.len(),
+            median_time_to_detect_ms: stats::median(&detect),
+            time_to_detect_interval: interval(&detect),
+            median_time_to_recover_ms: stats::median(&recover),
+            time_to_recover_interval: interval(&recover),
+        }
+    }
+}
+
+/// The answer of one test: a winner, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `success rate`, `time to detect`, `time to recover`.
+    pub metric: String,
+    /// The test's name, such as `Fisher's exact test`.
+    pub test: &'static str,
+    pub paired: bool,
+    /// Values compared on each side (pairs count on both).
+    pub n_a: usize,
+    pub n_b: usize,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    pub alpha: f64,
+    /// The better side, only when the difference is significant at `alpha`.
+    pub winner: Option<Side>,
+    /// Without a winner: about how many trials (pairs when paired) per side would show a
+    /// difference as large as the observed one at `alpha` with 80% power; `None` when no
+    /// difference was observed.
+    pub needed_per_side: Option<u64>,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sizes = if self.paired {
+            format!("{} pairs", self.n_a)
+        } else {
+            format!("{} vs {}", self.n_a, self.n_b)
+        };
+        let Some(p) = self.p_value else {
+            return write!(
+                f,
+                "{}: the data cannot tell ({}; too few values for {})",
+                self.metric, sizes, self.test
+            );
+        };
+        match self.winner {
+            Some(side) => write!(
+                f,
+                "{}: {side} is better (p = {}, {}, {sizes})",
+                self.metric,
+                format_p(p),
+                self.test
+            ),
+            None => {
+                write!(
+                    f,
+                    "{}: the data cannot tell (p = {}, {}, {sizes})",
+                    self.metric,
+                    format_p(p),
+                    self.test
+                )?;
+                match self.needed_per_side {
+                    Some(n) => write!(
+                        f,
+                        "; about {n} {} per side would be needed to tell a difference this large",
+                        if self.paired { "pairs" } else { "trials" }
+                    ),
+                    None => f.write_str("; no difference was observed"),
+                }
+            }
+        }
+    }
+}
+
+fn format_p(p: f64) -> String {
+    if p < 0.0001 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+fn z_alpha(alpha: f64) -> f64 {
+    stats::normal_quantile(1.0 - alpha / 2.0)
+}
+
+fn ceil_count(value: f64) -> Option<u64> {
+    (value.is_finite() && value > 0.0).then(|| value.ceil() as u64)
+}
+
+/// Success rates of two independent groups, by Fisher's exact test; the higher rate wins.
+pub fn compare_rates(
+    a_success: u64,
+    a_n: u64,
+    b_success: u64,
+    b_n: u64,
+    alpha: f64,
+    power: f64,
+) -> Verdict {
+    let mut verdict = Verdict {
+        metric: "success rate".to_string(),
+        test: "Fisher's exact test",
+        paired: false,
+        n_a: a_n as usize,
+        n_b: b_n as usize,
+        statistic: None,
+        p_value: None,
+        alpha,
+        winner: None,
+        needed_per_side: None,
+    };
+    if a_n == 0 || b_n == 0 {
+        return verdict;
+    }
+    let result = stats::fisher_exact(a_success, a_n - a_success, b_success, b_n - b_success);
+    verdict.statistic = Some(result.statistic);
+    verdict.p_value = Some(result.p_value);
+    let (p1, p2) = (a_success as f64 / a_n as f64, b_success as f64 / b_n as f64);
+    if result.p_value < alpha && p1 != p2 {
+        verdict.winner = Some(if p1 > p2 { Side::A } else { Side::B });
+    } else if p1 != p2 {
+        // Two proportions, equal groups (Fleiss): n = (za sqrt(2 pq) + zb sqrt(p1q1 + p2q2))^2 / d^2.
+        let mean = (p1 + p2) / 2.0;
+        let za = z_alpha(alpha);
+        let zb = stats::normal_quantile(power);
+        let numerator = za * (2.0 * mean * (1.0 - mean)).sqrt()
+            + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
+        verdict.needed_per_side = ceil_count(numerator * numerator / ((p1 - p2) * (p1 - p2)));
+    }
+    verdict
+}
+
+/// Paired successes (first: side A, second: side B), by McNemar's exact test.
+pub fn compare_rates_paired(pairs: &[(bool, bool)], alpha: f64, power: f64) -> Verdict {
+    let only_a = pairs.iter().filter(|(a, b)| *a && !*b).count() as u64;
+    let only_b = pairs.iter().filter(|(a, b)| !*a && *b).count() as u64;
+    let mut verdict = Verdict {
+        metric: "success rate".to_string(),
+        test: "McNemar's exact test",
+        paired: true,
+        n_a: pairs.len(),
+        n_b: pairs.len(),
+        statistic: None,
+        p_value: None,
+        alpha,
+        winner: None,
+        needed_per_side: None,
+    };
+    if pairs.is_empty() {
+        return verdict;
+    }
+    let result = stats::mcnemar_exact(only_a, only_b);
+    verdict.statistic = Some(result.statistic);
+    verdict.p_value = Some(result.p_value);
+    if result.p_value < alpha && only_a != only_b {
+        verdict.winner = Some(if only_a > only_b { Side::A } else { Side::B });
+    } else if only_a != only_b {
+        // Connor (1987): n = (za sqrt(psi) + zb sqrt(psi - delta^2))^2 / delta^2.
+        let n = pairs.len() as f64;
+        let psi = (only_a + only_b) as f64 / n;
+        let delta = (only_a as f64 - only_b as f64) / n;
+        let za = z_alpha(alpha);
+        let zb = stats::normal_quantile(power);
+        let root = za * psi.sqrt() + zb * (psi - delta * delta).max(0.0).sqrt();
+        verdict.needed_per_side = ceil_count(root * root / (delta * delta));
+    }
+    verdict
+}
+
+/// Times of two independent groups, by the Mann–Whitney U test; the faster side wins.
+pub fn compare_times(metric: &str, a: &[f64], b: &[f64], alpha: f64, power: f64) -> Verdict {
+    let mut verdict = Verdict {
+        metric: metric.to_string(),
+        test: "Mann-Whitney U test",
+        paired: false,
+        n_a: a.len(),
+        n_b: b.len(),
+        statistic: None,
+        p_value: None,
+        alpha,
+        winner: None,
+        needed_per_side: None,
+    };
+    let Some((result, _)) = stats::mann_whitney_u(a, b) else {
+        return verdict;
+    };
+    verdict.statistic = Some(result.statistic);
+    verdict.p_value = Some(result.p_value);
+    // U of A counts the (a, b) pairs where a is slower; below half of them, A tends to be faster.
+    let half = (a.len() * b.len()) as f64 / 2.0;
+    if result.p_value < alpha && result.statistic != half {
+        verdict.winner = Some(if result.statistic < half {
+            Side::A
+        } else {
+            Side::B
+        });
+    } else if result.statistic != half {
+        // Noether (1987), equal groups: N = (za + zb)^2 / (3 (P - 1/2)^2) in all.
+        let p = result.statistic / (a.len() * b.len()) as f64;
+        let z = z_alpha(alpha) + stats::normal_quantile(power);
+        verdict.needed_per_side = ceil_count(z * z / (3.0 * (p - 0.5) * (p - 0.5)) / 2.0);
+    }
+    verdict
+}
+
+/// Paired times (first: side A, second: side B), by the Wilcoxon signed-rank test.
+pub fn compare_times_paired(metric: &str, pairs: &[(f64, f64)], alpha: f64, power: f64) -> Verdict {
+    let mut verdict = Verdict {
+        metric: metric.to_string(),
+        test: "Wilcoxon signed-rank test",
+        paired: true,
+        n_a: pairs.len(),
+        n_b: pairs.len(),
+        statistic: None,
+        p_value: None,
+        alpha,
+        winner: None,
+        needed_per_side: None,
+    };
+    if !pairs.is_empty() && pairs.iter().all(|(a, b)| a == b) {
+        // Every pair took the same time: nothing to test, and no difference to look for.
+        verdict.statistic = Some(0.0);
+        verdict.p_value = Some(1.0);
+        return verdict;
+    }
+    let Some((result, _)) = stats::wilcoxon_signed_rank(pairs) else {
+        return verdict;
+    };
+    verdict.statistic = Some(result.statistic);
+    verdict.p_value = Some(result.p_value);
+    let differences: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+    // The share of Walsh averages above zero: above 1/2, A tends to be slower.
+    let mut above = 0.0;
+    let mut total = 0.0;
+    for i in 0..differences.len() {
+        for j in i..differences.len() {
+            let sum = differences[i] + differences[j];
+            total += 1.0;
+            if sum > 0.0 {
+                above += 1.0;
+            } else if sum == 0.0 {
+                above += 0.5;
+            }
+        }
+    }
+    let share = above / total;
+    if result.p_value < alpha && share != 0.5 {
+        verdict.winner = Some(if share < 0.5 { Side::A } else { Side::B });
+    } else if share != 0.5 {
+        // Noether (1987) for the signed-rank test: n = (za + zb)^2 / (3 (p' - 1/2)^2).
+        let z = z_alpha(alpha) + stats::normal_quantile(power);
+        verdict.needed_per_side = ceil_count(z * z / (3.0 * (share - 0.5) * (share - 0.5)));
+    }
+    verdict
+}
+
+/// Two groups side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub a: GroupSummary,
+    pub b: GroupSummary,
+    /// Paired tests were used: every graded trial had a partner on the other side.
+    pub paired: bool,
+    pub success: Verdict,
+    pub time_to_detect: Verdict,
+    pub time_to_recover: Verdict,
+}
+
+/// The graded trials of both sides as pairs, when every one of them has exactly one partner.
+fn pair_up<'a>(
+    a: &[&'a TrialResult],
+    b: &[&'a TrialResult],
+) -> Option<Vec<(&'a TrialResult, &'a TrialResult)>> {
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let mut by_key: BTreeMap<&PairKey, &TrialResult> = BTreeMap::new();
+    for trial in b {
+        if by_key.insert(trial.pair_key.as_ref()?, trial).is_some() {
+            return None;
+        }
+    }
+    let mut pairs = Vec::with_capacity(a.len());
+    for trial in a {
+        let partner = by_key.remove(trial.pair_key.as_ref()?)?;
+        pairs.push((*trial, partner));
+    }
+    Some(pairs)
+}
+
+/// Compares side A with side B.
+pub fn compare(a: &[TrialResult], b: &[TrialResult], options: &CompareOptions) -> Comparison {
+    fn graded(trials: &[TrialResult]) -> Vec<&TrialResult> {
+        trials
+            .iter()
+            .filter(|t| t.outcome != Outcome::Errored)
+            .collect()
+    }
+    let (graded_a, graded_b) = (graded(a), graded(b));
+    let pairs = if options.allow_pairing {
+        pair_up(&graded_a, &graded_b)
+    } else {
+        None
+    };
+    let (alpha, power) = (options.alpha, options.power);
+    let times = |trials: &[&TrialResult], pick: fn(&TrialResult) -> Option<i64>| -> Vec<f64> {
+        trials
+            .iter()
+            .filter_map(|t| pick(t))
+            .map(|ms| ms as f64)
+            .collect()
+    };
+    let detect = |t: &TrialResult| t.time_to_detect_ms;
+    let recover = |t: &TrialResult| t.time_to_recover_ms;
+    let (success, time_to_detect, time_to_recover) = match &pairs {
+        Some(pairs) => {
+            let paired_times = |pick: fn(&TrialResult) -> Option<i64>| -> Vec<(f64, f64)> {
+                pairs
+                    .iter()
+                    .filter_map(|(x, y)| Some((pick(x)? as f64, pick(y)? as f64)))
+                    .collect()
+            };
+            let successes: Vec<(bool, bool)> = pairs
+                .iter()
+                .map(|(x, y)| (x.outcome == Outcome::Success, y.outcome == Outcome::Success))
+                .collect();
+            (
+                compare_rates_paired(&successes, alpha, power),
+                compare_times_paired("time to detect", &paired_times(detect), alpha, power),
+                compare_times_paired("time to recover", &paired_times(recover), alpha, power),
+            )
+        }
+        None => {
+            let n_success = |trials: &[&TrialResult]| {
+                trials
+                    .iter()
+                    .filter(|t| t.outcome == Outcome::Success)
+                    .count() as u64
+            };
+            (
+                compare_rates(
+                    n_success(&graded_a),
+                    graded_a.len() as u64,
+                    n_success(&graded_b),
+                    graded_b.len() as u64,
+                    alpha,
+                    power,
+                ),
+                compare_times(
+                    "time to detect",
+                    &times(&graded_a, detect),
+                    &times(&graded_b, detect),
+                    alpha,
+                    power,
+                ),
+                compare_times(
+                    "time to recover",
+                    &times(&graded_a, recover),
+                    &times(&graded_b, recover),
+                    alpha,
+                    power,
+                ),
+            )
+        }
+    };
+    Comparison {
+        a: GroupSummary::of(a, options),
+        b: GroupSummary::of(b, options),
+        paired: pairs.is_some(),
+        success,
+        time_to_detect,
+        time_to_recover,
+    }
+}

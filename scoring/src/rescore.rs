@@ -1,0 +1,370 @@
+//! Re-scoring is a replay: read a campaign's events (or every campaign's) from the stream, score
+//! every finished trial with the current scorer and rules, and publish new `TrialScored` events
+//! beside the old ones. Nothing is rewritten.
+//!
+//! Resumable: the new events' ids derive from campaign, trial and scorer version, and a trial
+//! whose `TrialScored` of this version is already in the log is skipped, so a rerun, or a run
+//! after an interrupted one, publishes only what is missing.
+//!
+//! A replay reads a campaign to the end of the stream. One task pulls the messages and parses
+//! those the scorer reads while another scores each trial as soon as its `TrialFinished` arrives;
+//! a trial with events after that is scored again once all of the campaign has been read, and
+//! then the scores are published. Campaigns are replayed one at a time, and memory holds
+//! one campaign's events, without the bulky fields the scorer never reads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+
+use async_nats::jetstream::consumer;
+use futures::StreamExt;
+use schemas::event::{Event, EventData, Outcome, Producer};
+use schemas::log::{EventFilter, EventLog};
+use tokio::sync::mpsc;
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::score::{ScoringConfig, outcome_name, score, scored_event_id};
+use crate::{Error, Result};
+
+/// Which campaigns to re-score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RescoreFilter {
+    All,
+    Campaign(String),
+}
+
+/// Where a re-score is, for progress bars.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescoreProgress {
+    pub campaign_id: String,
+    pub n_campaigns: u64,
+    pub n_campaigns_done: u64,
+    pub n_events_read: u64,
+    pub n_trials_scored: u64,
+    pub n_published: u64,
+}
+
+/// What a re-score did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescoreReport {
+    pub scorer_version: String,
+    pub n_campaigns: u64,
+    pub n_events_read: u64,
+    /// Trials with at least one event.
+    pub n_trials: u64,
+    /// Trials with a `TrialFinished`: the ones scored.
+    pub n_finished: u64,
+    /// New `TrialScored` events stored.
+    pub n_published: u64,
+    /// Finished trials that already had a `TrialScored` of this version.
+    pub n_already_scored: u64,
+    /// Newly scored trials by outcome (`success`, `failure`, `timeout`, `errored`).
+    pub by_outcome: BTreeMap<String, u64>,
+}
+
+/// Scores waiting for their acknowledgement at once.
+const PUBLISH_IN_FLIGHT: usize = 1024;
+/// Progress is reported every this many events read.
+const PROGRESS_EVERY: u64 = 5_000;
+/// Messages are handed from the reading task to the scoring one in batches of this many.
+const BATCH: usize = 256;
+
+/// Re-scores the finished trials that `filter` selects with `config`; `progress` is called as the
+/// replay goes.
+pub async fn rescore(
+    log: &EventLog,
+    filter: &RescoreFilter,
+    config: &ScoringConfig,
+    mut progress: impl FnMut(&RescoreProgress),
+) -> Result<RescoreReport> {
+    let version = config.version();
+    let campaigns = match filter {
+        RescoreFilter::All => log.campaign_ids().await?,
+        RescoreFilter::Campaign(id) => vec![id.clone()],
+    };
+    let producer = Producer::here("rescore");
+    let mut report = RescoreReport {
+        scorer_version: version.clone(),
+        n_campaigns: campaigns.len() as u64,
+        ..RescoreReport::default()
+    };
+    let mut state = RescoreProgress {
+        n_campaigns: campaigns.len() as u64,
+        ..RescoreProgress::default()
+    };
+    for campaign_id in &campaigns {
+        state.campaign_id = campaign_id.clone();
+        progress(&state);
+        let mut replay = CampaignReplay {
+            campaign_id,
+            version: &version,
+            config,
+            producer: &producer,
+            trials: Vec::new(),
+            index_of: HashMap::new(),
+            state: &mut state,
+        };
+        replay.read(log, &mut progress).await?;
+        let trials = std::mem::take(&mut replay.trials);
+        report.n_trials += trials.len() as u64;
+        let mut to_publish = Vec::new();
+        for trial in trials {
+            if !trial.finished {
+                continue;
+            }
+            report.n_finished += 1;
+            let id = scored_event_id(campaign_id, &trial.trial_id, &version);
+            if trial.scored_ids.contains(&id) {
+                report.n_already_scored += 1;
+                continue;
+            }
+            let (outcome, event) = match trial.scored {
+                Some(scored) => scored,
+                None => {
+                    let trial_score = score(&trial.events, config);
+                    (trial_score.outcome, trial_score.to_event(&producer))
+                }
+            };
+            *report
+                .by_outcome
+                .entry(outcome_name(outcome).to_string())
+                .or_insert(0) += 1;
+            to_publish.push(event);
+            state.n_trials_scored += 1;
+        }
+        let summary = log
+            .publish_all(to_publish, PUBLISH_IN_FLIGHT, |_| {})
+            .await?;
+        report.n_published += summary.stored;
+        state.n_published += summary.stored;
+        state.n_campaigns_done += 1;
+        progress(&state);
+    }
+    report.n_events_read = state.n_events_read;
+    Ok(report)
+}
+
+/// One trial's events as the replay keeps them.
+struct TrialEvents {
+    trial_id: String,
+    events: Vec<Event>,
+    /// Ids of the trial's `TrialScored` events (the only ones a new score's id can equal).
+    scored_ids: HashSet<Uuid>,
+    finished: bool,
+    /// The outcome and `TrialScored` event made when `TrialFinished` was read; dropped when a
+    /// later event of the trial arrives.
+    scored: Option<(Outcome, Event)>,
+}
+
+struct CampaignReplay<'a, 'r> {
+    campaign_id: &'a str,
+    version: &'a str,
+    config: &'a ScoringConfig,
+    producer: &'a Producer,
+    trials: Vec<TrialEvents>,
+    index_of: HashMap<String, usize>,
+    state: &'r mut RescoreProgress,
+}
+
+impl CampaignReplay<'_, '_> {
+    /// Reads the campaign's events: one task pulls the messages, this one parses them and scores
+    /// each trial when its `TrialFinished` arrives.
+    async fn read(
+        &mut self,
+        log: &EventLog,
+        progress: &mut impl FnMut(&RescoreProgress),
+    ) -> Result<()> {
+        let read_error = |error: String| Error::Log(schemas::log::Error::Read(error));
+        let filter = EventFilter {
+            campaign_id: Some(self.campaign_id.to_string()),
+            ..EventFilter::default()
+        };
+        let stream = log.stream().await?;
+        let mut consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter.subject(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        let initially_pending = consumer
+            .info()
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .num_pending;
+        if initially_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        // The reading task also parses, so that parsing and scoring share the two cores.
+        let (sender, mut receiver) = mpsc::channel::<(u64, Vec<Event>)>(16);
+        let reader = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut n_messages: u64 = 0;
+            while let Some(next) = messages.next().await {
+                let message = next.map_err(|error| error.to_string())?;
+                let info = message.info().map_err(|error| error.to_string())?;
+                let (sequence, pending) = (info.stream_sequence, info.pending);
+                n_messages += 1;
+                let event_type = message.subject.rsplit('.').next().unwrap_or_default();
+                if needed_payload(event_type, &message.payload) {
+                    match Event::from_json(&message.payload) {
+                        Ok(mut event) => {
+                            if event.trial_id.is_some() && keep_for_scoring(&mut event) {
+                                batch.push(event);
+                            }
+                        }
+                        Err(error) => warn!(sequence, %error, "unreadable event skipped"),
+                    }
+                }
+                if n_messages >= BATCH as u64 || pending == 0 {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if sender.send((n_messages, full)).await.is_err() {
+                        break;
+                    }
+                    n_messages = 0;
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+            Ok::<(), String>(())
+        });
+        while let Some((n_messages, events)) = receiver.recv().await {
+            let before = self.state.n_events_read;
+            self.state.n_events_read += n_messages;
+            if before / PROGRESS_EVERY != self.state.n_events_read / PROGRESS_EVERY {
+                progress(self.state);
+            }
+            for event in events {
+                self.on_event(event);
+            }
+        }
+        reader
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .map_err(read_error)
+    }
+
+    /// The index of a trial in `trials`, added on its first event.
+    fn trial_index(&mut self, trial_id: &str) -> usize {
+        if let Some(index) = self.index_of.get(trial_id) {
+            return *index;
+        }
+        self.trials.push(TrialEvents {
+            trial_id: trial_id.to_string(),
+            events: Vec::new(),
+            scored_ids: HashSet::new(),
+            finished: false,
+            scored: None,
+        });
+        self.index_of
+            .insert(trial_id.to_string(), self.trials.len() - 1);
+        self.trials.len() - 1
+    }
+
+    /// One event of a trial, already slimmed by [`keep_for_scoring`].
+    fn on_event(&mut self, event: Event) {
+        let Some(trial_id) = event.trial_id.as_deref() else {
+            return;
+        };
+        let index = self.trial_index(trial_id);
+        let trial = &mut self.trials[index];
+        let finishes = match &event.data {
+            EventData::TrialScored(_) => {
+                trial.scored_ids.insert(event.id);
+                false
+            }
+            EventData::TrialFinished(_) => true,
+            _ => false,
+        };
+        if !matches!(event.data, EventData::TrialScored(_)) {
+            trial.events.push(event);
+            trial.scored = None;
+        }
+        if finishes {
+            trial.finished = true;
+            let id = scored_event_id(self.campaign_id, &trial.trial_id, self.version);
+            if !trial.scored_ids.contains(&id) {
+                let trial_score = score(&trial.events, self.config);
+                trial.scored = Some((trial_score.outcome, trial_score.to_event(self.producer)));
+            }
+        }
+    }
+}
+
+/// Whether the scorer may read a message of `event_type`: not campaign-wide events, sessions or
+/// cleanups, and of the agent's log only tool calls. A tool call's JSON holds the text `tool_call`
+/// (its `entry_type`), unless its writer escaped letters with `\u`, so a payload with neither
+/// is a reasoning or a tool result and is left unparsed (tool results can be large).
+fn needed_payload(event_type: &str, payload: &[u8]) -> bool {
+    static TOOL_CALL_OR_ESCAPE: OnceLock<regex::bytes::Regex> = OnceLock::new();
+    match event_type {
+        "CampaignPublished"
+        | "CampaignFinished"
+        | "AgentSessionStarted"
+        | "ChaosCleanedUp"
+        | "ChaosCleanupFailed" => false,
+        "AgentLogRecorded" => TOOL_CALL_OR_ESCAPE
+            .get_or_init(|| regex::bytes::Regex::new(r"tool_call|\\u").expect("a valid regex"))
+            .is_match(payload),
+        _ => true,
+    }
+}
+
+/// Drops what the scorer never reads, to keep a whole campaign in memory: the details of earlier
+/// scores, the captured state snapshots and the agent's texts. Returns whether to keep the event
+/// at all.
+fn keep_for_scoring(event: &mut Event) -> bool {
+    match &mut event.data {
+        EventData::CampaignPublished(_) => false,
+        EventData::TrialScored(scored) => {
+            // Only its id matters, to see that a trial is scored already.
+            scored.details = serde_json::Value::Null;
+            true
+        }
+        EventData::StateCaptured(capture) => {
+            capture.state = serde_json::Value::Null;
+            true
+        }
+        EventData::AgentLogRecorded(entry) => {
+            entry.content = None;
+            true
+        }
+        EventData::ChaosInjected(injected) => {
+            injected.cleanup = serde_json::Value::Null;
+            true
+        }
+        EventData::Other(other) => {
+            other.data = serde_json::Value::Null;
+            true
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::synthetic_trial;
+
+    #[test]
+    fn slimming_never_changes_a_score() {
+        let config = ScoringConfig::default();
+        for index in 0..20 {
+            let events = synthetic_trial("c", index).events();
+            let mut slim = events.clone();
+            slim.retain(|event| needed_payload(event.event_type(), &event.to_json()));
+            slim.retain_mut(keep_for_scoring);
+            assert_eq!(
+                score(&events, &config),
+                score(&slim, &config),
+                "trial {index}"
+            );
+        }
+    }
+}

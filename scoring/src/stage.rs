@@ -1,0 +1,196 @@
+//! The scoring stage: a durable JetStream pull consumer of `TrialFinished` events that reads each
+//! finished trial's events, scores them, and publishes `TrialScored` with an id derived from the
+//! campaign, trial and scorer version.
+//!
+//! Delivery, as Vector's NATS source does it: a message is acknowledged only after its
+//! `TrialScored` is acknowledged by the stream (or was already there); a failure is negatively
+//! acknowledged, so it comes back after a pause; an envelope that can never be read is
+//! terminated, with an error logged. Redelivery is harmless: the derived id makes JetStream drop
+//! a second publish within its duplicate window, and beyond it the stage sees the stored
+//! `TrialScored` among the trial's events and publishes nothing.
+//!
+//! A trial is scored from the events in the log when its `TrialFinished` arrives; operator events
+//! captured after that are taken into account by a re-score (`eval rescore`).
+
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{self, PullConsumer};
+use futures::StreamExt;
+use schemas::event::{Event, Producer};
+use schemas::log::{EventFilter, EventLog};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::score::{ScoringConfig, score, scored_event_id};
+use crate::{Error, Result};
+
+/// The durable consumer's name; every scoring stage shares it, so they compete for trials.
+pub const CONSUMER_NAME: &str = "scoring";
+/// What the consumer receives: every `TrialFinished`.
+pub const FILTER_SUBJECT: &str = "eval.*.*.TrialFinished";
+/// How long the server waits for an acknowledgement before redelivering.
+pub const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long a failed trial waits before it is delivered again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// What handling one `TrialFinished` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Published,
+    AlreadyScored,
+}
+
+/// Runs the scoring stage until `shutdown` is cancelled; the trial being scored then is finished
+/// first. Fails when the consumer cannot be created or disappears.
+pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationToken) -> Result<()> {
+    let consumer = durable_consumer(&log).await?;
+    let version = config.version();
+    let producer = Producer::here("score");
+    info!(%version, consumer = CONSUMER_NAME, "scoring stage started");
+    let consumer_error = |reason: String| Error::Consumer {
+        consumer: CONSUMER_NAME.to_string(),
+        reason,
+    };
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|error| consumer_error(error.to_string()))?;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let message = match next {
+            None => return Err(consumer_error("the message stream ended".to_string())),
+            Some(Err(error)) => {
+                // Missed heartbeats and the like: the pull stream recovers by itself.
+                warn!(%error, "scoring consumer");
+                continue;
+            }
+            Some(Ok(message)) => message,
+        };
+        let finished = match Event::from_json(&message.payload) {
+            Ok(event) => event,
+            Err(error) => {
+                warn!(subject = %message.subject, %error, "unreadable TrialFinished envelope; terminating its delivery");
+                if let Err(error) = message.ack_with(AckKind::Term).await {
+                    warn!(%error, "terminating a delivery failed");
+                }
+                continue;
+            }
+        };
+        let Some(trial_id) = finished.trial_id.clone() else {
+            debug!(subject = %message.subject, "TrialFinished without a trial id; nothing to score");
+            ack(&message).await;
+            continue;
+        };
+        match score_trial(
+            &log,
+            &config,
+            &version,
+            &producer,
+            &finished.campaign_id,
+            &trial_id,
+        )
+        .await
+        {
+            Ok(handled) => {
+                debug!(campaign_id = %finished.campaign_id, %trial_id, ?handled, "trial scored");
+                ack(&message).await;
+            }
+            Err(error) => {
+                warn!(campaign_id = %finished.campaign_id, %trial_id, %error, "scoring failed; it will be retried");
+                if let Err(error) = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await {
+                    warn!(%error, "negative acknowledgement failed");
+                }
+            }
+        }
+    }
+    info!("scoring stage stopped");
+    Ok(())
+}
+
+async fn ack(message: &async_nats::jetstream::Message) {
+    if let Err(error) = message.ack().await {
+        // The server redelivers it; the handler is idempotent.
+        warn!(%error, "acknowledgement failed");
+    }
+}
+
+/// The stage's durable consumer, created on first use. An existing consumer of that name must
+/// filter the same subject.
+pub async fn durable_consumer(log: &EventLog) -> Result<PullConsumer> {
+    let stream = log.ensure_stream().await?;
+    let config = consumer::pull::Config {
+        durable_name: Some(CONSUMER_NAME.to_string()),
+        description: Some("eval scoring stage: scores every finished trial".to_string()),
+        filter_subject: FILTER_SUBJECT.to_string(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: ACK_WAIT,
+        ..Default::default()
+    };
+    let mut consumer = stream
+        .get_or_create_consumer(CONSUMER_NAME, config)
+        .await
+        .map_err(|error| Error::Consumer {
+            consumer: CONSUMER_NAME.to_string(),
+            reason: error.to_string(),
+        })?;
+    let info = consumer.info().await.map_err(|error| Error::Consumer {
+        consumer: CONSUMER_NAME.to_string(),
+        reason: error.to_string(),
+    })?;
+    if info.config.filter_subject != FILTER_SUBJECT {
+        return Err(Error::Consumer {
+            consumer: CONSUMER_NAME.to_string(),
+            reason: format!(
+                "exists with filter {:?}, expected {FILTER_SUBJECT:?}; remove it (`nats consumer rm EVAL {CONSUMER_NAME}`) and restart",
+                info.config.filter_subject
+            ),
+        });
+    }
+    Ok(consumer)
+}
+
+/// Reads one trial's events in log order; envelopes that cannot be read are skipped.
+pub async fn read_trial(log: &EventLog, campaign_id: &str, trial_id: &str) -> Result<Vec<Event>> {
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        trial_id: Some(trial_id.to_string()),
+        event_type: None,
+    };
+    let mut stored = std::pin::pin!(log.read(&filter, false).await?);
+    let mut events = Vec::new();
+    while let Some(next) = stored.next().await {
+        let next = next?;
+        match next.event {
+            Ok(event) => events.push(event),
+            Err(error) => {
+                warn!(sequence = next.sequence, subject = %next.subject, %error, "unreadable event skipped")
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// Scores one trial and publishes its `TrialScored` unless the log already holds it.
+pub async fn score_trial(
+    log: &EventLog,
+    config: &ScoringConfig,
+    version: &str,
+    producer: &Producer,
+    campaign_id: &str,
+    trial_id: &str,
+) -> Result<Handled> {
+    let events = read_trial(log, campaign_id, trial_id).await?;
+    let id = scored_event_id(campaign_id, trial_id, version);
+    if events.iter().any(|event| event.id == id) {
+        return Ok(Handled::AlreadyScored);
+    }
+    let trial_score = score(&events, config);
+    log.publish(&trial_score.to_event(producer)).await?;
+    Ok(Handled::Published)
+}

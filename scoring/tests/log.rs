@@ -1,0 +1,328 @@
+//! The scoring stage and re-scoring against a real nats-server started for each test: every
+//! finished trial gets exactly one `TrialScored` per scorer version, redelivery and reruns publish
+//! nothing new, and old scores are left where they are.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use schemas::event::{Event, EventData, Outcome, TrialFinished, TrialScored, TrialStatus};
+use schemas::log::local::TemporaryNats;
+use schemas::log::{EventFilter, EventLog};
+use scoring::fixtures::TrialFixture;
+use scoring::{RescoreFilter, Rules, ScoringConfig, rescore, stage};
+use tokio_util::sync::CancellationToken;
+
+async fn start() -> (TemporaryNats, EventLog) {
+    let nats = TemporaryNats::start().await.expect("nats-server starts");
+    let log = EventLog::connect(nats.url()).await.expect("connects");
+    log.ensure_stream().await.expect("stream");
+    (nats, log)
+}
+
+/// Trials 0..finished of `campaign` finished, and one more that has not.
+fn campaign(campaign: &str, finished: u32) -> Vec<TrialFixture> {
+    let mut trials: Vec<TrialFixture> = (0..finished)
+        .map(|index| {
+            let trial = TrialFixture::test()
+                .in_campaign(campaign)
+                .with_trial_index(index)
+                .detected_after(1_000 + i64::from(index) * 100)
+                .command_at(2_000, "etcdctl endpoint status");
+            if index % 2 == 0 {
+                trial.resolved_after(20_000)
+            } else {
+                trial
+                    .final_healthy(false)
+                    .finished(TrialStatus::Failed, 60_000)
+            }
+        })
+        .collect();
+    trials.push(
+        TrialFixture::test()
+            .in_campaign(campaign)
+            .with_trial_index(finished)
+            .detected_after(1_000)
+            .unfinished(),
+    );
+    trials
+}
+
+async fn publish(log: &EventLog, trials: &[TrialFixture]) {
+    let events = trials.iter().flat_map(TrialFixture::events);
+    log.publish_all(events, 64, |_| {})
+        .await
+        .expect("published");
+}
+
+async fn scores(log: &EventLog, campaign_id: Option<&str>) -> Vec<(String, TrialScored)> {
+    let filter = EventFilter {
+        campaign_id: campaign_id.map(str::to_string),
+        event_type: Some("TrialScored".to_string()),
+        ..EventFilter::default()
+    };
+    let events: Vec<Event> = log
+        .read(&filter, false)
+        .await
+        .unwrap()
+        .map(|stored| stored.unwrap().event.unwrap())
+        .collect()
+        .await;
+    events
+        .into_iter()
+        .map(|event| match event.data {
+            EventData::TrialScored(scored) => (event.trial_id.unwrap(), scored),
+            other => panic!("not a score: {other:?}"),
+        })
+        .collect()
+}
+
+/// Polls `condition` until it holds; gives up after a generous bound so a broken stage fails
+/// the test instead of hanging it.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen");
+}
+
+async fn consumer_drained(log: &EventLog) -> bool {
+    let stream = log.stream().await.unwrap();
+    let info = stream.consumer_info(stage::CONSUMER_NAME).await.unwrap();
+    info.num_pending == 0 && info.num_ack_pending == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stage_scores_each_finished_trial_once() {
+    let (_nats, log) = start().await;
+    let trials = campaign("stage", 3);
+    publish(&log, &trials).await;
+
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(stage::run(
+        log.clone(),
+        ScoringConfig::default(),
+        shutdown.clone(),
+    ));
+    eventually("three scores", || async {
+        scores(&log, Some("stage")).await.len() == 3
+    })
+    .await;
+
+    // The last trial finishes now, and is scored in turn.
+    let last = &trials[3];
+    let finished = Event::new(
+        &schemas::event::Producer::here("test"),
+        "stage",
+        Some(&last.trial_id()),
+        TrialFinished {
+            status: TrialStatus::Succeeded,
+            reason: None,
+        },
+    );
+    log.publish(&finished).await.unwrap();
+    eventually("four scores", || async {
+        scores(&log, Some("stage")).await.len() == 4
+    })
+    .await;
+
+    // A second TrialFinished of a scored trial (a worker's retry, with its own id) is delivered
+    // and acknowledged, and publishes nothing new.
+    let again = Event::new(
+        &schemas::event::Producer::here("test"),
+        "stage",
+        Some(&trials[0].trial_id()),
+        TrialFinished {
+            status: TrialStatus::Succeeded,
+            reason: None,
+        },
+    );
+    log.publish(&again).await.unwrap();
+    eventually("the retry acknowledged", || consumer_drained(&log)).await;
+
+    shutdown.cancel();
+    running.await.unwrap().expect("the stage stops cleanly");
+
+    let stored = scores(&log, Some("stage")).await;
+    assert_eq!(stored.len(), 4);
+    let outcomes: Vec<(u32, Outcome, &str)> = stored
+        .iter()
+        .map(|(trial_id, scored)| {
+            let index = trials
+                .iter()
+                .position(|t| &t.trial_id() == trial_id)
+                .unwrap() as u32;
+            (index, scored.outcome, scored.scorer_version.as_str())
+        })
+        .collect();
+    let mut sorted = outcomes.clone();
+    sorted.sort_by_key(|(index, _, _)| *index);
+    assert_eq!(
+        sorted,
+        [
+            (0, Outcome::Success, "v1"),
+            (1, Outcome::Failure, "v1"),
+            (2, Outcome::Success, "v1"),
+            // Detected, never resolved, and finished (now) long after its timeout.
+            (3, Outcome::Timeout, "v1"),
+        ]
+    );
+
+    // A restarted stage resumes its durable consumer: nothing is left to score.
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(stage::run(
+        log.clone(),
+        ScoringConfig::default(),
+        shutdown.clone(),
+    ));
+    eventually("the restart drained", || consumer_drained(&log)).await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(scores(&log, Some("stage")).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones() {
+    let (_nats, log) = start().await;
+    let trials = campaign("replay", 4);
+    publish(&log, &trials).await;
+    // Old scores of an earlier scorer version, for two trials.
+    let old: Vec<Event> = trials[..2]
+        .iter()
+        .map(|trial| {
+            let mut scored = scoring::score(&trial.events(), &ScoringConfig::default());
+            scored.scorer_version = "v0".to_string();
+            scored.to_event(&schemas::event::Producer::here("test"))
+        })
+        .collect();
+    log.publish_all(old, 8, |_| {}).await.unwrap();
+    assert_eq!(scores(&log, Some("replay")).await.len(), 2);
+
+    let mut calls = 0;
+    let report = rescore(
+        &log,
+        &RescoreFilter::Campaign("replay".to_string()),
+        &ScoringConfig::default(),
+        |_| calls += 1,
+    )
+    .await
+    .unwrap();
+    assert!(calls >= 2);
+    assert_eq!(report.scorer_version, "v1");
+    assert_eq!(
+        (
+            report.n_trials,
+            report.n_finished,
+            report.n_published,
+            report.n_already_scored
+        ),
+        (5, 4, 4, 0)
+    );
+    assert_eq!(report.by_outcome.get("success"), Some(&2));
+    assert_eq!(report.by_outcome.get("failure"), Some(&2));
+    let stored = scores(&log, Some("replay")).await;
+    let versions: Vec<&str> = stored
+        .iter()
+        .map(|(_, s)| s.scorer_version.as_str())
+        .collect();
+    assert_eq!(versions, ["v0", "v0", "v1", "v1", "v1", "v1"]);
+    for trial in &trials[..4] {
+        let of_trial = stored
+            .iter()
+            .filter(|(id, s)| *id == trial.trial_id() && s.scorer_version == "v1")
+            .count();
+        assert_eq!(of_trial, 1);
+    }
+
+    // A rerun is a no-op: every score of this version is there already.
+    let again = rescore(
+        &log,
+        &RescoreFilter::Campaign("replay".to_string()),
+        &ScoringConfig::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.n_published, again.n_already_scored), (0, 4));
+    assert_eq!(scores(&log, Some("replay")).await.len(), 6);
+
+    // Other rules are another version: four more scores, beside the others.
+    let user = Rules::parse(
+        "team.yaml",
+        "rules:\n  - name: status-is-remediation\n    category: remediation\n    argv: [etcdctl, endpoint]\n",
+    )
+    .unwrap();
+    let config = ScoringConfig::with_rules(Rules::builtin().with_overrides(user));
+    let version = config.version();
+    assert!(version.starts_with("v1+"), "{version}");
+    let report = rescore(
+        &log,
+        &RescoreFilter::Campaign("replay".to_string()),
+        &config,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.n_published, 4);
+    let stored = scores(&log, Some("replay")).await;
+    assert_eq!(stored.len(), 10);
+    let rescored = stored
+        .iter()
+        .find(|(id, s)| *id == trials[0].trial_id() && s.scorer_version == version)
+        .unwrap();
+    assert_eq!(rescored.1.commands_by_category["remediation"], 1);
+
+    // Every campaign: only the new one's trials are scored.
+    publish(&log, &campaign("second", 2)).await;
+    let all = rescore(&log, &RescoreFilter::All, &ScoringConfig::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(all.n_campaigns, 2);
+    assert_eq!((all.n_published, all.n_already_scored), (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_scores_every_synthetic_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = scoring::bench::rescore_bench(dir.path(), 40).await.unwrap();
+    assert_eq!(bench.trials, 40);
+    assert_eq!(bench.published, 40);
+    // About 30 events per trial.
+    assert!(
+        (1000..=1300).contains(&bench.events),
+        "{} events",
+        bench.events
+    );
+    assert!(bench.ratio() > 0.0);
+}
+
+/// The figures of `eval bench rescore`, for a release build:
+/// `EVAL_BENCH_TRIALS=2000 cargo test --release -p scoring --test log -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it in release, by hand"]
+async fn rescore_bench_figures() {
+    let trials = std::env::var("EVAL_BENCH_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let bench = scoring::bench::rescore_bench(dir.path(), trials)
+        .await
+        .unwrap();
+    println!(
+        "{} trials, {} events: raw read {:.0} events/s = {:.0} trials/s; rescore {:.0} trials/s; ratio {:.2}",
+        bench.trials,
+        bench.events,
+        bench.raw_events_per_second(),
+        bench.raw_trials_per_second(),
+        bench.rescore_trials_per_second(),
+        bench.ratio()
+    );
+    assert_eq!(bench.published, u64::from(trials));
+}

@@ -1,0 +1,413 @@
+//! The statistics against published reference values: scipy 1.17.1's results for fixed inputs,
+//! copied as numbers (each case names the scipy call that gave it), and the comparison verdicts.
+
+use expect_test::{Expect, expect};
+use schemas::event::Outcome;
+use scoring::compare::{self, CompareOptions, PairKey, TrialResult};
+use scoring::stats;
+
+/// `actual` equals scipy's `expected` to 1e-9, relative to the larger of the two (or absolute
+/// below 1e-300).
+fn close(what: &str, actual: f64, expected: f64) {
+    let scale = actual.abs().max(expected.abs()).max(1e-300);
+    assert!(
+        (actual - expected).abs() / scale < 1e-9 || (actual.is_nan() && expected.is_nan()),
+        "{what}: {actual:?}, scipy says {expected:?}"
+    );
+}
+
+#[test]
+fn fisher_exact_matches_scipy() {
+    // scipy.stats.fisher_exact(table) -> (statistic, pvalue), scipy 1.17.1
+    let cases: &[([u64; 4], f64, f64)] = &[
+        ([8, 2, 1, 5], 20.0, 0.034965034965034975),
+        ([3, 7, 6, 4], 0.2857142857142857, 0.3698499642772088),
+        ([10, 0, 0, 10], f64::INFINITY, 1.082508822446903e-05),
+        ([0, 5, 0, 5], f64::NAN, 1.0),
+        ([12, 8, 15, 5], 0.5, 0.5006034160650401),
+        ([45, 5, 30, 20], 6.0, 0.0009668432030628979),
+        ([1, 9, 11, 3], 0.030303030303030304, 0.0027594561852200836),
+    ];
+    for ([a, b, c, d], statistic, p) in cases {
+        let result = stats::fisher_exact(*a, *b, *c, *d);
+        let what = format!("fisher_exact([[{a}, {b}], [{c}, {d}]])");
+        if statistic.is_infinite() {
+            assert!(result.statistic.is_infinite(), "{what}");
+        } else {
+            close(&what, result.statistic, *statistic);
+        }
+        close(&what, result.p_value, *p);
+    }
+}
+
+#[test]
+fn mann_whitney_u_matches_scipy() {
+    // scipy.stats.mannwhitneyu(x, y) (two-sided, method="auto"), scipy 1.17.1
+    /// Name, x, y, then scipy's statistic and p-value, and the method scipy chose.
+    type Case<'a> = (&'a str, &'a [f64], &'a [f64], f64, f64, stats::Method);
+    let cases: &[Case] = &[
+        (
+            "exact, no ties",
+            &[3.1, 4.2, 5.0, 6.3, 7.7],
+            &[1.2, 2.5, 2.9, 3.3],
+            19.0,
+            0.031746031746031744,
+            stats::Method::Exact,
+        ),
+        (
+            "exact, 8 vs 10",
+            &[12.0, 15.5, 9.1, 20.2, 11.7, 13.3, 18.8, 10.4],
+            &[22.1, 25.3, 19.9, 30.0, 21.4, 17.2, 26.6, 24.0, 23.5, 28.1],
+            3.0,
+            0.00031994149641208463,
+            stats::Method::Exact,
+        ),
+        (
+            "asymptotic, 12 vs 10",
+            &[
+                31.2, 45.1, 22.3, 51.0, 38.4, 27.7, 44.2, 36.9, 29.5, 41.8, 33.3, 48.6,
+            ],
+            &[52.4, 61.3, 47.7, 39.9, 58.2, 66.1, 55.5, 43.3, 70.2, 49.4],
+            12.0,
+            0.0017358602386387972,
+            stats::Method::Asymptotic,
+        ),
+        (
+            "asymptotic, ties",
+            &[1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0],
+            &[2.0, 3.0, 3.0, 4.0, 6.0, 6.0, 9.0, 9.0, 10.0, 11.0, 12.0],
+            31.5,
+            0.1036188472480168,
+            stats::Method::Asymptotic,
+        ),
+        (
+            "small with ties: asymptotic",
+            &[1.0, 2.0, 2.0],
+            &[2.0, 3.0, 4.0, 5.0],
+            1.0,
+            0.09872864789482493,
+            stats::Method::Asymptotic,
+        ),
+    ];
+    for (name, x, y, statistic, p, method) in cases {
+        let (result, used) = stats::mann_whitney_u(x, y).expect("both samples have values");
+        close(name, result.statistic, *statistic);
+        close(name, result.p_value, *p);
+        assert_eq!(used, *method, "{name}");
+    }
+    assert!(stats::mann_whitney_u(&[], &[1.0]).is_none());
+}
+
+#[test]
+fn mcnemar_matches_scipy_binomtest() {
+    // scipy.stats.binomtest(only_a, only_a + only_b, 0.5).pvalue, scipy 1.17.1
+    let cases: &[(u64, u64, f64)] = &[
+        (3, 12, 0.03515625),
+        (0, 8, 0.0078125),
+        (2, 12, 0.012939453125),
+        (10, 2, 0.03857421875),
+        (7, 0, 0.015625),
+    ];
+    for (only_a, only_b, p) in cases {
+        close(
+            &format!("binomtest({only_a}, {})", only_a + only_b),
+            stats::mcnemar_exact(*only_a, *only_b).p_value,
+            *p,
+        );
+    }
+    assert_eq!(stats::mcnemar_exact(0, 0).p_value, 1.0);
+    assert_eq!(stats::mcnemar_exact(4, 4).p_value, 1.0);
+}
+
+const A60: [f64; 60] = [
+    106.912, 116.432, 106.609, 73.937, 118.107, 108.927, 89.261, 111.622, 107.291, 105.883,
+    100.568, 110.934, 85.271, 96.742, 90.358, 111.977, 100.794, 94.151, 84.362, 94.856, 100.163,
+    94.488, 125.881, 120.134, 45.777, 62.22, 96.505, 91.556, 104.273, 104.346, 142.357, 77.76,
+    92.448, 140.855, 112.934, 113.261, 89.72, 67.038, 103.349, 102.18, 75.453, 86.335, 98.559,
+    81.105, 98.035, 101.91, 100.712, 89.874, 111.875, 117.823, 106.417, 83.635, 114.633, 89.971,
+    117.583, 78.564, 118.289, 99.599, 75.025, 93.722,
+];
+const B60: [f64; 60] = [
+    112.453, 124.16, 101.787, 67.863, 125.103, 109.26, 96.616, 124.217, 95.803, 113.427, 117.814,
+    112.959, 82.163, 109.264, 97.892, 125.936, 102.342, 84.333, 88.262, 95.398, 112.916, 101.424,
+    114.573, 113.182, 59.615, 74.018, 95.103, 96.546, 113.729, 114.03, 156.119, 85.325, 96.5,
+    143.267, 128.491, 95.752, 93.333, 72.368, 94.096, 110.508, 73.94, 99.959, 102.303, 92.797,
+    115.223, 110.739, 96.955, 79.731, 134.409, 121.71, 104.531, 90.078, 117.719, 103.492, 122.922,
+    83.701, 116.143, 109.295, 69.686, 105.381,
+];
+
+#[test]
+fn wilcoxon_matches_scipy() {
+    // scipy.stats.wilcoxon(x, y) (two-sided, zero_method="wilcox", correction=False,
+    // method="auto"), scipy 1.17.1
+    let exact_x = [
+        125.0, 115.0, 130.0, 140.0, 140.5, 115.5, 140.2, 125.3, 140.7, 135.0,
+    ];
+    let exact_y = [
+        110.0, 122.0, 125.0, 120.0, 140.1, 124.0, 123.0, 137.0, 135.4, 145.0,
+    ];
+    let ties_x = [
+        10.0, 12.0, 14.0, 15.0, 16.0, 18.0, 20.0, 22.0, 25.0, 27.0, 30.0, 31.0, 33.0, 35.0, 36.0,
+        38.0, 40.0, 41.0, 44.0, 47.0,
+    ];
+    let ties_y = [
+        12.0, 10.0, 16.0, 15.0, 14.0, 20.0, 18.0, 25.0, 22.0, 29.0, 28.0, 33.0, 31.0, 37.0, 34.0,
+        40.0, 38.0, 44.0, 41.0, 45.0,
+    ];
+    let zip = |x: &[f64], y: &[f64]| x.iter().copied().zip(y.iter().copied()).collect::<Vec<_>>();
+    let cases = [
+        (
+            "exact, 10 pairs",
+            zip(&exact_x, &exact_y),
+            22.0,
+            0.625,
+            stats::Method::Exact,
+        ),
+        (
+            "asymptotic, 60 pairs",
+            zip(&A60, &B60),
+            405.5,
+            0.00017630681841306303,
+            stats::Method::Asymptotic,
+        ),
+        (
+            "ties and a zero, 20 pairs",
+            zip(&ties_x, &ties_y),
+            91.0,
+            0.864109737260312,
+            stats::Method::Asymptotic,
+        ),
+    ];
+    for (name, pairs, statistic, p, method) in cases {
+        let (result, used) = stats::wilcoxon_signed_rank(&pairs).expect("non-zero differences");
+        close(name, result.statistic, statistic);
+        close(name, result.p_value, p);
+        assert_eq!(used, method, "{name}");
+    }
+    assert!(stats::wilcoxon_signed_rank(&[(1.0, 1.0)]).is_none());
+}
+
+#[test]
+fn wilson_matches_scipy() {
+    // scipy.stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson"),
+    // scipy 1.17.1
+    let cases: &[(u64, u64, f64, f64)] = &[
+        (7, 10, 0.39677814746114526, 0.892208732593699),
+        (0, 10, 0.0, 0.27753279986288926),
+        (10, 10, 0.7224672001371109, 1.0),
+        (45, 60, 0.6276792992295218, 0.8422347746994333),
+        (1, 3, 0.06149194472039626, 0.7923403991979523),
+    ];
+    for (k, n, low, high) in cases {
+        let interval = stats::wilson_interval(*k, *n, 0.95).expect("n > 0");
+        assert!((interval.low - low).abs() < 1e-12, "{k}/{n}: {interval:?}");
+        assert!(
+            (interval.high - high).abs() < 1e-12,
+            "{k}/{n}: {interval:?}"
+        );
+    }
+    // confidence_level=0.9
+    let interval = stats::wilson_interval(7, 10, 0.9).unwrap();
+    close("wilson 90%", interval.low, 0.4416997958698351);
+    close("wilson 90%", interval.high, 0.8731234160968021);
+    assert!(stats::wilson_interval(0, 0, 0.95).is_none());
+}
+
+#[test]
+fn normal_distribution_matches_scipy() {
+    // scipy.stats.norm.sf(z) and norm.ppf(p), scipy 1.17.1
+    for (z, sf) in [
+        (0.1, 0.460172162722971),
+        (0.6, 0.2742531177500736),
+        (1.0, 0.15865525393145707),
+        (2.0, 0.022750131948179195),
+        (3.5, 0.00023262907903552502),
+        (5.0, 2.866515718791933e-07),
+        (8.0, 6.22096057427174e-16),
+        (12.0, 1.776482112077653e-33),
+    ] {
+        close(&format!("norm.sf({z})"), stats::normal_sf(z), sf);
+    }
+    close(
+        "norm.ppf(1e-10)",
+        stats::normal_quantile(1e-10),
+        -6.361340902404056,
+    );
+    close(
+        "norm.ppf(0.975)",
+        stats::normal_quantile(0.975),
+        1.959963984540054,
+    );
+}
+
+#[test]
+fn bootstrap_is_seeded_and_reproducible() {
+    let sample = [
+        31.2, 45.1, 22.3, 51.0, 38.4, 27.7, 44.2, 36.9, 29.5, 41.8, 33.3, 48.6,
+    ];
+    let interval = stats::bootstrap_median_interval(&sample, 0.95, 10_000, 42).unwrap();
+    assert_eq!(
+        Some(interval),
+        stats::bootstrap_median_interval(&sample, 0.95, 10_000, 42)
+    );
+    let median = stats::median(&sample).unwrap();
+    assert!(interval.low <= median && median <= interval.high);
+    expect![[r#"
+        median 37.65, 95% interval [30.35, 44.650000000000006]
+        another seed: [30.35, 44.650000000000006]
+        one value: [7.0, 7.0]"#]]
+    .assert_eq(&format!(
+        "median {median}, 95% interval [{}, {}]\nanother seed: [{}, {}]\none value: {:?}",
+        interval.low,
+        interval.high,
+        stats::bootstrap_median_interval(&sample, 0.95, 10_000, 7)
+            .unwrap()
+            .low,
+        stats::bootstrap_median_interval(&sample, 0.95, 10_000, 7)
+            .unwrap()
+            .high,
+        stats::bootstrap_median_interval(&[7.0], 0.95, 100, 1)
+            .map(|i| [i.low, i.high])
+            .unwrap(),
+    ));
+    assert!(stats::bootstrap_median_interval(&[], 0.95, 100, 1).is_none());
+}
+
+fn check(verdict: compare::Verdict, expected: Expect) {
+    expected.assert_eq(&verdict.to_string());
+}
+
+#[test]
+fn verdicts_name_a_winner_only_when_significant() {
+    check(
+        compare::compare_rates(18, 20, 8, 20, 0.05, 0.8),
+        expect!["success rate: A is better (p = 0.0022, Fisher's exact test, 20 vs 20)"],
+    );
+    check(
+        compare::compare_rates(12, 20, 10, 20, 0.05, 0.8),
+        expect![
+            "success rate: the data cannot tell (p = 0.7512, Fisher's exact test, 20 vs 20); about 388 trials per side would be needed to tell a difference this large"
+        ],
+    );
+    check(
+        compare::compare_rates(10, 20, 10, 20, 0.05, 0.8),
+        expect![
+            "success rate: the data cannot tell (p = 1.0000, Fisher's exact test, 20 vs 20); no difference was observed"
+        ],
+    );
+    check(
+        compare::compare_rates(3, 3, 0, 0, 0.05, 0.8),
+        expect![
+            "success rate: the data cannot tell (3 vs 0; too few values for Fisher's exact test)"
+        ],
+    );
+    check(
+        compare::compare_rates_paired(
+            &[
+                [(true, false); 9].as_slice(),
+                &[(true, true); 5],
+                &[(false, true); 1],
+            ]
+            .concat(),
+            0.05,
+            0.8,
+        ),
+        expect!["success rate: A is better (p = 0.0215, McNemar's exact test, 15 pairs)"],
+    );
+    check(
+        compare::compare_times(
+            "time to recover",
+            &[
+                31.2, 45.1, 22.3, 51.0, 38.4, 27.7, 44.2, 36.9, 29.5, 41.8, 33.3, 48.6,
+            ],
+            &[52.4, 61.3, 47.7, 39.9, 58.2, 66.1, 55.5, 43.3, 70.2, 49.4],
+            0.05,
+            0.8,
+        ),
+        expect!["time to recover: A is better (p = 0.0017, Mann-Whitney U test, 12 vs 10)"],
+    );
+    check(
+        compare::compare_times(
+            "time to detect",
+            &[10.0, 12.0, 14.0],
+            &[11.0, 13.0, 15.0],
+            0.05,
+            0.8,
+        ),
+        expect![
+            "time to detect: the data cannot tell (p = 0.7000, Mann-Whitney U test, 3 vs 3); about 48 trials per side would be needed to tell a difference this large"
+        ],
+    );
+    let pairs: Vec<(f64, f64)> = A60.iter().copied().zip(B60.iter().copied()).collect();
+    check(
+        compare::compare_times_paired("time to recover", &pairs, 0.05, 0.8),
+        expect!["time to recover: A is better (p = 0.0002, Wilcoxon signed-rank test, 60 pairs)"],
+    );
+}
+
+fn trial(key: u32, outcome: Outcome, recover_ms: Option<i64>) -> TrialResult {
+    TrialResult {
+        pair_key: Some(PairKey {
+            subject: "etcd".to_string(),
+            chaos: "node_kill".to_string(),
+            repetition: key,
+            seed: u64::from(key),
+        }),
+        outcome,
+        time_to_detect_ms: Some(1_000 + i64::from(key) * 10),
+        time_to_recover_ms: recover_ms,
+    }
+}
+
+#[test]
+fn comparisons_pair_trials_on_the_same_seed_and_leave_out_errored_ones() {
+    let a: Vec<TrialResult> = (0..12)
+        .map(|k| trial(k, Outcome::Success, Some(20_000 + i64::from(k) * 500)))
+        .collect();
+    let mut b: Vec<TrialResult> = (0..12)
+        .map(|k| {
+            if k % 3 == 0 {
+                trial(k, Outcome::Timeout, None)
+            } else {
+                trial(k, Outcome::Success, Some(30_000 + i64::from(k) * 700))
+            }
+        })
+        .collect();
+    let comparison = compare::compare(&a, &b, &CompareOptions::default());
+    assert!(comparison.paired);
+    expect![[r#"
+        success rate: the data cannot tell (p = 0.1250, McNemar's exact test, 12 pairs); about 22 pairs per side would be needed to tell a difference this large
+        time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 12 pairs); no difference was observed
+        time to recover: A is better (p = 0.0078, Wilcoxon signed-rank test, 8 pairs)
+        A: 12/12 success, 95% [0.758, 1.000]; B: 8/12 success, 95% [0.391, 0.862]"#]]
+    .assert_eq(&format!(
+        "{}\n{}\n{}\nA: {}/{} success, 95% [{:.3}, {:.3}]; B: {}/{} success, 95% [{:.3}, {:.3}]",
+        comparison.success,
+        comparison.time_to_detect,
+        comparison.time_to_recover,
+        comparison.a.n_success,
+        comparison.a.n_graded,
+        comparison.a.success_interval.unwrap().low,
+        comparison.a.success_interval.unwrap().high,
+        comparison.b.n_success,
+        comparison.b.n_graded,
+        comparison.b.success_interval.unwrap().low,
+        comparison.b.success_interval.unwrap().high,
+    ));
+
+    // An errored trial leaves its partner without a pair: the comparison falls back to the
+    // unpaired tests, and the errored trial counts nowhere.
+    b[0] = trial(0, Outcome::Errored, None);
+    let comparison = compare::compare(&a, &b, &CompareOptions::default());
+    assert!(!comparison.paired);
+    assert_eq!(
+        (
+            comparison.b.n_trials,
+            comparison.b.n_errored,
+            comparison.b.n_graded
+        ),
+        (12, 1, 11)
+    );
+    expect!["success rate: the data cannot tell (p = 0.0932, Fisher's exact test, 12 vs 11); about 24 trials per side would be needed to tell a difference this large"]
+        .assert_eq(&comparison.success.to_string());
+}
