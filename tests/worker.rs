@@ -131,6 +131,7 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
             "StateCaptured",
             "ChaosCleanedUp",
             "TrialFinished",
+            "TrialScored",
         ]
     );
     // Nothing is left behind: labs, namespaces, processes.
