@@ -312,6 +312,10 @@ async fn the_rescore_benchmark_scores_every_synthetic_trial() {
         .await
         .unwrap();
     assert_eq!(bench.trials, trials);
-    assert!(bench.events >= u64::from(trials) * 25, "{} events", bench.events);
+    assert!(
+        bench.events >= u64::from(trials) * 25,
+        "{} events",
+        bench.events
+    );
     assert_eq!(bench.published, u64::from(trials));
 }

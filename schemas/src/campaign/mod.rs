@@ -6,7 +6,7 @@ mod matrix;
 mod model;
 mod schema_walk;
 mod validate;
-mod yaml;
+pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, did_you_mean};
 pub use matrix::{MatrixCell, TrialSpec, expand, matrix_counts};

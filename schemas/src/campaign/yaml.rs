@@ -14,7 +14,7 @@ const MAX_NODES: usize = 100_000;
 
 /// A line and a column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Position {
+pub struct Position {
     pub line: usize,
     pub col: usize,
 }
@@ -29,7 +29,7 @@ impl Position {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Style {
+pub enum Style {
     /// Typed by the core schema: `3` is an integer, `true` a boolean, `~` null.
     Plain,
     /// Quoted, block (`|`, `>`) or tagged `!!str`: always a string.
@@ -37,7 +37,7 @@ pub(crate) enum Style {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     Scalar {
         value: String,
         style: Style,
@@ -48,14 +48,14 @@ pub(crate) enum NodeKind {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
+pub struct Node {
     pub kind: NodeKind,
     pub position: Position,
 }
 
 /// The value of a scalar under the YAML 1.2 core schema.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Scalar<'a> {
+pub enum Scalar<'a> {
     Null,
     Bool(bool),
     Int(i128),
@@ -65,7 +65,7 @@ pub(crate) enum Scalar<'a> {
 
 impl Node {
     /// The typed value of a scalar node; `None` for a list or a map.
-    pub(crate) fn scalar(&self) -> Option<Scalar<'_>> {
+    pub fn scalar(&self) -> Option<Scalar<'_>> {
         match &self.kind {
             NodeKind::Scalar {
                 value,
@@ -79,12 +79,12 @@ impl Node {
         }
     }
 
-    pub(crate) fn is_null(&self) -> bool {
+    pub fn is_null(&self) -> bool {
         matches!(self.scalar(), Some(Scalar::Null))
     }
 
     /// The text of a scalar as written, which is how map keys are compared and named.
-    pub(crate) fn text(&self) -> Option<&str> {
+    pub fn text(&self) -> Option<&str> {
         match &self.kind {
             NodeKind::Scalar { value, .. } => Some(value),
             NodeKind::Seq(_) | NodeKind::Map(_) => None,
@@ -92,7 +92,7 @@ impl Node {
     }
 
     /// The value under `key` of a map node.
-    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             NodeKind::Map(entries) => entries
                 .iter()
@@ -175,7 +175,7 @@ fn is_core_float(value: &str) -> bool {
 
 /// A problem found while reading, at a position; `path` is the map or list it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct YamlProblem {
+pub struct YamlProblem {
     pub position: Position,
     pub path: String,
     pub message: String,
@@ -184,7 +184,7 @@ pub(crate) struct YamlProblem {
 /// What reading a document gives: its root (`None` for an empty file) and the problems that did
 /// not stop the reading, such as a duplicate key, whose second value is dropped.
 #[derive(Debug)]
-pub(crate) struct Document {
+pub struct Document {
     pub root: Option<Node>,
     pub problems: Vec<YamlProblem>,
 }
@@ -226,7 +226,7 @@ struct Reader {
 
 /// Reads `text` as a single YAML document. A syntax error, a second document or an alias that
 /// cannot be resolved ends the reading with that one problem.
-pub(crate) fn read(text: &str) -> Result<Document, YamlProblem> {
+pub fn read(text: &str) -> Result<Document, YamlProblem> {
     let mut reader = Reader {
         stack: Vec::new(),
         anchors: HashMap::new(),

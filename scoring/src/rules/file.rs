@@ -1,15 +1,13 @@
 //! Reads a rules file (YAML) into rules, reporting every problem with file, line and column:
-//! a small span-aware tree on `saphyr-parser` events, then a check of each rule's fields.
+//! the span-aware tree campaign files use, then a check of each rule's fields.
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use schemas::campaign::yaml;
 use schemas::campaign::{Diagnostic, Diagnostics, did_you_mean};
 
 use super::{Category, Rule, WordPattern};
 
-/// Rules files are small; this bound keeps a hostile file from using much memory.
-const MAX_NODES: usize = 100_000;
 /// Compiled regexes may not grow past this many bytes.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -47,133 +45,49 @@ impl Node {
     }
 }
 
-struct Reader<'a> {
-    file: &'a str,
-    stack: Vec<(Node, Option<Node>)>,
-    root: Option<Node>,
-    n_nodes: usize,
-    problems: Diagnostics,
-}
-
-impl Reader<'_> {
-    fn problem(&mut self, line: usize, col: usize, message: impl Into<String>) {
-        self.problems.push(Diagnostic {
-            file: self.file.to_string(),
-            line,
-            col,
-            path: String::new(),
-            message: message.into(),
-        });
-    }
-
-    fn finish(&mut self, node: Node) {
-        self.n_nodes += 1;
-        match self.stack.last_mut() {
-            None => self.root = Some(node),
-            Some((
-                Node {
-                    kind: Kind::Seq(items),
-                    ..
-                },
-                _,
-            )) => items.push(node),
-            Some((
-                Node {
-                    kind: Kind::Map(entries),
-                    ..
-                },
-                key,
-            )) => match key.take() {
-                None => *key = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
-            Some(_) => {}
-        }
-    }
-}
-
-/// Reads `text` into its tree, or the first syntax error.
+/// Reads `text` into its tree with the span-aware reader campaign files use, or the first syntax
+/// error.
 fn read_tree(file: &str, text: &str) -> Result<(Option<Node>, Diagnostics), Diagnostics> {
-    let mut reader = Reader {
-        file,
-        stack: Vec::new(),
-        root: None,
-        n_nodes: 0,
-        problems: Diagnostics::default(),
+    let diagnostic = |position: yaml::Position, path: String, message: String| Diagnostic {
+        file: file.to_string(),
+        line: position.line,
+        col: position.col,
+        path,
+        message,
     };
-    let mut documents = 0;
-    for event in Parser::new_from_str(text) {
-        let (event, span): (Event<'_>, Span) = event.map_err(|error| {
-            Diagnostics::from(Diagnostic {
-                file: file.to_string(),
-                line: error.marker().line(),
-                col: error.marker().col() + 1,
-                path: String::new(),
-                message: format!("invalid yaml: {}", error.info()),
-            })
-        })?;
-        let (line, col) = (span.start.line(), span.start.col() + 1);
-        if reader.n_nodes > MAX_NODES {
-            reader.problem(line, col, format!("more than {MAX_NODES} values"));
-            return Err(reader.problems);
-        }
-        match event {
-            Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    reader.problem(line, col, "a rules file holds one yaml document");
-                    return Err(reader.problems);
-                }
-            }
-            Event::Scalar(value, style, _, _) => {
-                let text = if style == ScalarStyle::Plain && matches!(&*value, "~" | "null") {
-                    String::new()
-                } else {
-                    value.into_owned()
-                };
-                reader.finish(Node {
-                    kind: Kind::Scalar(text),
-                    line,
-                    col,
-                });
-            }
-            Event::SequenceStart(..) => reader.stack.push((
-                Node {
-                    kind: Kind::Seq(Vec::new()),
-                    line,
-                    col,
-                },
-                None,
-            )),
-            Event::MappingStart(..) => reader.stack.push((
-                Node {
-                    kind: Kind::Map(Vec::new()),
-                    line,
-                    col,
-                },
-                None,
-            )),
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _)) = reader.stack.pop() {
-                    reader.finish(node);
-                }
-            }
-            Event::Alias(_) => {
-                reader.problem(
-                    line,
-                    col,
-                    "aliases (`*name`) are not supported in rules files",
-                );
-                reader.finish(Node {
-                    kind: Kind::Scalar(String::new()),
-                    line,
-                    col,
-                });
-            }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
-        }
-    }
-    Ok((reader.root, reader.problems))
+    let document = yaml::read(text).map_err(|problem| {
+        Diagnostics::from(diagnostic(problem.position, problem.path, problem.message))
+    })?;
+    let problems = Diagnostics(
+        document
+            .problems
+            .into_iter()
+            .map(|problem| diagnostic(problem.position, problem.path, problem.message))
+            .collect(),
+    );
+    Ok((document.root.map(convert), problems))
+}
+
+/// The reader's node as the rule checks walk it: a null is an empty scalar.
+fn convert(node: yaml::Node) -> Node {
+    let (line, col) = (node.position.line, node.position.col);
+    let kind = match node.kind {
+        yaml::NodeKind::Scalar { value, style } => Kind::Scalar(
+            if style == yaml::Style::Plain && matches!(value.as_str(), "~" | "null") {
+                String::new()
+            } else {
+                value
+            },
+        ),
+        yaml::NodeKind::Seq(items) => Kind::Seq(items.into_iter().map(convert).collect()),
+        yaml::NodeKind::Map(entries) => Kind::Map(
+            entries
+                .into_iter()
+                .map(|(key, value)| (convert(key), convert(value)))
+                .collect(),
+        ),
+    };
+    Node { kind, line, col }
 }
 
 /// Reads the rules of a rules file. Every problem is reported, each at its position.
