@@ -374,20 +374,6 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
     Ok(Summary { cells })
 }
 
-fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    Some(if sorted.len().is_multiple_of(2) {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    } else {
-        sorted[middle]
-    })
-}
-
 impl Summary {
     fn print(&self, campaign_id: &str) {
         println!("campaign {campaign_id}");
@@ -408,7 +394,7 @@ impl Summary {
                 count("timed_out"),
                 count("failed"),
                 count("errored"),
-                median(&cell.heal_seconds).map_or("-".to_string(), |s| format!(
+                scoring::stats::median(&cell.heal_seconds).map_or("-".to_string(), |s| format!(
                     "{s:.1}s (n={})",
                     cell.heal_seconds.len()
                 )),
@@ -423,7 +409,7 @@ impl Summary {
                 "subject": subject, "chaos_type": chaos, "variant": variant,
                 "n": cell.statuses.values().sum::<u32>(),
                 "statuses": cell.statuses,
-                "median_healthy_again_seconds": median(&cell.heal_seconds),
+                "median_healthy_again_seconds": scoring::stats::median(&cell.heal_seconds),
                 "n_healthy_again": cell.heal_seconds.len(),
             })).collect::<Vec<_>>(),
         })
