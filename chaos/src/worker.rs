@@ -7,7 +7,7 @@
 //! `TrialFinished` is; an interrupted trial is cleaned up and handed back (NAK), never
 //! acknowledged. A worker restarted after a crash first cleans up what it had injected.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,8 +17,7 @@ use futures::StreamExt;
 use schemas::campaign::{ChaosType, Runtime, SubjectKind, TrialSpec};
 use schemas::event::{
     CapturePhase, ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event, EventData, Producer,
-    StateCaptured, SubjectHealthy, SubjectReset, TrialFinished, TrialRequested, TrialStarted,
-    TrialStatus,
+    StateCaptured, SubjectHealthy, SubjectReset, TrialFinished, TrialStarted, TrialStatus,
 };
 use schemas::log::{EventFilter, EventLog, STREAM_NAME};
 use tokio_util::sync::CancellationToken;
@@ -549,9 +548,13 @@ async fn cleanup_and_record(
 async fn slot_lab(config: &WorkerConfig, slot: usize, nodes: u32) -> Result<EtcdLab> {
     let name = format!("{}{slot}", lab_prefix(&config.worker_id));
     if let Ok(lab) = Lab::open(&config.data_dir, &name) {
-        if lab.state.nodes.len() as u32 == nodes && lab.state.isolation == config.isolation {
+        if lab.state.nodes.len() as u32 == nodes
+            && lab.state.isolation == config.isolation
+            && lab.is_intact()
+        {
             return EtcdLab::from_lab(lab);
         }
+        // Another shape, or what a reboot or a crash left of it: start over.
         lab.destroy().await?;
     }
     EtcdLab::create(&config.data_dir, Some(name), nodes, config.isolation).await
@@ -602,29 +605,27 @@ pub async fn recover(
     if stream.is_err() {
         return Ok(0);
     }
-    let filter = EventFilter::default();
-    let events = log.read(&filter, false).await?;
-    futures::pin_mut!(events);
-    let mut open: HashMap<(String, String), (Event, ChaosInjected)> = HashMap::new();
-    let mut closed: HashSet<(String, String)> = HashSet::new();
-    while let Some(stored) = events.next().await {
-        let Ok(event) = stored?.event else { continue };
-        let Some(trial_id) = event.trial_id.clone() else {
-            continue;
-        };
-        let key = (event.campaign_id.clone(), trial_id);
-        match &event.data {
-            EventData::ChaosInjected(injected) => {
-                closed.remove(&key);
-                open.insert(key, (event.clone(), injected.clone()));
-            }
-            EventData::ChaosCleanedUp(_) => {
-                open.remove(&key);
-                closed.insert(key);
-            }
-            _ => {}
+    // Only the two event types matter: the latest injection of each trial, and whether a
+    // cleanup came after it (stream order), read without touching the rest of the log.
+    let mut open: HashMap<(String, String), (u64, ChaosInjected)> = HashMap::new();
+    for_each_of_type(log, "ChaosInjected", |sequence, event| {
+        if let (Some(trial_id), EventData::ChaosInjected(injected)) = (event.trial_id, event.data) {
+            open.insert((event.campaign_id, trial_id), (sequence, injected));
         }
-    }
+    })
+    .await?;
+    for_each_of_type(log, "ChaosCleanedUp", |sequence, event| {
+        if let Some(trial_id) = event.trial_id {
+            let key = (event.campaign_id, trial_id);
+            if open
+                .get(&key)
+                .is_some_and(|(injected_at, _)| *injected_at < sequence)
+            {
+                open.remove(&key);
+            }
+        }
+    })
+    .await?;
     let producer = Producer::here("worker");
     let mut cleaned = 0;
     for ((campaign_id, trial_id), (_, injected)) in open {
@@ -652,10 +653,23 @@ pub async fn recover(
     Ok(cleaned)
 }
 
-/// The requested trials of a campaign, for progress displays.
-pub fn requested(event: &Event) -> Option<&TrialRequested> {
-    match &event.data {
-        EventData::TrialRequested(requested) => Some(requested),
-        _ => None,
+/// Calls `each` with the stream sequence and event of every stored event of `event_type`.
+async fn for_each_of_type(
+    log: &EventLog,
+    event_type: &str,
+    mut each: impl FnMut(u64, Event),
+) -> Result<()> {
+    let filter = EventFilter {
+        event_type: Some(event_type.to_string()),
+        ..EventFilter::default()
+    };
+    let events = log.read(&filter, false).await?;
+    futures::pin_mut!(events);
+    while let Some(stored) = events.next().await {
+        let stored = stored?;
+        if let Ok(event) = stored.event {
+            each(stored.sequence, event);
+        }
     }
+    Ok(())
 }

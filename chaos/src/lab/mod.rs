@@ -457,6 +457,25 @@ impl Lab {
         wait_listening(node.client_addr, pid, &log).await
     }
 
+    /// Whether everything the lab made is still there: namespaces, filesystems, proxies. A lab
+    /// whose host rebooted, or whose proxies were killed, is not.
+    pub fn is_intact(&self) -> bool {
+        let namespaces = self
+            .state
+            .nodes
+            .iter()
+            .filter_map(|node| node.netns.as_deref())
+            .chain(self.state.bridge_netns.as_deref());
+        let namespaces_ok = namespaces
+            .into_iter()
+            .all(|netns| Path::new("/run/netns").join(netns).exists());
+        let nodes_ok = self.state.nodes.iter().all(|node| {
+            node.proxy_pid.is_some_and(sys::process_alive)
+                && (!node.mounted || is_mount_point(&node.data_dir))
+        });
+        namespaces_ok && nodes_ok
+    }
+
     /// Sends `signal` to node `number`'s process.
     pub fn signal_node(&self, number: u32, signal: Signal) -> Result<u32> {
         let node = self.node(number)?;
