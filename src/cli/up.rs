@@ -27,8 +27,9 @@ pub struct UpArgs {
     rules: Option<std::path::PathBuf>,
 }
 
-/// How long stages may take to drain after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
+/// How long stages may take to drain after a shutdown signal (the worker cleans up its running
+/// trials and removes its labs in that time).
+const DRAIN: Duration = Duration::from_secs(60);
 
 pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let shutdown = super::shutdown_on_signal();
