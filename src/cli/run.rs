@@ -273,7 +273,7 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
         let line = format!(
             "trial {}/{n_trials} {}: {}{}",
             done.len(),
-            &trial_id[..8],
+            trial_id.get(..8).unwrap_or(trial_id),
             status_name(finished.status),
             finished
                 .reason
