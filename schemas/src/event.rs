@@ -487,6 +487,18 @@ pub enum TrialStatus {
     Errored,
 }
 
+impl TrialStatus {
+    /// The name on the wire: `succeeded`, `failed`, `timed_out`, `errored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialStatus::Succeeded => "succeeded",
+            TrialStatus::Failed => "failed",
+            TrialStatus::TimedOut => "timed_out",
+            TrialStatus::Errored => "errored",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrialFinished {
     pub status: TrialStatus,

@@ -504,17 +504,8 @@ fn subject_label(spec: Option<&TrialSpec>, instance: Option<&str>) -> String {
     }
 }
 
-fn status_name(status: TrialStatus) -> &'static str {
-    match status {
-        TrialStatus::Succeeded => "succeeded",
-        TrialStatus::Failed => "failed",
-        TrialStatus::TimedOut => "timed_out",
-        TrialStatus::Errored => "errored",
-    }
-}
-
 fn status_line(status: TrialStatus, reason: Option<&str>) -> String {
-    let name = status_name(status);
+    let name = status.as_str();
     match reason {
         Some(reason) => format!("status {name} ({reason})"),
         None => format!("status {name}"),
@@ -630,7 +621,7 @@ impl TrialScore {
                 .map(|episode| episode.command.to_string())
                 .collect(),
             details: json!({
-                "trial_status": self.trial_status.map(status_name),
+                "trial_status": self.trial_status.map(TrialStatus::as_str),
                 "injected_at": self.injected_at.map(|at| at.to_string()),
                 "final_healthy": self.final_healthy,
                 "explanation": self.explanation,

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use ingest::campaign_files::{self, PrepareError};
-use schemas::event::{EventData, TrialStatus};
+use schemas::event::EventData;
 use schemas::log::{DEFAULT_IN_FLIGHT, EventFilter, EventLog};
 use tokio_util::sync::CancellationToken;
 
@@ -274,7 +274,7 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
             "trial {}/{n_trials} {}: {}{}",
             done.len(),
             trial_id.get(..8).unwrap_or(trial_id),
-            status_name(finished.status),
+            finished.status.as_str(),
             finished
                 .reason
                 .as_deref()
@@ -293,15 +293,6 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
         bar.finish_and_clear();
     }
     Ok(())
-}
-
-fn status_name(status: TrialStatus) -> &'static str {
-    match status {
-        TrialStatus::Succeeded => "succeeded",
-        TrialStatus::Failed => "failed",
-        TrialStatus::TimedOut => "timed_out",
-        TrialStatus::Errored => "errored",
-    }
 }
 
 #[derive(Debug, Default)]
@@ -355,7 +346,7 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
                 injected.insert(trial_id, false);
             }
             EventData::TrialFinished(data) => {
-                status.insert(trial_id, status_name(data.status));
+                status.insert(trial_id, data.status.as_str());
             }
             _ => {}
         }

@@ -201,10 +201,7 @@ pub fn summary(event: &Event) -> String {
         EventData::ChaosCleanupFailed(data) => format!("{}: {}", data.chaos_type, data.error),
         EventData::TrialFinished(data) => format!(
             "{}{}",
-            serde_json::to_value(data.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            data.status.as_str(),
             data.reason
                 .as_deref()
                 .map(|reason| format!(": {reason}"))
