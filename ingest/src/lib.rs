@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod campaign_files;
+pub mod capture;
 pub mod legacy;
 pub mod publish;
