@@ -342,3 +342,75 @@ async fn ctrl_c_during_a_trial_cleans_up_and_leaves_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_operator_is_started_captured_and_graded() {
+    if !root_or_skip("managed operator") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let variants = dir.path().join("variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    let operator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted_operator.py");
+    let variant = serde_json::json!({
+        "name": "scripted",
+        "model": "scripted-model",
+        "tools_config": {"allowed_commands": ["eval lab node"]},
+        "command": ["python3", operator, env!("CARGO_BIN_EXE_eval")],
+    });
+    std::fs::write(variants.join("scripted.yaml"), variant.to_string()).unwrap();
+    let file = campaign(
+        dir.path(),
+        "name: managed\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n    params: {target: 2}\nvariant: scripted\ntrial_timeout_seconds: 90\n",
+    );
+    let data = dir.path().join("data");
+    let out = output(eval(
+        nats.url(),
+        &data,
+        &["run", "campaign", file.to_str().unwrap(), "--json"],
+    ));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 1, "{summary}");
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let all = events(&log, summary["campaign_id"].as_str().unwrap()).await;
+    let types: Vec<&str> = all.iter().map(|e| e.event_type()).collect();
+    let position = |wanted: &str| {
+        types
+            .iter()
+            .position(|t| *t == wanted)
+            .unwrap_or_else(|| panic!("no {wanted}: {types:?}"))
+    };
+    assert!(position("ChaosInjected") < position("TicketOpened"));
+    assert!(position("TicketOpened") < position("AgentSessionStarted"));
+    assert!(position("AgentSessionStarted") < position("AgentLogRecorded"));
+    assert!(position("AgentLogRecorded") < position("TicketResolved"));
+    assert!(position("TicketResolved") < position("TrialFinished"));
+    let score = all
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::TrialScored(score) => Some(score.clone()),
+            _ => None,
+        })
+        .expect("the trial is scored");
+    assert!(score.detected && score.resolved, "{score:?}");
+    assert_eq!(score.n_commands, 1);
+    assert_eq!(score.commands_by_category["remediation"], 1, "{score:?}");
+
+    // The variant reached the agent through its ticket; the operator's output is kept.
+    let trial_id = all.iter().find_map(|e| e.trial_id.clone()).unwrap();
+    let trial_dir = data.join("trials").join(&trial_id);
+    let query = Command::new("sqlite3")
+        .arg(trial_dir.join("operator.db"))
+        .arg("SELECT variant_model FROM tickets")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&query.stdout).trim(),
+        "scripted-model"
+    );
+    assert!(trial_dir.join("operator.stderr").exists());
+    assert!(Lab::list(&data).unwrap().is_empty());
+}

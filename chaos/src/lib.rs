@@ -8,6 +8,7 @@ pub mod faults;
 pub mod http;
 pub mod lab;
 pub mod nft;
+pub mod operator;
 pub mod proxy;
 pub mod subject;
 pub mod worker;

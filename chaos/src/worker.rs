@@ -9,15 +9,19 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
+use ingest::capture::CaptureTarget;
 use schemas::campaign::{ChaosType, Runtime, SubjectKind, TrialSpec};
+use schemas::event::Timestamp;
 use schemas::event::{
-    CapturePhase, ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event, EventData, Producer,
-    StateCaptured, SubjectHealthy, SubjectReset, TrialFinished, TrialStarted, TrialStatus,
+    CampaignPublished, CapturePhase, ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event,
+    EventData, Producer, ResolvedVariant, StateCaptured, SubjectHealthy, SubjectReset,
+    TrialFinished, TrialStarted, TrialStatus,
 };
 use schemas::log::{EventFilter, EventLog, STREAM_NAME};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::etcd::EtcdLab;
 use crate::faults::{self, CleanupRecord};
 use crate::lab::{Isolation, Lab};
+use crate::operator::{ManagedOperator, OperatorEnv, STOP_GRACE};
 use crate::subject::Subject;
 
 /// The durable consumer all workers share.
@@ -36,6 +41,8 @@ pub const CONSUMER: &str = "eval-worker";
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a running trial tells JetStream it is still being worked on.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How long the capture waits for a managed operator to create its operator.db.
+const CAPTURE_WAIT: Duration = Duration::from_secs(30);
 /// How often the subject is checked while a trial is watched.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -57,6 +64,8 @@ struct Shared {
     slots: Mutex<Vec<usize>>,
     /// Running trials per campaign, against the campaign's `parallel`.
     running: Mutex<HashMap<String, u32>>,
+    /// Each campaign's `CampaignPublished` (variants, operator time zone), read once.
+    campaigns: Mutex<HashMap<String, Arc<CampaignPublished>>>,
 }
 
 /// Runs the worker until `shutdown`: recovers faults left by an earlier run of this worker, then
@@ -89,6 +98,7 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         producer: Producer::here("worker"),
         slots: Mutex::new((0..config.concurrency.max(1)).rev().collect()),
         running: Mutex::new(HashMap::new()),
+        campaigns: Mutex::new(HashMap::new()),
         log,
         config,
     });
@@ -378,7 +388,16 @@ async fn run_trial(
                 .await;
         }
     };
-    recorder
+    // A managed operator runs from before the fault, so that its monitor knows the healthy state.
+    let operator = match start_operator(shared, trial, &subject).await {
+        Ok(operator) => operator,
+        Err(error) => {
+            return recorder
+                .finish(TrialStatus::Errored, Some(format!("operator: {error}")))
+                .await;
+        }
+    };
+    let injected = recorder
         .publish(ChaosInjected {
             worker: trial.worker_id.to_string(),
             chaos: spec.chaos.clone(),
@@ -388,6 +407,9 @@ async fn run_trial(
         .await?;
     let injected_at = Instant::now();
     if let Err(error) = subject.inject(&record).await {
+        if let Some(operator) = operator {
+            operator.stop().await;
+        }
         cleanup_on(recorder, &mut subject, &record, chaos_type).await?;
         return recorder
             .finish(
@@ -398,7 +420,21 @@ async fn run_trial(
     }
     info!(trial_id = %recorder.trial_id, chaos = %spec.chaos.chaos_type(), target = %record.target(), "chaos injected");
 
-    let watched = watch(&mut subject, &record, spec, injected_at, shutdown).await;
+    let operator = operator.map(|operator| operator.follow(recorder, injected.occurred_at));
+    let resolved = operator.as_ref().map(|operator| operator.resolved.clone());
+    let watched = watch(
+        &mut subject,
+        &record,
+        spec,
+        injected_at,
+        resolved.as_deref(),
+        shutdown,
+    )
+    .await;
+    let capture_problem = match operator {
+        Some(operator) => operator.finish().await,
+        None => None,
+    };
     let (status, reason) = match watched {
         Watched::Healed(after) => {
             recorder
@@ -408,10 +444,16 @@ async fn run_trial(
                 .await?;
             (TrialStatus::Succeeded, None)
         }
+        Watched::Resolved => (TrialStatus::Succeeded, None),
         Watched::TimedOut => (
             TrialStatus::TimedOut,
             Some(format!(
-                "not healthy within {}s of injection",
+                "not {} within {}s of injection",
+                if resolved.is_some() {
+                    "resolved"
+                } else {
+                    "healthy"
+                },
                 spec.timeout_seconds
             )),
         ),
@@ -419,6 +461,11 @@ async fn run_trial(
             cleanup_on(recorder, &mut subject, &record, chaos_type).await?;
             return Ok(TrialEnd::Interrupted);
         }
+    };
+    let reason = match (reason, capture_problem) {
+        (Some(reason), Some(problem)) => Some(format!("{reason}; capture: {problem}")),
+        (None, Some(problem)) => Some(format!("capture: {problem}")),
+        (reason, None) => reason,
     };
     let (healthy, _) = subject.is_healthy().await;
     recorder
@@ -432,19 +479,205 @@ async fn run_trial(
     recorder.finish(status, reason).await
 }
 
+/// The trial's variant, as its campaign resolved it; `None` for a baseline.
+async fn trial_variant(
+    shared: &Shared,
+    trial: &TrialContext<'_>,
+) -> Result<Option<(Arc<CampaignPublished>, ResolvedVariant)>> {
+    let Some(name) = trial
+        .spec
+        .variant
+        .as_deref()
+        .filter(|_| !trial.spec.baseline)
+    else {
+        return Ok(None);
+    };
+    let campaign_id = trial.recorder.campaign_id;
+    let cached = shared
+        .campaigns
+        .lock()
+        .expect("campaigns")
+        .get(campaign_id)
+        .cloned();
+    let campaign = match cached {
+        Some(campaign) => campaign,
+        None => {
+            let subject = schemas::log::event_subject(campaign_id, None, "CampaignPublished");
+            let stored = shared
+                .log
+                .stream()
+                .await?
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map_err(|error| Error::Other(format!("{subject}: {error}")))?;
+            let Ok(Event {
+                data: EventData::CampaignPublished(published),
+                ..
+            }) = Event::from_json(&stored.payload)
+            else {
+                return Err(Error::Other(format!("{subject}: unreadable")));
+            };
+            let published = Arc::new(published);
+            shared
+                .campaigns
+                .lock()
+                .expect("campaigns")
+                .insert(campaign_id.to_string(), published.clone());
+            published
+        }
+    };
+    let variant = campaign
+        .variants
+        .iter()
+        .find(|resolved| resolved.variant.name == name)
+        .or_else(|| (campaign.variants.len() == 1).then(|| &campaign.variants[0]))
+        .cloned();
+    Ok(variant.map(|variant| (campaign, variant)))
+}
+
+/// The trial's managed operator, started, when its variant has a `command`.
+async fn start_operator(
+    shared: &Shared,
+    trial: &TrialContext<'_>,
+    subject: &EtcdLab,
+) -> Result<Option<StartedOperator>> {
+    let Some((campaign, resolved)) = trial_variant(shared, trial).await? else {
+        return Ok(None);
+    };
+    let Some(command) = &resolved.variant.command else {
+        return Ok(None);
+    };
+    let artifacts = shared
+        .config
+        .data_dir
+        .join("trials")
+        .join(trial.recorder.trial_id);
+    let operator_db = artifacts.join("operator.db");
+    let env = OperatorEnv {
+        trial_id: trial.recorder.trial_id.to_string(),
+        operator_db: operator_db.clone(),
+        subject: trial.spec.subject.to_string(),
+        endpoints: subject.endpoints(),
+        lab: subject.lab.state.name.clone(),
+        data_dir: shared.config.data_dir.clone(),
+    };
+    let process = ManagedOperator::start(command, &env, &artifacts)?;
+    info!(trial_id = %trial.recorder.trial_id, pid = process.pid(), "operator started");
+    Ok(Some(StartedOperator {
+        process,
+        subject: trial.spec.subject,
+        operator_db,
+        variant: resolved.variant,
+        operator_timezone: campaign.campaign.operator_timezone.clone(),
+    }))
+}
+
+struct StartedOperator {
+    process: ManagedOperator,
+    subject: SubjectKind,
+    operator_db: PathBuf,
+    variant: schemas::campaign::VariantFile,
+    operator_timezone: String,
+}
+
+impl StartedOperator {
+    async fn stop(self) {
+        self.process.stop(STOP_GRACE).await;
+    }
+
+    /// Starts following the operator's database from the injection on, and watching the log
+    /// for the trial's `TicketResolved`.
+    fn follow(self, recorder: &Recorder<'_>, injected_at: Timestamp) -> FollowedOperator {
+        let stop = CancellationToken::new();
+        let target = CaptureTarget {
+            campaign_id: recorder.campaign_id.to_string(),
+            trial_id: recorder.trial_id.to_string(),
+            operator_db: self.operator_db,
+            subject: self.subject,
+            injected_at,
+            operator_timezone: self.operator_timezone,
+            variant: Some(self.variant),
+        };
+        let capture = {
+            let log = recorder.log.clone();
+            let stop = stop.clone();
+            tokio::spawn(
+                async move { ingest::capture::follow(&log, target, CAPTURE_WAIT, stop).await },
+            )
+        };
+        let resolved = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let log = recorder.log.clone();
+            let filter = EventFilter {
+                campaign_id: Some(recorder.campaign_id.to_string()),
+                trial_id: Some(recorder.trial_id.to_string()),
+                event_type: Some("TicketResolved".to_string()),
+            };
+            let resolved = resolved.clone();
+            tokio::spawn(async move {
+                let Ok(events) = log.read(&filter, true).await else {
+                    return;
+                };
+                futures::pin_mut!(events);
+                if let Some(Ok(_)) = events.next().await {
+                    resolved.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        FollowedOperator {
+            process: self.process,
+            capture,
+            stop,
+            watcher,
+            resolved,
+        }
+    }
+}
+
+struct FollowedOperator {
+    process: ManagedOperator,
+    capture: tokio::task::JoinHandle<
+        Result<ingest::capture::CaptureReport, ingest::capture::CaptureError>,
+    >,
+    stop: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+    resolved: Arc<AtomicBool>,
+}
+
+impl FollowedOperator {
+    /// Stops the capture (after a last read) and the operator; returns what went wrong with the
+    /// capture, if anything.
+    async fn finish(self) -> Option<String> {
+        self.stop.cancel();
+        self.watcher.abort();
+        let problem = match tokio::time::timeout(Duration::from_secs(10), self.capture).await {
+            Ok(Ok(Ok(_))) => None,
+            Ok(Ok(Err(error))) => Some(error.to_string()),
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("did not stop within 10s".to_string()),
+        };
+        self.process.stop(STOP_GRACE).await;
+        problem
+    }
+}
+
 enum Watched {
+    /// Healthy again without an operator.
     Healed(Duration),
+    /// The operator resolved its ticket and the subject is healthy.
+    Resolved,
     TimedOut,
     Interrupted,
 }
 
-/// Watches the subject after injection until it is healthy again (twice in a row), the trial's
-/// timeout, or shutdown. A fault with `duration_seconds` is undone when that time is up.
+/// Watches the subject after injection until it is healthy again (twice in a row) — and, with an
+/// operator, its ticket resolved — the trial's timeout, or shutdown. A fault with `duration_seconds` is undone when that time is up.
 async fn watch(
     subject: &mut EtcdLab,
     record: &CleanupRecord,
     spec: &TrialSpec,
     injected_at: Instant,
+    resolved: Option<&AtomicBool>,
     shutdown: &CancellationToken,
 ) -> Watched {
     let timeout = Duration::from_secs(spec.timeout_seconds.into());
@@ -472,7 +705,11 @@ async fn watch(
         let (healthy, _) = subject.is_healthy().await;
         healthy_in_a_row = if healthy { healthy_in_a_row + 1 } else { 0 };
         if healthy_in_a_row >= 2 {
-            return Watched::Healed(injected_at.elapsed());
+            match resolved {
+                None => return Watched::Healed(injected_at.elapsed()),
+                Some(resolved) if resolved.load(Ordering::SeqCst) => return Watched::Resolved,
+                Some(_) => {}
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(WATCH_EVERY) => {}

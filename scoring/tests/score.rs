@@ -338,7 +338,7 @@ fn clock_skew_beyond_the_tolerance_is_not_detection() {
             .resolved_after(10_000),
         &strict,
         expect![[r#"
-            outcome: failure (scorer v1+26d12e09)
+            outcome: failure (scorer v1+ec539715)
             detected: no; resolved: no; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -499,21 +499,21 @@ fn thrashing_is_the_same_command_three_times_within_a_minute() {
         trial,
         &lenient,
         expect![[r#"
-        outcome: success (scorer v1+b4f3122c)
-        detected: yes, 1.000 s; resolved: yes, 240.000 s; healthy again: yes, 248.000 s
-        commands: 10 (2 unique): diagnostic 10, remediation 0, destructive 0, other 0; thrashing: 1
-          6× shell: etcdctl endpoint health → diagnostic by rule etcdctl-read on "etcdctl endpoint health"
-          4× shell: etcdctl member list → diagnostic by rule etcdctl-read on "etcdctl member list"
-        why:
-          - injected at 2026-03-01T10:00:05.000000Z
-          - no SubjectHealthy after the injection; healthy at the final capture, 248.000 s after it (an upper bound)
-          - ticket 1 (/var/lib/operator/operator.db): first seen 1.000 s after the injection
-          - detected by ticket 1 after 1.000 s
-          - ticket 1 resolved 240.000 s after the injection
-          - final capture: healthy
-          - resolved, and healthy at the final capture: success
-          - thrashing: shell: etcdctl endpoint health ran 4 times in 18.000 s
-    "#]],
+            outcome: success (scorer v1+fb2743bf)
+            detected: yes, 1.000 s; resolved: yes, 240.000 s; healthy again: yes, 248.000 s
+            commands: 10 (2 unique): diagnostic 10, remediation 0, destructive 0, other 0; thrashing: 1
+              6× shell: etcdctl endpoint health → diagnostic by rule etcdctl-read on "etcdctl endpoint health"
+              4× shell: etcdctl member list → diagnostic by rule etcdctl-read on "etcdctl member list"
+            why:
+              - injected at 2026-03-01T10:00:05.000000Z
+              - no SubjectHealthy after the injection; healthy at the final capture, 248.000 s after it (an upper bound)
+              - ticket 1 (/var/lib/operator/operator.db): first seen 1.000 s after the injection
+              - detected by ticket 1 after 1.000 s
+              - ticket 1 resolved 240.000 s after the injection
+              - final capture: healthy
+              - resolved, and healthy at the final capture: success
+              - thrashing: shell: etcdctl endpoint health ran 4 times in 18.000 s
+        "#]],
     );
 }
 
@@ -565,7 +565,7 @@ fn user_rules_change_the_classification_and_the_version() {
             .resolved_after(9_000),
         &config,
         expect![[r#"
-            outcome: success (scorer v1+93f09b7f)
+            outcome: success (scorer v1+827a62fa)
             detected: yes, 1.000 s; resolved: yes, 9.000 s; healthy again: yes, 118.000 s
             commands: 2 (2 unique): diagnostic 1, remediation 1, destructive 0, other 0; thrashing: 0
               1× shell: kill -9 4242 → remediation by rule kill on "kill -9 4242"
