@@ -413,4 +413,14 @@ async fn a_managed_operator_is_started_captured_and_graded() {
     );
     assert!(trial_dir.join("operator.stderr").exists());
     assert!(Lab::list(&data).unwrap().is_empty());
+    // The node the operator restarted from its own process went with the lab too.
+    let data_text = data.display().to_string();
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&data_text) && cmdline.starts_with("etcd"))
+        .collect();
+    assert_eq!(survivors, Vec::<String>::new());
 }

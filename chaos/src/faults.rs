@@ -370,6 +370,7 @@ fn fill(path: &Path, bytes: u64) -> Result<()> {
 /// Undoes a fault from its record alone. Idempotent: what is already undone is skipped, so it
 /// can run early (at the end of `duration_seconds`), at the trial's end, and again after a crash.
 pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()> {
+    subject.lab.reload()?;
     match record {
         CleanupRecord::NodeKill { node, .. } => {
             if !subject.lab.node(*node)?.running() {

@@ -467,6 +467,8 @@ async fn run_trial(
         (None, Some(problem)) => Some(format!("capture: {problem}")),
         (reason, None) => reason,
     };
+    // The operator may have restarted nodes from its own process: take their pids from disk.
+    subject.lab.reload()?;
     let (healthy, _) = subject.is_healthy().await;
     recorder
         .publish(StateCaptured {

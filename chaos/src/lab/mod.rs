@@ -391,6 +391,16 @@ impl Lab {
         Ok(labs)
     }
 
+    /// Reads the lab's state again from `lab.json`: another process (an operator running `eval
+    /// lab node start`) may have restarted a node and recorded its new pid there.
+    pub fn reload(&mut self) -> Result<()> {
+        let file = self.state.dir.join("lab.json");
+        let text = std::fs::read_to_string(&file).map_err(Error::io(&file))?;
+        self.state = serde_json::from_str(&text)
+            .map_err(|error| Error::Lab(format!("{}: {error}", file.display())))?;
+        Ok(())
+    }
+
     pub fn save(&self) -> Result<()> {
         let file = self.state.dir.join("lab.json");
         let temporary = self.state.dir.join("lab.json.tmp");
@@ -504,6 +514,7 @@ impl Lab {
 
     /// Stops every node and wipes its data, keeping namespaces, filesystems and proxies.
     pub async fn wipe(&mut self) -> Result<()> {
+        self.reload()?;
         for number in 1..=self.state.nodes.len() as u32 {
             self.stop_node(number, Duration::from_secs(2)).await?;
         }
@@ -527,7 +538,9 @@ impl Lab {
 
     /// Removes everything the lab made: processes, namespaces (and the nftables rules in them),
     /// filesystems, its directory and its index claim.
-    pub async fn destroy(self) -> Result<()> {
+    pub async fn destroy(mut self) -> Result<()> {
+        // The pids on disk are the latest, whoever started the nodes.
+        let _ = self.reload();
         let mut problems = Vec::new();
         for node in &self.state.nodes {
             for pid in [node.pid, node.proxy_pid].into_iter().flatten() {
