@@ -57,6 +57,9 @@ enum Command {
     Rescore(cli::score::RescoreArgs),
     /// Import the seed harness's SQLite eval.db into the log (importing twice adds nothing).
     ImportLegacy(cli::score::ImportArgs),
+    /// The reference operator: a monitor and a runbook agent that need no model.
+    #[command(subcommand)]
+    Operator(cli::operator::OperatorCommand),
     /// Labs: subjects as real processes on this host.
     #[command(subcommand)]
     Lab(cli::lab::LabCommand),
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
             Command::Score(args) => cli::score::score(&global, args).await,
             Command::Rescore(args) => cli::score::rescore(&global, args).await,
             Command::ImportLegacy(args) => cli::score::import_legacy(&global, args).await,
+            Command::Operator(command) => cli::operator::run(&global, command).await,
             Command::Lab(command) => cli::lab::run(&global, command).await,
             Command::Bench(command) => cli::bench::run(&global, command).await,
         }

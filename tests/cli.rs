@@ -95,7 +95,7 @@ fn validate_reports_every_problem_and_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         text(&output.stdout),
-        "campaigns/quickstart.yaml: ok (6 trials, 2 of them baseline)\n"
+        "campaigns/quickstart.yaml: ok (12 trials, 4 of them baseline)\n"
     );
     let stderr = text(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
     expect![[r#"
@@ -119,7 +119,7 @@ fn validate_reports_every_problem_and_exits_2() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     assert_eq!(reports[0]["valid"], true);
-    assert_eq!(reports[0]["trials"], 6);
+    assert_eq!(reports[0]["trials"], 12);
     assert_eq!(reports[1]["valid"], false);
     assert_eq!(reports[1]["errors"][1]["path"], "parallel");
     assert_eq!(reports[1]["errors"][1]["line"], 5);
@@ -156,14 +156,14 @@ fn publish_dry_run_prints_the_matrix() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     expect![[r#"
-        campaign "quickstart" from campaigns/quickstart.yaml: 6 trials (2 baseline), seed 42
+        campaign "quickstart" from campaigns/quickstart.yaml: 12 trials (4 baseline), seed 42
           subject  chaos          variant   trials
-          etcd     node_kill      careful        1
-          etcd     node_kill      hasty          1
-          etcd     process_pause  careful        1
-          etcd     process_pause  hasty          1
-          etcd     node_kill      baseline       1
-          etcd     process_pause  baseline       1
+          etcd     node_kill      careful        2
+          etcd     node_kill      hasty          2
+          etcd     process_pause  careful        2
+          etcd     process_pause  hasty          2
+          etcd     node_kill      baseline       2
+          etcd     process_pause  baseline       2
         dry run: nothing published
     "#]]
     .assert_eq(&text(&output.stdout));
@@ -232,14 +232,14 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     let output = eval(&url, &["publish", "campaigns/quickstart.yaml", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["stored"], 7);
+    assert_eq!(report["stored"], 13);
     let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
 
     let output = eval(&url, &["events", "--campaign", &campaign_id[..8]]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines: Vec<String> = text(&output.stdout).lines().map(str::to_string).collect();
     // eval up's worker may already be running the first trial: its events follow.
-    assert!(lines.len() >= 7, "{lines:?}");
+    assert!(lines.len() >= 13, "{lines:?}");
     assert!(lines[0].contains("CampaignPublished"), "{}", lines[0]);
     assert!(
         lines[1].contains("TrialRequested") && lines[1].contains("#0 etcd node_kill careful rep 0"),
@@ -252,7 +252,7 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(events.len(), 6);
+    assert_eq!(events.len(), 12);
     let trial_id = events[5]["trial_id"].as_str().unwrap().to_string();
     assert_eq!(events[5]["data"]["trial"]["trial_index"], 5);
 

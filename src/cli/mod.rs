@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod events;
 pub mod lab;
+pub mod operator;
 pub mod publish;
 pub mod run;
 pub mod score;

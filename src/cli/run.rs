@@ -298,6 +298,7 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
 #[derive(Debug, Default)]
 struct Cell {
     statuses: BTreeMap<&'static str, u32>,
+    /// Injection to repair: the ticket resolved (with an operator) or healthy again (without).
     heal_seconds: Vec<f64>,
 }
 
@@ -348,6 +349,12 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
             EventData::TrialFinished(data) => {
                 status.insert(trial_id, data.status.as_str());
             }
+            // With an operator, the repair time is the scorer's time to resolve.
+            EventData::TrialScored(score) => {
+                if let Some(ms) = score.time_to_resolve_ms {
+                    healed.insert(trial_id, ms as f64 / 1000.0);
+                }
+            }
             _ => {}
         }
     }
@@ -369,7 +376,7 @@ impl Summary {
     fn print(&self, campaign_id: &str) {
         println!("campaign {campaign_id}");
         println!(
-            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  median healthy again",
+            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  median time to repair",
             "subject", "chaos", "variant", "n", "succeeded", "timed_out", "failed", "errored"
         );
         for ((_, subject, chaos, variant), cell) in &self.cells {
@@ -400,8 +407,8 @@ impl Summary {
                 "subject": subject, "chaos_type": chaos, "variant": variant,
                 "n": cell.statuses.values().sum::<u32>(),
                 "statuses": cell.statuses,
-                "median_healthy_again_seconds": scoring::stats::median(&cell.heal_seconds),
-                "n_healthy_again": cell.heal_seconds.len(),
+                "median_repair_seconds": scoring::stats::median(&cell.heal_seconds),
+                "n_repaired": cell.heal_seconds.len(),
             })).collect::<Vec<_>>(),
         })
     }

@@ -1,0 +1,54 @@
+//! `eval operator run`: the reference operator (crate `agents`), a monitor and a runbook agent
+//! that need no model. As a variant's managed `command: [eval, operator, run]`, every option
+//! comes from the trial's environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Run the reference operator against a subject until Ctrl-C or SIGTERM.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The operator.db to write (created with the contract's schema when missing).
+    #[arg(long, env = "EVAL_OPERATOR_DB")]
+    db: PathBuf,
+    /// The subject it keeps healthy.
+    #[arg(long, env = "EVAL_SUBJECT", default_value = "etcd")]
+    subject: String,
+    /// Client endpoints, comma-separated; node N is the Nth.
+    #[arg(long, env = "EVAL_ENDPOINTS", value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// The lab its repairs act on (`eval lab node … --name LAB`).
+    #[arg(long, env = "EVAL_LAB")]
+    lab: Option<String>,
+    /// Seconds between two checks of the invariants.
+    #[arg(long, default_value_t = 1.0)]
+    monitor_every: f64,
+}
+
+pub async fn run(global: &Global, command: OperatorCommand) -> Outcome {
+    match command {
+        OperatorCommand::Run(args) => {
+            let config = agents::OperatorConfig {
+                db: args.db,
+                subject: args.subject,
+                endpoints: args.endpoints,
+                eval_binary: chaos::lab::eval_binary(),
+                lab: args.lab,
+                data_dir: Some(global.data_dir.clone()),
+                monitor_every: Duration::from_secs_f64(args.monitor_every.max(0.1)),
+            };
+            agents::run(config, super::shutdown_on_signal()).await?;
+            Ok(())
+        }
+    }
+}
