@@ -111,12 +111,15 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
     assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 1, "{summary}");
     let campaign_id = summary["campaign_id"].as_str().unwrap();
 
+    // The default variant runs the reference operator: the whole story, in order (the agent's
+    // log entries collapsed into one).
     let log = EventLog::connect(nats.url()).await.unwrap();
-    let types: Vec<String> = events(&log, campaign_id)
+    let mut types: Vec<String> = events(&log, campaign_id)
         .await
         .iter()
         .map(|e| e.event_type().to_string())
         .collect();
+    types.dedup();
     assert_eq!(
         types,
         [
@@ -127,7 +130,10 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
             "SubjectHealthy",
             "StateCaptured",
             "ChaosInjected",
-            "SubjectHealthy",
+            "TicketOpened",
+            "AgentSessionStarted",
+            "AgentLogRecorded",
+            "TicketResolved",
             "StateCaptured",
             "ChaosCleanedUp",
             "TrialFinished",
@@ -259,10 +265,22 @@ async fn a_timed_out_trial_is_cleaned_up() {
     }
     let nats = TemporaryNats::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let no_variants = dir.path().join("no-variants");
+    std::fs::create_dir_all(&no_variants).unwrap();
     let out = output(eval(
         nats.url(),
         &dir.path().join("data"),
-        &["run", "--chaos", "node_kill", "--timeout", "3", "--json"],
+        &[
+            "run",
+            "--chaos",
+            "node_kill",
+            "--timeout",
+            "3",
+            "--json",
+            // No variant files: the implicit default variant, with no operator.
+            "--variants-dir",
+            no_variants.to_str().unwrap(),
+        ],
     ));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["cells"][0]["statuses"]["timed_out"], 1, "{summary}");
