@@ -397,7 +397,7 @@ fn bad_timezone() {
     check(
         "bad_timezone.yaml",
         expect![[
-            r#"bad_timezone.yaml:4:20: operator_timezone: "PST" is neither UTC nor an IANA time zone name such as Europe/Berlin"#
+            r#"bad_timezone.yaml:4:20: operator_timezone: "PST" is neither UTC, a fixed offset such as +02:00, nor an IANA time zone name such as Europe/Berlin"#
         ]],
     );
 }
@@ -489,4 +489,27 @@ fn locations_for_callers() {
         subject_settings.etcd.nodes → extensions.yaml:27:12
         chaos_types[9].params → extensions.yaml:5:1"#]]
     .assert_eq(&locations.join("\n"));
+}
+
+#[test]
+fn operator_time_zones_may_be_utc_an_offset_or_an_iana_name() {
+    for zone in [
+        "UTC",
+        "+02:00",
+        "-0530",
+        "UTC+2",
+        "Europe/Berlin",
+        "America/Argentina/Salta",
+    ] {
+        let text = format!(
+            "name: z\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\noperator_timezone: \"{zone}\"\n"
+        );
+        assert!(parse_campaign("z.yaml", &text).is_ok(), "{zone} refused");
+    }
+    for zone in ["PST", "+2:0:0", "Berlin", "+123"] {
+        let text = format!(
+            "name: z\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\noperator_timezone: \"{zone}\"\n"
+        );
+        assert!(parse_campaign("z.yaml", &text).is_err(), "{zone} accepted");
+    }
 }

@@ -65,8 +65,8 @@ pub struct CampaignFile {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("propertyNames" = { "$ref": "#/$defs/SubjectKind" }))]
     pub subject_settings: BTreeMap<SubjectKind, SubjectSettings>,
-    /// The time zone in which the operator writes zone-less timestamps into operator.db, as an
-    /// IANA name or `UTC` (extension).
+    /// The time zone in which the operator writes zone-less timestamps into operator.db: `UTC`,
+    /// a fixed offset such as `+02:00`, or an IANA name such as `Europe/Berlin` (extension).
     #[serde(default = "default_operator_timezone")]
     pub operator_timezone: String,
 }

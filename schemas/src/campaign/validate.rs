@@ -300,11 +300,22 @@ fn check_campaign(
         report(
             "operator_timezone".to_string(),
             format!(
-                "\"{}\" is neither UTC nor an IANA time zone name such as Europe/Berlin",
+                "\"{}\" is neither UTC, a fixed offset such as +02:00, nor an IANA time zone name such as Europe/Berlin",
                 campaign.operator_timezone
             ),
         );
     }
+}
+
+fn is_fixed_offset(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    let digits = digits.replace(':', "");
+    !digits.is_empty()
+        && digits.len() <= 4
+        && digits.len() != 3
+        && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 fn subject_settings(campaign: &CampaignFile, subject: SubjectKind) -> SubjectSettings {
@@ -384,8 +395,10 @@ fn check_partition_groups(
 
 /// `UTC`, or an IANA-style `Area/Location` name; the names themselves are checked where a time
 /// zone database is at hand.
+/// `UTC`, a fixed offset (`+02:00`, `-0530`, `+2`, `UTC+2`), or the shape of an IANA name
+/// (`Europe/Berlin`); whether such a zone exists is known only where its zoneinfo is read.
 fn is_time_zone_name(name: &str) -> bool {
-    if name == "UTC" {
+    if name == "UTC" || is_fixed_offset(name.strip_prefix("UTC").unwrap_or(name)) {
         return true;
     }
     let mut parts = name.split('/');
