@@ -442,3 +442,67 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         .collect();
     assert_eq!(survivors, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
+    if !root_or_skip("external operator") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let operator_db = dir.path().join("external/operator.db");
+    std::fs::create_dir_all(operator_db.parent().unwrap()).unwrap();
+    // The operator runs on its own, before the campaign, watching the lab `eval run` will use.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted_operator.py");
+    let mut operator = Command::new("python3")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_eval"))
+        .env("EVAL_OPERATOR_DB", &operator_db)
+        .env("EVAL_LAB", "w-run-0")
+        .env("EVAL_DATA_DIR", &data)
+        .env("SCRIPTED_OPERATOR_EXTERNAL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let variants = dir.path().join("variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    std::fs::write(
+        variants.join("external.yaml"),
+        "name: external\nmodel: their-model\n",
+    )
+    .unwrap();
+    let file = campaign(
+        dir.path(),
+        &format!(
+            "name: external\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n    params: {{target: 3}}\nvariant: external\noperator_db: {}\ntrial_timeout_seconds: 90\n",
+            operator_db.display()
+        ),
+    );
+    let out = output(eval(
+        nats.url(),
+        &data,
+        &["run", "campaign", file.to_str().unwrap(), "--json"],
+    ));
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 1, "{summary}");
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let all = events(&log, summary["campaign_id"].as_str().unwrap()).await;
+    let opened = all.iter().find_map(|e| match &e.data {
+        EventData::TicketOpened(opened) => Some(opened.clone()),
+        _ => None,
+    });
+    let opened = opened.expect("the external operator's ticket was captured");
+    assert_eq!(opened.operator_db, operator_db.display().to_string());
+    assert!(all.iter().any(|e| e.event_type() == "TicketResolved"));
+    let query = Command::new("sqlite3")
+        .arg(&operator_db)
+        .arg("SELECT variant_model FROM tickets")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&query.stdout).trim(), "their-model");
+}

@@ -546,25 +546,30 @@ async fn start_operator(
     let Some((campaign, resolved)) = trial_variant(shared, trial).await? else {
         return Ok(None);
     };
-    let Some(command) = &resolved.variant.command else {
-        return Ok(None);
+    let (process, operator_db) = match (&resolved.variant.command, &campaign.campaign.operator_db) {
+        (Some(command), _) => {
+            let artifacts = shared
+                .config
+                .data_dir
+                .join("trials")
+                .join(trial.recorder.trial_id);
+            let operator_db = artifacts.join("operator.db");
+            let env = OperatorEnv {
+                trial_id: trial.recorder.trial_id.to_string(),
+                operator_db: operator_db.clone(),
+                subject: trial.spec.subject.to_string(),
+                endpoints: subject.endpoints(),
+                lab: subject.lab.state.name.clone(),
+                data_dir: shared.config.data_dir.clone(),
+            };
+            let process = ManagedOperator::start(command, &env, &artifacts)?;
+            info!(trial_id = %trial.recorder.trial_id, pid = process.pid(), "operator started");
+            (Some(process), operator_db)
+        }
+        // An external operator: already running, its operator.db named by the campaign.
+        (None, Some(operator_db)) => (None, PathBuf::from(operator_db)),
+        (None, None) => return Ok(None),
     };
-    let artifacts = shared
-        .config
-        .data_dir
-        .join("trials")
-        .join(trial.recorder.trial_id);
-    let operator_db = artifacts.join("operator.db");
-    let env = OperatorEnv {
-        trial_id: trial.recorder.trial_id.to_string(),
-        operator_db: operator_db.clone(),
-        subject: trial.spec.subject.to_string(),
-        endpoints: subject.endpoints(),
-        lab: subject.lab.state.name.clone(),
-        data_dir: shared.config.data_dir.clone(),
-    };
-    let process = ManagedOperator::start(command, &env, &artifacts)?;
-    info!(trial_id = %trial.recorder.trial_id, pid = process.pid(), "operator started");
     Ok(Some(StartedOperator {
         process,
         subject: trial.spec.subject,
@@ -575,7 +580,8 @@ async fn start_operator(
 }
 
 struct StartedOperator {
-    process: ManagedOperator,
+    /// `None` for an external operator, which the worker neither starts nor stops.
+    process: Option<ManagedOperator>,
     subject: SubjectKind,
     operator_db: PathBuf,
     variant: schemas::campaign::VariantFile,
@@ -584,7 +590,9 @@ struct StartedOperator {
 
 impl StartedOperator {
     async fn stop(self) {
-        self.process.stop(STOP_GRACE).await;
+        if let Some(process) = self.process {
+            process.stop(STOP_GRACE).await;
+        }
     }
 
     /// Starts following the operator's database from the injection on, and watching the log
@@ -637,7 +645,7 @@ impl StartedOperator {
 }
 
 struct FollowedOperator {
-    process: ManagedOperator,
+    process: Option<ManagedOperator>,
     capture: tokio::task::JoinHandle<
         Result<ingest::capture::CaptureReport, ingest::capture::CaptureError>,
     >,
@@ -658,7 +666,9 @@ impl FollowedOperator {
             Ok(Err(error)) => Some(error.to_string()),
             Err(_) => Some("did not stop within 10s".to_string()),
         };
-        self.process.stop(STOP_GRACE).await;
+        if let Some(process) = self.process {
+            process.stop(STOP_GRACE).await;
+        }
         problem
     }
 }

@@ -69,6 +69,11 @@ pub struct CampaignFile {
     /// a fixed offset such as `+02:00`, or an IANA name such as `Europe/Berlin` (extension).
     #[serde(default = "default_operator_timezone")]
     pub operator_timezone: String,
+    /// External operator (extension): the operator.db of an operator that is already running
+    /// and watching the subject. Trials of variants without a `command` are captured from this
+    /// file; a variant's `command` (managed mode) takes precedence. Baselines are never captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_db: Option<String>,
 }
 
 /// A variant file: one configuration of the operator's agent.
