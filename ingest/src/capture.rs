@@ -887,6 +887,11 @@ pub enum OperatorZone {
 }
 
 impl OperatorZone {
+    /// Coordinated Universal Time.
+    pub fn utc() -> OperatorZone {
+        OperatorZone::Fixed(FixedOffset::east_opt(0).expect("zero"))
+    }
+
     /// `UTC`/`Z`/`GMT`, a fixed offset (`+02:00`, `-0530`, `+2`, `UTC+02:00`), or an IANA name
     /// found under `$TZDIR` or `/usr/share/zoneinfo`.
     pub fn parse(name: &str) -> Result<OperatorZone> {
@@ -900,7 +905,7 @@ impl OperatorZone {
             upper.as_str(),
             "" | "UTC" | "Z" | "GMT" | "ETC/UTC" | "UTC0"
         ) {
-            return Ok(OperatorZone::Fixed(FixedOffset::east_opt(0).expect("zero")));
+            return Ok(OperatorZone::utc());
         }
         let offset_text = ["UTC", "GMT"]
             .iter()

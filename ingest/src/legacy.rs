@@ -45,7 +45,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -361,42 +360,17 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
     })
 }
 
-/// Reads a legacy time: ISO 8601 with or without a zone (zone-less is UTC), or Unix seconds
-/// (milliseconds when above 10^11). `Ok(None)` for NULL or empty.
+/// Reads a legacy time as the capture reads an operator's: ISO 8601 with or without a zone
+/// (zone-less is UTC here), or Unix seconds (milliseconds when above 10^11). `Ok(None)` for NULL
+/// or empty.
 pub fn parse_time(value: &Cell) -> Result<Option<Timestamp>, String> {
-    let from_seconds = |seconds: f64| {
-        let micros = if seconds.abs() > 1e11 {
-            seconds * 1_000.0
-        } else {
-            seconds * 1_000_000.0
-        };
-        Timestamp::from_unix_micros(micros.round() as i64)
-            .ok_or_else(|| format!("time {seconds} is out of range"))
+    let value = match value {
+        Cell::Null => ValueRef::Null,
+        Cell::Integer(n) => ValueRef::Integer(*n),
+        Cell::Real(x) => ValueRef::Real(*x),
+        Cell::Text(text) => ValueRef::Text(text.as_bytes()),
     };
-    match value {
-        Cell::Null => Ok(None),
-        Cell::Integer(n) => from_seconds(*n as f64).map(Some),
-        Cell::Real(x) => from_seconds(*x).map(Some),
-        Cell::Text(text) => {
-            let text = text.trim();
-            if text.is_empty() {
-                return Ok(None);
-            }
-            if let Ok(seconds) = text.parse::<f64>() {
-                return from_seconds(seconds).map(Some);
-            }
-            let with_t = text.replacen(' ', "T", 1);
-            if let Ok(instant) = DateTime::parse_from_rfc3339(&with_t) {
-                return Ok(Some(Timestamp::from_datetime(instant.with_timezone(&Utc))));
-            }
-            for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
-                if let Ok(naive) = NaiveDateTime::parse_from_str(&with_t, format) {
-                    return Ok(Some(Timestamp::from_datetime(naive.and_utc())));
-                }
-            }
-            Err(format!("unreadable time {text:?}"))
-        }
-    }
+    crate::capture::parse_operator_time(value, &crate::capture::OperatorZone::utc())
 }
 
 /// The events of one legacy campaign.
