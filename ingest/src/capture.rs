@@ -733,14 +733,8 @@ fn check_schema(connection: &Connection, path: &Path, with_variant: bool) -> Res
         ("agent_sessions", SESSION_COLUMNS),
         ("agent_log_entries", ENTRY_COLUMNS),
     ] {
-        let columns: Vec<String> = connection
-            .prepare(&format!("PRAGMA table_info(\"{table}\")"))
-            .and_then(|mut statement| {
-                statement
-                    .query_map([], |row| row.get::<_, String>(1))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-            })
-            .map_err(sql_error)?;
+        let columns: Vec<String> =
+            crate::sqlite::table_columns(connection, table).map_err(sql_error)?;
         if columns.is_empty() {
             return Err(CaptureError::MissingTable {
                 path: path.to_path_buf(),

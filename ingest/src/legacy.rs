@@ -250,14 +250,8 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
             ));
             continue;
         }
-        let columns: Vec<String> = connection
-            .prepare(&format!("PRAGMA table_info(\"{table}\")"))
-            .and_then(|mut statement| {
-                statement
-                    .query_map([], |row| row.get::<_, String>(1))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-            })
-            .map_err(read_error)?;
+        let columns: Vec<String> =
+            crate::sqlite::table_columns(&connection, table).map_err(read_error)?;
         let missing: Vec<&str> = required
             .iter()
             .copied()

@@ -1,8 +1,9 @@
 //! What brings outside data into the event log: campaign files (`eval validate`, `eval publish`),
-//! and later the operator.db capture and the import of legacy `eval.db` files.
+//! the operator.db capture, and the import of legacy `eval.db` files.
 
 pub mod bench;
 pub mod campaign_files;
 pub mod capture;
 pub mod legacy;
 pub mod publish;
+mod sqlite;
