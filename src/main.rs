@@ -57,6 +57,27 @@ enum Command {
     Rescore(cli::score::RescoreArgs),
     /// Import the seed harness's SQLite eval.db into the log (importing twice adds nothing).
     ImportLegacy(cli::score::ImportArgs),
+    /// The projector stage alone: keeps <data-dir>/eval.duckdb in step with the log (exactly
+    /// once; resumable); `--rebuild` replays the whole log into a new file.
+    Project(cli::project::ProjectArgs),
+    /// Read-only SQL over the DuckDB tables (see the README for tables and columns).
+    Sql(cli::sql::SqlArgs),
+    /// Campaigns, newest first, with progress and success rate.
+    List(cli::views::ListArgs),
+    /// A campaign and its trials, or (--trial) one trial's timeline: phases, the agent's
+    /// reasoning and commands, the state diff, every score.
+    Show(cli::views::ShowArgs),
+    /// A campaign's statistics per subject × chaos × variant: success rate, TTD and TTR with
+    /// 95% intervals, commands.
+    Analyze(cli::views::AnalyzeArgs),
+    /// Two campaigns' operator trials side by side, with significance tests.
+    Compare(cli::views::CompareArgs),
+    /// A campaign's operator against baseline trials (no operator) of the same subject and chaos.
+    CompareBaseline(cli::views::CompareBaselineArgs),
+    /// The balanced scorecard of every variant for one subject and chaos type, with a verdict.
+    CompareVariants(cli::views::CompareVariantsArgs),
+    /// Every variant that ran, with the subjects and faults it faced.
+    ListVariants(cli::views::ListVariantsArgs),
     /// The reference operator: a monitor and a runbook agent that need no model.
     #[command(subcommand)]
     Operator(cli::operator::OperatorCommand),
@@ -91,6 +112,15 @@ fn main() -> ExitCode {
             Command::Score(args) => cli::score::score(&global, args).await,
             Command::Rescore(args) => cli::score::rescore(&global, args).await,
             Command::ImportLegacy(args) => cli::score::import_legacy(&global, args).await,
+            Command::Project(args) => cli::project::run(&global, args).await,
+            Command::Sql(args) => cli::sql::run(&global, args).await,
+            Command::List(args) => cli::views::list(&global, args).await,
+            Command::Show(args) => cli::views::show(&global, args).await,
+            Command::Analyze(args) => cli::views::analyze(&global, args).await,
+            Command::Compare(args) => cli::views::compare(&global, args).await,
+            Command::CompareBaseline(args) => cli::views::compare_baseline(&global, args).await,
+            Command::CompareVariants(args) => cli::views::compare_variants(&global, args).await,
+            Command::ListVariants(args) => cli::views::list_variants(&global, args).await,
             Command::Operator(command) => cli::operator::run(&global, command).await,
             Command::Lab(command) => cli::lab::run(&global, command).await,
             Command::Bench(command) => cli::bench::run(&global, command).await,

@@ -6,4 +6,4 @@ pub mod campaign_files;
 pub mod capture;
 pub mod legacy;
 pub mod publish;
-mod sqlite;
+pub mod sqlite;

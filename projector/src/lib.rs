@@ -1,1 +1,42 @@
-//! Will own the projection of the event log and the operator.db files into DuckDB tables, through Arrow record batches, resumable and idempotent.
+//! The event log and the operator.db files it names, projected into DuckDB tables through Arrow
+//! record batches. Exactly once: the last stream sequence applied is committed in the same
+//! transaction as the rows it produced, so a restart resumes after it, and a rebuild (deleting the
+//! file and replaying the stream) gives the same tables.
+
+use std::path::PathBuf;
+
+pub mod bench;
+pub mod buffer;
+pub mod db;
+pub mod operator;
+pub mod project;
+pub mod schema;
+pub mod stage;
+
+pub use db::Writer;
+
+/// The DuckDB file's name in the data directory.
+pub const FILE_NAME: &str = "eval.duckdb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{path} is open for writing by {holder} (DuckDB allows one writer); stop it, or read through it: `eval up` serves every read command while it runs"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("cannot open {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error(
+        "{path} was built by projector version {found}, this build writes version {}; run `eval project --rebuild` to rebuild it from the log",
+        schema::PROJECTOR_VERSION
+    )]
+    Version { path: PathBuf, found: i32 },
+    #[error("DuckDB: {0}")]
+    Duckdb(#[from] duckdb::Error),
+    #[error(transparent)]
+    Log(#[from] schemas::log::Error),
+    #[error("{0}")]
+    Stage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

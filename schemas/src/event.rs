@@ -176,11 +176,19 @@ impl Event {
     /// Reads an envelope. Fails only when the envelope itself is unreadable; data of an unknown
     /// type, or data that does not match its type, is kept as [`EventData::Other`].
     pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        Event::from_json_with_data(bytes).map(|(event, _)| event)
+    }
+
+    /// [`Event::from_json`], also returning the `data` exactly as written (for readers that keep
+    /// it raw, such as the projector's `events` table).
+    pub fn from_json_with_data(
+        bytes: &[u8],
+    ) -> Result<(Event, Box<serde_json::value::RawValue>), serde_json::Error> {
         // The data stays raw until its type is known, then is parsed once, straight into its
         // typed struct (this is the hot path of every reader).
         let wire: WireEnvelope<String, Producer, Box<serde_json::value::RawValue>> =
             serde_json::from_slice(bytes)?;
-        Ok(Event {
+        let event = Event {
             id: wire.id,
             schema_version: wire.schema_version,
             campaign_id: wire.campaign_id,
@@ -188,7 +196,8 @@ impl Event {
             occurred_at: wire.occurred_at,
             producer: wire.producer,
             data: EventData::from_parts(&wire.event_type, &wire.data),
-        })
+        };
+        Ok((event, wire.data))
     }
 }
 

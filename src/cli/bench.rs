@@ -16,6 +16,9 @@ pub enum BenchCommand {
     /// Re-scoring by replay of a synthetic log (about 30 events per trial), beside the raw read
     /// rate of the same stream.
     Rescore(RescoreBenchArgs),
+    /// A full rebuild of the DuckDB file from a synthetic log (about 30 events per trial),
+    /// beside DuckDB's own Arrow append of the same rows.
+    Project(RescoreBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,51 @@ pub struct PublishBenchArgs {
 
 pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
     match command {
+        BenchCommand::Project(args) => {
+            let work_dir = tempfile::tempdir()?;
+            eprintln!(
+                "bench: writing {} synthetic trials, then rebuilding DuckDB from them",
+                args.trials
+            );
+            let bench = projector::bench::project_bench(work_dir.path(), args.trials, |line| {
+                eprintln!("bench: {line}");
+            })
+            .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "trials": bench.trials,
+                        "events": bench.events,
+                        "rows": bench.rows,
+                        "rebuild_seconds": bench.rebuild.as_secs_f64(),
+                        "rebuild_events_per_second": bench.rebuild_events_per_second(),
+                        "raw_append_seconds": bench.raw_append.as_secs_f64(),
+                        "raw_append_events_per_second": bench.raw_events_per_second(),
+                        "slowdown": bench.slowdown(),
+                    })
+                );
+            } else {
+                println!(
+                    "rebuild: {} events ({} trials, {} rows) in {:.2} s = {:.0} events/s",
+                    bench.events,
+                    bench.trials,
+                    bench.rows,
+                    bench.rebuild.as_secs_f64(),
+                    bench.rebuild_events_per_second()
+                );
+                println!(
+                    "DuckDB Arrow append of the same rows: {:.2} s = {:.0} events/s",
+                    bench.raw_append.as_secs_f64(),
+                    bench.raw_events_per_second()
+                );
+                println!(
+                    "rebuild / raw append: {:.2}x (aim: 3x or less; at least 200,000 events/s)",
+                    bench.slowdown()
+                );
+            }
+            Ok(())
+        }
         BenchCommand::Rescore(args) => {
             let work_dir = tempfile::tempdir()?;
             eprintln!(

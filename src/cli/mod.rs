@@ -5,11 +5,14 @@ pub mod bench;
 pub mod events;
 pub mod lab;
 pub mod operator;
+pub mod project;
 pub mod publish;
 pub mod run;
 pub mod score;
+pub mod sql;
 pub mod up;
 pub mod validate;
+pub mod views;
 pub mod worker;
 
 use std::io::IsTerminal;

@@ -187,6 +187,9 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         Err(error) => eprintln!("eval run: worker: {error}"),
         Ok(Ok(())) => {}
     }
+    if matches!(finished, Some(Ok(()))) {
+        project_campaign(global, &log).await;
+    }
     let outcome = match finished {
         Some(Ok(())) => {
             let summary = summarize(&log, &prepared.campaign_id).await?;
@@ -214,6 +217,35 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         server.stop(Duration::from_secs(5)).await;
     }
     outcome
+}
+
+/// Brings the DuckDB file up to date with the log, so that `eval show`, `eval analyze`, … see
+/// the campaign at once. A running `eval up` owns the file and projects it itself.
+async fn project_campaign(global: &Global, log: &EventLog) {
+    let path = super::project::db_path(global, None);
+    let (writer, projection) = match super::project::open_writer(&path) {
+        Ok(opened) => opened,
+        Err(error) => {
+            eprintln!("eval run: the database is not updated here: {error:#}");
+            return;
+        }
+    };
+    let options = projector::stage::Options {
+        until_caught_up: true,
+        ..projector::stage::Options::default()
+    };
+    if let Err(error) = projector::stage::run(
+        log,
+        writer,
+        projection,
+        &options,
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+    {
+        eprintln!("eval run: projecting into {}: {error}", path.display());
+    }
 }
 
 async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {
@@ -398,6 +430,9 @@ impl Summary {
                 )),
             );
         }
+        println!(
+            "more: eval analyze {campaign_id} · eval show {campaign_id} · eval compare-baseline {campaign_id}"
+        );
     }
 
     fn to_json(&self, campaign_id: &str) -> serde_json::Value {

@@ -25,6 +25,13 @@ pub struct UpArgs {
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
+    /// Address the read API listens on (`eval sql`, `eval list`, … reach the database through
+    /// it while `eval up` owns the file). It has no authentication: keep it on 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port of the read API (a busy port falls back to any free one).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
 }
 
 /// How long stages may take to drain after a shutdown signal (the worker cleans up its running
@@ -61,6 +68,46 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             }
         });
         running.push("score");
+    }
+    // The projector owns the DuckDB file; the read API shares its database instance.
+    let mut _api = None;
+    match super::project::open_writer(&super::project::db_path(global, None)) {
+        Ok((writer, projection)) => {
+            let path = writer.path().to_path_buf();
+            let database = viewer::api::Database::new(writer.reader()?);
+            if !args.host.is_loopback() {
+                eprintln!(
+                    "eval up: warning: the read API listens on {} without authentication; anyone who reaches it can query every trial",
+                    args.host
+                );
+            }
+            let api = super::project::serve_api(
+                &path,
+                database,
+                std::net::SocketAddr::new(args.host, args.port),
+                shutdown.clone(),
+            )
+            .await?;
+            eprintln!(
+                "eval up: read API at {} (database {})",
+                api.url,
+                path.display()
+            );
+            _api = Some(api);
+            let log = log.clone();
+            let shutdown = shutdown.clone();
+            stages.spawn(async move {
+                let options = projector::stage::Options::default();
+                if let Err(error) =
+                    projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
+                        .await
+                {
+                    eprintln!("eval up: projector stopped: {error}");
+                }
+            });
+            running.push("project");
+        }
+        Err(error) => eprintln!("eval up: the projector does not run: {error:#}"),
     }
     stages.close();
     eprintln!(

@@ -1,4 +1,10 @@
-//! The views of the log that never publish: `eval events` now; later the axum web UI, its JSON
-//! API and the CLI views over DuckDB (`list`, `show`, `compare…`, `sql`).
+//! The views that never publish: `eval events`, the read-only SQL surface over DuckDB and the
+//! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
+//! that serves them while another process owns the DuckDB file.
 
+pub mod api;
 pub mod events;
+pub mod query;
+pub mod reader;
+pub mod show;
+pub mod views;

@@ -298,11 +298,26 @@ impl EventLog {
         filter: &EventFilter,
         follow: bool,
     ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
+        self.read_from(filter, 1, follow).await
+    }
+
+    /// [`EventLog::read`] from stream sequence `start_sequence` on (1 is the first).
+    pub async fn read_from(
+        &self,
+        filter: &EventFilter,
+        start_sequence: u64,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
         let stream = self.stream().await?;
+        let deliver_policy = if start_sequence <= 1 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence { start_sequence }
+        };
         let mut consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: filter.subject(),
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy,
                 ..Default::default()
             })
             .await

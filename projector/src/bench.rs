@@ -1,0 +1,149 @@
+//! `eval bench project`: a full rebuild of the DuckDB file from a synthetic log (about 30 events
+//! per trial, every trial scored), beside DuckDB's own Arrow append of the same rows in the same
+//! run: the rows the rebuild produced, read back as Arrow batches, appended to a fresh file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use duckdb::arrow::record_batch::RecordBatch;
+use schemas::event::{Event, Producer};
+use schemas::log::EventLog;
+use schemas::log::local::LocalNats;
+use scoring::fixtures::synthetic_trial;
+use scoring::score::{ScoringConfig, score};
+use tokio_util::sync::CancellationToken;
+
+use crate::stage::Options;
+use crate::{Error, Result, Writer, schema};
+
+/// The campaign id of the synthetic log.
+pub const BENCH_CAMPAIGN: &str = "bench-project";
+
+/// The figures of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectBench {
+    pub trials: u32,
+    pub events: u64,
+    /// Rows the rebuild wrote, over every table.
+    pub rows: u64,
+    pub rebuild: Duration,
+    pub raw_append: Duration,
+}
+
+impl ProjectBench {
+    pub fn rebuild_events_per_second(&self) -> f64 {
+        self.events as f64 / self.rebuild.as_secs_f64()
+    }
+
+    /// The raw append's rate, counted in the events those rows came from.
+    pub fn raw_events_per_second(&self) -> f64 {
+        self.events as f64 / self.raw_append.as_secs_f64()
+    }
+
+    /// Rebuild time over raw append time; the aim is 3 or less.
+    pub fn slowdown(&self) -> f64 {
+        self.rebuild.as_secs_f64() / self.raw_append.as_secs_f64()
+    }
+}
+
+/// The synthetic trial `index`'s events, with its score.
+pub fn synthetic_events(index: u32, producer: &Producer) -> Vec<Event> {
+    let mut events = synthetic_trial(BENCH_CAMPAIGN, index).events();
+    let scored = score(&events, &ScoringConfig::default()).to_event(producer);
+    events.push(scored);
+    events
+}
+
+/// Starts a nats-server under `work_dir`, publishes `trials` synthetic trials, then times a full
+/// rebuild and the raw append. The server is stopped before returning.
+pub async fn project_bench(
+    work_dir: &Path,
+    trials: u32,
+    progress: impl Fn(&str),
+) -> Result<ProjectBench> {
+    let server = LocalNats::start(&work_dir.join("nats"), None)
+        .await
+        .map_err(|error| Error::Stage(format!("cannot start nats-server: {error}")))?;
+    let outcome = run_bench(server.url(), work_dir, trials, progress).await;
+    server.stop(Duration::from_secs(5)).await;
+    outcome
+}
+
+async fn run_bench(
+    url: &str,
+    work_dir: &Path,
+    trials: u32,
+    progress: impl Fn(&str),
+) -> Result<ProjectBench> {
+    let log = EventLog::connect(url).await?;
+    log.ensure_stream().await?;
+    let producer = Producer::here("bench");
+    let events = (0..trials).flat_map(|index| synthetic_events(index, &producer));
+    let summary = log.publish_all(events, 1024, |_| {}).await?;
+    let events = summary.stored;
+    progress(&format!("published {events} events; rebuilding"));
+
+    let path = work_dir.join("rebuilt.duckdb");
+    let started = Instant::now();
+    let (writer, projection) = Writer::open(&path)?;
+    let options = Options {
+        until_caught_up: true,
+        ..Options::default()
+    };
+    let report = crate::stage::run(
+        &log,
+        writer,
+        projection,
+        &options,
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await?;
+    let rebuild = started.elapsed();
+    if report.applied != events {
+        return Err(Error::Stage(format!(
+            "the rebuild applied {} events, {events} were published",
+            report.applied
+        )));
+    }
+    progress("rebuilt; appending the same rows to a fresh file");
+
+    // The same rows, as Arrow batches, kept in memory.
+    let source = Connection::open(&path)?;
+    let mut tables: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
+    let mut rows = 0;
+    for table in schema::TABLES {
+        let mut statement = source.prepare(&format!("SELECT * FROM {}", table.name))?;
+        let batches: Vec<RecordBatch> = statement.query_arrow([])?.collect();
+        rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        tables.push((table.name, batches));
+    }
+    drop(source);
+
+    let raw_path = work_dir.join("raw.duckdb");
+    let raw = Connection::open(&raw_path)?;
+    let mut ddl = String::new();
+    for table in schema::TABLES {
+        ddl.push_str(&table.create_sql());
+    }
+    raw.execute_batch(&ddl)?;
+    let started = Instant::now();
+    raw.execute_batch("BEGIN TRANSACTION;")?;
+    for (name, batches) in tables {
+        let mut appender = raw.appender(name)?;
+        for batch in batches {
+            appender.append_record_batch(batch)?;
+        }
+        appender.flush()?;
+    }
+    raw.execute_batch("COMMIT; CHECKPOINT;")?;
+    let raw_append = started.elapsed();
+    Ok(ProjectBench {
+        trials,
+        events,
+        rows,
+        rebuild,
+        raw_append,
+    })
+}

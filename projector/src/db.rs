@@ -1,0 +1,380 @@
+//! The DuckDB file: opening it for writing (one writer), creating the tables, loading the fold's
+//! state back, and committing a batch of rows together with the stream sequence they reach.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use duckdb::{Config, Connection, params};
+use schemas::event::Timestamp;
+
+use crate::buffer::TableBuffer;
+use crate::operator::{self, OPERATOR_TABLES};
+use crate::project::{CampaignRow, Projection, TrialRow};
+use crate::schema::{self, Kind, PROJECTOR_VERSION, Table};
+use crate::{Error, Result};
+
+/// The name of the stream whose sequence `projector_progress` records.
+const STREAM: &str = schemas::log::STREAM_NAME;
+
+/// The DuckDB file, open for writing.
+pub struct Writer {
+    connection: Connection,
+    path: PathBuf,
+    /// operator.db files already reported as missing or unreadable in this process.
+    reported: HashSet<String>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Writer({})", self.path.display())
+    }
+}
+
+/// What a commit wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub events: usize,
+    pub last_sequence: u64,
+}
+
+/// Settings every connection to the file gets: no access to anything but the file itself.
+/// `lock_configuration` follows once the tables exist (see [`Writer::open`]).
+pub fn sandboxed_config() -> Result<Config> {
+    Ok(Config::default()
+        .enable_external_access(false)?
+        .enable_autoload_extension(false)?)
+}
+
+/// Opens `path`, turning DuckDB's lock error into one that says who holds the file.
+pub fn open_with(path: &Path, config: Config) -> Result<Connection> {
+    Connection::open_with_flags(path, config).map_err(|error| {
+        let text = error.to_string();
+        if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+            let holder = text
+                .split("PID ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .filter(|pid| !pid.is_empty())
+                .map(|pid| format!("process {pid}"))
+                .unwrap_or_else(|| "another process".to_string());
+            Error::Locked {
+                path: path.to_path_buf(),
+                holder,
+            }
+        } else {
+            Error::Open {
+                path: path.to_path_buf(),
+                message: text,
+            }
+        }
+    })
+}
+
+impl Writer {
+    /// Opens (or creates) the file, creates the tables and views, and loads the fold's state.
+    /// A file made by another projector version is an error naming `--rebuild`.
+    pub fn open(path: &Path) -> Result<(Writer, Projection)> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| Error::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot create {}: {error}", dir.display()),
+            })?;
+        }
+        let connection = open_with(path, sandboxed_config()?)?;
+        let mut ddl = String::new();
+        for table in schema::TABLES {
+            ddl.push_str(&table.create_sql());
+            ddl.push('\n');
+        }
+        ddl.push_str(schema::PROGRESS_SQL);
+        for view in schema::VIEWS {
+            ddl.push_str(view.sql);
+            ddl.push('\n');
+        }
+        connection.execute_batch(&ddl)?;
+        let progress: Option<(u64, i32)> = connection
+            .query_row(
+                "SELECT last_sequence, projector_version FROM projector_progress WHERE stream = ?",
+                params![STREAM],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|error| match error {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })?;
+        let last_sequence = match progress {
+            Some((_, version)) if version != PROJECTOR_VERSION => {
+                return Err(Error::Version {
+                    path: path.to_path_buf(),
+                    found: version,
+                });
+            }
+            Some((sequence, _)) => sequence,
+            None => {
+                connection.execute(
+                    "INSERT INTO projector_progress VALUES (?, 0, ?, NULL)",
+                    params![STREAM, PROJECTOR_VERSION],
+                )?;
+                0
+            }
+        };
+        connection.execute_batch("SET lock_configuration = true;")?;
+        let mut projection = Projection::new(last_sequence);
+        load_state(&connection, &mut projection)?;
+        let writer = Writer {
+            connection,
+            path: path.to_path_buf(),
+            reported: HashSet::new(),
+        };
+        Ok((writer, projection))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Another connection to the same database, for readers in this process (the API).
+    pub fn reader(&self) -> Result<Connection> {
+        Ok(self.connection.try_clone()?)
+    }
+
+    /// Writes every pending row, the rows of changed trials and campaigns, the operator.db files
+    /// due, and the last sequence, in one transaction. After an error the projection no longer
+    /// matches the file: drop it and open the file again.
+    pub fn commit(&mut self, projection: &mut Projection) -> Result<CommitStats> {
+        let stats = CommitStats {
+            events: projection.uncommitted,
+            last_sequence: projection.last_sequence,
+        };
+        let files: Vec<operator::FileRead> = std::mem::take(&mut projection.pending_files)
+            .iter()
+            .map(|path| operator::read_file(path))
+            .collect();
+        for file in &files {
+            if file.status != "read" && self.reported.insert(file.path.clone()) {
+                eprintln!(
+                    "eval project: operator.db {} is {}: {}; its tables are skipped",
+                    file.path,
+                    file.status,
+                    file.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        self.connection.execute_batch("BEGIN TRANSACTION;")?;
+        match self.write(projection, files, stats.last_sequence) {
+            Ok(()) => {
+                self.connection.execute_batch("COMMIT;")?;
+                projection.uncommitted = 0;
+                Ok(stats)
+            }
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK;");
+                Err(error)
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        projection: &mut Projection,
+        files: Vec<operator::FileRead>,
+        last_sequence: u64,
+    ) -> Result<()> {
+        for buffer in [
+            &mut projection.events,
+            &mut projection.scores,
+            &mut projection.commands,
+            &mut projection.agent_log,
+        ] {
+            self.append(buffer)?;
+        }
+        let (keys, mut rows) = projection.take_dirty_trials();
+        self.replace("trial_id", &keys, &mut rows)?;
+        let (keys, mut rows) = projection.take_dirty_campaigns();
+        self.replace("campaign_id", &keys, &mut rows)?;
+        for file in files {
+            self.write_file(file)?;
+        }
+        self.connection.execute(
+            "UPDATE projector_progress SET last_sequence = ?, updated_at = now()::TIMESTAMP WHERE stream = ?",
+            params![last_sequence, STREAM],
+        )?;
+        Ok(())
+    }
+
+    fn append(&self, buffer: &mut TableBuffer) -> Result<()> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let mut appender = self.connection.appender(buffer.table.name)?;
+        appender.append_record_batch(buffer.take_batch())?;
+        appender.flush()?;
+        Ok(())
+    }
+
+    /// Deletes the rows of `keys` and appends their new rows.
+    fn replace(&self, key: &str, keys: &[String], rows: &mut TableBuffer) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for chunk in keys.chunks(2048) {
+            let list: Vec<String> = chunk.iter().map(|key| sql_string(key)).collect();
+            self.connection.execute(
+                &format!(
+                    "DELETE FROM {} WHERE {key} IN ({})",
+                    rows.table.name,
+                    list.join(",")
+                ),
+                [],
+            )?;
+        }
+        self.append(rows)
+    }
+
+    fn write_file(&self, mut file: operator::FileRead) -> Result<()> {
+        for (table, _) in OPERATOR_TABLES {
+            self.connection.execute(
+                &format!("DELETE FROM {} WHERE operator_db = ?", table.name),
+                params![file.path],
+            )?;
+        }
+        for buffer in &mut file.tables {
+            self.append(buffer)?;
+        }
+        self.connection.execute(
+            "DELETE FROM operator_db_files WHERE operator_db = ?",
+            params![file.path],
+        )?;
+        let mut row = TableBuffer::new(&schema::OPERATOR_DB_FILES);
+        row.row()
+            .text(Some(&file.path))
+            .text(Some(file.status))
+            .text(file.error.as_deref())
+            .ubigint(file.size_bytes)
+            .time(file.modified_at)
+            .int(file.counts[0])
+            .int(file.counts[1])
+            .int(file.counts[2])
+            .end();
+        self.append(&mut row)
+    }
+}
+
+/// `text` as a SQL string literal.
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The SELECT list of `table` with times as microseconds since the epoch, for reading rows back.
+fn select_list(table: &Table) -> String {
+    table
+        .columns
+        .iter()
+        .map(|column| match column.kind {
+            Kind::Time => format!("epoch_us({})", column.name),
+            _ => column.name.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a row's columns in order.
+struct Cells<'a, 'stmt> {
+    row: &'a duckdb::Row<'stmt>,
+    next: usize,
+}
+
+impl Cells<'_, '_> {
+    fn get<T: duckdb::types::FromSql>(&mut self) -> duckdb::Result<T> {
+        let value = self.row.get(self.next);
+        self.next += 1;
+        value
+    }
+
+    fn time(&mut self) -> duckdb::Result<Option<Timestamp>> {
+        Ok(self
+            .get::<Option<i64>>()?
+            .and_then(Timestamp::from_unix_micros))
+    }
+}
+
+fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()> {
+    let sql = format!("SELECT {} FROM trials", select_list(&schema::TRIALS));
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut c = Cells { row, next: 0 };
+        let trial = TrialRow {
+            trial_id: c.get()?,
+            campaign_id: c.get()?,
+            trial_index: c.get()?,
+            subject: c.get()?,
+            chaos_type: c.get()?,
+            chaos_index: c.get()?,
+            chaos_json: c.get()?,
+            variant: c.get()?,
+            baseline: c.get()?,
+            repetition: c.get()?,
+            seed: c.get()?,
+            timeout_seconds: c.get()?,
+            state: c.get()?,
+            status: c.get()?,
+            reason: c.get()?,
+            worker: c.get()?,
+            attempt: c.get()?,
+            requested_at: c.time()?,
+            started_at: c.time()?,
+            reset_at: c.time()?,
+            healthy_at: c.time()?,
+            injected_at: c.time()?,
+            target: c.get()?,
+            ticket_first_seen_at: c.time()?,
+            ticket_opened_at: c.time()?,
+            session_started_at: c.time()?,
+            ticket_resolved_at: c.time()?,
+            cleaned_up_at: c.time()?,
+            cleanup_error: c.get()?,
+            finished_at: c.time()?,
+            duration_ms: c.get()?,
+            initial_healthy: c.get()?,
+            final_healthy: c.get()?,
+            initial_state_json: c.get()?,
+            final_state_json: c.get()?,
+            operator_db: c.get()?,
+            n_log_entries: c.get()?,
+            n_tool_calls: c.get()?,
+            last_event_at: c.time()?,
+        };
+        projection.trials.insert(trial.trial_id.clone(), trial);
+    }
+    let sql = format!("SELECT {} FROM campaigns", select_list(&schema::CAMPAIGNS));
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut c = Cells { row, next: 0 };
+        let campaign = CampaignRow {
+            campaign_id: c.get()?,
+            name: c.get()?,
+            file_name: c.get()?,
+            published_at: c.time()?,
+            seed: c.get()?,
+            n_trials: c.get()?,
+            n_baseline_trials: c.get()?,
+            subjects_json: c.get()?,
+            chaos_types_json: c.get()?,
+            variants_json: c.get()?,
+            campaign_json: c.get()?,
+            file_text: c.get()?,
+            n_started: c.get::<Option<i32>>()?.unwrap_or(0),
+            n_finished: c.get::<Option<i32>>()?.unwrap_or(0),
+            finished_at: c.time()?,
+            status: c.get()?,
+            by_status_json: c.get()?,
+        };
+        projection
+            .campaigns
+            .insert(campaign.campaign_id.clone(), campaign);
+    }
+    Ok(())
+}

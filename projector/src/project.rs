@@ -1,0 +1,594 @@
+//! Events → rows. A pure, in-memory fold: [`Projection::apply`] takes each stored message in
+//! stream order; the rows it yields wait in buffers until the writer commits them together with
+//! the stream sequence they reach.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use schemas::event::{AgentLogEntryType, CapturePhase, Event, EventData, Timestamp, TrialScored};
+use schemas::log::StoredEvent;
+use scoring::commands::CommandId;
+use scoring::rules::{Category, Rules};
+
+use crate::buffer::TableBuffer;
+use crate::schema;
+
+/// A trial's row in `trials`, as the fold knows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialRow {
+    pub trial_id: String,
+    pub campaign_id: String,
+    pub trial_index: Option<i32>,
+    pub subject: Option<String>,
+    pub chaos_type: Option<String>,
+    pub chaos_index: Option<i32>,
+    pub chaos_json: Option<String>,
+    pub variant: Option<String>,
+    pub baseline: Option<bool>,
+    pub repetition: Option<i32>,
+    pub seed: Option<u64>,
+    pub timeout_seconds: Option<i32>,
+    pub state: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub worker: Option<String>,
+    pub attempt: Option<i32>,
+    pub requested_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub reset_at: Option<Timestamp>,
+    pub healthy_at: Option<Timestamp>,
+    pub injected_at: Option<Timestamp>,
+    pub target: Option<String>,
+    pub ticket_first_seen_at: Option<Timestamp>,
+    pub ticket_opened_at: Option<Timestamp>,
+    pub session_started_at: Option<Timestamp>,
+    pub ticket_resolved_at: Option<Timestamp>,
+    pub cleaned_up_at: Option<Timestamp>,
+    pub cleanup_error: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<i64>,
+    pub initial_healthy: Option<bool>,
+    pub final_healthy: Option<bool>,
+    pub initial_state_json: Option<String>,
+    pub final_state_json: Option<String>,
+    pub operator_db: Option<String>,
+    pub n_log_entries: Option<i32>,
+    pub n_tool_calls: Option<i32>,
+    pub last_event_at: Option<Timestamp>,
+}
+
+/// A campaign's row in `campaigns`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignRow {
+    pub campaign_id: String,
+    pub name: Option<String>,
+    pub file_name: Option<String>,
+    pub published_at: Option<Timestamp>,
+    pub seed: Option<u64>,
+    pub n_trials: Option<i32>,
+    pub n_baseline_trials: Option<i32>,
+    pub subjects_json: Option<String>,
+    pub chaos_types_json: Option<String>,
+    pub variants_json: Option<String>,
+    pub campaign_json: Option<String>,
+    pub file_text: Option<String>,
+    pub n_started: i32,
+    pub n_finished: i32,
+    pub finished_at: Option<Timestamp>,
+    pub status: Option<String>,
+    pub by_status_json: Option<String>,
+}
+
+impl CampaignRow {
+    fn refresh_status(&mut self) {
+        let status = if self.finished_at.is_some() {
+            "finished"
+        } else if self.n_started > 0 {
+            "running"
+        } else {
+            "published"
+        };
+        self.status = Some(status.to_string());
+    }
+}
+
+/// The fold's state and its pending rows.
+#[derive(Debug)]
+pub struct Projection {
+    pub trials: HashMap<String, TrialRow>,
+    pub campaigns: HashMap<String, CampaignRow>,
+    /// Trials and campaigns whose row changed since the last commit.
+    pub dirty_trials: BTreeSet<String>,
+    pub dirty_campaigns: BTreeSet<String>,
+    pub events: TableBuffer,
+    pub scores: TableBuffer,
+    pub commands: TableBuffer,
+    pub agent_log: TableBuffer,
+    /// operator.db files to read at the next commit (named by a trial that finished).
+    pub pending_files: BTreeSet<String>,
+    /// Every operator.db the log named, by trial, for the enrichment.
+    trial_files: HashMap<String, HashSet<String>>,
+    /// The last stream sequence applied.
+    pub last_sequence: u64,
+    /// Events applied since the last commit.
+    pub uncommitted: usize,
+    rules: Rules,
+}
+
+impl Projection {
+    pub fn new(last_sequence: u64) -> Projection {
+        Projection {
+            trials: HashMap::new(),
+            campaigns: HashMap::new(),
+            dirty_trials: BTreeSet::new(),
+            dirty_campaigns: BTreeSet::new(),
+            events: TableBuffer::new(&schema::EVENTS),
+            scores: TableBuffer::new(&schema::SCORES),
+            commands: TableBuffer::new(&schema::COMMANDS),
+            agent_log: TableBuffer::new(&schema::AGENT_LOG),
+            pending_files: BTreeSet::new(),
+            trial_files: HashMap::new(),
+            last_sequence,
+            uncommitted: 0,
+            rules: Rules::builtin(),
+        }
+    }
+
+    /// Applies one stored message. Nothing read from the log stops the fold: an envelope that
+    /// cannot be read is kept in `events` with its error.
+    pub fn apply(&mut self, stored: &StoredEvent) {
+        self.last_sequence = stored.sequence;
+        self.uncommitted += 1;
+        match Event::from_json_with_data(&stored.payload) {
+            Ok((event, data)) => {
+                let read_error = match &event.data {
+                    EventData::Other(other) => other.read_error.clone(),
+                    _ => None,
+                };
+                self.events
+                    .row()
+                    .ubigint(Some(stored.sequence))
+                    .text(Some(&event.id.to_string()))
+                    .text(Some(event.event_type()))
+                    .text(Some(&event.campaign_id))
+                    .text(event.trial_id.as_deref())
+                    .time(Some(event.occurred_at))
+                    .text(Some(&event.producer.stage))
+                    .text(Some(&event.producer.host))
+                    .int(i32::try_from(event.schema_version).ok())
+                    .text(Some(data.get()))
+                    .text(read_error.as_deref())
+                    .end();
+                self.apply_event(stored.sequence, &event);
+            }
+            Err(error) => {
+                // The subject still says which campaign, trial and type the message was meant as.
+                let tokens: Vec<&str> = stored.subject.split('.').collect();
+                let token = |index: usize| tokens.get(index).copied();
+                self.events
+                    .row()
+                    .ubigint(Some(stored.sequence))
+                    .text(stored.msg_id.as_deref())
+                    .text(token(3))
+                    .text(token(1))
+                    .text(token(2).filter(|trial| *trial != "_"))
+                    .time(None)
+                    .text(None)
+                    .text(None)
+                    .int(None)
+                    .text(Some(&String::from_utf8_lossy(&stored.payload)))
+                    .text(Some(&format!("unreadable envelope: {error}")))
+                    .end();
+            }
+        }
+    }
+
+    fn campaign(&mut self, campaign_id: &str) -> &mut CampaignRow {
+        self.dirty_campaigns.insert(campaign_id.to_string());
+        self.campaigns
+            .entry(campaign_id.to_string())
+            .or_insert_with(|| CampaignRow {
+                campaign_id: campaign_id.to_string(),
+                ..CampaignRow::default()
+            })
+    }
+
+    fn apply_event(&mut self, sequence: u64, event: &Event) {
+        let at = event.occurred_at;
+        if let EventData::CampaignPublished(published) = &event.data {
+            let campaign = self.campaign(&event.campaign_id);
+            let json = |value: serde_json::Value| Some(value.to_string());
+            campaign.name = Some(published.name.clone());
+            campaign.file_name = Some(published.file_name.clone());
+            campaign.published_at = Some(at);
+            campaign.seed = Some(published.seed);
+            campaign.n_trials = i32::try_from(published.n_trials).ok();
+            campaign.n_baseline_trials = i32::try_from(published.n_baseline_trials).ok();
+            let file = &published.campaign;
+            campaign.subjects_json = serde_json::to_value(&file.subjects).ok().and_then(json);
+            campaign.chaos_types_json = json(serde_json::Value::Array(
+                file.chaos_types
+                    .iter()
+                    .map(|chaos| chaos.chaos_type().as_str().into())
+                    .collect(),
+            ));
+            campaign.variants_json = json(serde_json::Value::Array(
+                published
+                    .variants
+                    .iter()
+                    .map(|variant| variant.variant.name.clone().into())
+                    .collect(),
+            ));
+            campaign.campaign_json = serde_json::to_string(file).ok();
+            campaign.file_text = Some(published.file_text.clone());
+            campaign.refresh_status();
+            return;
+        }
+        if let EventData::CampaignFinished(finished) = &event.data {
+            let campaign = self.campaign(&event.campaign_id);
+            campaign.finished_at = Some(at);
+            campaign.by_status_json = serde_json::to_string(&finished.by_status).ok();
+            campaign.refresh_status();
+            return;
+        }
+        let Some(trial_id) = event.trial_id.as_deref() else {
+            return;
+        };
+        if let EventData::TrialScored(scored) = &event.data {
+            self.score_row(sequence, event, trial_id, scored);
+        }
+        if let EventData::AgentLogRecorded(entry) = &event.data {
+            self.log_rows(sequence, event, trial_id, entry);
+        }
+
+        let mut started = false;
+        let mut finished = false;
+        let trial = self
+            .trials
+            .entry(trial_id.to_string())
+            .or_insert_with(|| TrialRow {
+                trial_id: trial_id.to_string(),
+                campaign_id: event.campaign_id.clone(),
+                ..TrialRow::default()
+            });
+        self.dirty_trials.insert(trial_id.to_string());
+        trial.last_event_at = Some(trial.last_event_at.map_or(at, |last| last.max(at)));
+        let state = |trial: &mut TrialRow, state: &str| trial.state = Some(state.to_string());
+        match &event.data {
+            EventData::TrialRequested(requested) => {
+                let spec = &requested.trial;
+                trial.trial_index = i32::try_from(spec.trial_index).ok();
+                trial.subject = Some(spec.subject.as_str().to_string());
+                trial.chaos_type = Some(spec.chaos.chaos_type().as_str().to_string());
+                trial.chaos_index = i32::try_from(spec.chaos_index).ok();
+                trial.chaos_json = serde_json::to_string(&spec.chaos).ok();
+                trial.variant.clone_from(&spec.variant);
+                trial.baseline = Some(spec.baseline);
+                trial.repetition = i32::try_from(spec.repetition).ok();
+                trial.seed = Some(spec.seed);
+                trial.timeout_seconds = i32::try_from(spec.timeout_seconds).ok();
+                trial.requested_at = Some(at);
+                if trial.state.is_none() {
+                    state(trial, "requested");
+                }
+            }
+            EventData::TrialStarted(worker) => {
+                started = trial.started_at.is_none();
+                trial.worker = Some(worker.worker.clone());
+                trial.attempt = i32::try_from(worker.attempt).ok();
+                trial.started_at = Some(at);
+                state(trial, "started");
+            }
+            EventData::SubjectReset(_) => {
+                trial.reset_at = Some(at);
+                state(trial, "reset");
+            }
+            EventData::SubjectHealthy(_) => {
+                if trial.injected_at.is_none() {
+                    trial.healthy_at = Some(at);
+                    state(trial, "healthy");
+                }
+            }
+            EventData::StateCaptured(captured) => {
+                let text = Some(captured.state.to_string());
+                match captured.phase {
+                    CapturePhase::Initial => {
+                        trial.initial_healthy = Some(captured.healthy);
+                        trial.initial_state_json = text;
+                    }
+                    CapturePhase::Final => {
+                        trial.final_healthy = Some(captured.healthy);
+                        trial.final_state_json = text;
+                    }
+                }
+            }
+            EventData::ChaosInjected(injected) => {
+                trial.injected_at = Some(at);
+                trial.target.clone_from(&injected.target);
+                state(trial, "injected");
+            }
+            EventData::TicketOpened(ticket) => {
+                trial
+                    .ticket_first_seen_at
+                    .get_or_insert(ticket.first_seen_at);
+                trial.ticket_opened_at.get_or_insert(at);
+                trial
+                    .operator_db
+                    .get_or_insert_with(|| ticket.operator_db.clone());
+                state(trial, "ticket_opened");
+            }
+            EventData::AgentSessionStarted(session) => {
+                trial.session_started_at.get_or_insert(session.started_at);
+                trial
+                    .operator_db
+                    .get_or_insert_with(|| session.operator_db.clone());
+                state(trial, "session_started");
+            }
+            EventData::AgentLogRecorded(entry) => {
+                *trial.n_log_entries.get_or_insert(0) += 1;
+                if entry.entry_type == AgentLogEntryType::ToolCall {
+                    *trial.n_tool_calls.get_or_insert(0) += 1;
+                }
+                trial
+                    .operator_db
+                    .get_or_insert_with(|| entry.operator_db.clone());
+            }
+            EventData::TicketResolved(resolved) => {
+                trial.ticket_resolved_at.get_or_insert(resolved.resolved_at);
+                state(trial, "ticket_resolved");
+            }
+            EventData::ChaosCleanedUp(_) => {
+                trial.cleaned_up_at = Some(at);
+                state(trial, "cleaned_up");
+            }
+            EventData::ChaosCleanupFailed(failed) => {
+                trial.cleanup_error = Some(failed.error.clone());
+                state(trial, "cleanup_failed");
+            }
+            EventData::TrialFinished(done) => {
+                finished = trial.finished_at.is_none();
+                trial.status = Some(done.status.as_str().to_string());
+                trial.reason.clone_from(&done.reason);
+                trial.finished_at = Some(at);
+                trial.duration_ms = trial
+                    .started_at
+                    .map(|started| (at.unix_micros() - started.unix_micros()) / 1000);
+                state(trial, "finished");
+            }
+            _ => {}
+        }
+        let files = operator_db_of(&event.data);
+        let campaign_id = trial.campaign_id.clone();
+        let named = trial.operator_db.clone();
+        if let Some(file) = files {
+            self.trial_files
+                .entry(trial_id.to_string())
+                .or_default()
+                .insert(file.to_string());
+        }
+        if finished {
+            // The file named by the trial's row survives a restart of the projector; the set of
+            // every file it named lives in memory only.
+            self.pending_files.extend(named);
+            if let Some(files) = self.trial_files.get(trial_id) {
+                self.pending_files.extend(files.iter().cloned());
+            }
+        }
+        if started || finished {
+            let campaign = self.campaign(&campaign_id);
+            campaign.n_started += i32::from(started);
+            campaign.n_finished += i32::from(finished);
+            campaign.refresh_status();
+        }
+    }
+
+    fn score_row(&mut self, sequence: u64, event: &Event, trial_id: &str, scored: &TrialScored) {
+        let count = |category: Category| {
+            scored
+                .commands_by_category
+                .get(category.as_str())
+                .and_then(|n| i32::try_from(*n).ok())
+                .or(Some(0))
+        };
+        let int = |n: u32| i32::try_from(n).ok();
+        self.scores
+            .row()
+            .ubigint(Some(sequence))
+            .text(Some(&event.campaign_id))
+            .text(Some(trial_id))
+            .time(Some(event.occurred_at))
+            .text(Some(&scored.scorer_version))
+            .text(Some(outcome_name(scored)))
+            .bool(Some(scored.baseline))
+            .bool(Some(scored.detected))
+            .bigint(scored.time_to_detect_ms)
+            .bool(Some(scored.resolved))
+            .bigint(scored.time_to_resolve_ms)
+            .bigint(scored.time_to_heal_ms)
+            .bool(Some(scored.healed_within_timeout))
+            .int(int(scored.n_commands))
+            .int(int(scored.n_unique_commands))
+            .int(count(Category::Diagnostic))
+            .int(count(Category::Remediation))
+            .int(int(scored.n_destructive))
+            .int(count(Category::Other))
+            .int(int(scored.n_thrashing))
+            .text(
+                serde_json::to_string(&scored.thrashing_commands)
+                    .ok()
+                    .as_deref(),
+            )
+            .text(Some(&scored.details.to_string()))
+            .end();
+    }
+
+    fn log_rows(
+        &mut self,
+        sequence: u64,
+        event: &Event,
+        trial_id: &str,
+        entry: &schemas::event::AgentLogRecorded,
+    ) {
+        let params = entry.tool_params.as_ref().map(serde_json::Value::to_string);
+        self.agent_log
+            .row()
+            .ubigint(Some(sequence))
+            .text(Some(&event.campaign_id))
+            .text(Some(trial_id))
+            .time(Some(entry.timestamp))
+            .text(Some(&entry.operator_db))
+            .text(Some(&entry.session_id))
+            .bigint(Some(entry.entry_id))
+            .text(Some(entry_type_name(entry.entry_type)))
+            .text(entry.content.as_deref())
+            .text(entry.tool_name.as_deref())
+            .text(params.as_deref())
+            .text(entry.tool_params_raw.as_deref())
+            .bigint(entry.exit_code)
+            .end();
+        if entry.entry_type != AgentLogEntryType::ToolCall {
+            return;
+        }
+        let command = CommandId::of(
+            entry.tool_name.as_deref(),
+            entry.tool_params.as_ref(),
+            entry.tool_params_raw.as_deref(),
+        );
+        let classification = command.classify(&self.rules);
+        let decided = classification.decided_by.as_ref();
+        self.commands
+            .row()
+            .ubigint(Some(sequence))
+            .text(Some(&event.campaign_id))
+            .text(Some(trial_id))
+            .time(Some(entry.timestamp))
+            .text(Some(&entry.session_id))
+            .bigint(Some(entry.entry_id))
+            .text(Some(&command.tool))
+            .text(Some(&command.text))
+            .text(Some(classification.category.as_str()))
+            .text(decided.map(|by| by.rule.as_str()))
+            .text(decided.map(|by| by.matched.as_str()))
+            .end();
+    }
+
+    /// The `trials` rows of the trials changed since the last commit, and their keys.
+    pub fn take_dirty_trials(&mut self) -> (Vec<String>, TableBuffer) {
+        let mut buffer = TableBuffer::new(&schema::TRIALS);
+        let keys: Vec<String> = std::mem::take(&mut self.dirty_trials).into_iter().collect();
+        for key in &keys {
+            if let Some(trial) = self.trials.get(key) {
+                trial_row(&mut buffer, trial);
+            }
+        }
+        (keys, buffer)
+    }
+
+    /// The `campaigns` rows of the campaigns changed since the last commit, and their keys.
+    pub fn take_dirty_campaigns(&mut self) -> (Vec<String>, TableBuffer) {
+        let mut buffer = TableBuffer::new(&schema::CAMPAIGNS);
+        let keys: Vec<String> = std::mem::take(&mut self.dirty_campaigns)
+            .into_iter()
+            .collect();
+        for key in &keys {
+            if let Some(campaign) = self.campaigns.get(key) {
+                campaign_row(&mut buffer, campaign);
+            }
+        }
+        (keys, buffer)
+    }
+}
+
+fn operator_db_of(data: &EventData) -> Option<&str> {
+    match data {
+        EventData::TicketOpened(ticket) => Some(&ticket.operator_db),
+        EventData::AgentSessionStarted(session) => Some(&session.operator_db),
+        EventData::AgentLogRecorded(entry) => Some(&entry.operator_db),
+        EventData::TicketResolved(resolved) => Some(&resolved.operator_db),
+        _ => None,
+    }
+}
+
+fn outcome_name(scored: &TrialScored) -> &'static str {
+    match scored.outcome {
+        schemas::event::Outcome::Success => "success",
+        schemas::event::Outcome::Failure => "failure",
+        schemas::event::Outcome::Timeout => "timeout",
+        schemas::event::Outcome::Errored => "errored",
+    }
+}
+
+fn entry_type_name(entry_type: AgentLogEntryType) -> &'static str {
+    match entry_type {
+        AgentLogEntryType::Reasoning => "reasoning",
+        AgentLogEntryType::ToolCall => "tool_call",
+        AgentLogEntryType::ToolResult => "tool_result",
+    }
+}
+
+fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
+    buffer
+        .row()
+        .text(Some(&t.trial_id))
+        .text(Some(&t.campaign_id))
+        .int(t.trial_index)
+        .text(t.subject.as_deref())
+        .text(t.chaos_type.as_deref())
+        .int(t.chaos_index)
+        .text(t.chaos_json.as_deref())
+        .text(t.variant.as_deref())
+        .bool(t.baseline)
+        .int(t.repetition)
+        .ubigint(t.seed)
+        .int(t.timeout_seconds)
+        .text(t.state.as_deref())
+        .text(t.status.as_deref())
+        .text(t.reason.as_deref())
+        .text(t.worker.as_deref())
+        .int(t.attempt)
+        .time(t.requested_at)
+        .time(t.started_at)
+        .time(t.reset_at)
+        .time(t.healthy_at)
+        .time(t.injected_at)
+        .text(t.target.as_deref())
+        .time(t.ticket_first_seen_at)
+        .time(t.ticket_opened_at)
+        .time(t.session_started_at)
+        .time(t.ticket_resolved_at)
+        .time(t.cleaned_up_at)
+        .text(t.cleanup_error.as_deref())
+        .time(t.finished_at)
+        .bigint(t.duration_ms)
+        .bool(t.initial_healthy)
+        .bool(t.final_healthy)
+        .text(t.initial_state_json.as_deref())
+        .text(t.final_state_json.as_deref())
+        .text(t.operator_db.as_deref())
+        .int(t.n_log_entries)
+        .int(t.n_tool_calls)
+        .time(t.last_event_at)
+        .end();
+}
+
+fn campaign_row(buffer: &mut TableBuffer, c: &CampaignRow) {
+    buffer
+        .row()
+        .text(Some(&c.campaign_id))
+        .text(c.name.as_deref())
+        .text(c.file_name.as_deref())
+        .time(c.published_at)
+        .ubigint(c.seed)
+        .int(c.n_trials)
+        .int(c.n_baseline_trials)
+        .text(c.subjects_json.as_deref())
+        .text(c.chaos_types_json.as_deref())
+        .text(c.variants_json.as_deref())
+        .text(c.campaign_json.as_deref())
+        .text(c.file_text.as_deref())
+        .int(Some(c.n_started))
+        .int(Some(c.n_finished))
+        .time(c.finished_at)
+        .text(c.status.as_deref())
+        .text(c.by_status_json.as_deref())
+        .end();
+}

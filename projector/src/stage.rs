@@ -1,0 +1,207 @@
+//! The projector stage: reads the stream from the sequence after the last one committed, folds
+//! the events on a blocking thread, and commits in batches (by size, by age, and whenever the
+//! stream is drained).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use schemas::log::{EventFilter, EventLog, StoredEvent};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Writer;
+use crate::project::Projection;
+use crate::{Error, Result};
+
+/// How the stage runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop once every event stored when the stage started is committed.
+    pub until_caught_up: bool,
+    /// Commit after this many events …
+    pub batch_events: usize,
+    /// … or when the oldest uncommitted event waited this long.
+    pub max_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            until_caught_up: false,
+            batch_events: 50_000,
+            max_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Progress after a commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Events applied by this run.
+    pub applied: u64,
+    /// The last stream sequence committed.
+    pub last_sequence: u64,
+    /// The stream's last sequence when the run started.
+    pub stream_last_sequence: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    pub applied: u64,
+    pub commits: u64,
+    pub last_sequence: u64,
+}
+
+/// Deletes the DuckDB file (and its write-ahead log) for a rebuild.
+pub fn delete_file(path: &Path) -> Result<()> {
+    for file in [path.to_path_buf(), wal_path(path)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(Error::Open {
+                    path: file,
+                    message: format!("cannot delete it for --rebuild: {error}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+/// Runs the projector on an open writer until the stream is drained (`until_caught_up`) or
+/// `shutdown`; every event read before the end is committed.
+pub async fn run(
+    log: &EventLog,
+    writer: Writer,
+    projection: Projection,
+    options: &Options,
+    progress: impl FnMut(Progress) + Send + 'static,
+    shutdown: CancellationToken,
+) -> Result<Report> {
+    let stream_last_sequence = log
+        .stream()
+        .await?
+        .get_info()
+        .await
+        .map_err(|error| Error::Log(schemas::log::Error::Read(error.to_string())))?
+        .state
+        .last_sequence;
+    let start = projection.last_sequence + 1;
+    let (sender, receiver) = mpsc::sync_channel::<Vec<StoredEvent>>(64);
+    let fold_options = options.clone();
+    let folder = tokio::task::spawn_blocking(move || {
+        fold(
+            writer,
+            projection,
+            &receiver,
+            &fold_options,
+            stream_last_sequence,
+            progress,
+        )
+    });
+
+    let read = async {
+        if options.until_caught_up && start > stream_last_sequence {
+            return Ok(());
+        }
+        let events = log
+            .read_from(&EventFilter::default(), start, !options.until_caught_up)
+            .await?;
+        let mut chunks = Box::pin(events.ready_chunks(1024));
+        loop {
+            let chunk = tokio::select! {
+                () = shutdown.cancelled() => break,
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut stored = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                stored.push(item?);
+            }
+            let past_end = options.until_caught_up
+                && stored
+                    .last()
+                    .is_some_and(|event| event.sequence >= stream_last_sequence);
+            // The fold ends when it has stopped; its error is reported below.
+            if sender.send(stored).is_err() || past_end {
+                break;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let read_result = read.await;
+    drop(sender);
+    let fold_result = folder
+        .await
+        .map_err(|error| Error::Stage(format!("the projector thread failed: {error}")))?;
+    let report = fold_result?;
+    read_result?;
+    Ok(report)
+}
+
+fn fold(
+    mut writer: Writer,
+    mut projection: Projection,
+    receiver: &mpsc::Receiver<Vec<StoredEvent>>,
+    options: &Options,
+    stream_last_sequence: u64,
+    mut progress: impl FnMut(Progress),
+) -> Result<Report> {
+    let mut report = Report {
+        last_sequence: projection.last_sequence,
+        ..Report::default()
+    };
+    let mut oldest: Option<Instant> = None;
+    let mut commit = |projection: &mut Projection, report: &mut Report| -> Result<()> {
+        let stats = writer.commit(projection)?;
+        report.commits += 1;
+        report.last_sequence = stats.last_sequence;
+        progress(Progress {
+            applied: report.applied,
+            last_sequence: stats.last_sequence,
+            stream_last_sequence,
+        });
+        Ok(())
+    };
+    loop {
+        let wait = oldest.map_or(Duration::from_secs(3600), |since| {
+            options.max_delay.saturating_sub(since.elapsed())
+        });
+        match receiver.recv_timeout(wait) {
+            Ok(chunk) => {
+                for stored in &chunk {
+                    projection.apply(stored);
+                }
+                report.applied += chunk.len() as u64;
+                oldest.get_or_insert_with(Instant::now);
+                let due = projection.uncommitted >= options.batch_events
+                    || oldest.is_some_and(|since| since.elapsed() >= options.max_delay);
+                if due {
+                    commit(&mut projection, &mut report)?;
+                    oldest = None;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if projection.uncommitted > 0 {
+                    commit(&mut projection, &mut report)?;
+                }
+                oldest = None;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if projection.uncommitted > 0 {
+                    commit(&mut projection, &mut report)?;
+                }
+                return Ok(report);
+            }
+        }
+    }
+}

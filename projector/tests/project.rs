@@ -1,0 +1,352 @@
+//! The projector against a real nats-server and real DuckDB files: the rows of a scripted
+//! campaign, resuming after a stop, rebuild equality, unknown events, operator.db enrichment.
+
+use std::path::{Path, PathBuf};
+
+use duckdb::Connection;
+use expect_test::expect;
+use projector::stage::{Options, Report};
+use schemas::event::{Event, OtherEvent, Producer, TrialStatus};
+use schemas::log::EventLog;
+use schemas::log::local::TemporaryNats;
+use scoring::fixtures::TrialFixture;
+use scoring::score::{ScoringConfig, score};
+use tokio_util::sync::CancellationToken;
+
+const CAMPAIGN: &str = "projtest";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A campaign's events: the quickstart's `CampaignPublished`, five trials of different fates,
+/// each scored, and one event of a type this build does not know.
+fn campaign_events(operator_db: &Path) -> Vec<Event> {
+    let prepared = ingest::campaign_files::prepare(
+        &repo_root().join("campaigns/quickstart.yaml"),
+        None,
+        Some(CAMPAIGN),
+    )
+    .expect("the quickstart campaign is valid");
+    let producer = Producer::here("test");
+    let mut events: Vec<Event> = ingest::publish::campaign_events(&prepared, &producer)
+        .take(1)
+        .collect();
+    let trials = [
+        TrialFixture::test()
+            .detected_after(1_500)
+            .command_at(3_000, "etcdctl endpoint status --cluster")
+            .command_at(6_000, "eval lab node start 2")
+            .resolved_after(9_000),
+        TrialFixture::test()
+            .with_variant("hasty")
+            .detected_after(2_000)
+            .command_at(3_000, "etcdctl member remove 8e9e05c52164694d")
+            .command_at(4_000, "systemctl restart etcd")
+            .command_at(5_000, "systemctl restart etcd")
+            .command_at(6_000, "systemctl restart etcd")
+            .finished(TrialStatus::TimedOut, 300_000),
+        TrialFixture::test().baseline().healthy_after(40_000),
+        TrialFixture::test().errored("the lab did not start"),
+        TrialFixture::test().unfinished(),
+    ];
+    for (index, trial) in trials.into_iter().enumerate() {
+        let trial = trial
+            .in_campaign(CAMPAIGN)
+            .with_trial_index(u32::try_from(index).unwrap());
+        let mut trial_events = trial.events();
+        for event in &mut trial_events {
+            retarget_operator_db(event, operator_db);
+        }
+        if trial_events
+            .iter()
+            .any(|event| event.event_type() == "TrialFinished")
+        {
+            let scored = score(&trial_events, &ScoringConfig::default()).to_event(&producer);
+            trial_events.push(scored);
+        }
+        events.extend(trial_events);
+    }
+    events.push(Event::new(
+        &producer,
+        CAMPAIGN,
+        None,
+        schemas::event::EventData::Other(OtherEvent {
+            type_name: "SomethingNew".to_string(),
+            data: serde_json::json!({"from": "a newer build"}),
+            read_error: None,
+        }),
+    ));
+    events
+}
+
+/// The fixtures name a made-up operator.db; point them at the test's file.
+fn retarget_operator_db(event: &mut Event, path: &Path) {
+    let path = path.display().to_string();
+    match &mut event.data {
+        schemas::event::EventData::TicketOpened(data) => data.operator_db = path,
+        schemas::event::EventData::AgentSessionStarted(data) => data.operator_db = path,
+        schemas::event::EventData::AgentLogRecorded(data) => data.operator_db = path,
+        schemas::event::EventData::TicketResolved(data) => data.operator_db = path,
+        _ => {}
+    }
+}
+
+/// A small operator.db with the contract's tables.
+fn write_operator_db(path: &Path) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, violation_key TEXT, invariant_name TEXT,
+                store_id TEXT, status TEXT, held INTEGER, batch_key TEXT, occurrence_count INTEGER,
+                first_seen_at TEXT, last_seen_at TEXT, resolved_at TEXT, message TEXT, severity TEXT,
+                diagnosis TEXT, metric_snapshot TEXT, subject_context TEXT, variant_model TEXT,
+                variant_system_prompt TEXT, variant_tools_config TEXT, created_at TEXT, updated_at TEXT);
+             CREATE TABLE agent_sessions (id INTEGER PRIMARY KEY, session_id TEXT, ticket_id INTEGER,
+                status TEXT, started_at TEXT, ended_at TEXT, outcome_summary TEXT, created_at TEXT);
+             CREATE TABLE agent_log_entries (id INTEGER PRIMARY KEY, session_id TEXT, entry_type TEXT,
+                content TEXT, raw_content TEXT, tool_name TEXT, tool_params TEXT, exit_code INTEGER,
+                timestamp TEXT, created_at TEXT);
+             INSERT INTO tickets (violation_key, invariant_name, status, occurrence_count, first_seen_at, severity)
+                VALUES ('etcd-unhealthy', 'member_reachable', 'resolved', 3, '2026-03-01 10:00:06', 'critical');
+             INSERT INTO agent_sessions (session_id, ticket_id, status, started_at)
+                VALUES ('s-1', 1, 'completed', '2026-03-01 10:00:07');
+             INSERT INTO agent_log_entries (session_id, entry_type, content, tool_name, tool_params, exit_code, timestamp)
+                VALUES ('s-1', 'reasoning', 'node 2 is down', NULL, NULL, NULL, '2026-03-01 10:00:08'),
+                       ('s-1', 'tool_call', NULL, 'shell', '{\"command\": \"etcdctl member list\"}', NULL, '2026-03-01 10:00:09'),
+                       ('s-1', 'tool_result', 'ok', 'shell', NULL, 0, '2026-03-01 10:00:10');",
+        )
+        .unwrap();
+}
+
+async fn project(log: &EventLog, path: &Path) -> Report {
+    let (writer, projection) = projector::Writer::open(path).expect("the file opens");
+    let options = Options {
+        until_caught_up: true,
+        ..Options::default()
+    };
+    projector::stage::run(
+        log,
+        writer,
+        projection,
+        &options,
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the projector runs")
+}
+
+/// `sql`'s rows, one line each, values in DuckDB's debug form.
+fn rows(path: &Path, sql: &str) -> String {
+    let connection = Connection::open(path).unwrap();
+    let mut statement = connection.prepare(sql).unwrap();
+    let mut rows = statement.query([]).unwrap();
+    let mut out = String::new();
+    while let Some(row) = rows.next().unwrap() {
+        let n = row.as_ref().column_count();
+        let cells: Vec<String> = (0..n)
+            .map(|i| {
+                use duckdb::types::Value;
+                match row.get::<_, Value>(i).unwrap() {
+                    Value::Null => "NULL".to_string(),
+                    Value::Text(text) => text,
+                    Value::Boolean(b) => b.to_string(),
+                    Value::Int(n) => n.to_string(),
+                    Value::BigInt(n) => n.to_string(),
+                    Value::UBigInt(n) => n.to_string(),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect();
+        out.push_str(&cells.join(" | "));
+        out.push('\n');
+    }
+    out
+}
+
+/// Every table's whole content, for equality checks (the projector's own progress row aside).
+fn dump(path: &Path) -> String {
+    let mut out = String::new();
+    for table in projector::schema::TABLES {
+        let columns: Vec<&str> = table.columns.iter().map(|column| column.name).collect();
+        let order = if table.name == "operator_db_files" {
+            "operator_db".to_string()
+        } else {
+            columns.join(", ")
+        };
+        // Read times differ between runs; everything else must not.
+        let select = columns
+            .join(", ")
+            .replace("modified_at", "modified_at IS NOT NULL");
+        out.push_str(&format!("== {}\n", table.name));
+        out.push_str(&rows(
+            path,
+            &format!("SELECT {select} FROM {} ORDER BY {order}", table.name),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_scripted_campaign_gives_the_expected_rows() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let operator_db = dir.path().join("operator.db");
+    write_operator_db(&operator_db);
+    let events = campaign_events(&operator_db);
+    let n_events = events.len() as u64;
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+
+    let db = dir.path().join("eval.duckdb");
+    let report = project(&log, &db).await;
+    assert_eq!(report.applied, n_events);
+    assert_eq!(report.last_sequence, n_events);
+
+    expect![[r#"
+        projtest | quickstart | campaigns/quickstart.yaml | 12 | 4 | 5 | 4 | running | ["etcd"] | ["node_kill","process_pause"] | ["careful","hasty"]
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT campaign_id, name, replace(file_name, '\\', '/').regexp_replace('.*/campaigns', 'campaigns'), n_trials, n_baseline_trials, n_started, n_finished, status, subjects_json, chaos_types_json, variants_json FROM campaigns",
+    ));
+    expect![[r#"
+        0 | etcd | node_kill | careful | false | finished | succeeded | worker-b | 1 | true | true | 2 | 2
+        1 | etcd | node_kill | hasty | false | finished | timed_out | worker-b | 1 | true | true | 4 | 4
+        2 | etcd | node_kill | NULL | true | finished | succeeded | worker-b | 1 | true | true | NULL | NULL
+        3 | etcd | node_kill | careful | false | finished | errored | worker-b | 1 | true | true | NULL | NULL
+        4 | etcd | node_kill | careful | false | cleaned_up | NULL | worker-b | 1 | true | NULL | NULL | NULL
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT trial_index, subject, chaos_type, variant, baseline, state, status, worker, attempt, injected_at > started_at, finished_at > injected_at, n_log_entries, n_tool_calls FROM trials ORDER BY trial_index",
+    ));
+    expect![[r#"
+        0 | v1 | success | true | 1500 | true | 9000 | 2 | 1 | 0 | 0
+        1 | v1 | timeout | true | 2000 | false | NULL | 4 | 0 | 1 | 1
+        2 | v1 | success | false | NULL | false | NULL | 0 | 0 | 0 | 0
+        3 | v1 | errored | false | NULL | false | NULL | 0 | 0 | 0 | 0
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT t.trial_index, s.scorer_version, s.outcome, s.detected, s.time_to_detect_ms, s.resolved, s.time_to_resolve_ms, s.n_commands, s.n_diagnostic, s.n_destructive, s.n_thrashing FROM latest_scores s JOIN trials t USING (trial_id) ORDER BY t.trial_index",
+    ));
+    expect![[r#"
+        0 | etcdctl endpoint status --cluster | diagnostic | etcdctl-read
+        0 | eval lab node start 2 | remediation | eval-lab-node-start
+        1 | etcdctl member remove 8e9e05c52164694d | destructive | etcdctl-member-remove
+        1 | systemctl restart etcd | remediation | systemctl-start
+        1 | systemctl restart etcd | remediation | systemctl-start
+        1 | systemctl restart etcd | remediation | systemctl-start
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT t.trial_index, c.command, c.category, c.rule FROM commands c JOIN trials t USING (trial_id) ORDER BY t.trial_index, c.seq",
+    ));
+    expect![[r#"
+        SomethingNew | NULL | {"from":"a newer build"}
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT type, read_error, data FROM events WHERE type NOT IN (SELECT unnest(['CampaignPublished','TrialRequested','TrialStarted','SubjectReset','SubjectHealthy','StateCaptured','ChaosInjected','TicketOpened','AgentSessionStarted','AgentLogRecorded','TicketResolved','ChaosCleanedUp','TrialFinished','TrialScored']))",
+    ));
+    expect![[r#"
+        read | 1 | 1 | 3
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT status, n_tickets, n_sessions, n_log_entries FROM operator_db_files",
+    ));
+    expect![[r#"
+        member_reachable | resolved | 3 | 2026-03-01 10:00:06
+        s-1 | tool_call | shell | {"command": "etcdctl member list"}
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT invariant_name, status, occurrence_count::VARCHAR, first_seen_at FROM operator_tickets
+         UNION ALL SELECT session_id, entry_type, tool_name, tool_params FROM operator_log_entries WHERE entry_type = 'tool_call'",
+    ));
+}
+
+#[tokio::test]
+async fn resumed_runs_equal_a_rebuild_and_apply_nothing_twice() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let operator_db = dir.path().join("operator.db");
+    write_operator_db(&operator_db);
+    let events = campaign_events(&operator_db);
+    let incremental = dir.path().join("incremental.duckdb");
+
+    // The log grows in three parts; the projector catches up after each, one event per commit
+    // in the middle part.
+    let third = events.len() / 3;
+    let mut parts = events.chunks(third);
+    log.publish_all(parts.next().unwrap().to_vec(), 64, |_| {})
+        .await
+        .unwrap();
+    project(&log, &incremental).await;
+    log.publish_all(parts.next().unwrap().to_vec(), 64, |_| {})
+        .await
+        .unwrap();
+    {
+        let (writer, projection) = projector::Writer::open(&incremental).unwrap();
+        let options = Options {
+            until_caught_up: true,
+            batch_events: 1,
+            ..Options::default()
+        };
+        projector::stage::run(
+            &log,
+            writer,
+            projection,
+            &options,
+            |_| {},
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    }
+    for part in parts {
+        log.publish_all(part.to_vec(), 64, |_| {}).await.unwrap();
+    }
+    project(&log, &incremental).await;
+    // Caught up: another run applies nothing.
+    let again = project(&log, &incremental).await;
+    assert_eq!(again.applied, 0);
+
+    let rebuilt = dir.path().join("rebuilt.duckdb");
+    let report = project(&log, &rebuilt).await;
+    assert_eq!(report.applied, events.len() as u64);
+    let (a, b) = (dump(&incremental), dump(&rebuilt));
+    assert!(a.contains("SomethingNew"));
+    assert_eq!(a, b);
+
+    // --rebuild: delete and replay gives the same tables again.
+    projector::stage::delete_file(&incremental).unwrap();
+    project(&log, &incremental).await;
+    assert_eq!(dump(&incremental), b);
+}
+
+#[tokio::test]
+async fn a_missing_operator_db_is_recorded_and_skipped() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone/operator.db");
+    log.publish_all(campaign_events(&missing), 64, |_| {})
+        .await
+        .unwrap();
+    let db = dir.path().join("eval.duckdb");
+    project(&log, &db).await;
+    let files = rows(
+        &db,
+        "SELECT status, error IS NOT NULL FROM operator_db_files",
+    );
+    assert_eq!(files, "missing | true\n");
+    assert_eq!(rows(&db, "SELECT count(*) FROM trials"), "5\n");
+}

@@ -1,0 +1,188 @@
+//! `eval project`: the projector stage alone; and what `eval up` and `eval run` share to run it:
+//! opening the DuckDB file as its one writer, and serving the read API beside it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use projector::stage::{Options, Progress};
+use schemas::log::EventLog;
+use tokio_util::sync::CancellationToken;
+use viewer::api::Database;
+use viewer::reader::ApiAnnouncement;
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Delete the DuckDB file and replay the whole stream into a new one.
+    #[arg(long)]
+    rebuild: bool,
+    /// Stop once every event stored at start is in the tables (default: keep following).
+    #[arg(long)]
+    until_caught_up: bool,
+    /// The DuckDB file (default: <data-dir>/eval.duckdb).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Where to serve the read API while running, so that `eval sql`, `eval list`, … work
+    /// meanwhile (port 0: any free port; the address is written beside the database).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    api: SocketAddr,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The DuckDB file of `global`, or the one given.
+pub fn db_path(global: &Global, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(
+        || global.data_dir.join(projector::FILE_NAME),
+        Path::to_path_buf,
+    )
+}
+
+pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
+    let shutdown = super::shutdown_on_signal();
+    let log = EventLog::connect(&global.nats).await?;
+    log.ensure_stream().await?;
+    let path = db_path(global, args.db.as_deref());
+    if args.rebuild {
+        projector::stage::delete_file(&path)?;
+        eprintln!("eval project: rebuilding {} from the log", path.display());
+    }
+    let (writer, projection) = open_writer(&path)?;
+    let database = Database::new(writer.reader()?);
+    let api = serve_api(&path, database, args.api, shutdown.clone()).await?;
+    let options = Options {
+        until_caught_up: args.until_caught_up,
+        ..Options::default()
+    };
+    let progress = progress_printer(!args.json);
+    let report = projector::stage::run(
+        &log,
+        writer,
+        projection,
+        &options,
+        progress,
+        shutdown.clone(),
+    )
+    .await?;
+    shutdown.cancel();
+    drop(api);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "db": path,
+                "applied": report.applied,
+                "commits": report.commits,
+                "last_sequence": report.last_sequence,
+            })
+        );
+    } else {
+        eprintln!(
+            "eval project: {} events applied in {} commits; {} holds the log up to sequence {}",
+            report.applied,
+            report.commits,
+            path.display(),
+            report.last_sequence
+        );
+    }
+    Ok(())
+}
+
+/// Opens the file for writing; a file of an older projector is rebuilt from the log.
+pub fn open_writer(
+    path: &Path,
+) -> anyhow::Result<(projector::Writer, projector::project::Projection)> {
+    match projector::Writer::open(path) {
+        Err(projector::Error::Version { found, .. }) => {
+            eprintln!(
+                "eval: {} was built by projector version {found}; rebuilding it from the log",
+                path.display()
+            );
+            projector::stage::delete_file(path)?;
+            Ok(projector::Writer::open(path)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Progress lines on stderr: a line per commit that moved at least 1% (or 10 s) forward.
+pub fn progress_printer(enabled: bool) -> impl FnMut(Progress) + Send + 'static {
+    let mut last_percent = None;
+    let mut last_print = std::time::Instant::now();
+    move |progress: Progress| {
+        if !enabled || progress.stream_last_sequence == 0 {
+            return;
+        }
+        let percent = (progress.last_sequence.min(progress.stream_last_sequence) * 100)
+            / progress.stream_last_sequence;
+        if last_percent != Some(percent) || last_print.elapsed().as_secs() >= 10 {
+            if progress.last_sequence <= progress.stream_last_sequence {
+                eprintln!(
+                    "eval project: sequence {}/{} ({percent}%), {} events applied",
+                    progress.last_sequence, progress.stream_last_sequence, progress.applied
+                );
+            }
+            last_percent = Some(percent);
+            last_print = std::time::Instant::now();
+        }
+    }
+}
+
+/// A served API: stops and removes its announcement when dropped.
+#[derive(Debug)]
+pub struct ServedApi {
+    _announcement: ApiAnnouncement,
+    stop: CancellationToken,
+    pub url: String,
+}
+
+impl Drop for ServedApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serves the read API on `address` (a busy port falls back to any free one) and announces it
+/// beside the database.
+pub async fn serve_api(
+    db_path: &Path,
+    database: Database,
+    address: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ServedApi> {
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) if address.port() != 0 => {
+            eprintln!("eval: cannot listen on {address} ({error}); using any free port");
+            tokio::net::TcpListener::bind(SocketAddr::new(address.ip(), 0))
+                .await
+                .with_context(|| format!("cannot listen on {}", address.ip()))?
+        }
+        Err(error) => return Err(error).with_context(|| format!("cannot listen on {address}")),
+    };
+    let local = listener.local_addr()?;
+    let url = format!("http://{local}");
+    let stop = shutdown.child_token();
+    let served = stop.clone();
+    tokio::spawn(async move {
+        let app = viewer::api::router(database);
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { served.cancelled().await })
+            .await
+        {
+            eprintln!("eval: the read API stopped: {error}");
+        }
+    });
+    let announcement = ApiAnnouncement::write(db_path, &url)
+        .with_context(|| format!("cannot write the API file beside {}", db_path.display()))?;
+    Ok(ServedApi {
+        _announcement: announcement,
+        stop,
+        url,
+    })
+}

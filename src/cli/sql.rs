@@ -1,0 +1,123 @@
+//! `eval sql`: read-only ad-hoc SQL over the DuckDB tables.
+
+use std::io::Write;
+
+use clap::Args;
+use viewer::query::{Limits, QueryResult, display};
+use viewer::reader::Reader;
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// One read-only query, such as "SELECT status, count(*) FROM trials GROUP BY ALL".
+    query: String,
+    /// Print the rows as JSON: {"columns": [...], "rows": [[...]], "truncated": false}.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print the rows as CSV with a header line.
+    #[arg(long)]
+    csv: bool,
+    /// At most this many rows (the output says when rows were left off).
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    /// Stop the query after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// The DuckDB file (default: <data-dir>/eval.duckdb).
+    #[arg(long)]
+    db: Option<std::path::PathBuf>,
+}
+
+pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
+    let path = super::project::db_path(global, args.db.as_deref());
+    let limits = Limits {
+        max_rows: args.limit.max(1),
+        timeout_ms: args.timeout.max(1) * 1000,
+    };
+    let query = args.query.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let reader = Reader::open(&path)?;
+        reader.query(&query, limits)
+    })
+    .await??;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &result)?;
+        writeln!(out)?;
+    } else if args.csv {
+        write_csv(&mut out, &result)?;
+    } else {
+        write_table(&mut out, &result)?;
+        if result.truncated {
+            eprintln!(
+                "({} rows shown; more were left off: raise --limit)",
+                result.rows.len()
+            );
+        } else {
+            eprintln!("({} rows)", result.rows.len());
+        }
+    }
+    Ok(())
+}
+
+/// RFC 4180 CSV: a header line, then one line per row.
+pub fn write_csv(out: &mut impl Write, result: &QueryResult) -> std::io::Result<()> {
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_string()
+        }
+    };
+    let header: Vec<String> = result.columns.iter().map(|c| field(c)).collect();
+    writeln!(out, "{}", header.join(","))?;
+    for row in &result.rows {
+        let cells: Vec<String> = row.iter().map(|v| field(&display(v))).collect();
+        writeln!(out, "{}", cells.join(","))?;
+    }
+    Ok(())
+}
+
+/// An aligned text table; long cells are cut at 60 characters, line breaks shown as ⏎.
+pub fn write_table(out: &mut impl Write, result: &QueryResult) -> std::io::Result<()> {
+    const WIDEST: usize = 60;
+    let cell = |text: String| {
+        let text = text.replace('\n', "⏎");
+        if text.chars().count() > WIDEST {
+            let cut: String = text.chars().take(WIDEST - 1).collect();
+            format!("{cut}…")
+        } else {
+            text
+        }
+    };
+    let rows: Vec<Vec<String>> = result
+        .rows
+        .iter()
+        .map(|row| row.iter().map(|v| cell(display(v))).collect())
+        .collect();
+    let mut widths: Vec<usize> = result.columns.iter().map(|c| c.chars().count()).collect();
+    for row in &rows {
+        for (width, text) in widths.iter_mut().zip(row) {
+            *width = (*width).max(text.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(text, width)| format!("{text:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(&result.columns))?;
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    writeln!(out, "{}", line(&rule))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The read commands over the DuckDB tables: `list`, `show`, `analyze`, `compare`,
+//! `compare-baseline`, `compare-variants`, `list-variants`. Answers come from the running
+//! `eval up` (or `eval project`) when there is one, else from the file opened read-only.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use viewer::reader::Reader;
+use viewer::views::{View, ViewError};
+
+use super::{Failure, Outcome};
+use crate::Global;
+
+/// Options every read command takes.
+#[derive(Debug, Clone, Args)]
+pub struct ReadOptions {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The DuckDB file (default: <data-dir>/eval.duckdb).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// At most this many campaigns, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Skip this many first.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A campaign id (or any unique prefix); with --trial, a trial id.
+    id: String,
+    /// ID is a trial: show its timeline.
+    #[arg(long)]
+    trial: bool,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A campaign id (or any unique prefix).
+    campaign: String,
+    /// Also list the commands run, most frequent first, with their category and rule.
+    #[arg(long)]
+    include_commands: bool,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Campaign A (id or prefix).
+    a: String,
+    /// Campaign B (id or prefix).
+    b: String,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareBaselineArgs {
+    /// A campaign id (or any unique prefix).
+    campaign: String,
+    /// The campaign whose baseline trials to compare against (default: the campaign's own
+    /// baseline trials, else any campaign's with the same subject and chaos type).
+    #[arg(long)]
+    baseline_id: Option<String>,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareVariantsArgs {
+    /// The subject, such as `etcd`.
+    subject: String,
+    /// The chaos type, such as `node_kill`.
+    chaos: String,
+    /// Only these variants (comma-separated; default: every variant that ran).
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ListVariantsArgs {
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+/// Opens the reader and runs `view` on a blocking thread, then prints its answer.
+async fn answer(
+    global: &Global,
+    read: ReadOptions,
+    view: impl FnOnce(&Reader) -> Result<View, ViewError> + Send + 'static,
+) -> Outcome {
+    let path = super::project::db_path(global, read.db.as_deref());
+    let result = tokio::task::spawn_blocking(move || {
+        let reader = Reader::open(&path)?;
+        view(&reader)
+    })
+    .await?;
+    let view = match result {
+        Ok(view) => view,
+        Err(ViewError::Invalid(message)) => {
+            eprintln!("error: {message}");
+            return Err(Failure::Invalid);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if read.json {
+        println!("{}", serde_json::to_string_pretty(&view.json)?);
+    } else {
+        print!("{}", view.text);
+    }
+    Ok(())
+}
+
+pub async fn list(global: &Global, args: ListArgs) -> Outcome {
+    let (limit, offset) = (args.limit, args.offset);
+    answer(global, args.read, move |reader| {
+        viewer::views::list(reader, limit, offset)
+    })
+    .await
+}
+
+pub async fn show(global: &Global, args: ShowArgs) -> Outcome {
+    let (id, trial) = (args.id, args.trial);
+    answer(global, args.read, move |reader| {
+        viewer::show::show(reader, &id, trial)
+    })
+    .await
+}
+
+pub async fn analyze(global: &Global, args: AnalyzeArgs) -> Outcome {
+    let (campaign, commands) = (args.campaign, args.include_commands);
+    answer(global, args.read, move |reader| {
+        viewer::views::analyze(reader, &campaign, commands)
+    })
+    .await
+}
+
+pub async fn compare(global: &Global, args: CompareArgs) -> Outcome {
+    let (a, b) = (args.a, args.b);
+    answer(global, args.read, move |reader| {
+        viewer::views::compare_campaigns(reader, &a, &b)
+    })
+    .await
+}
+
+pub async fn compare_baseline(global: &Global, args: CompareBaselineArgs) -> Outcome {
+    let (campaign, baseline) = (args.campaign, args.baseline_id);
+    answer(global, args.read, move |reader| {
+        viewer::views::compare_baseline(reader, &campaign, baseline.as_deref())
+    })
+    .await
+}
+
+pub async fn compare_variants(global: &Global, args: CompareVariantsArgs) -> Outcome {
+    let (subject, chaos, variants) = (args.subject, args.chaos, args.variants);
+    answer(global, args.read, move |reader| {
+        viewer::views::compare_variants(reader, &subject, &chaos, &variants)
+    })
+    .await
+}
+
+pub async fn list_variants(global: &Global, args: ListVariantsArgs) -> Outcome {
+    answer(global, args.read, viewer::views::list_variants).await
+}

@@ -1,0 +1,103 @@
+//! The local HTTP API of the process that owns the DuckDB file: read-only SQL for the read
+//! commands of other processes (and, with the web viewer, its pages' data).
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use duckdb::Connection;
+
+use crate::query::{Limits, QueryError, run_query};
+use crate::reader::{ApiError, SqlRequest};
+
+/// The largest row limit and timeout a request may ask for.
+pub const MAX_ROWS: usize = 100_000;
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// A connection to the database that each request clones its own connection from.
+#[derive(Clone)]
+pub struct Database {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
+impl Database {
+    pub fn new(connection: Connection) -> Database {
+        Database {
+            connection: Arc::new(Mutex::new(connection)),
+        }
+    }
+
+    /// Runs `sql` on a connection of its own, on a blocking thread.
+    pub async fn query(
+        &self,
+        sql: String,
+        limits: Limits,
+    ) -> Result<crate::query::QueryResult, QueryError> {
+        let connection = {
+            let guard = self
+                .connection
+                .lock()
+                .map_err(|_| QueryError::Open("the database handle is poisoned".to_string()))?;
+            guard
+                .try_clone()
+                .map_err(|error| QueryError::Open(error.to_string()))?
+        };
+        tokio::task::spawn_blocking(move || run_query(&connection, &sql, limits))
+            .await
+            .map_err(|error| QueryError::Open(format!("the query thread failed: {error}")))?
+    }
+}
+
+/// The API's routes.
+pub fn router(database: Database) -> Router {
+    Router::new()
+        .route("/api/sql", post(sql))
+        .with_state(database)
+}
+
+/// The limits a request asked for, within the API's bounds.
+pub fn bounded(max_rows: Option<usize>, timeout_ms: Option<u64>) -> Limits {
+    let default = Limits::default();
+    Limits {
+        max_rows: max_rows.unwrap_or(default.max_rows).clamp(1, MAX_ROWS),
+        timeout_ms: timeout_ms
+            .unwrap_or(default.timeout_ms)
+            .clamp(1, MAX_TIMEOUT_MS),
+    }
+}
+
+async fn sql(State(database): State<Database>, Json(request): Json<SqlRequest>) -> Response {
+    let limits = bounded(request.max_rows, request.timeout_ms);
+    match database.query(request.sql, limits).await {
+        Ok(result) => Json(result).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// A query error as an HTTP answer.
+pub fn error_response(error: &QueryError) -> Response {
+    let (status, kind) = match error {
+        QueryError::Sql(_) => (StatusCode::BAD_REQUEST, "sql"),
+        QueryError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        QueryError::NoDatabase(_) | QueryError::Open(_) | QueryError::Remote { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    };
+    (
+        status,
+        Json(ApiError {
+            error: error.to_string(),
+            kind: kind.to_string(),
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,259 @@
+//! The read-only SQL surface over the DuckDB file, shared by `eval sql`, the read commands, the
+//! API and the web pages.
+//!
+//! Protection comes from DuckDB, not from parsing SQL here: every connection has
+//! `enable_external_access = false` (no files but the database, no `ATTACH`, `COPY`, `INSTALL` or
+//! `LOAD`) and `lock_configuration = true` (no setting can be changed back), a file opened by a
+//! reader is opened `READ_ONLY`, and the user's text is run as the body of
+//! `SELECT * FROM (…) LIMIT n`, which DuckDB accepts only for a single query: a statement that
+//! writes, attaches, sets or loads anything is a syntax error there. Each query has a row limit
+//! and a timeout (an interrupt).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::datatypes::{DataType, Float32Type, Float64Type};
+use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
+use duckdb::{AccessMode, Connection};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bounds of one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_rows: usize,
+    pub timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_rows: 10_000,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A query's answer: column names and types, rows as JSON values (numbers, booleans, null, and
+/// text for everything else), and whether rows were left off at the limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub types: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    pub truncated: bool,
+    pub elapsed_ms: u64,
+}
+
+impl QueryResult {
+    /// The index of column `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|column| column == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Sql(String),
+    #[error("the query ran longer than {0} ms and was stopped; narrow it, or raise --timeout")]
+    Timeout(u64),
+    #[error("no database at {0}; run `eval project` (or `eval up`) to build it from the log first")]
+    NoDatabase(PathBuf),
+    #[error("{0}")]
+    Open(String),
+    #[error("the running `eval up` at {url} did not answer: {message}")]
+    Remote { url: String, message: String },
+}
+
+/// Opens `path` read-only with the sandboxed settings.
+pub fn open_read_only(path: &Path) -> Result<Connection, QueryError> {
+    if !path.exists() {
+        return Err(QueryError::NoDatabase(path.to_path_buf()));
+    }
+    let config = projector::db::sandboxed_config()
+        .and_then(|config| Ok(config.access_mode(AccessMode::ReadOnly)?))
+        .map_err(|error| QueryError::Open(error.to_string()))?;
+    let connection = projector::db::open_with(path, config).map_err(|error| match error {
+        projector::Error::Locked { .. } => QueryError::Open(format!(
+            "{error}. If `eval up` is running, its API file next to the database was not found; is it running with the same --data-dir?"
+        )),
+        other => QueryError::Open(other.to_string()),
+    })?;
+    connection
+        .execute_batch("SET lock_configuration = true;")
+        .map_err(|error| QueryError::Open(error.to_string()))?;
+    Ok(connection)
+}
+
+/// Runs `sql` as a read-only query on `connection` within `limits`.
+pub fn run_query(
+    connection: &Connection,
+    sql: &str,
+    limits: Limits,
+) -> Result<QueryResult, QueryError> {
+    let started = Instant::now();
+    let body = sql
+        .trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    if body.is_empty() {
+        return Err(QueryError::Sql("the query is empty".to_string()));
+    }
+    // The body on its own lines, so that a trailing `--` comment cannot swallow the limit.
+    let wrapped = format!(
+        "SELECT * FROM (\n{body}\n) AS query LIMIT {}",
+        limits.max_rows.saturating_add(1)
+    );
+
+    let interrupt = connection.interrupt_handle();
+    let (done, finished) = mpsc::channel::<()>();
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let timer = std::thread::spawn(move || {
+        if finished.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
+            interrupt.interrupt();
+            true
+        } else {
+            false
+        }
+    });
+    let result = collect(connection, &wrapped, limits.max_rows);
+    drop(done);
+    let timed_out = timer.join().unwrap_or(false);
+    let mut result = result.map_err(|message| {
+        if timed_out {
+            QueryError::Timeout(limits.timeout_ms)
+        } else {
+            QueryError::Sql(explain_error(&message))
+        }
+    })?;
+    result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(result)
+}
+
+/// DuckDB's message, with line numbers of the user's text (the wrapper adds a line before it)
+/// and a hint for the refusals users meet.
+fn explain_error(message: &str) -> String {
+    let message = renumber_lines(message.trim());
+    let first = message.lines().next().unwrap_or_default();
+    let hint = if first.contains("file system operations are disabled")
+        || first.contains("external access")
+    {
+        " (reading files and other databases is disabled: only the tables of eval.duckdb can be queried)"
+    } else if first.contains("configuration has been locked") || first.contains("lock_configuration") {
+        " (settings are locked)"
+    } else if first.contains("syntax error") {
+        " (only a single read-only query is accepted: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE)"
+    } else {
+        ""
+    };
+    match message.split_once('\n') {
+        Some((first, rest)) => format!("{first}{hint}\n{rest}"),
+        None => format!("{message}{hint}"),
+    }
+}
+
+/// `LINE n:` of DuckDB's messages counts the wrapper's first line; the user's text starts at 2.
+fn renumber_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(|line| match line.strip_prefix("LINE ").and_then(|rest| rest.split_once(':')) {
+            Some((number, rest)) => match number.parse::<u64>() {
+                Ok(n) if n > 1 => format!("LINE {}:{rest}", n - 1),
+                _ => line.to_string(),
+            },
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn collect(connection: &Connection, sql: &str, max_rows: usize) -> Result<QueryResult, String> {
+    let mut statement = connection.prepare(sql).map_err(|error| error.to_string())?;
+    let batches = statement
+        .query_arrow([])
+        .map_err(|error| error.to_string())?;
+    let schema = batches.get_schema();
+    let mut result = QueryResult {
+        columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        types: schema
+            .fields()
+            .iter()
+            .map(|f| type_name(f.data_type()))
+            .collect(),
+        rows: Vec::new(),
+        truncated: false,
+        elapsed_ms: 0,
+    };
+    let options = FormatOptions::default().with_null("");
+    'batches: for batch in batches {
+        let formatters: Vec<ArrayFormatter<'_>> = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<Result<_, _>>()
+            .map_err(|error| error.to_string())?;
+        for row in 0..batch.num_rows() {
+            if result.rows.len() == max_rows {
+                result.truncated = true;
+                break 'batches;
+            }
+            let values = batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(column, formatter)| cell(column.as_ref(), formatter, row))
+                .collect();
+            result.rows.push(values);
+        }
+    }
+    Ok(result)
+}
+
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".to_string(),
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => "time".to_string(),
+        other if other.is_integer() => "integer".to_string(),
+        other if other.is_floating() || matches!(other, DataType::Decimal128(..)) => {
+            "number".to_string()
+        }
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+fn cell(array: &dyn Array, formatter: &ArrayFormatter<'_>, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    let text = formatter.value(row).to_string();
+    match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Float64 => number(array.as_primitive::<Float64Type>().value(row), text),
+        DataType::Float32 => number(
+            f64::from(array.as_primitive::<Float32Type>().value(row)),
+            text,
+        ),
+        data_type if data_type.is_integer() => text
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<u64>().map(Value::from))
+            .unwrap_or(Value::String(text)),
+        _ => Value::String(text),
+    }
+}
+
+fn number(value: f64, text: String) -> Value {
+    serde_json::Number::from_f64(value).map_or(Value::String(text), Value::Number)
+}
+
+/// A value as the terminal and CSV show it.
+pub fn display(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

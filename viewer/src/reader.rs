@@ -1,0 +1,207 @@
+//! Where read commands get their answers: through the API of the process that owns the DuckDB
+//! file (`eval up`, or `eval project`) when one is running, else from the file opened read-only.
+//! DuckDB allows one writing process per file; the owner says where its API listens in a small
+//! file beside the database, so that a reader never meets a bare lock error.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use duckdb::Connection;
+use serde::{Deserialize, Serialize};
+
+use crate::query::{Limits, QueryError, QueryResult, open_read_only, run_query};
+
+/// The API file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiFile {
+    /// Such as `http://127.0.0.1:8000`.
+    pub url: String,
+    pub pid: u32,
+}
+
+/// The API file of the database at `db_path`.
+pub fn api_file_path(db_path: &Path) -> PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".api");
+    PathBuf::from(name)
+}
+
+/// Announces the owner's API; removed when the guard drops.
+#[derive(Debug)]
+pub struct ApiAnnouncement {
+    path: PathBuf,
+}
+
+impl ApiAnnouncement {
+    pub fn write(db_path: &Path, url: &str) -> std::io::Result<ApiAnnouncement> {
+        let path = api_file_path(db_path);
+        let file = ApiFile {
+            url: url.to_string(),
+            pid: std::process::id(),
+        };
+        std::fs::write(&path, serde_json::to_vec(&file).expect("serializable"))?;
+        Ok(ApiAnnouncement { path })
+    }
+}
+
+impl Drop for ApiAnnouncement {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A source of read-only query answers.
+pub enum Reader {
+    Local(Connection),
+    Remote { url: String },
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reader::Local(_) => f.write_str("Reader::Local"),
+            Reader::Remote { url } => write!(f, "Reader::Remote({url})"),
+        }
+    }
+}
+
+impl Reader {
+    /// The owner's API when its process is alive, else the file read-only.
+    pub fn open(db_path: &Path) -> Result<Reader, QueryError> {
+        let api = api_file_path(db_path);
+        if let Ok(bytes) = std::fs::read(&api)
+            && let Ok(file) = serde_json::from_slice::<ApiFile>(&bytes)
+            && process_alive(file.pid)
+        {
+            return Ok(Reader::Remote { url: file.url });
+        }
+        open_read_only(db_path).map(Reader::Local)
+    }
+
+    pub fn query(&self, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {
+        match self {
+            Reader::Local(connection) => run_query(connection, sql, limits),
+            Reader::Remote { url } => remote_query(url, sql, limits),
+        }
+    }
+
+    /// Where the answers come from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Reader::Local(_) => "the database file (read-only)".to_string(),
+            Reader::Remote { url } => format!("the running eval at {url}"),
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// The body of `POST /api/sql`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SqlRequest {
+    pub sql: String,
+    #[serde(default)]
+    pub max_rows: Option<usize>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The body of an API error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    /// `sql`, `timeout`, `not_found`, `bad_request`, `unavailable`.
+    pub kind: String,
+}
+
+/// `POST /api/sql` over plain HTTP/1.1 on loopback: the API is local, so a small client does.
+fn remote_query(url: &str, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {
+    let remote = |message: String| QueryError::Remote {
+        url: url.to_string(),
+        message,
+    };
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| remote("only http:// API addresses are supported".to_string()))?
+        .trim_end_matches('/');
+    let body = serde_json::to_vec(&SqlRequest {
+        sql: sql.to_string(),
+        max_rows: Some(limits.max_rows),
+        timeout_ms: Some(limits.timeout_ms),
+    })
+    .expect("serializable");
+    let mut stream = TcpStream::connect(authority).map_err(|error| remote(error.to_string()))?;
+    let patience = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(30);
+    stream
+        .set_read_timeout(Some(patience))
+        .map_err(|error| remote(error.to_string()))?;
+    let head = format!(
+        "POST /api/sql HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(&body))
+        .map_err(|error| remote(error.to_string()))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|error| remote(error.to_string()))?;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .ok_or_else(|| remote("a response without headers".to_string()))?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let body = &response[split + 4..];
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| remote(format!("a bad status line: {head:?}")))?;
+    let chunked = head.lines().any(|line| {
+        line.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    if status == 200 {
+        return serde_json::from_slice(&body).map_err(|error| remote(error.to_string()));
+    }
+    let error: ApiError = serde_json::from_slice(&body)
+        .map_err(|_| remote(format!("HTTP {status}: {}", String::from_utf8_lossy(&body))))?;
+    Err(match error.kind.as_str() {
+        "timeout" => QueryError::Timeout(limits.timeout_ms),
+        "sql" => QueryError::Sql(error.error),
+        _ => remote(error.error),
+    })
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = body.windows(2).position(|window| window == b"\r\n") else {
+            break;
+        };
+        let size_text = String::from_utf8_lossy(&body[..end]);
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 || body.len() < end + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[(end + 4 + size).min(body.len())..];
+    }
+    out
+}
