@@ -33,6 +33,9 @@ pub struct ProjectArgs {
     /// Print a JSON summary at the end.
     #[arg(long)]
     json: bool,
+    /// Commit after at most this many events (tests use small batches to have many commits).
+    #[arg(long, default_value_t = projector::stage::Options::default().batch_events, hide = true)]
+    batch_events: usize,
 }
 
 /// The DuckDB file of `global`, or the one given.
@@ -57,6 +60,7 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     let api = serve_api(&path, database, args.api, shutdown.clone()).await?;
     let options = Options {
         until_caught_up: args.until_caught_up,
+        batch_events: args.batch_events.max(1),
         ..Options::default()
     };
     let progress = progress_printer(!args.json);

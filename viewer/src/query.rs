@@ -4,10 +4,10 @@
 //! Protection comes from DuckDB, not from parsing SQL here: every connection has
 //! `enable_external_access = false` (no files but the database, no `ATTACH`, `COPY`, `INSTALL` or
 //! `LOAD`) and `lock_configuration = true` (no setting can be changed back), a file opened by a
-//! reader is opened `READ_ONLY`, and the user's text is run as the body of
-//! `SELECT * FROM (…) LIMIT n`, which DuckDB accepts only for a single query: a statement that
-//! writes, attaches, sets or loads anything is a syntax error there. Each query has a row limit
-//! and a timeout (an interrupt).
+//! reader is opened `READ_ONLY`, each query runs in a read-only transaction, and the user's text
+//! is handed to DuckDB's `query()` table function as one string literal, which DuckDB accepts
+//! only when it is a single SELECT: a second statement, a write, `ATTACH`, `SET`, `LOAD` are
+//! refused by DuckDB's own parser. Each query has a row limit and a timeout (an interrupt).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -101,9 +101,12 @@ pub fn run_query(
     if body.is_empty() {
         return Err(QueryError::Sql("the query is empty".to_string()));
     }
-    // The body on its own lines, so that a trailing `--` comment cannot swallow the limit.
+    // The user's text goes to DuckDB's `query()` table function as one string literal: the
+    // statement run is always a single SELECT, and `query()` itself accepts exactly one SELECT
+    // (a `;`, a write, `ATTACH`, `SET`, … are refused by DuckDB's parser).
     let wrapped = format!(
-        "SELECT * FROM (\n{body}\n) AS query LIMIT {}",
+        "SELECT * FROM query('{}') LIMIT {}",
+        body.replace('\'', "''"),
         limits.max_rows.saturating_add(1)
     );
 
@@ -118,7 +121,12 @@ pub fn run_query(
             false
         }
     });
-    let result = collect(connection, &wrapped, limits.max_rows);
+    // A read-only transaction besides: nothing the query calls can write.
+    let result = connection
+        .execute_batch("BEGIN TRANSACTION READ ONLY;")
+        .map_err(|error| error.to_string())
+        .and_then(|()| collect(connection, &wrapped, limits.max_rows));
+    let _ = connection.execute_batch("ROLLBACK;");
     drop(done);
     let timed_out = timer.join().unwrap_or(false);
     let mut result = result.map_err(|message| {
@@ -132,18 +140,20 @@ pub fn run_query(
     Ok(result)
 }
 
-/// DuckDB's message, with line numbers of the user's text (the wrapper adds a line before it)
-/// and a hint for the refusals users meet.
+/// DuckDB's message, with a hint for the refusals users meet.
 fn explain_error(message: &str) -> String {
-    let message = renumber_lines(message.trim());
+    let message = message.trim();
     let first = message.lines().next().unwrap_or_default();
     let hint = if first.contains("file system operations are disabled")
         || first.contains("external access")
     {
         " (reading files and other databases is disabled: only the tables of eval.duckdb can be queried)"
-    } else if first.contains("configuration has been locked") || first.contains("lock_configuration") {
+    } else if first.contains("configuration has been locked")
+        || first.contains("lock_configuration")
+    {
         " (settings are locked)"
-    } else if first.contains("syntax error") {
+    } else if first.contains("syntax error") || first.contains("Expected a single SELECT statement")
+    {
         " (only a single read-only query is accepted: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE)"
     } else {
         ""
@@ -152,21 +162,6 @@ fn explain_error(message: &str) -> String {
         Some((first, rest)) => format!("{first}{hint}\n{rest}"),
         None => format!("{message}{hint}"),
     }
-}
-
-/// `LINE n:` of DuckDB's messages counts the wrapper's first line; the user's text starts at 2.
-fn renumber_lines(message: &str) -> String {
-    message
-        .lines()
-        .map(|line| match line.strip_prefix("LINE ").and_then(|rest| rest.split_once(':')) {
-            Some((number, rest)) => match number.parse::<u64>() {
-                Ok(n) if n > 1 => format!("LINE {}:{rest}", n - 1),
-                _ => line.to_string(),
-            },
-            None => line.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn collect(connection: &Connection, sql: &str, max_rows: usize) -> Result<QueryResult, String> {

@@ -714,7 +714,7 @@ pub fn compare_variants(
     let mut text = format!(
         "{subject} × {chaos}: {} variants, {} scored trials\n",
         by_variant.len(),
-        trials.len()
+        by_variant.values().map(Vec::len).sum::<usize>()
     );
     text.push_str(&scorecard_header());
     let mut cards = Vec::new();

@@ -314,9 +314,17 @@ impl EventLog {
         } else {
             consumer::DeliverPolicy::ByStartSequence { start_sequence }
         };
+        // The whole stream is read without a filter: nats-server 2.9 miscounts the pending
+        // messages of a filter that starts past the first sequence.
+        let subject = filter.subject();
+        let filter_subject = if subject == STREAM_SUBJECTS {
+            String::new()
+        } else {
+            subject
+        };
         let mut consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter.subject(),
+                filter_subject,
                 deliver_policy,
                 ..Default::default()
             })
@@ -331,11 +339,14 @@ impl EventLog {
             .messages()
             .await
             .map_err(|error| Error::Read(error.to_string()))?;
-        let done = !follow && initially_pending == 0;
+        // Without `follow`, the stream ends after the messages pending at creation: counted, as
+        // the `pending` of each message is not reliable once the consumer starts past the first
+        // sequence.
+        let remaining = if follow { u64::MAX } else { initially_pending };
         Ok(futures::stream::unfold(
-            (messages, done),
-            move |(mut messages, done)| async move {
-                if done {
+            (messages, remaining),
+            move |(mut messages, remaining)| async move {
+                if remaining == 0 {
                     return None;
                 }
                 let next = messages.next().await?;
@@ -357,14 +368,11 @@ impl EventLog {
                                 .map_err(|error| error.to_string()),
                             payload: message.payload.clone(),
                         };
-                        Ok((stored, info.pending))
+                        Ok(stored)
                     });
                 match item {
-                    Ok((stored, pending)) => {
-                        let done = !follow && pending == 0;
-                        Some((Ok(stored), (messages, done)))
-                    }
-                    Err(error) => Some((Err(error), (messages, true))),
+                    Ok(stored) => Some((Ok(stored), (messages, remaining.saturating_sub(1)))),
+                    Err(error) => Some((Err(error), (messages, 0))),
                 }
             },
         ))

@@ -1,0 +1,527 @@
+//! `eval project`, `eval sql` and the read commands as a user runs them, against a real
+//! nats-server and real DuckDB files: kill -9 at random moments then a restart gives the same
+//! tables as an uninterrupted run; `eval sql` refuses writes, files and settings, locally and
+//! through the API of a running projector; the comparison commands on fixture campaigns whose
+//! answer is known.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use expect_test::expect;
+use schemas::event::{Event, Producer, TrialStatus};
+use schemas::log::EventLog;
+use schemas::log::local::TemporaryNats;
+use scoring::fixtures::{TrialFixture, synthetic_trial};
+use scoring::score::{ScoringConfig, score};
+use tokio_util::sync::CancellationToken;
+
+fn eval(nats: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(args)
+        .env("EVAL_NATS_URL", nats)
+        .env("RUST_LOG", "off")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("eval runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A trial's events followed by its score.
+fn scored(trial: &TrialFixture) -> Vec<Event> {
+    let mut events = trial.events();
+    if events.iter().any(|e| e.event_type() == "TrialFinished") {
+        events.push(score(&events, &ScoringConfig::default()).to_event(&Producer::here("test")));
+    }
+    events
+}
+
+/// The `CampaignPublished` of the quickstart campaign under `campaign_id`.
+fn published(campaign_id: &str) -> Event {
+    let prepared = ingest::campaign_files::prepare(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/quickstart.yaml"),
+        None,
+        Some(campaign_id),
+    )
+    .unwrap();
+    ingest::publish::campaign_events(&prepared, &Producer::here("test"))
+        .next()
+        .unwrap()
+}
+
+async fn project_into(log: &EventLog, path: &Path) {
+    let (writer, projection) = projector::Writer::open(path).unwrap();
+    let options = projector::stage::Options {
+        until_caught_up: true,
+        ..projector::stage::Options::default()
+    };
+    projector::stage::run(
+        log,
+        writer,
+        projection,
+        &options,
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Every table's content in a stable order.
+fn dump(path: &Path) -> String {
+    let connection = duckdb::Connection::open(path).unwrap();
+    let mut out = String::new();
+    for table in projector::schema::TABLES {
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| {
+                if c.name == "modified_at" {
+                    "modified_at IS NOT NULL".to_string()
+                } else {
+                    format!("\"{}\"::VARCHAR", c.name)
+                }
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY ALL",
+            columns.join(", "),
+            table.name
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let mut rows = statement.query([]).unwrap();
+        out.push_str(&format!("== {}\n", table.name));
+        while let Some(row) = rows.next().unwrap() {
+            let cells: Vec<String> = (0..table.columns.len())
+                .map(|i| format!("{:?}", row.get::<_, duckdb::types::Value>(i).unwrap()))
+                .collect();
+            out.push_str(&cells.join("|"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A small deterministic generator for the kill moments.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[tokio::test]
+async fn kill_9_at_random_moments_then_restart_gives_the_same_tables() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let producer = Producer::here("test");
+    let mut events = vec![published("killtest")];
+    for index in 0..400 {
+        let trial = synthetic_trial("killtest", index);
+        let mut trial_events = trial.events();
+        trial_events.push(score(&trial_events, &ScoringConfig::default()).to_event(&producer));
+        events.extend(trial_events);
+    }
+    let n_events = events.len();
+    log.publish_all(events, 256, |_| {}).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.duckdb");
+    project_into(&log, &reference).await;
+
+    let killed = dir.path().join("killed.duckdb");
+    let killed_arg = killed.display().to_string();
+    let mut rng = Lcg(2026);
+    let mut kills = 0;
+    let mut finished_early = 0;
+    for _ in 0..24 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eval"))
+            .args([
+                "project",
+                "--until-caught-up",
+                "--batch-events",
+                "97",
+                "--db",
+                &killed_arg,
+            ])
+            .env("EVAL_NATS_URL", nats.url())
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        match child.try_wait().unwrap() {
+            Some(_) => finished_early += 1,
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+            }
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills >= 20,
+        "only {kills} runs were killed ({finished_early} finished first)"
+    );
+    let output = eval(
+        nats.url(),
+        &[
+            "project",
+            "--until-caught-up",
+            "--json",
+            "--db",
+            &killed_arg,
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        summary["last_sequence"],
+        n_events as u64,
+        "{summary} {}",
+        text(&output.stderr)
+    );
+
+    let (a, b) = (dump(&reference), dump(&killed));
+    assert!(a.len() > 100_000, "the reference holds the campaign");
+    assert!(
+        a == b,
+        "the tables after {kills} kills differ from an uninterrupted run"
+    );
+}
+
+/// Attacks on the SQL surface; each must fail and change nothing.
+const ATTACKS: &[&str] = &[
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/hostname')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM '/etc/passwd'",
+    "ATTACH '/tmp/eval-attack.duckdb' AS other",
+    "COPY trials TO '/tmp/eval-attack.csv'",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+    "PRAGMA enable_profiling",
+    "DELETE FROM trials",
+    "DROP TABLE trials",
+    "INSERT INTO trials (trial_id) VALUES ('x')",
+    "UPDATE trials SET status = 'succeeded'",
+    "CREATE TABLE stolen AS SELECT 1",
+    "SELECT 1; DROP TABLE trials",
+    "SELECT 1) AS q; DELETE FROM trials; SELECT * FROM (SELECT 1",
+    "CALL pragma_version()",
+    "EXPORT DATABASE '/tmp/eval-attack'",
+];
+
+fn assert_refused(nats: &str, db: &str, mode: &str) {
+    for attack in ATTACKS {
+        let output = eval(nats, &["sql", attack, "--db", db]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{mode}: {attack:?} was not refused: {}",
+            text(&output.stdout)
+        );
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.starts_with("error: "),
+            "{mode}: {attack:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("root:"),
+            "{mode}: {attack:?} leaked a file: {stderr}"
+        );
+    }
+    let output = eval(
+        nats,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM trials",
+            "--csv",
+            "--db",
+            db,
+        ],
+    );
+    assert_eq!(
+        text(&output.stdout),
+        "n\n3\n",
+        "{mode}: {}",
+        text(&output.stderr)
+    );
+    for path in [
+        "/tmp/eval-attack.duckdb",
+        "/tmp/eval-attack.csv",
+        "/tmp/eval-attack",
+    ] {
+        assert!(!Path::new(path).exists(), "{mode}: {path} was written");
+    }
+}
+
+#[tokio::test]
+async fn eval_sql_refuses_writes_files_and_settings_locally_and_through_the_api() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let mut events = vec![published("sqltest")];
+    for index in 0..3 {
+        events.extend(scored(
+            &TrialFixture::test()
+                .in_campaign("sqltest")
+                .with_trial_index(index),
+        ));
+    }
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let db_arg = db.display().to_string();
+    project_into(&log, &db).await;
+
+    // Nothing owns the file: the read-only file.
+    assert_refused(nats.url(), &db_arg, "read-only file");
+
+    // A running projector owns it: the API (a read-only open would meet DuckDB's lock).
+    let mut projector = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["project", "--db", &db_arg])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_file = dir.path().join("eval.duckdb.api");
+    let started = Instant::now();
+    while !api_file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the API never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_refused(nats.url(), &db_arg, "API");
+    let output = eval(nats.url(), &["list", "--json", "--db", &db_arg]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(list["campaigns"][0]["campaign_id"], "sqltest");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(projector.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    projector.wait().unwrap();
+    assert!(!api_file.exists(), "the API file is removed at exit");
+
+    // A row limit by default, and what a user sees when there is no database yet.
+    let output = eval(
+        nats.url(),
+        &["sql", "SELECT * FROM range(5000)", "--db", &db_arg],
+    );
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout).lines().count(), 1002);
+    assert!(text(&output.stderr).contains("more were left off"));
+    let output = eval(nats.url(), &["list", "--db", "/nonexistent/eval.duckdb"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("eval project"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// Two fixture campaigns: `clear` (careful always repairs, hasty never does, on the same
+/// seeds), `even` (alpha and beta both repair every other trial).
+async fn comparison_fixtures(log: &EventLog) {
+    let mut events = vec![published("clear"), published("even")];
+    let mut index = 0;
+    let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
+        let mut fixture = TrialFixture::test()
+            .in_campaign(campaign)
+            .with_trial_index(index)
+            .with_repetition(repetition);
+        index += 1;
+        fixture = match variant {
+            Some(variant) => fixture.with_variant(variant),
+            None => fixture
+                .baseline()
+                .healthy_after(60_000 + i64::from(repetition) * 1_000),
+        };
+        if variant.is_some() {
+            let detect = 1_000 + i64::from(repetition) * 100;
+            fixture = fixture
+                .detected_after(detect)
+                .command_at(detect + 500, "etcdctl endpoint status --cluster");
+            fixture = if success {
+                fixture
+                    .command_at(detect + 1_000, "eval lab node start 2")
+                    .resolved_after(8_000 + i64::from(repetition) * 250)
+            } else {
+                fixture
+                    .command_at(detect + 1_000, "etcdctl member remove 1")
+                    .finished(TrialStatus::TimedOut, 300_000)
+            };
+        }
+        scored(&fixture)
+    };
+    for repetition in 0..12 {
+        events.extend(trial("clear", Some("careful"), repetition, true));
+        events.extend(trial("clear", Some("hasty"), repetition, false));
+        events.extend(trial("clear", None, repetition, true));
+        events.extend(trial(
+            "even",
+            Some("alpha"),
+            repetition,
+            repetition % 2 == 0,
+        ));
+        events.extend(trial("even", Some("beta"), repetition, repetition % 2 == 1));
+    }
+    log.publish_all(events, 256, |_| {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    comparison_fixtures(&log).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let db_arg = db.display().to_string();
+    project_into(&log, &db).await;
+    let run = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--db", &db_arg]);
+        let output = eval(nats.url(), &args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+
+    expect![[r#"
+        etcd × node_kill: 2 variants, 24 scored trials
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)    2.0         0/12         0/12
+          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)    2.0        12/12         0/12
+
+        against careful (the best success rate):
+        careful vs hasty
+          verdict (paired tests: the trials ran on the same seeds, α = 0.05):
+            success rate: careful is better (p = 0.0005, McNemar's exact test, 12 pairs)
+            time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 12 pairs); no difference was observed
+            time to recover: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
+    "#]]
+    .assert_eq(&run(&["compare-variants", "etcd", "node_kill", "--variants", "careful,hasty"]));
+    expect![[r#"
+        etcd × node_kill: 2 variants, 24 scored trials
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          alpha                    12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.2s [8.2–10.2s] (6)    2.0         6/12         0/12
+          beta                     12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.5s [8.5–10.5s] (6)    2.0         6/12         0/12
+
+        against alpha (the best success rate):
+        alpha vs beta
+          verdict (paired tests: the trials ran on the same seeds, α = 0.05):
+            success rate: the data cannot tell (p = 1.0000, McNemar's exact test, 12 pairs); no difference was observed
+            time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 12 pairs); no difference was observed
+            time to recover: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
+    "#]]
+    .assert_eq(&run(&["compare-variants", "etcd", "node_kill", "--variants", "alpha,beta"]));
+    expect![[r#"
+        campaign clear: the operator against doing nothing
+
+        etcd × node_kill (baseline trials from this campaign)
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          operator                 24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
+          baseline                 12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)    0.0         0/12         0/12
+          verdict (independent samples, α = 0.05):
+            success rate: baseline is better (p = 0.0025, Fisher's exact test, 24 vs 12)
+            time to detect: the data cannot tell (24 vs 0; too few values for Mann-Whitney U test)
+            time to recover: operator is better (p = 3.7e-5, Mann-Whitney U test, 12 vs 12)
+    "#]].assert_eq(&run(&["compare-baseline", "clear"]));
+    expect![[r#"
+        campaign clear (quickstart): running, 36/12 trials finished, 36 scored
+
+        etcd × node_kill
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          (baseline)               12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)    0.0         0/12         0/12
+          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)    2.0         0/12         0/12
+          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)    2.0        12/12         0/12
+
+        commands (most run first; categories by the built-in rules)
+            CALLS  TRIALS  CATEGORY     RULE                     COMMAND
+               24      24  diagnostic   etcdctl-read             etcdctl endpoint status --cluster
+               12      12  destructive  etcdctl-member-remove    etcdctl member remove 1
+               12      12  remediation  eval-lab-node-start      eval lab node start 2
+    "#]].assert_eq(&run(&["analyze", "clear", "--include-commands"]));
+    expect![[r#"
+        VARIANT              SUBJECT  CHAOS               TRIALS  CAMPAIGNS      SUCCESS (n)
+        alpha                etcd     node_kill               12          1       50% (n=12)
+        beta                 etcd     node_kill               12          1       50% (n=12)
+        careful              etcd     node_kill               12          1      100% (n=12)
+        hasty                etcd     node_kill               12          1        0% (n=12)
+    "#]]
+    .assert_eq(&run(&["list-variants"]));
+    expect![[r#"
+        operator trials of campaign A (clear) vs campaign B (even)
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          A clear                  24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
+          B even                   24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
+          verdict (independent samples, α = 0.05):
+            success rate: the data cannot tell (p = 1.0000, Fisher's exact test, 24 vs 24); no difference was observed
+            time to detect: the data cannot tell (p = 1.0000, Mann-Whitney U test, 24 vs 24); no difference was observed
+            time to recover: the data cannot tell (p = 1.0000, Mann-Whitney U test, 12 vs 12); no difference was observed
+    "#]].assert_eq(&run(&["compare", "clear", "even"]));
+
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "compare-variants",
+        "etcd",
+        "node_kill",
+        "--variants",
+        "careful,hasty",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["best"], "careful");
+    assert_eq!(json["comparisons"][0]["verdicts"][0]["winner"], "careful");
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "compare-variants",
+        "etcd",
+        "node_kill",
+        "--variants",
+        "alpha,beta",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        json["comparisons"][0]["verdicts"][0]["winner"],
+        serde_json::Value::Null
+    );
+
+    // The timeline of one trial, and an unknown id.
+    let trial = schemas::ids::trial_id("clear", 0);
+    let timeline = run(&["show", "--trial", &trial[..8]]);
+    assert!(
+        timeline.contains("tool call    shell: etcdctl endpoint status --cluster  [diagnostic"),
+        "{timeline}"
+    );
+    assert!(timeline.contains("v1: success"), "{timeline}");
+    let output = eval(nats.url(), &["show", "nosuch", "--db", &db_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("no campaign matches"),
+        "{}",
+        text(&output.stderr)
+    );
+}
