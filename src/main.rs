@@ -50,6 +50,9 @@ enum Command {
     /// Chaos housekeeping.
     #[command(subcommand)]
     Chaos(cli::worker::ChaosCommand),
+    /// The capture stage alone: follows the operator.db of every injected trial and publishes
+    /// its tickets, sessions and agent log as events, until Ctrl-C.
+    Capture(cli::capture::CaptureArgs),
     /// The scoring stage alone: scores every finished trial (TrialScored), until Ctrl-C.
     Score(cli::score::ScoreArgs),
     /// Re-score finished trials by replaying the log with the current scorer and rules; new
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Run(args) => cli::run::run(&global, args).await,
             Command::Worker(args) => cli::worker::run(&global, args).await,
             Command::Chaos(command) => cli::worker::chaos(&global, command).await,
+            Command::Capture(args) => cli::capture::run(&global, args).await,
             Command::Score(args) => cli::score::score(&global, args).await,
             Command::Rescore(args) => cli::score::rescore(&global, args).await,
             Command::ImportLegacy(args) => cli::score::import_legacy(&global, args).await,

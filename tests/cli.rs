@@ -303,6 +303,10 @@ fn up_uses_a_running_server_and_leaves_it_running() {
         "{}",
         up.stderr()
     );
+    wait_until("eval up to name its stages", || {
+        up.stderr()
+            .contains("stages running: worker, capture, score")
+    });
     assert!(up.stop().success());
     assert!(!dir.path().join("data/nats").exists());
     runtime.block_on(async {
@@ -368,4 +372,147 @@ fn events_follow_shows_new_events_until_interrupted() {
 
     kill(Pid::from_raw(follow.id() as i32), Signal::SIGINT).unwrap();
     assert!(follow.wait().unwrap().success());
+}
+
+#[test]
+fn capture_catches_up_a_finished_trial_and_prints_it() {
+    use agents::db::{LogEntry, OperatorDb, TicketReport};
+    use schemas::event::{
+        ChaosInjected, Event, EventData, Producer, TrialFinished, TrialStarted, TrialStatus,
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(TemporaryNats::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = ingest::campaign_files::prepare(
+        &repo_root().join("campaigns/quickstart.yaml"),
+        None,
+        Some("capture-cli"),
+    )
+    .unwrap();
+    let trial_id = schemas::ids::trial_id("capture-cli", 0);
+    let operator_db = dir.path().join("operator.db");
+    let worker = Producer {
+        stage: "worker".to_string(),
+        host: "test".to_string(),
+    };
+    let log = runtime.block_on(async {
+        let log = EventLog::connect(nats.url()).await.unwrap();
+        log.ensure_stream().await.unwrap();
+        ingest::publish::publish(&log, &campaign, 16, |_| {})
+            .await
+            .unwrap();
+        // What a worker publishes for a trial with an operator, up to the injection.
+        let injection: [EventData; 2] = [
+            TrialStarted {
+                worker: "w".to_string(),
+                attempt: 1,
+            }
+            .into(),
+            ChaosInjected {
+                worker: "w".to_string(),
+                chaos: campaign.trials[0].chaos.clone(),
+                target: Some("2".to_string()),
+                cleanup: serde_json::json!({}),
+                operator_db: Some(operator_db.display().to_string()),
+            }
+            .into(),
+        ];
+        for data in injection {
+            let event = Event::new(&worker, "capture-cli", Some(&trial_id), data);
+            log.publish(&event).await.unwrap();
+        }
+        log
+    });
+    // The operator's work, after the injection, with the reference operator's own writer.
+    let db = OperatorDb::open(&operator_db).unwrap();
+    let (ticket_id, _) = db
+        .report(&TicketReport {
+            violation_key: "member_unreachable:2".to_string(),
+            invariant_name: "member_reachable".to_string(),
+            store_id: "2".to_string(),
+            severity: "critical".to_string(),
+            message: "member 2 does not answer".to_string(),
+            metric_snapshot: serde_json::json!({}),
+            subject_context: serde_json::json!({"subject": "etcd"}),
+        })
+        .unwrap();
+    db.start_session("s-1", ticket_id).unwrap();
+    db.log("s-1", &LogEntry::Reasoning("member 2 is down"))
+        .unwrap();
+    db.log(
+        "s-1",
+        &LogEntry::ToolCall {
+            command: "eval lab node start 2",
+            reasoning: "restart it",
+        },
+    )
+    .unwrap();
+    db.log(
+        "s-1",
+        &LogEntry::ToolResult {
+            output: "started",
+            exit_code: 0,
+        },
+    )
+    .unwrap();
+    db.resolve_ticket(ticket_id).unwrap();
+    runtime.block_on(async {
+        let finished = Event::new(
+            &worker,
+            "capture-cli",
+            Some(&trial_id),
+            TrialFinished {
+                status: TrialStatus::Succeeded,
+                reason: None,
+            },
+        );
+        log.publish(&finished).await.unwrap();
+    });
+
+    let stdout_path = dir.path().join("capture.out");
+    let stderr_path = dir.path().join("capture.err");
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["capture", "--json", "--nats", nats.url()])
+        .env("RUST_LOG", "off")
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let line = || {
+        std::fs::read_to_string(&stdout_path)
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .map(str::to_string)
+    };
+    wait_until("the captured trial's line", || line().is_some());
+    let report: serde_json::Value = serde_json::from_str(&line().unwrap()).unwrap();
+    assert_eq!(report["trial_id"], trial_id.as_str());
+    assert_eq!(report["status"], "done");
+    assert_eq!(report["caught_up"], true);
+    // The ticket, its session, three log entries, the resolution.
+    assert_eq!(report["published"], 6, "{report}");
+    assert_eq!(report["resolved"], true);
+
+    kill(Pid::from_raw(capture.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(capture.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(stderr.contains("eval capture: following"), "{stderr}");
+    let output = eval(
+        nats.url(),
+        &[
+            "events",
+            "--trial",
+            &trial_id[..8],
+            "--type",
+            "AgentLogRecorded",
+        ],
+    );
+    assert_eq!(
+        text(&output.stdout).lines().count(),
+        3,
+        "{}",
+        text(&output.stderr)
+    );
 }

@@ -430,6 +430,31 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         "scripted-model"
     );
     assert!(trial_dir.join("operator.stderr").exists());
+    // The injection names the file, which the capture stage followed beside the worker: each
+    // row is in the log once.
+    let injected = all
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::ChaosInjected(injected) => Some(injected.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        injected.operator_db,
+        Some(trial_dir.join("operator.db").display().to_string())
+    );
+    let rows: Vec<String> = all
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::TicketOpened(t) => Some(format!("ticket {}", t.ticket_id)),
+            EventData::AgentSessionStarted(s) => Some(format!("session {}", s.session_id)),
+            EventData::AgentLogRecorded(l) => Some(format!("entry {}", l.entry_id)),
+            EventData::TicketResolved(r) => Some(format!("resolved {}", r.ticket_id)),
+            _ => None,
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = rows.iter().collect();
+    assert_eq!(distinct.len(), rows.len(), "{rows:?}");
     assert!(Lab::list(&data).unwrap().is_empty());
     // The node the operator restarted from its own process went with the lab too.
     let data_text = data.display().to_string();

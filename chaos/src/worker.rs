@@ -403,6 +403,9 @@ async fn run_trial(
             chaos: spec.chaos.clone(),
             target: Some(record.target()),
             cleanup: serde_json::to_value(&record).expect("records serialize"),
+            operator_db: operator
+                .as_ref()
+                .map(|operator| operator.operator_db.display().to_string()),
         })
         .await?;
     let injected_at = Instant::now();
@@ -570,6 +573,9 @@ async fn start_operator(
         (None, Some(operator_db)) => (None, PathBuf::from(operator_db)),
         (None, None) => return Ok(None),
     };
+    // Absolute, so that the capture stage (another process, maybe started elsewhere) finds the
+    // same file under the same name, and its events are the worker's byte for byte.
+    let operator_db = std::path::absolute(&operator_db).unwrap_or(operator_db);
     Ok(Some(StartedOperator {
         process,
         subject: trial.spec.subject,

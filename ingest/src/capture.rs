@@ -1,4 +1,4 @@
-//! `eval capture`: follows one trial's operator.db (DESIGN.md, "operator.db contract") and
+//! The operator.db capture: follows one trial's operator.db (DESIGN.md, "operator.db contract") and
 //! publishes what the operator did as events: `TicketOpened` for the trial's ticket,
 //! `AgentSessionStarted` per session on it, one `AgentLogRecorded` per `agent_log_entries` row of
 //! those sessions, and `TicketResolved`.
@@ -30,7 +30,10 @@
 //! `-0530`, `UTC+2`), or an IANA name read from the system's TZif files (`/usr/share/zoneinfo`,
 //! or `$TZDIR`).
 //!
-//! [`poll`] is the edge that reads SQLite; [`follow`] adds the waiting, the log and the loop.
+//! [`poll`] is the edge that reads SQLite; [`follow`] adds the waiting, the log and the loop;
+//! [`stage`] runs `follow` for every trial with an operator, as the worker injects its fault.
+
+pub mod stage;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -173,6 +176,14 @@ pub enum CaptureError {
         ticket_id: i64,
         reason: String,
     },
+    #[error("trial {trial_id} of campaign {campaign_id}: {reason}")]
+    Trial {
+        campaign_id: String,
+        trial_id: String,
+        reason: String,
+    },
+    #[error("consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
     #[error(transparent)]
     Log(#[from] schemas::log::Error),
 }

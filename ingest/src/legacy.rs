@@ -935,6 +935,7 @@ fn trial_events(
                         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
                 }),
                 cleanup: trial.metadata.clone().unwrap_or(Value::Null),
+                operator_db: None,
             }
             .into(),
         );

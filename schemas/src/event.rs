@@ -412,6 +412,11 @@ pub struct ChaosInjected {
     /// Everything the cleanup needs (pids, rule handles, file paths), written before the fault is
     /// acknowledged so that another worker can clean up after a crash.
     pub cleanup: serde_json::Value,
+    /// The absolute path of the trial's operator.db on the worker's host, when the trial has an
+    /// operator (managed or external): what the capture stage follows. Absent for baselines,
+    /// trials without an operator, and events written before the capture stage existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_db: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

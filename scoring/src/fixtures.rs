@@ -455,6 +455,7 @@ impl TrialFixture {
             chaos: self.spec.chaos.clone(),
             target: Some("node-2".to_string()),
             cleanup: json!({"pid": 4242}),
+            operator_db: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! outcome for a person (or as JSON for scripts).
 
 pub mod bench;
+pub mod capture;
 pub mod events;
 pub mod lab;
 pub mod operator;

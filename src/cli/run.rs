@@ -155,6 +155,13 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         tokio::spawn(async move { chaos::worker::run(log, config, stop).await })
     };
 
+    let capture = {
+        let log = log.clone();
+        let config = super::capture::config(64, None);
+        let stop = worker_stop.clone();
+        tokio::spawn(async move { ingest::capture::stage::run(log, config, stop).await })
+    };
+
     let scorer = {
         let log = log.clone();
         let config = super::score::config(None)?;
@@ -181,6 +188,9 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     worker_stop.cancel();
     if let Ok(Err(error)) = scorer.await {
         eprintln!("eval run: scoring: {error}");
+    }
+    if let Ok(Err(error)) = capture.await {
+        eprintln!("eval run: capture: {error}");
     }
     match worker.await {
         Ok(Err(error)) => eprintln!("eval run: worker: {error}"),

@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// Names this worker's labs and the faults it owns; keep it stable across restarts.
     #[arg(long, default_value = "local")]
     worker_id: String,
+    /// Trials the capture stage follows at once.
+    #[arg(long, default_value_t = 64)]
+    max_captured_trials: usize,
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
@@ -43,8 +46,8 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
 
-    // Each stage is a library `run(log, …, shutdown)` spawned here; capture, the projector and
-    // the viewer join as their issues land.
+    // Each stage is a library `run(log, …, shutdown)` spawned here; the projector and the viewer
+    // join as their issues land.
     let stages = TaskTracker::new();
     let mut running = Vec::new();
     {
@@ -57,6 +60,17 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             }
         });
         running.push("worker");
+    }
+    {
+        let log = log.clone();
+        let config = super::capture::config(args.max_captured_trials, None);
+        let shutdown = shutdown.clone();
+        stages.spawn(async move {
+            if let Err(error) = ingest::capture::stage::run(log, config, shutdown).await {
+                eprintln!("eval up: capture stopped: {error}");
+            }
+        });
+        running.push("capture");
     }
     {
         let log = log.clone();

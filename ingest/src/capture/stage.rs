@@ -1,0 +1,545 @@
+//! The capture stage (`eval capture`; `eval up` and `eval run` run it too): a durable JetStream
+//! pull consumer of `ChaosInjected` events that follows each injected trial's operator.db with
+//! [`follow`] until the trial is over.
+//!
+//! What a trial's capture needs comes from the log: the operator.db from the injection's
+//! `operator_db` (written by the worker; an injection without one has no operator and is
+//! acknowledged at once), the injection time from its envelope, the subject and variant name
+//! from the trial's `TrialRequested`, the operator's time zone and the variant itself from the
+//! campaign's `CampaignPublished`. The trial is over at its `TrialFinished`, or when another
+//! attempt of it starts (a `TrialStarted` or `ChaosInjected` after this injection). A trial that
+//! is already over when its injection is delivered (a stage started late, or restarted) is read
+//! once, to catch up, and not followed.
+//!
+//! Delivery, as in the scoring stage: an injection is acknowledged only after its trial is over
+//! and the rows read last are published; while the trial runs, the stage tells JetStream it is
+//! still at work (AckProgress); on shutdown it reads once more, publishes, and hands the
+//! injection back (NAK) to the next capture stage; a failure that may pass (the log, a locked
+//! file) comes back after a pause, one that will not (a corrupt file, a bad row) is reported and
+//! terminated. Every event id derives from the trial, the file and the row, so the worker's own
+//! capture, a second stage or a restarted one publish only duplicates, which JetStream drops;
+//! beyond its duplicate window [`follow`] starts from the cursor the log implies.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use schemas::campaign::TrialSpec;
+use schemas::event::{CampaignPublished, ChaosInjected, Event, EventData};
+use schemas::log::{EventFilter, EventLog};
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::{CaptureError, CaptureReport, CaptureTarget, Result, follow};
+
+/// The durable consumer's name; every capture stage shares it, so they compete for trials.
+pub const CONSUMER_NAME: &str = "capture";
+/// What the consumer receives: every `ChaosInjected`.
+pub const FILTER_SUBJECT: &str = "eval.*.*.ChaosInjected";
+/// How long the server waits for an acknowledgement (or a progress note) before redelivering.
+pub const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How often a followed trial's injection is reported as still in progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
+/// How long a capture that failed for a passing reason waits before it is delivered again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How long after the trial's timeout its operator.db may still appear.
+const FILE_WAIT_SLACK: Duration = Duration::from_secs(60);
+
+/// The capture stage's settings.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    /// Trials this stage follows at once; further injections wait in the consumer.
+    pub max_trials: usize,
+    /// Receives a report when a trial's capture starts and when it ends (for `eval capture`'s
+    /// lines).
+    pub reports: Option<UnboundedSender<StageReport>>,
+}
+
+impl Default for StageConfig {
+    fn default() -> StageConfig {
+        StageConfig {
+            max_trials: 64,
+            reports: None,
+        }
+    }
+}
+
+/// What the stage tells its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageReport {
+    /// A trial's capture starts (before its events are read).
+    Capturing {
+        campaign_id: String,
+        trial_id: String,
+        operator_db: PathBuf,
+    },
+    Ended(TrialCaptured),
+}
+
+/// The end of one trial's capture by the stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialCaptured {
+    pub campaign_id: String,
+    pub trial_id: String,
+    pub operator_db: PathBuf,
+    /// The trial was over when its injection was delivered: read once, not followed.
+    pub caught_up: bool,
+    pub outcome: CaptureOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureOutcome {
+    /// The trial is over and every row read is in the log; the injection is acknowledged.
+    Done(CaptureReport),
+    /// The stage stopped first; the injection is handed back to the next capture stage.
+    HandedBack(CaptureReport),
+    /// It failed and will be tried again after [`RETRY_DELAY`].
+    Retried(String),
+    /// It failed for good (the file, not the harness); what was published stays.
+    Failed(String),
+}
+
+struct Shared {
+    log: EventLog,
+    config: StageConfig,
+    /// Each campaign's `CampaignPublished` (variants, operator time zone), read once.
+    campaigns: Mutex<HashMap<String, Arc<CampaignPublished>>>,
+    /// Stream sequences of the injections followed here now: a redelivery of one is not
+    /// followed twice.
+    following: Mutex<HashSet<u64>>,
+}
+
+/// Runs the capture stage until `shutdown` is cancelled; the trials followed then get a last
+/// read and are handed back. Fails when the consumer cannot be created.
+pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken) -> Result<()> {
+    let consumer = durable_consumer(&log).await?;
+    info!(consumer = CONSUMER_NAME, "capture stage started");
+    let permits = Arc::new(Semaphore::new(config.max_trials.max(1)));
+    let shared = Arc::new(Shared {
+        log,
+        config,
+        campaigns: Mutex::new(HashMap::new()),
+        following: Mutex::new(HashSet::new()),
+    });
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let message = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            message = next_message(&consumer) => message,
+        };
+        let Some(message) = message else { continue };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            handle(&shared, message, &shutdown).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    info!("capture stage stopped");
+    Ok(())
+}
+
+/// One message at a time, so that no injection waits un-acknowledged in a local buffer while
+/// every permit is taken.
+async fn next_message(consumer: &PullConsumer) -> Option<Message> {
+    let batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await;
+    match batch {
+        Ok(mut batch) => match batch.next().await {
+            Some(Ok(message)) => Some(message),
+            Some(Err(error)) => {
+                warn!(%error, "fetching an injection failed");
+                None
+            }
+            None => None,
+        },
+        Err(error) => {
+            warn!(%error, "fetching an injection failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
+
+/// The stage's durable consumer, created on first use. An existing consumer of that name must
+/// filter the same subject.
+pub async fn durable_consumer(log: &EventLog) -> Result<PullConsumer> {
+    let consumer_error = |reason: String| CaptureError::Consumer {
+        consumer: CONSUMER_NAME.to_string(),
+        reason,
+    };
+    let stream = log.ensure_stream().await?;
+    let config = consumer::pull::Config {
+        durable_name: Some(CONSUMER_NAME.to_string()),
+        description: Some(
+            "eval capture stage: follows the operator.db of every injected trial".to_string(),
+        ),
+        filter_subject: FILTER_SUBJECT.to_string(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: ACK_WAIT,
+        ..Default::default()
+    };
+    let mut consumer = stream
+        .get_or_create_consumer(CONSUMER_NAME, config)
+        .await
+        .map_err(|error| consumer_error(error.to_string()))?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|error| consumer_error(error.to_string()))?;
+    if info.config.filter_subject != FILTER_SUBJECT {
+        return Err(consumer_error(format!(
+            "exists with filter {:?}, expected {FILTER_SUBJECT:?}; remove it (`nats consumer rm EVAL {CONSUMER_NAME}`) and restart",
+            info.config.filter_subject
+        )));
+    }
+    Ok(consumer)
+}
+
+/// One `ChaosInjected`: follow its trial's operator.db, then acknowledge, hand back, retry or
+/// terminate it.
+async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken) {
+    let injection = match Event::from_json(&message.payload) {
+        Ok(event) => event,
+        Err(error) => {
+            warn!(subject = %message.subject, %error, "unreadable ChaosInjected envelope; terminating its delivery");
+            reply(&message, AckKind::Term).await;
+            return;
+        }
+    };
+    let (
+        Some(trial_id),
+        EventData::ChaosInjected(ChaosInjected {
+            operator_db: Some(operator_db),
+            ..
+        }),
+    ) = (injection.trial_id.clone(), &injection.data)
+    else {
+        debug!(subject = %message.subject, "injection without an operator; nothing to capture");
+        reply(&message, AckKind::Ack).await;
+        return;
+    };
+    let operator_db = PathBuf::from(operator_db);
+    let sequence = match message.info() {
+        Ok(info) => info.stream_sequence,
+        Err(error) => {
+            warn!(subject = %message.subject, %error, "injection without stream info; retried later");
+            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+            return;
+        }
+    };
+    if !shared.following.lock().expect("following").insert(sequence) {
+        debug!(%trial_id, sequence, "redelivered while followed here; the running capture acknowledges it");
+        return;
+    }
+
+    let progress = CancellationToken::new();
+    let ticker = {
+        let (message, progress) = (message.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(PROGRESS_EVERY) => reply(&message, AckKind::Progress).await,
+                    () = progress.cancelled() => return,
+                }
+            }
+        })
+    };
+    let campaign_id = injection.campaign_id.clone();
+    // With a receiver of reports, the caller tells what happened; the log need not say it too.
+    let quiet = shared.config.reports.is_some();
+    if let Some(reports) = &shared.config.reports {
+        debug!(%campaign_id, %trial_id, operator_db = %operator_db.display(), "capturing a trial");
+        let _ = reports.send(StageReport::Capturing {
+            campaign_id: campaign_id.clone(),
+            trial_id: trial_id.clone(),
+            operator_db: operator_db.clone(),
+        });
+    } else {
+        info!(%campaign_id, %trial_id, operator_db = %operator_db.display(), "capturing a trial");
+    }
+    let captured = capture_trial(
+        shared,
+        &injection,
+        &trial_id,
+        operator_db.clone(),
+        sequence,
+        shutdown,
+    )
+    .await;
+    progress.cancel();
+    let _ = ticker.await;
+    shared
+        .following
+        .lock()
+        .expect("following")
+        .remove(&sequence);
+
+    let (caught_up, outcome) = match captured {
+        Ok(Captured {
+            report,
+            caught_up,
+            over: true,
+        }) => {
+            if quiet {
+                debug!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
+            } else {
+                info!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
+            }
+            reply(&message, AckKind::Ack).await;
+            (caught_up, CaptureOutcome::Done(report))
+        }
+        Ok(Captured {
+            report, caught_up, ..
+        }) => {
+            info!(%campaign_id, %trial_id, published = report.n_published, "capture stopped before the trial's end; handed back");
+            reply(&message, AckKind::Nak(None)).await;
+            (caught_up, CaptureOutcome::HandedBack(report))
+        }
+        Err(error) if passing(&error) => {
+            warn!(%campaign_id, %trial_id, %error, "capture failed; it will be retried");
+            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+            (false, CaptureOutcome::Retried(error.to_string()))
+        }
+        Err(error) => {
+            warn!(%campaign_id, %trial_id, %error, "capture failed; the events already published stay");
+            reply(&message, AckKind::Term).await;
+            (false, CaptureOutcome::Failed(error.to_string()))
+        }
+    };
+    if let Some(reports) = &shared.config.reports {
+        let _ = reports.send(StageReport::Ended(TrialCaptured {
+            campaign_id,
+            trial_id,
+            operator_db,
+            caught_up,
+            outcome,
+        }));
+    }
+}
+
+/// A failure that a later attempt may not meet: the log, or the operator holding its lock.
+fn passing(error: &CaptureError) -> bool {
+    matches!(error, CaptureError::Log(_) | CaptureError::Busy { .. })
+}
+
+async fn reply(message: &Message, kind: AckKind) {
+    if let Err(error) = message.ack_with(kind).await {
+        // The server redelivers it; the handler is idempotent.
+        warn!(%error, "replying to an injection failed");
+    }
+}
+
+struct Captured {
+    report: CaptureReport,
+    /// The trial was over before the capture started.
+    caught_up: bool,
+    /// The trial is over (else the stage stopped first).
+    over: bool,
+}
+
+/// Follows the trial's operator.db from this injection until the trial is over (or `shutdown`).
+async fn capture_trial(
+    shared: &Shared,
+    injection: &Event,
+    trial_id: &str,
+    operator_db: PathBuf,
+    sequence: u64,
+    shutdown: &CancellationToken,
+) -> Result<Captured> {
+    let campaign_id = injection.campaign_id.as_str();
+    let trial_error = |reason: String| CaptureError::Trial {
+        campaign_id: campaign_id.to_string(),
+        trial_id: trial_id.to_string(),
+        reason,
+    };
+    let filter = EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        trial_id: Some(trial_id.to_string()),
+        event_type: None,
+    };
+    let mut view = TrialView::new(sequence);
+    {
+        let mut stored = std::pin::pin!(shared.log.read(&filter, false).await?);
+        while let Some(stored) = stored.next().await {
+            let stored = stored?;
+            if let Ok(event) = &stored.event {
+                view.observe(stored.sequence, &event.data);
+            }
+        }
+    }
+    let Some(spec) = view.spec.clone() else {
+        return Err(trial_error("no TrialRequested in the log".to_string()));
+    };
+    let campaign = campaign(shared, campaign_id).await.map_err(trial_error)?;
+    let variant = spec
+        .variant
+        .as_deref()
+        .filter(|_| !spec.baseline)
+        .and_then(|name| {
+            campaign
+                .variants
+                .iter()
+                .find(|resolved| resolved.variant.name == name)
+                .or_else(|| (campaign.variants.len() == 1).then(|| &campaign.variants[0]))
+        })
+        .map(|resolved| resolved.variant.clone());
+    let target = CaptureTarget {
+        campaign_id: campaign_id.to_string(),
+        trial_id: trial_id.to_string(),
+        operator_db,
+        subject: spec.subject,
+        injected_at: injection.occurred_at,
+        operator_timezone: campaign.campaign.operator_timezone.clone(),
+        variant,
+    };
+
+    let stop = shutdown.child_token();
+    let caught_up = view.over;
+    let over = Arc::new(AtomicBool::new(view.over));
+    let watcher = if caught_up {
+        stop.cancel();
+        None
+    } else {
+        Some(tokio::spawn(watch_trial(
+            shared.log.clone(),
+            filter,
+            view,
+            over.clone(),
+            stop.clone(),
+        )))
+    };
+    let wait = Duration::from_secs(spec.timeout_seconds.into()) + FILE_WAIT_SLACK;
+    let followed = follow(&shared.log, target, wait, stop).await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    Ok(Captured {
+        report: followed?,
+        caught_up,
+        over: over.load(Ordering::SeqCst),
+    })
+}
+
+/// Reads the trial's events as they come until they say it is over, then cancels `stop`.
+async fn watch_trial(
+    log: EventLog,
+    filter: EventFilter,
+    mut view: TrialView,
+    over: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    loop {
+        match log.read(&filter, true).await {
+            Ok(events) => {
+                futures::pin_mut!(events);
+                while let Some(stored) = events.next().await {
+                    let Ok(stored) = stored else { break };
+                    if let Ok(event) = &stored.event {
+                        view.observe(stored.sequence, &event.data);
+                    }
+                    if view.over {
+                        over.store(true, Ordering::SeqCst);
+                        stop.cancel();
+                        return;
+                    }
+                }
+            }
+            Err(error) => warn!(%error, "reading a followed trial's events"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RETRY_DELAY) => {}
+        }
+    }
+}
+
+/// The campaign's `CampaignPublished`, read once per stage.
+async fn campaign(shared: &Shared, campaign_id: &str) -> Result<Arc<CampaignPublished>, String> {
+    let cached = shared
+        .campaigns
+        .lock()
+        .expect("campaigns")
+        .get(campaign_id)
+        .cloned();
+    if let Some(campaign) = cached {
+        return Ok(campaign);
+    }
+    let subject = schemas::log::event_subject(campaign_id, None, "CampaignPublished");
+    let stored = shared
+        .log
+        .stream()
+        .await
+        .map_err(|error| error.to_string())?
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .map_err(|error| format!("reading its CampaignPublished: {error}"))?;
+    let Ok(Event {
+        data: EventData::CampaignPublished(published),
+        ..
+    }) = Event::from_json(&stored.payload)
+    else {
+        return Err("its CampaignPublished is unreadable".to_string());
+    };
+    let published = Arc::new(published);
+    shared
+        .campaigns
+        .lock()
+        .expect("campaigns")
+        .insert(campaign_id.to_string(), published.clone());
+    Ok(published)
+}
+
+/// What a trial's events, read in stream order, say about one injection of it.
+#[derive(Debug, Clone)]
+struct TrialView {
+    /// The injection's stream sequence.
+    injection: u64,
+    spec: Option<TrialSpec>,
+    /// The trial finished, or another attempt of it started after this injection.
+    over: bool,
+}
+
+impl TrialView {
+    fn new(injection: u64) -> TrialView {
+        TrialView {
+            injection,
+            spec: None,
+            over: false,
+        }
+    }
+
+    fn observe(&mut self, sequence: u64, data: &EventData) {
+        match data {
+            EventData::TrialRequested(requested) => self.spec = Some(requested.trial.clone()),
+            EventData::TrialFinished(_) => self.over = true,
+            EventData::TrialStarted(_) | EventData::ChaosInjected(_)
+                if sequence > self.injection =>
+            {
+                self.over = true
+            }
+            _ => {}
+        }
+    }
+}
