@@ -46,7 +46,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
 
-    // Each stage is a library `run(log, …, shutdown)` spawned here; the projector and the viewer
+    // Each stage is a library `run(log, …, shutdown)` spawned here; the web viewer
     // join as their issues land.
     let stages = TaskTracker::new();
     let mut running = Vec::new();
