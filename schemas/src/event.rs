@@ -159,6 +159,20 @@ impl Event {
         )
     }
 
+    /// The event as it is published: subject, id and JSON.
+    pub fn encode(&self) -> crate::log::EncodedEvent {
+        crate::log::EncodedEvent {
+            subject: self.subject(),
+            id: self.id,
+            // Exactly as long as the JSON: encoded events may be held by the thousand.
+            payload: {
+                let mut json = self.to_json();
+                json.shrink_to_fit();
+                json.into()
+            },
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let wire = WireEnvelope {
             id: self.id,
