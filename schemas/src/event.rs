@@ -692,8 +692,14 @@ pub enum Outcome {
 
 /// The grade of a finished trial by one scorer version. Several may exist for one trial, one per
 /// version; re-scoring adds, never rewrites.
+// `Details` is the type of `details`: a JSON value as read back, or a scorer's own borrowed,
+// serializable view when it writes the event (see `TrialScored::encode`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TrialScored {
+#[schemars(
+    rename = "TrialScored",
+    bound = "Details: JsonSchema + Default + Serialize"
+)]
+pub struct TrialScored<Details = serde_json::Value> {
     /// Such as `v1`, or `v1+<hash of rules and thresholds>` for user rules.
     pub scorer_version: String,
     /// `errored` when the harness failed: never counted against the operator.
@@ -729,7 +735,38 @@ pub struct TrialScored {
     /// `explanation` (one line per decision), `tickets`, `commands` (each with the rule that
     /// classified it), `thrashing`, `settings`.
     #[serde(default)]
-    pub details: serde_json::Value,
+    pub details: Details,
+}
+
+impl<Details: Serialize> TrialScored<Details> {
+    /// The `TrialScored` event of a trial with this data, encoded for publishing, occurring now:
+    /// the same bytes as an [`Event`] holding it would give, without making the details a JSON
+    /// value first (re-scoring a large campaign encodes one per trial).
+    pub fn encode(
+        &self,
+        id: Uuid,
+        campaign_id: &str,
+        trial_id: Option<&str>,
+        producer: &Producer,
+    ) -> crate::log::EncodedEvent {
+        let wire = WireEnvelope {
+            id,
+            event_type: "TrialScored",
+            schema_version: SCHEMA_VERSION,
+            campaign_id,
+            trial_id,
+            occurred_at: Timestamp::now(),
+            producer,
+            data: self,
+        };
+        let mut json = serde_json::to_vec(&wire).expect("events serialize to JSON");
+        json.shrink_to_fit();
+        crate::log::EncodedEvent {
+            subject: crate::log::event_subject(campaign_id, trial_id, "TrialScored"),
+            id,
+            payload: json.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
