@@ -4,6 +4,7 @@
 //! writes) and keep events of types they do not know, or whose data they cannot read, as raw JSON
 //! in [`EventData::Other`], so that nothing read from the log is ever dropped.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -56,10 +57,22 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|instant| Timestamp::from_datetime(instant.with_timezone(&Utc)))
-            .map_err(|error| serde::de::Error::custom(format!("bad timestamp {text:?}: {error}")))
+        // A visitor of `&str`, so that the text is read where it is, without a copy.
+        struct TimestampVisitor;
+        impl serde::de::Visitor<'_> for TimestampVisitor {
+            type Value = Timestamp;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an RFC 3339 time")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|instant| Timestamp::from_datetime(instant.with_timezone(&Utc)))
+                    .map_err(|error| E::custom(format!("bad timestamp {text:?}: {error}")))
+            }
+        }
+        deserializer.deserialize_str(TimestampVisitor)
     }
 }
 
@@ -99,9 +112,8 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// The envelope as it is on the wire. Reading keeps `data` raw until its type is known;
-/// writing borrows every field.
-#[derive(Serialize, Deserialize)]
+/// The envelope as it is written, borrowing every field.
+#[derive(Serialize)]
 struct WireEnvelope<Text, Who, Data> {
     id: Uuid,
     #[serde(rename = "type")]
@@ -114,6 +126,134 @@ struct WireEnvelope<Text, Who, Data> {
     occurred_at: Timestamp,
     producer: Who,
     data: Data,
+}
+
+/// The envelope as it is read: its text borrowed from the message where it has no escapes, and
+/// its data raw.
+#[derive(Deserialize)]
+struct WireEnvelopeIn<'a> {
+    id: Uuid,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default = "default_schema_version")]
+    schema_version: u32,
+    #[serde(borrow)]
+    campaign_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    trial_id: Option<Cow<'a, str>>,
+    occurred_at: Timestamp,
+    producer: Producer,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+/// An event read in one pass when its `type` comes before its `data`; fails on anything else.
+struct OnePass(Event);
+
+/// A string borrowed from the message when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EnvelopeField {
+    Id,
+    #[serde(rename = "type")]
+    Type,
+    SchemaVersion,
+    CampaignId,
+    TrialId,
+    OccurredAt,
+    Producer,
+    Data,
+    #[serde(other)]
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for OnePass {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnePassVisitor;
+        impl<'de> serde::de::Visitor<'de> for OnePassVisitor {
+            type Value = OnePass;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an event envelope")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnePass, A::Error> {
+                use serde::de::Error;
+                fn once<T, E: Error>(
+                    slot: &mut Option<T>,
+                    value: T,
+                    name: &'static str,
+                ) -> Result<(), E> {
+                    match slot.replace(value) {
+                        Some(_) => Err(E::duplicate_field(name)),
+                        None => Ok(()),
+                    }
+                }
+                let (mut id, mut event_type, mut schema_version) = (None, None::<Text<'de>>, None);
+                let (mut campaign_id, mut trial_id, mut occurred_at) = (None, None, None);
+                let (mut producer, mut data) = (None, None);
+                while let Some(field) = map.next_key::<EnvelopeField>()? {
+                    match field {
+                        EnvelopeField::Id => once(&mut id, map.next_value::<Uuid>()?, "id")?,
+                        EnvelopeField::Type => once(&mut event_type, map.next_value()?, "type")?,
+                        EnvelopeField::SchemaVersion => once(
+                            &mut schema_version,
+                            map.next_value::<u32>()?,
+                            "schema_version",
+                        )?,
+                        EnvelopeField::CampaignId => once(
+                            &mut campaign_id,
+                            map.next_value::<Text<'de>>()?,
+                            "campaign_id",
+                        )?,
+                        EnvelopeField::TrialId => once(
+                            &mut trial_id,
+                            map.next_value::<Option<Text<'de>>>()?,
+                            "trial_id",
+                        )?,
+                        EnvelopeField::OccurredAt => once(
+                            &mut occurred_at,
+                            map.next_value::<Timestamp>()?,
+                            "occurred_at",
+                        )?,
+                        EnvelopeField::Producer => {
+                            once(&mut producer, map.next_value::<Producer>()?, "producer")?
+                        }
+                        EnvelopeField::Data => {
+                            let Some(Text(type_name)) = &event_type else {
+                                return Err(A::Error::custom("data before type"));
+                            };
+                            let parsed = EventData::next_typed(type_name, &mut map)?;
+                            once(&mut data, parsed, "data")?;
+                        }
+                        EnvelopeField::Unknown => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OnePass(Event {
+                    id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+                    schema_version: schema_version.unwrap_or(SCHEMA_VERSION),
+                    campaign_id: campaign_id
+                        .ok_or_else(|| A::Error::missing_field("campaign_id"))?
+                        .0
+                        .into_owned(),
+                    trial_id: trial_id.flatten().map(|text| text.0.into_owned()),
+                    occurred_at: occurred_at
+                        .ok_or_else(|| A::Error::missing_field("occurred_at"))?,
+                    producer: producer.ok_or_else(|| A::Error::missing_field("producer"))?,
+                    data: data.ok_or_else(|| A::Error::missing_field("data"))?,
+                }))
+            }
+        }
+        deserializer.deserialize_map(OnePassVisitor)
+    }
 }
 
 fn default_schema_version() -> u32 {
@@ -159,6 +299,20 @@ impl Event {
         )
     }
 
+    /// The event as it is published: subject, id and JSON.
+    pub fn encode(&self) -> crate::log::EncodedEvent {
+        crate::log::EncodedEvent {
+            subject: self.subject(),
+            id: self.id,
+            // Exactly as long as the JSON: encoded events may be held by the thousand.
+            payload: {
+                let mut json = self.to_json();
+                json.shrink_to_fit();
+                json.into()
+            },
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let wire = WireEnvelope {
             id: self.id,
@@ -176,26 +330,30 @@ impl Event {
     /// Reads an envelope. Fails only when the envelope itself is unreadable; data of an unknown
     /// type, or data that does not match its type, is kept as [`EventData::Other`].
     pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        // This is the hot path of every reader. Writers put `type` before `data`, so the data is
+        // usually parsed in the same pass, straight into its typed struct. Anything unusual
+        // (data first, data that does not match its type, a broken envelope) is read again the
+        // careful way, which keeps the data raw until its type is known.
+        if let Ok(event) = serde_json::from_slice::<OnePass>(bytes) {
+            return Ok(event.0);
+        }
         Event::from_json_with_data(bytes).map(|(event, _)| event)
     }
 
-    /// [`Event::from_json`], also returning the `data` exactly as written (for readers that keep
-    /// it raw, such as the projector's `events` table).
+    /// [`Event::from_json`] the careful way, also returning the `data` exactly as written (for
+    /// readers that keep it raw, such as the projector's `events` table).
     pub fn from_json_with_data(
         bytes: &[u8],
-    ) -> Result<(Event, Box<serde_json::value::RawValue>), serde_json::Error> {
-        // The data stays raw until its type is known, then is parsed once, straight into its
-        // typed struct (this is the hot path of every reader).
-        let wire: WireEnvelope<String, Producer, Box<serde_json::value::RawValue>> =
-            serde_json::from_slice(bytes)?;
+    ) -> Result<(Event, &serde_json::value::RawValue), serde_json::Error> {
+        let wire: WireEnvelopeIn<'_> = serde_json::from_slice(bytes)?;
         let event = Event {
             id: wire.id,
             schema_version: wire.schema_version,
-            campaign_id: wire.campaign_id,
-            trial_id: wire.trial_id,
+            campaign_id: wire.campaign_id.into_owned(),
+            trial_id: wire.trial_id.map(Cow::into_owned),
             occurred_at: wire.occurred_at,
             producer: wire.producer,
-            data: EventData::from_parts(&wire.event_type, &wire.data),
+            data: EventData::from_parts(&wire.event_type, wire.data),
         };
         Ok((event, wire.data))
     }
@@ -228,6 +386,22 @@ macro_rules! events {
                 match self {
                     $( EventData::$name(_) => stringify!($name), )*
                     EventData::Other(other) => &other.type_name,
+                }
+            }
+
+            /// The next value of `map` as the data of an event of type `type_name`; an unknown
+            /// type's data is kept raw.
+            fn next_typed<'de, A: serde::de::MapAccess<'de>>(
+                type_name: &str,
+                map: &mut A,
+            ) -> Result<EventData, A::Error> {
+                match type_name {
+                    $( stringify!($name) => map.next_value::<$name>().map(EventData::$name), )*
+                    _ => Ok(EventData::Other(OtherEvent {
+                        type_name: type_name.to_string(),
+                        data: map.next_value()?,
+                        read_error: None,
+                    })),
                 }
             }
 
@@ -532,8 +706,14 @@ pub enum Outcome {
 
 /// The grade of a finished trial by one scorer version. Several may exist for one trial, one per
 /// version; re-scoring adds, never rewrites.
+// `Details` is the type of `details`: a JSON value as read back, or a scorer's own borrowed,
+// serializable view when it writes the event (see `TrialScored::encode`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TrialScored {
+#[schemars(
+    rename = "TrialScored",
+    bound = "Details: JsonSchema + Default + Serialize"
+)]
+pub struct TrialScored<Details = serde_json::Value> {
     /// Such as `v1`, or `v1+<hash of rules and thresholds>` for user rules.
     pub scorer_version: String,
     /// `errored` when the harness failed: never counted against the operator.
@@ -569,7 +749,38 @@ pub struct TrialScored {
     /// `explanation` (one line per decision), `tickets`, `commands` (each with the rule that
     /// classified it), `thrashing`, `settings`.
     #[serde(default)]
-    pub details: serde_json::Value,
+    pub details: Details,
+}
+
+impl<Details: Serialize> TrialScored<Details> {
+    /// The `TrialScored` event of a trial with this data, encoded for publishing, occurring now:
+    /// the same bytes as an [`Event`] holding it would give, without making the details a JSON
+    /// value first (re-scoring a large campaign encodes one per trial).
+    pub fn encode(
+        &self,
+        id: Uuid,
+        campaign_id: &str,
+        trial_id: Option<&str>,
+        producer: &Producer,
+    ) -> crate::log::EncodedEvent {
+        let wire = WireEnvelope {
+            id,
+            event_type: "TrialScored",
+            schema_version: SCHEMA_VERSION,
+            campaign_id,
+            trial_id,
+            occurred_at: Timestamp::now(),
+            producer,
+            data: self,
+        };
+        let mut json = serde_json::to_vec(&wire).expect("events serialize to JSON");
+        json.shrink_to_fit();
+        crate::log::EncodedEvent {
+            subject: crate::log::event_subject(campaign_id, trial_id, "TrialScored"),
+            id,
+            payload: json.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

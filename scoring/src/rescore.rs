@@ -6,19 +6,24 @@
 //! whose `TrialScored` of this version is already in the log is skipped, so a rerun, or a run
 //! after an interrupted one, publishes only what is missing.
 //!
-//! A replay reads a campaign to the end of the stream. One task pulls the messages and parses
-//! those the scorer reads while another scores each trial as soon as its `TrialFinished` arrives;
-//! a trial with events after that is scored again once all of the campaign has been read, and
-//! then the scores are published. Campaigns are replayed one at a time, and memory holds
-//! one campaign's events, without the bulky fields the scorer never reads.
+//! A replay reads a campaign to the end of the stream. One task pulls the messages and picks those
+//! the scorer reads; another parses them, scores each trial as soon as its `TrialFinished`
+//! arrives, encodes its `TrialScored` and drops the trial's events. Scores are published once all
+//! of the campaign has been read, because an event of a trial may follow its `TrialFinished` (a
+//! capture running late) and a published score cannot be taken back: such a trial's score is
+//! discarded, and the trial is read again from the stream (on its own, or with the others in one
+//! more read of the campaign when there are many) and scored once more before the publish.
+//! Campaigns are replayed one at a time; memory holds the events of the trials not finished yet
+//! (without the bulky fields the scorer never reads) and the encoded scores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use async_nats::jetstream::consumer;
+use bytes::Bytes;
 use futures::StreamExt;
 use schemas::event::{Event, EventData, Outcome, Producer};
-use schemas::log::{EventFilter, EventLog};
+use schemas::log::{EncodedEvent, EventFilter, EventLog};
 use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
@@ -107,6 +112,17 @@ pub async fn rescore(
         replay.read(log, &mut progress).await?;
         let trials = std::mem::take(&mut replay.trials);
         report.n_trials += trials.len() as u64;
+        // Trials with events after their `TrialFinished`, to score again from the stream.
+        let again: HashSet<&str> = trials
+            .iter()
+            .filter(|trial| trial.finished && trial.scored.is_none())
+            .filter(|trial| {
+                let id = scored_event_id(campaign_id, &trial.trial_id, &version);
+                !trial.scored_ids.contains(&id)
+            })
+            .map(|trial| trial.trial_id.as_str())
+            .collect();
+        let mut read_again = read_trials_again(log, campaign_id, &again).await?;
         let mut to_publish = Vec::new();
         for trial in trials {
             if !trial.finished {
@@ -121,8 +137,17 @@ pub async fn rescore(
             let (outcome, event) = match trial.scored {
                 Some(scored) => scored,
                 None => {
-                    let trial_score = score(&trial.events, config);
-                    (trial_score.outcome, trial_score.to_event(&producer))
+                    let events = read_again.remove(&trial.trial_id).unwrap_or_default();
+                    if events.iter().any(|event| event.id == id) {
+                        report.n_already_scored += 1;
+                        continue;
+                    }
+                    let events: Vec<Event> = events
+                        .into_iter()
+                        .filter(|event| !matches!(event.data, EventData::TrialScored(_)))
+                        .collect();
+                    let trial_score = score(&events, config);
+                    (trial_score.outcome, trial_score.encode(&producer))
                 }
             };
             *report
@@ -133,7 +158,7 @@ pub async fn rescore(
             state.n_trials_scored += 1;
         }
         let summary = log
-            .publish_all(to_publish, PUBLISH_IN_FLIGHT, |_| {})
+            .publish_encoded(to_publish, PUBLISH_IN_FLIGHT, |_| {})
             .await?;
         report.n_published += summary.stored;
         state.n_published += summary.stored;
@@ -144,16 +169,18 @@ pub async fn rescore(
     Ok(report)
 }
 
-/// One trial's events as the replay keeps them.
+/// One trial as the replay keeps it.
 struct TrialEvents {
     trial_id: String,
+    /// Its events so far, until it is scored.
     events: Vec<Event>,
     /// Ids of the trial's `TrialScored` events (the only ones a new score's id can equal).
     scored_ids: HashSet<Uuid>,
     finished: bool,
-    /// The outcome and `TrialScored` event made when `TrialFinished` was read; dropped when a
-    /// later event of the trial arrives.
-    scored: Option<(Outcome, Event)>,
+    /// The outcome and encoded `TrialScored` made when `TrialFinished` was read, whereupon
+    /// `events` was emptied. `None` for a finished trial means it must be read again: its score
+    /// of this version is there already, or an event followed the `TrialFinished`.
+    scored: Option<(Outcome, EncodedEvent)>,
 }
 
 struct CampaignReplay<'a, 'r> {
@@ -200,26 +227,21 @@ impl CampaignReplay<'_, '_> {
             .messages()
             .await
             .map_err(|error| read_error(error.to_string()))?;
-        // The reading task also parses, so that parsing and scoring share the two cores.
-        let (sender, mut receiver) = mpsc::channel::<(u64, Vec<Event>)>(16);
+        // The reading task only pulls the messages and picks those the scorer reads, so that it
+        // keeps the server busy; this task parses and scores them. Parsing here, where the events
+        // are dropped once scored, keeps each allocation on the thread that frees it.
+        let (sender, mut receiver) = mpsc::channel::<(u64, Vec<(u64, Bytes)>)>(16);
         let reader = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut n_messages: u64 = 0;
             while let Some(next) = messages.next().await {
-                let message = next.map_err(|error| error.to_string())?;
+                let mut message = next.map_err(|error| error.to_string())?;
                 let info = message.info().map_err(|error| error.to_string())?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
                 n_messages += 1;
                 let event_type = message.subject.rsplit('.').next().unwrap_or_default();
                 if needed_payload(event_type, &message.payload) {
-                    match Event::from_json(&message.payload) {
-                        Ok(mut event) => {
-                            if event.trial_id.is_some() && keep_for_scoring(&mut event) {
-                                batch.push(event);
-                            }
-                        }
-                        Err(error) => warn!(sequence, %error, "unreadable event skipped"),
-                    }
+                    batch.push((sequence, std::mem::take(&mut message.message.payload)));
                 }
                 if n_messages >= BATCH as u64 || pending == 0 {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -234,14 +256,21 @@ impl CampaignReplay<'_, '_> {
             }
             Ok::<(), String>(())
         });
-        while let Some((n_messages, events)) = receiver.recv().await {
+        while let Some((n_messages, payloads)) = receiver.recv().await {
             let before = self.state.n_events_read;
             self.state.n_events_read += n_messages;
             if before / PROGRESS_EVERY != self.state.n_events_read / PROGRESS_EVERY {
                 progress(self.state);
             }
-            for event in events {
-                self.on_event(event);
+            for (sequence, payload) in payloads {
+                match Event::from_json(&payload) {
+                    Ok(mut event) => {
+                        if event.trial_id.is_some() && keep_for_scoring(&mut event) {
+                            self.on_event(event);
+                        }
+                    }
+                    Err(error) => warn!(sequence, %error, "unreadable event skipped"),
+                }
             }
         }
         reader
@@ -252,6 +281,12 @@ impl CampaignReplay<'_, '_> {
 
     /// The index of a trial in `trials`, added on its first event.
     fn trial_index(&mut self, trial_id: &str) -> usize {
+        // A trial's events mostly come one after the other.
+        if let Some(last) = self.trials.last()
+            && last.trial_id == trial_id
+        {
+            return self.trials.len() - 1;
+        }
         if let Some(index) = self.index_of.get(trial_id) {
             return *index;
         }
@@ -274,27 +309,83 @@ impl CampaignReplay<'_, '_> {
         };
         let index = self.trial_index(trial_id);
         let trial = &mut self.trials[index];
-        let finishes = match &event.data {
+        match &event.data {
             EventData::TrialScored(_) => {
                 trial.scored_ids.insert(event.id);
-                false
+                return;
             }
-            EventData::TrialFinished(_) => true,
-            _ => false,
-        };
-        if !matches!(event.data, EventData::TrialScored(_)) {
-            trial.events.push(event);
-            trial.scored = None;
+            _ if trial.finished => {
+                // The trial's events are gone: score it again from the stream at the end.
+                trial.scored = None;
+                return;
+            }
+            EventData::TrialFinished(_) => trial.finished = true,
+            _ => {}
         }
-        if finishes {
-            trial.finished = true;
+        trial.events.push(event);
+        if trial.finished {
+            let events = std::mem::take(&mut trial.events);
             let id = scored_event_id(self.campaign_id, &trial.trial_id, self.version);
             if !trial.scored_ids.contains(&id) {
-                let trial_score = score(&trial.events, self.config);
-                trial.scored = Some((trial_score.outcome, trial_score.to_event(self.producer)));
+                let trial_score = score(&events, self.config);
+                trial.scored = Some((trial_score.outcome, trial_score.encode(self.producer)));
             }
         }
     }
+}
+
+/// Up to this many trials are read again one by one; more, and the campaign is read once more.
+const READ_AGAIN_ONE_BY_ONE: usize = 64;
+
+/// The events that the scorer reads of the trials `trial_ids` of a campaign, in stream order and
+/// slimmed like those of a replay: one read per trial when they are few, else one more read of
+/// the campaign.
+async fn read_trials_again(
+    log: &EventLog,
+    campaign_id: &str,
+    trial_ids: &HashSet<&str>,
+) -> Result<HashMap<String, Vec<Event>>> {
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    if trial_ids.is_empty() {
+        return Ok(events);
+    }
+    let filters: Vec<EventFilter> = if trial_ids.len() <= READ_AGAIN_ONE_BY_ONE {
+        trial_ids
+            .iter()
+            .map(|trial_id| EventFilter {
+                campaign_id: Some(campaign_id.to_string()),
+                trial_id: Some(trial_id.to_string()),
+                ..EventFilter::default()
+            })
+            .collect()
+    } else {
+        vec![EventFilter {
+            campaign_id: Some(campaign_id.to_string()),
+            ..EventFilter::default()
+        }]
+    };
+    for filter in filters {
+        let mut stored = std::pin::pin!(log.read(&filter, false).await?);
+        while let Some(next) = stored.next().await {
+            let next = next?;
+            let mut tokens = next.subject.split('.').skip(2);
+            let (Some(trial_id), Some(event_type)) = (tokens.next(), tokens.next()) else {
+                continue;
+            };
+            if !trial_ids.contains(trial_id) || !needed_payload(event_type, &next.payload) {
+                continue;
+            }
+            match next.event {
+                Ok(mut event) => {
+                    if keep_for_scoring(&mut event) {
+                        events.entry(trial_id.to_string()).or_default().push(event);
+                    }
+                }
+                Err(error) => warn!(sequence = next.sequence, %error, "unreadable event skipped"),
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// Whether the scorer may read a message of `event_type`: not campaign-wide events, sessions or

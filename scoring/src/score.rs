@@ -23,7 +23,7 @@
 //! otherwise, including a resolution while the subject is unhealthy. A baseline trial succeeds when
 //! the subject became healthy again within the timeout and is healthy at the final capture.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -32,7 +32,8 @@ use schemas::event::{
     CapturePhase, Event, EventData, Outcome, Producer, TicketOpened, Timestamp, TrialScored,
     TrialStatus,
 };
-use serde_json::json;
+use schemas::log::EncodedEvent;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -544,62 +545,11 @@ impl TrialScore {
     /// The wire form: the figures as typed fields, the explanation, tickets, commands with the rule
     /// that classified each, thrashing episodes and thresholds in `details`.
     pub fn to_event_data(&self) -> TrialScored {
-        let commands_by_category: BTreeMap<String, u32> = self
-            .commands
-            .by_category
-            .iter()
-            .map(|(category, n)| (category.as_str().to_string(), *n))
-            .collect();
-        let tickets: Vec<serde_json::Value> = self
-            .tickets
-            .iter()
-            .map(|t| {
-                json!({
-                    "operator_db": t.operator_db,
-                    "ticket_id": t.ticket_id,
-                    "subject": t.subject,
-                    "first_seen_at": t.first_seen_at.to_string(),
-                    "resolved_at": t.resolved_at.map(|at| at.to_string()),
-                    "counted": t.counted,
-                    "note": t.note,
-                })
-            })
-            .collect();
-        let commands: Vec<serde_json::Value> = self
-            .commands
-            .distinct
-            .iter()
-            .map(|usage| {
-                let by = usage.classification.decided_by.as_ref();
-                let mut entry = json!({
-                    "tool": usage.command.tool,
-                    "command": usage.command.text,
-                    "n_calls": usage.n_calls,
-                    "category": usage.classification.category.as_str(),
-                    "rule": by.map(|by| by.rule.clone()),
-                });
-                // The simple command that decided, when it is not the whole command line.
-                if let Some(by) = by
-                    && by.matched != usage.command.text
-                {
-                    entry["matched"] = json!(by.matched);
-                }
-                entry
-            })
-            .collect();
-        let thrashing: Vec<serde_json::Value> = self
-            .thrashing
-            .iter()
-            .map(|episode| {
-                json!({
-                    "tool": episode.command.tool,
-                    "command": episode.command.text,
-                    "n_calls": episode.n_calls,
-                    "first_at": episode.first_at.to_string(),
-                    "last_at": episode.last_at.to_string(),
-                })
-            })
-            .collect();
+        self.scored(serde_json::to_value(self.details()).expect("details serialize to JSON"))
+    }
+
+    /// The wire form with `details` as they are given.
+    fn scored<Details>(&self, details: Details) -> TrialScored<Details> {
         TrialScored {
             scorer_version: self.scorer_version.clone(),
             outcome: self.outcome,
@@ -612,7 +562,12 @@ impl TrialScore {
             healed_within_timeout: self.healed_within_timeout,
             n_commands: self.commands.n_calls,
             n_unique_commands: self.commands.n_unique(),
-            commands_by_category,
+            commands_by_category: self
+                .commands
+                .by_category
+                .iter()
+                .map(|(category, n)| (category.as_str().to_string(), *n))
+                .collect(),
             n_destructive: self.commands.count(Category::Destructive),
             n_thrashing: self.thrashing.len() as u32,
             thrashing_commands: self
@@ -620,38 +575,151 @@ impl TrialScore {
                 .iter()
                 .map(|episode| episode.command.to_string())
                 .collect(),
-            details: json!({
-                "trial_status": self.trial_status.map(TrialStatus::as_str),
-                "injected_at": self.injected_at.map(|at| at.to_string()),
-                "final_healthy": self.final_healthy,
-                "explanation": self.explanation,
-                "tickets": tickets,
-                "commands": commands,
-                "thrashing": thrashing,
-                "settings": {
-                    "clock_skew_tolerance_ms": self.clock_skew_tolerance_ms,
-                    "thrashing_min_repeats": self.thrashing_min_repeats,
-                    "thrashing_window_ms": self.thrashing_window_ms,
-                },
-            }),
+            details,
         }
+    }
+
+    /// What v1 writes in `details`, borrowed from the score.
+    fn details(&self) -> Details<'_> {
+        Details {
+            commands: self
+                .commands
+                .distinct
+                .iter()
+                .map(|usage| {
+                    let by = usage.classification.decided_by.as_ref();
+                    CommandDetails {
+                        category: usage.classification.category.as_str(),
+                        command: &usage.command.text,
+                        // The simple command that decided, when it is not the whole command line.
+                        matched: by
+                            .map(|by| by.matched.as_str())
+                            .filter(|matched| *matched != usage.command.text),
+                        n_calls: usage.n_calls,
+                        rule: by.map(|by| by.rule.as_str()),
+                        tool: &usage.command.tool,
+                    }
+                })
+                .collect(),
+            explanation: &self.explanation,
+            final_healthy: self.final_healthy,
+            injected_at: self.injected_at,
+            settings: SettingsDetails {
+                clock_skew_tolerance_ms: self.clock_skew_tolerance_ms,
+                thrashing_min_repeats: self.thrashing_min_repeats,
+                thrashing_window_ms: self.thrashing_window_ms,
+            },
+            thrashing: self
+                .thrashing
+                .iter()
+                .map(|episode| ThrashingDetails {
+                    command: &episode.command.text,
+                    first_at: episode.first_at,
+                    last_at: episode.last_at,
+                    n_calls: episode.n_calls,
+                    tool: &episode.command.tool,
+                })
+                .collect(),
+            tickets: self
+                .tickets
+                .iter()
+                .map(|ticket| TicketDetails {
+                    counted: ticket.counted,
+                    first_seen_at: ticket.first_seen_at,
+                    note: &ticket.note,
+                    operator_db: &ticket.operator_db,
+                    resolved_at: ticket.resolved_at,
+                    subject: ticket.subject.as_deref(),
+                    ticket_id: ticket.ticket_id,
+                })
+                .collect(),
+            trial_status: self.trial_status.map(TrialStatus::as_str),
+        }
+    }
+
+    /// The id of this score's `TrialScored` event, derived from trial and version.
+    fn event_id(&self) -> Uuid {
+        scored_event_id(
+            &self.campaign_id,
+            self.trial_id.as_deref().unwrap_or("_"),
+            &self.scorer_version,
+        )
     }
 
     /// The `TrialScored` event of this score, with its derived id.
     pub fn to_event(&self, producer: &Producer) -> Event {
-        let mut event = Event::new(
+        Event::new(
             producer,
             &self.campaign_id,
             self.trial_id.as_deref(),
             self.to_event_data(),
-        );
-        event.id = scored_event_id(
-            &self.campaign_id,
-            self.trial_id.as_deref().unwrap_or("_"),
-            &self.scorer_version,
-        );
-        event
+        )
+        .with_id(self.event_id())
     }
+
+    /// [`TrialScore::to_event`], encoded for publishing; the details are written straight from
+    /// the score, never made a JSON value (the re-score of a large campaign encodes one per trial).
+    pub fn encode(&self, producer: &Producer) -> EncodedEvent {
+        self.scored(self.details()).encode(
+            self.event_id(),
+            &self.campaign_id,
+            self.trial_id.as_deref(),
+            producer,
+        )
+    }
+}
+
+// v1's `details`. Fields are in alphabetical order, as a JSON value orders its keys, so that both
+// ways of writing a score give the same bytes.
+
+#[derive(Serialize)]
+struct Details<'a> {
+    commands: Vec<CommandDetails<'a>>,
+    explanation: &'a [String],
+    final_healthy: Option<bool>,
+    injected_at: Option<Timestamp>,
+    settings: SettingsDetails,
+    thrashing: Vec<ThrashingDetails<'a>>,
+    tickets: Vec<TicketDetails<'a>>,
+    trial_status: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct CommandDetails<'a> {
+    category: &'static str,
+    command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<&'a str>,
+    n_calls: u32,
+    rule: Option<&'a str>,
+    tool: &'a str,
+}
+
+#[derive(Serialize)]
+struct SettingsDetails {
+    clock_skew_tolerance_ms: i64,
+    thrashing_min_repeats: u32,
+    thrashing_window_ms: i64,
+}
+
+#[derive(Serialize)]
+struct ThrashingDetails<'a> {
+    command: &'a str,
+    first_at: Timestamp,
+    last_at: Timestamp,
+    n_calls: u32,
+    tool: &'a str,
+}
+
+#[derive(Serialize)]
+struct TicketDetails<'a> {
+    counted: bool,
+    first_seen_at: Timestamp,
+    note: &'a str,
+    operator_db: &'a str,
+    resolved_at: Option<Timestamp>,
+    subject: Option<&'a str>,
+    ticket_id: i64,
 }
 
 /// The id of the `TrialScored` event of a trial under a scorer version: derived from all three,

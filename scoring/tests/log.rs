@@ -287,6 +287,61 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     assert_eq!((all.n_published, all.n_already_scored), (2, 4));
 }
 
+/// An event of a trial that follows its `TrialFinished` (a capture running late) counts in its
+/// score: a few such trials are read again one by one, many in one more read of the campaign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescore_counts_the_events_that_follow_a_trials_end() {
+    let (_nats, log) = start().await;
+    for (campaign, n_trials) in [("late-few", 3), ("late-many", 70)] {
+        let trials: Vec<TrialFixture> = (0..n_trials)
+            .map(|index| {
+                TrialFixture::test()
+                    .in_campaign(campaign)
+                    .with_trial_index(index)
+                    .detected_after(1_000)
+                    .healthy_after(15_000)
+                    .resolved_after(20_000)
+            })
+            .collect();
+        let late = |event: &Event| matches!(event.data, EventData::TicketResolved(_));
+        let in_log_order = |trial: &TrialFixture| -> Vec<Event> {
+            let (late, early): (Vec<Event>, Vec<Event>) =
+                trial.events().into_iter().partition(late);
+            early.into_iter().chain(late).collect()
+        };
+        let early = trials
+            .iter()
+            .flat_map(|trial| trial.events().into_iter().filter(|event| !late(event)));
+        log.publish_all(early, 64, |_| {}).await.unwrap();
+        let resolutions = trials
+            .iter()
+            .flat_map(|trial| trial.events().into_iter().filter(late));
+        log.publish_all(resolutions, 64, |_| {}).await.unwrap();
+
+        let report = rescore(
+            &log,
+            &RescoreFilter::Campaign(campaign.to_string()),
+            &ScoringConfig::default(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.n_published, u64::from(n_trials), "{campaign}");
+        assert_eq!(report.by_outcome.get("success"), Some(&u64::from(n_trials)));
+        let stored = scores(&log, Some(campaign)).await;
+        assert_eq!(stored.len(), n_trials as usize);
+        for trial in &trials {
+            let (_, scored) = stored
+                .iter()
+                .find(|(trial_id, _)| *trial_id == trial.trial_id())
+                .unwrap();
+            let expected = scoring::score(&in_log_order(trial), &ScoringConfig::default());
+            assert!(scored.resolved, "{campaign}");
+            assert_eq!(scored, &expected.to_event_data(), "{campaign}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_scores_every_synthetic_trial() {
     let dir = tempfile::tempdir().unwrap();

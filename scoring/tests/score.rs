@@ -712,3 +712,35 @@ fn the_wire_form_carries_the_figures_and_the_explanation() {
         }"#]]
     .assert_eq(&serde_json::to_string_pretty(&data).unwrap());
 }
+
+#[test]
+fn a_score_encoded_for_publishing_is_its_event_byte_for_byte() {
+    let producer = schemas::event::Producer {
+        stage: "rescore".to_string(),
+        host: "test".to_string(),
+    };
+    let thrashing = TrialFixture::test()
+        .detected_after(1_500)
+        .command_at(3_000, "etcdctl endpoint status")
+        .command_at(4_000, "etcdctl endpoint status")
+        .command_at(5_000, "etcdctl endpoint status")
+        .command_at(8_000, "journalctl -u etcd | rm -rf /var/lib/etcd/member")
+        .resolved_after(42_000);
+    let trials = (0..10)
+        .map(|index| scoring::fixtures::synthetic_trial("c", index))
+        .chain([thrashing, TrialFixture::test()]);
+    for trial in trials {
+        let scored = score(&trial.events(), &ScoringConfig::default());
+        let encoded = scored.encode(&producer);
+        let mut event = scored.to_event(&producer);
+        event.occurred_at = schemas::event::Event::from_json(&encoded.payload)
+            .unwrap()
+            .occurred_at;
+        assert_eq!(
+            encoded,
+            event.encode(),
+            "{}",
+            String::from_utf8_lossy(&encoded.payload)
+        );
+    }
+}

@@ -101,6 +101,14 @@ pub struct StoredEvent {
     pub event: std::result::Result<Event, String>,
 }
 
+/// An event as it is published: its subject, its id (the `Nats-Msg-Id`) and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    pub subject: String,
+    pub id: uuid::Uuid,
+    pub payload: Bytes,
+}
+
 /// What a publish did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishSummary {
@@ -235,6 +243,22 @@ impl EventLog {
         &self,
         events: impl IntoIterator<Item = Event>,
         in_flight: usize,
+        on_ack: impl FnMut(u64),
+    ) -> Result<PublishSummary> {
+        self.publish_encoded(
+            events.into_iter().map(|event| event.encode()),
+            in_flight,
+            on_ack,
+        )
+        .await
+    }
+
+    /// [`EventLog::publish_all`] for events already encoded, so that a stage can encode them
+    /// while it does other work and keep only their bytes.
+    pub async fn publish_encoded(
+        &self,
+        events: impl IntoIterator<Item = EncodedEvent>,
+        in_flight: usize,
         mut on_ack: impl FnMut(u64),
     ) -> Result<PublishSummary> {
         let mut summary = PublishSummary::default();
@@ -247,9 +271,13 @@ impl EventLog {
                 acked += 1;
                 on_ack(acked);
             }
-            let subject = event.subject();
+            let EncodedEvent {
+                subject,
+                id,
+                payload,
+            } = event;
             let ack = self
-                .send(&subject, &event)
+                .send(&subject, id, payload)
                 .await
                 .map_err(|reason| Error::Publish {
                     subject: subject.clone(),
@@ -280,11 +308,12 @@ impl EventLog {
     async fn send(
         &self,
         subject: &str,
-        event: &Event,
+        id: uuid::Uuid,
+        payload: Bytes,
     ) -> std::result::Result<jetstream::context::PublishAckFuture, String> {
         let message = jetstream::message::PublishMessage::build()
-            .payload(Bytes::from(event.to_json()))
-            .message_id(event.id.to_string());
+            .payload(payload)
+            .message_id(id.to_string());
         self.jetstream
             .send_publish(subject.to_string(), message)
             .await
