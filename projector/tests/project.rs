@@ -358,15 +358,22 @@ fn the_readme_documents_every_table() {
     let path = repo_root().join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let (start, end) = ("<!-- tables:start -->\n", "<!-- tables:end -->");
-    let from = readme.find(start).expect("the README has the tables start marker") + start.len();
-    let to = readme.find(end).expect("the README has the tables end marker");
+    let from = readme
+        .find(start)
+        .expect("the README has the tables start marker")
+        + start.len();
+    let to = readme
+        .find(end)
+        .expect("the README has the tables end marker");
     let wanted = projector::schema::markdown();
     if readme[from..to] != wanted {
         if std::env::var_os("UPDATE_EXPECT").is_some() {
             let updated = format!("{}{wanted}{}", &readme[..from], &readme[to..]);
             std::fs::write(&path, updated).unwrap();
         } else {
-            panic!("the README's table documentation is out of date: run UPDATE_EXPECT=1 cargo test -p projector");
+            panic!(
+                "the README's table documentation is out of date: run UPDATE_EXPECT=1 cargo test -p projector"
+            );
         }
     }
 }
