@@ -45,6 +45,12 @@ pub fn sandboxed_config() -> Result<Config> {
         .enable_autoload_extension(false)?)
 }
 
+/// The writer's settings: sandboxed, and a checkpoint only every 256 MB of write-ahead log
+/// (DuckDB's default, 16 MB, checkpoints after nearly every batch of a rebuild).
+fn writer_config() -> Result<Config> {
+    Ok(sandboxed_config()?.with("checkpoint_threshold", "256MB")?)
+}
+
 /// Opens `path`, turning DuckDB's lock error into one that says who holds the file.
 pub fn open_with(path: &Path, config: Config) -> Result<Connection> {
     Connection::open_with_flags(path, config).map_err(|error| {
@@ -80,7 +86,7 @@ impl Writer {
                 message: format!("cannot create {}: {error}", dir.display()),
             })?;
         }
-        let connection = open_with(path, sandboxed_config()?)?;
+        let connection = open_with(path, writer_config()?)?;
         let mut ddl = String::new();
         for table in schema::TABLES {
             ddl.push_str(&table.create_sql());
@@ -164,7 +170,9 @@ impl Writer {
         self.connection.execute_batch("BEGIN TRANSACTION;")?;
         match self.write(projection, files, stats.last_sequence) {
             Ok(()) => {
+                let started = std::time::Instant::now();
                 self.connection.execute_batch("COMMIT;")?;
+                tracing::debug!(commit_ms = started.elapsed().as_millis(), "committed");
                 projection.uncommitted = 0;
                 Ok(stats)
             }
@@ -181,6 +189,7 @@ impl Writer {
         files: Vec<operator::FileRead>,
         last_sequence: u64,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         for buffer in [
             &mut projection.events,
             &mut projection.scores,
@@ -189,13 +198,21 @@ impl Writer {
         ] {
             self.append(buffer)?;
         }
+        let appended = started.elapsed();
         let (keys, mut rows) = projection.take_dirty_trials();
         self.replace("trial_id", &keys, &mut rows)?;
         let (keys, mut rows) = projection.take_dirty_campaigns();
         self.replace("campaign_id", &keys, &mut rows)?;
+        let replaced = started.elapsed();
         for file in files {
             self.write_file(file)?;
         }
+        tracing::debug!(
+            append_ms = appended.as_millis(),
+            replace_ms = (replaced - appended).as_millis(),
+            files_ms = (started.elapsed() - replaced).as_millis(),
+            "commit parts"
+        );
         self.connection.execute(
             "UPDATE projector_progress SET last_sequence = ?, updated_at = now()::TIMESTAMP WHERE stream = ?",
             params![last_sequence, STREAM],
@@ -213,11 +230,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes the rows of `keys` and appends their new rows.
+    /// Deletes the rows of `keys` and appends the new rows.
     fn replace(&self, key: &str, keys: &[String], rows: &mut TableBuffer) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         for chunk in keys.chunks(2048) {
             let list: Vec<String> = chunk.iter().map(|key| sql_string(key)).collect();
             self.connection.execute(
@@ -345,6 +359,7 @@ fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()
             n_log_entries: c.get()?,
             n_tool_calls: c.get()?,
             last_event_at: c.time()?,
+            in_table: true,
         };
         projection.trials.insert(trial.trial_id.clone(), trial);
     }

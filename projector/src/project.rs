@@ -54,6 +54,8 @@ pub struct TrialRow {
     pub n_log_entries: Option<i32>,
     pub n_tool_calls: Option<i32>,
     pub last_event_at: Option<Timestamp>,
+    /// The row is in the table already (a commit must replace it, not only append it).
+    pub in_table: bool,
 }
 
 /// A campaign's row in `campaigns`.
@@ -472,15 +474,22 @@ impl Projection {
     }
 
     /// The `trials` rows of the trials changed since the last commit, and their keys.
+    /// The `trials` rows of the trials changed since the last commit, and the keys of those among
+    /// them already in the table (to delete first). A rebuild mostly appends new trials, so it
+    /// deletes little.
     pub fn take_dirty_trials(&mut self) -> (Vec<String>, TableBuffer) {
         let mut buffer = TableBuffer::new(&schema::TRIALS);
-        let keys: Vec<String> = std::mem::take(&mut self.dirty_trials).into_iter().collect();
-        for key in &keys {
-            if let Some(trial) = self.trials.get(key) {
+        let mut replaced = Vec::new();
+        for key in std::mem::take(&mut self.dirty_trials) {
+            if let Some(trial) = self.trials.get_mut(&key) {
                 trial_row(&mut buffer, trial);
+                if trial.in_table {
+                    replaced.push(key);
+                }
+                trial.in_table = true;
             }
         }
-        (keys, buffer)
+        (replaced, buffer)
     }
 
     /// The `campaigns` rows of the campaigns changed since the last commit, and their keys.

@@ -29,8 +29,8 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             until_caught_up: false,
-            batch_events: 50_000,
-            max_delay: Duration::from_millis(250),
+            batch_events: 100_000,
+            max_delay: Duration::from_secs(1),
         }
     }
 }
@@ -161,8 +161,12 @@ fn fold(
         ..Report::default()
     };
     let mut oldest: Option<Instant> = None;
+    let (mut applying, mut committing, mut waiting) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut commit = |projection: &mut Projection, report: &mut Report| -> Result<()> {
+        let started = Instant::now();
         let stats = writer.commit(projection)?;
+        committing += started.elapsed();
         report.commits += 1;
         report.last_sequence = stats.last_sequence;
         progress(Progress {
@@ -176,11 +180,16 @@ fn fold(
         let wait = oldest.map_or(Duration::from_secs(3600), |since| {
             options.max_delay.saturating_sub(since.elapsed())
         });
-        match receiver.recv_timeout(wait) {
+        let started = Instant::now();
+        let received = receiver.recv_timeout(wait);
+        waiting += started.elapsed();
+        match received {
             Ok(chunk) => {
+                let started = Instant::now();
                 for stored in &chunk {
                     projection.apply(stored);
                 }
+                applying += started.elapsed();
                 report.applied += chunk.len() as u64;
                 oldest.get_or_insert_with(Instant::now);
                 let due = projection.uncommitted >= options.batch_events
@@ -200,6 +209,15 @@ fn fold(
                 if projection.uncommitted > 0 {
                     commit(&mut projection, &mut report)?;
                 }
+                drop(commit);
+                tracing::debug!(
+                    applied = report.applied,
+                    commits = report.commits,
+                    applying_ms = applying.as_millis(),
+                    committing_ms = committing.as_millis(),
+                    waiting_ms = waiting.as_millis(),
+                    "projector run ended"
+                );
                 return Ok(report);
             }
         }
