@@ -49,7 +49,8 @@ impl Kind {
         }
     }
 
-    fn doc_name(self) -> &'static str {
+    /// The type's name in the documentation.
+    pub fn doc_name(self) -> &'static str {
         match self {
             Kind::Json => "JSON text",
             other => other.sql(),
