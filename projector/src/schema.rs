@@ -49,8 +49,7 @@ impl Kind {
         }
     }
 
-    /// The type's name in the documentation.
-    pub fn doc_name(self) -> &'static str {
+    fn doc_name(self) -> &'static str {
         match self {
             Kind::Json => "JSON text",
             other => other.sql(),
