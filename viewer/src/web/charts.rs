@@ -90,9 +90,7 @@ fn sorted(values: &[f64]) -> Vec<f64> {
 }
 
 fn format_seconds(seconds: f64) -> String {
-    if seconds == seconds.round() {
-        format!("{seconds:.0}")
-    } else if seconds >= 10.0 {
+    if seconds == seconds.round() || seconds >= 10.0 {
         format!("{seconds:.0}")
     } else {
         format!("{seconds:.1}")

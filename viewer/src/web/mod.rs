@@ -155,7 +155,7 @@ impl AppError {
         }
     }
 
-    fn as_json(mut self) -> AppError {
+    fn into_json(mut self) -> AppError {
         self.json = true;
         self
     }
@@ -230,7 +230,7 @@ async fn api_not_found(uri: axum::http::Uri) -> AppError {
         "no API route {}; the routes are /api/campaigns, /api/campaigns/ID, /api/trials/ID, /api/variants, /api/sql, /api/tables, /api/events",
         uri.path()
     ))
-    .as_json()
+    .into_json()
 }
 
 /// A whole-number parameter within `range`, or the default.
@@ -297,10 +297,10 @@ async fn campaigns_page(State(source): State<Source>, Query(params): Params) -> 
 }
 
 async fn campaigns_api(State(source): State<Source>, Query(params): Params) -> PageResult {
-    let request = list_request(&params).map_err(AppError::as_json)?;
+    let request = list_request(&params).map_err(AppError::into_json)?;
     let data = campaigns_json(&source, request)
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(data).into_response())
 }
 
@@ -315,7 +315,7 @@ async fn campaign_api(State(source): State<Source>, Path(id): Path<String>) -> P
     let data = source
         .read(move |reader| data::campaign(reader, &id))
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(data).into_response())
 }
 
@@ -333,7 +333,7 @@ async fn trial_api(State(source): State<Source>, Path(id): Path<String>) -> Page
     let data = source
         .read(move |reader| crate::show::show(reader, &id, true).map(|view| view.json))
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(data).into_response())
 }
 
@@ -378,10 +378,10 @@ async fn variants_page(State(source): State<Source>, Query(params): Params) -> P
 }
 
 async fn variants_api(State(source): State<Source>, Query(params): Params) -> PageResult {
-    let choice = variants_request(&params).map_err(AppError::as_json)?;
+    let choice = variants_request(&params).map_err(AppError::into_json)?;
     let data = variants_json(&source, choice)
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(data).into_response())
 }
 
@@ -476,14 +476,14 @@ pub fn csv(result: &QueryResult) -> String {
 }
 
 async fn sql_api_get(State(source): State<Source>, Query(params): Params) -> PageResult {
-    let sql = required_sql(&params).map_err(AppError::as_json)?;
+    let sql = required_sql(&params).map_err(AppError::into_json)?;
     let limits = bounded(
         params.get("max_rows").and_then(|text| text.parse().ok()),
         params.get("timeout_ms").and_then(|text| text.parse().ok()),
     );
     let result = run_sql(&source, sql, limits)
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(result).into_response())
 }
 
@@ -493,12 +493,12 @@ async fn sql_api_post(State(source): State<Source>, body: axum::body::Bytes) -> 
         AppError::bad_request(format!(
             "the body must be JSON {{\"sql\": \"SELECT ...\"}}: {error}"
         ))
-        .as_json()
+        .into_json()
     })?;
     let limits = bounded(request.max_rows, request.timeout_ms);
     let result = run_sql(&source, request.sql, limits)
         .await
-        .map_err(AppError::as_json)?;
+        .map_err(AppError::into_json)?;
     Ok(Json(result).into_response())
 }
 
