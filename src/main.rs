@@ -65,6 +65,9 @@ enum Command {
     Project(cli::project::ProjectArgs),
     /// Read-only SQL over the DuckDB tables (see the README for tables and columns).
     Sql(cli::sql::SqlArgs),
+    /// The web viewer: campaigns, trial timelines, variant scorecards, SQL, on 127.0.0.1:8000
+    /// (`eval up` serves the same pages on its own port).
+    Viewer(cli::viewer::ViewerArgs),
     /// Campaigns, newest first, with progress and success rate.
     List(cli::views::ListArgs),
     /// A campaign and its trials, or (--trial) one trial's timeline: phases, the agent's
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             Command::ImportLegacy(args) => cli::score::import_legacy(&global, args).await,
             Command::Project(args) => cli::project::run(&global, args).await,
             Command::Sql(args) => cli::sql::run(&global, args).await,
+            Command::Viewer(args) => cli::viewer::run(&global, args).await,
             Command::List(args) => cli::views::list(&global, args).await,
             Command::Show(args) => cli::views::show(&global, args).await,
             Command::Analyze(args) => cli::views::analyze(&global, args).await,

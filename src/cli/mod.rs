@@ -13,6 +13,7 @@ pub mod score;
 pub mod sql;
 pub mod up;
 pub mod validate;
+pub mod viewer;
 pub mod views;
 pub mod worker;
 

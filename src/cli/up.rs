@@ -28,11 +28,12 @@ pub struct UpArgs {
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
-    /// Address the read API listens on (`eval sql`, `eval list`, … reach the database through
-    /// it while `eval up` owns the file). It has no authentication: keep it on 127.0.0.1.
+    /// Address of the web viewer and the read API (`eval sql`, `eval list`, … reach the
+    /// database through it while `eval up` owns the file). It has no authentication: keep it on
+    /// 127.0.0.1.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
-    /// Port of the read API (a busy port falls back to any free one).
+    /// Port of the web viewer and the read API (a busy port falls back to any free one).
     #[arg(long, default_value_t = 8000)]
     port: u16,
 }
@@ -91,7 +92,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             let database = viewer::api::Database::new(writer.reader()?);
             if !args.host.is_loopback() {
                 eprintln!(
-                    "eval up: warning: the read API listens on {} without authentication; anyone who reaches it can query every trial",
+                    "eval up: warning: the viewer and read API listen on {} without authentication; anyone who reaches them can read every trial",
                     args.host
                 );
             }
@@ -103,7 +104,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             )
             .await?;
             eprintln!(
-                "eval up: read API at {} (database {})",
+                "eval up: viewer and read API at {} (database {})",
                 api.url,
                 path.display()
             );

@@ -128,7 +128,7 @@ async fn answer(
 pub async fn list(global: &Global, args: ListArgs) -> Outcome {
     let (limit, offset) = (args.limit, args.offset);
     answer(global, args.read, move |reader| {
-        viewer::views::list(reader, limit, offset)
+        viewer::views::list(reader, None, limit, offset)
     })
     .await
 }

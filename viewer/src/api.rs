@@ -1,17 +1,15 @@
-//! The local HTTP API of the process that owns the DuckDB file: read-only SQL for the read
-//! commands of other processes (and, with the web viewer, its pages' data).
+//! The local HTTP API of the process that owns the DuckDB file: the web viewer (`web.rs`) on the
+//! owner's database instance, whose `POST /api/sql` answers the read commands of other processes.
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::{Json, Router};
 use duckdb::Connection;
 
 use crate::query::{Limits, QueryError, run_query};
-use crate::reader::{ApiError, SqlRequest};
+use crate::reader::ApiError;
 
 /// The largest row limit and timeout a request may ask for.
 pub const MAX_ROWS: usize = 100_000;
@@ -36,32 +34,33 @@ impl Database {
         }
     }
 
+    /// A connection of its own to the shared database.
+    pub fn connection(&self) -> Result<Connection, QueryError> {
+        let guard = self
+            .connection
+            .lock()
+            .map_err(|_| QueryError::Open("the database handle is poisoned".to_string()))?;
+        guard
+            .try_clone()
+            .map_err(|error| QueryError::Open(error.to_string()))
+    }
+
     /// Runs `sql` on a connection of its own, on a blocking thread.
     pub async fn query(
         &self,
         sql: String,
         limits: Limits,
     ) -> Result<crate::query::QueryResult, QueryError> {
-        let connection = {
-            let guard = self
-                .connection
-                .lock()
-                .map_err(|_| QueryError::Open("the database handle is poisoned".to_string()))?;
-            guard
-                .try_clone()
-                .map_err(|error| QueryError::Open(error.to_string()))?
-        };
+        let connection = self.connection()?;
         tokio::task::spawn_blocking(move || run_query(&connection, &sql, limits))
             .await
             .map_err(|error| QueryError::Open(format!("the query thread failed: {error}")))?
     }
 }
 
-/// The API's routes.
+/// The API's routes: the whole web viewer (pages and `/api/...`) on the owner's database.
 pub fn router(database: Database) -> Router {
-    Router::new()
-        .route("/api/sql", post(sql))
-        .with_state(database)
+    crate::web::app(crate::web::Source::Shared(database))
 }
 
 /// The limits a request asked for, within the API's bounds.
@@ -72,14 +71,6 @@ pub fn bounded(max_rows: Option<usize>, timeout_ms: Option<u64>) -> Limits {
         timeout_ms: timeout_ms
             .unwrap_or(default.timeout_ms)
             .clamp(1, MAX_TIMEOUT_MS),
-    }
-}
-
-async fn sql(State(database): State<Database>, Json(request): Json<SqlRequest>) -> Response {
-    let limits = bounded(request.max_rows, request.timeout_ms);
-    match database.query(request.sql, limits).await {
-        Ok(result) => Json(result).into_response(),
-        Err(error) => error_response(&error),
     }
 }
 

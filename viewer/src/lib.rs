@@ -1,6 +1,6 @@
 //! The views that never publish: `eval events`, the read-only SQL surface over DuckDB and the
 //! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
-//! that serves them while another process owns the DuckDB file.
+//! that serves them while another process owns the DuckDB file; the web viewer (`web`).
 
 pub mod api;
 pub mod events;
@@ -8,3 +8,4 @@ pub mod query;
 pub mod reader;
 pub mod show;
 pub mod views;
+pub mod web;

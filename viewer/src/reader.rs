@@ -188,10 +188,7 @@ fn remote_query(url: &str, sql: &str, limits: Limits) -> Result<QueryResult, Que
 
 fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(end) = body.windows(2).position(|window| window == b"\r\n") else {
-            break;
-        };
+    while let Some(end) = body.windows(2).position(|window| window == b"\r\n") {
         let size_text = String::from_utf8_lossy(&body[..end]);
         let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
         else {

@@ -248,6 +248,12 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
             "category": row.get("category"),
             "rule": row.get("rule"),
             "exit_code": row.get("exit_code"),
+            "tool_params": row
+                .get("tool_params_json")
+                .and_then(Value::as_str)
+                .and_then(|params| serde_json::from_str::<Value>(params).ok()),
+            "summary": summarize(&kind, &text(row, "data")),
+            "data": serde_json::from_str::<Value>(&text(row, "data")).unwrap_or(Value::Null),
         }));
     }
 
@@ -359,8 +365,8 @@ fn summarize(kind: &str, data: &str) -> String {
     }
 }
 
-/// Leaf values of two JSON documents that differ, by path.
-pub fn state_diff(before: &str, after: &str) -> BTreeMap<String, (Option<String>, Option<String>)> {
+/// The leaf values of a JSON document by path (`members[0].healthy`); unreadable text is empty.
+pub fn flatten_state(text: &str) -> BTreeMap<String, String> {
     fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
         match value {
             Value::Object(map) => {
@@ -383,10 +389,16 @@ pub fn state_diff(before: &str, after: &str) -> BTreeMap<String, (Option<String>
             }
         }
     }
-    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-    flatten("", &parse(before), &mut a);
-    flatten("", &parse(after), &mut b);
+    let mut out = BTreeMap::new();
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        flatten("", &value, &mut out);
+    }
+    out
+}
+
+/// Leaf values of two JSON documents that differ, by path.
+pub fn state_diff(before: &str, after: &str) -> BTreeMap<String, (Option<String>, Option<String>)> {
+    let (a, b) = (flatten_state(before), flatten_state(after));
     let mut diff = BTreeMap::new();
     for path in a.keys().chain(b.keys()) {
         let (x, y) = (a.get(path), b.get(path));

@@ -133,8 +133,24 @@ fn interval_json(interval: Option<Interval>) -> Value {
 // ---------------------------------------------------------------------------------------------
 // list
 
-/// `eval list`: campaigns, newest first.
-pub fn list(reader: &Reader, limit: usize, offset: usize) -> Result<View> {
+/// `eval list`: campaigns, newest first; with `filter`, only those whose id, name, status or file
+/// name contains it (case-insensitive).
+pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) -> Result<View> {
+    let condition = match filter.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => {
+            let pattern = literal(&format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ));
+            format!(
+                "WHERE c.campaign_id ILIKE {pattern} ESCAPE '\\' OR c.name ILIKE {pattern} ESCAPE '\\'
+                    OR c.status ILIKE {pattern} ESCAPE '\\' OR c.file_name ILIKE {pattern} ESCAPE '\\'"
+            )
+        }
+        None => String::new(),
+    };
     let result = query(
         reader,
         &format!(
@@ -146,6 +162,7 @@ pub fn list(reader: &Reader, limit: usize, offset: usize) -> Result<View> {
              FROM campaigns c
              LEFT JOIN trials t ON t.campaign_id = c.campaign_id AND NOT coalesce(t.baseline, false)
              LEFT JOIN latest_scores s ON s.trial_id = t.trial_id
+             {condition}
              GROUP BY c.campaign_id, c.name, c.status, c.published_at, c.n_trials, c.n_started,
                       c.n_finished
              ORDER BY c.published_at DESC NULLS LAST, c.campaign_id
@@ -154,7 +171,9 @@ pub fn list(reader: &Reader, limit: usize, offset: usize) -> Result<View> {
     )?;
     let rows = objects(&result);
     let mut text = String::new();
-    if rows.is_empty() {
+    if rows.is_empty() && filter.is_some_and(|text| !text.trim().is_empty()) {
+        text.push_str("no campaign matches the filter\n");
+    } else if rows.is_empty() {
         text.push_str(
             "no campaigns yet (`eval publish FILE` adds one; `eval project` fills the database)\n",
         );
@@ -190,7 +209,7 @@ pub fn list(reader: &Reader, limit: usize, offset: usize) -> Result<View> {
         campaigns.push(Value::Object(object));
     }
     Ok(View {
-        json: json!({"campaigns": campaigns, "limit": limit, "offset": offset}),
+        json: json!({"campaigns": campaigns, "filter": filter, "limit": limit, "offset": offset}),
         text,
     })
 }
@@ -720,8 +739,16 @@ pub fn compare_variants(
     let mut cards = Vec::new();
     let mut best: Option<(&String, f64, f64)> = None;
     for (name, members) in &by_variant {
-        let (value, summary) = group_json(name, members, &options);
+        let (mut value, summary) = group_json(name, members, &options);
         text.push_str(&scorecard_line(&value, &summary));
+        value["times_to_detect_ms"] = members
+            .iter()
+            .filter_map(|t| t.result.time_to_detect_ms)
+            .collect();
+        value["times_to_recover_ms"] = members
+            .iter()
+            .filter_map(|t| t.result.time_to_recover_ms)
+            .collect();
         // The best: highest success rate, then shortest median time to recover.
         let rate = summary.success_rate.unwrap_or(-1.0);
         let recover = summary.median_time_to_recover_ms.unwrap_or(f64::INFINITY);

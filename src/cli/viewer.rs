@@ -1,0 +1,71 @@
+//! `eval viewer`: the web viewer on its own. It serves the file opened read-only for each
+//! request (so that `eval up` or `eval project` can still take the file), and when the file's
+//! owner is running, every query goes through the owner's API, which serves the same viewer
+//! itself.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use viewer::reader::{ApiFile, api_file_path};
+use viewer::web::{Source, app};
+
+use super::Outcome;
+use crate::Global;
+
+#[derive(Debug, Args)]
+pub struct ViewerArgs {
+    /// Address to listen on. The viewer has no authentication: anything but 127.0.0.1 lets
+    /// whoever reaches it read every trial.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// The DuckDB file (default: <data-dir>/eval.duckdb).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
+    let shutdown = super::shutdown_on_signal();
+    let path = super::project::db_path(global, args.db.as_deref());
+    if let Ok(bytes) = std::fs::read(api_file_path(&path))
+        && let Ok(owner) = serde_json::from_slice::<ApiFile>(&bytes)
+        && viewer::reader::Reader::open(&path)
+            .is_ok_and(|reader| matches!(reader, viewer::reader::Reader::Remote { .. }))
+    {
+        eprintln!(
+            "eval viewer: process {} owns {} and serves the viewer itself at {}; this one reads through it",
+            owner.pid,
+            path.display(),
+            owner.url
+        );
+    } else if !path.exists() {
+        eprintln!(
+            "eval viewer: no database at {} yet; pages will say so until `eval project` (or `eval up`) builds it",
+            path.display()
+        );
+    }
+    let address = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr()?;
+    if !args.host.is_loopback() {
+        eprintln!(
+            "eval viewer: warning: listening on {} without authentication; anyone who reaches it can read every trial and run read-only SQL",
+            args.host
+        );
+    }
+    eprintln!(
+        "eval viewer: http://{local}/ (database {}); Ctrl-C stops it",
+        path.display()
+    );
+    axum::serve(listener, app(Source::File(path)))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("the viewer stopped")?;
+    Ok(())
+}
