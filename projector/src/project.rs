@@ -284,11 +284,10 @@ impl Projection {
                 trial.reset_at = Some(at);
                 state(trial, "reset");
             }
-            EventData::SubjectHealthy(_) => {
-                if trial.injected_at.is_none() {
-                    trial.healthy_at = Some(at);
-                    state(trial, "healthy");
-                }
+            // Healthy after the injection is the subject healing, not a phase of the trial.
+            EventData::SubjectHealthy(_) if trial.injected_at.is_none() => {
+                trial.healthy_at = Some(at);
+                state(trial, "healthy");
             }
             EventData::StateCaptured(captured) => {
                 let text = Some(captured.state.to_string());

@@ -209,7 +209,6 @@ fn fold(
                 if projection.uncommitted > 0 {
                     commit(&mut projection, &mut report)?;
                 }
-                drop(commit);
                 tracing::debug!(
                     applied = report.applied,
                     commits = report.commits,
