@@ -451,7 +451,7 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
             time to recover: operator is better (p = 3.7e-5, Mann-Whitney U test, 12 vs 12)
     "#]].assert_eq(&run(&["compare-baseline", "clear"]));
     expect![[r#"
-        campaign clear (quickstart): running, 36/12 trials finished, 36 scored
+        campaign clear (quickstart): finished, 36/12 trials finished, 36 scored
 
         etcd × node_kill
                                     n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing

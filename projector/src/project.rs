@@ -82,7 +82,8 @@ pub struct CampaignRow {
 
 impl CampaignRow {
     fn refresh_status(&mut self) {
-        let status = if self.finished_at.is_some() {
+        let all_finished = self.n_trials.is_some_and(|n| n > 0 && self.n_finished >= n);
+        let status = if self.finished_at.is_some() || all_finished {
             "finished"
         } else if self.n_started > 0 {
             "running"

@@ -142,7 +142,11 @@ pub const CAMPAIGNS: Table = Table {
             Time,
             "when `CampaignFinished` was recorded; NULL while running",
         ),
-        col("status", Text, "`published`, `running` or `finished`"),
+        col(
+            "status",
+            Text,
+            "`published`, `running`, or `finished` (every trial finished)",
+        ),
         col(
             "by_status_json",
             Json,

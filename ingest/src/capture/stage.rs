@@ -121,7 +121,7 @@ struct Shared {
 /// read and are handed back. Fails when the consumer cannot be created.
 pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken) -> Result<()> {
     let consumer = durable_consumer(&log).await?;
-    info!(consumer = CONSUMER_NAME, "capture stage started");
+    debug!(consumer = CONSUMER_NAME, "capture stage started");
     let permits = Arc::new(Semaphore::new(config.max_trials.max(1)));
     let shared = Arc::new(Shared {
         log,
@@ -151,7 +151,7 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     }
     tracker.close();
     tracker.wait().await;
-    info!("capture stage stopped");
+    debug!("capture stage stopped");
     Ok(())
 }
 
@@ -277,7 +277,7 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
             operator_db: operator_db.clone(),
         });
     } else {
-        info!(%campaign_id, %trial_id, operator_db = %operator_db.display(), "capturing a trial");
+        debug!(%campaign_id, %trial_id, operator_db = %operator_db.display(), "capturing a trial");
     }
     let captured = capture_trial(
         shared,
@@ -305,7 +305,7 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
             if quiet {
                 debug!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
             } else {
-                info!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
+                debug!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
             }
             reply(&message, AckKind::Ack).await;
             (caught_up, CaptureOutcome::Done(report))
