@@ -14,7 +14,6 @@ use schemas::log::EventLog;
 use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, synthetic_trial};
 use scoring::score::{ScoringConfig, score};
-use tokio_util::sync::CancellationToken;
 
 fn eval(nats: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_eval"))
@@ -54,20 +53,9 @@ fn published(campaign_id: &str) -> Event {
 
 async fn project_into(log: &EventLog, path: &Path) {
     let (writer, projection) = projector::Writer::open(path).unwrap();
-    let options = projector::stage::Options {
-        until_caught_up: true,
-        ..projector::stage::Options::default()
-    };
-    projector::stage::run(
-        log,
-        writer,
-        projection,
-        &options,
-        |_| {},
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    projector::stage::catch_up(log, writer, projection)
+        .await
+        .unwrap();
 }
 
 /// Every table's content in a stable order.

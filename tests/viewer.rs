@@ -16,7 +16,6 @@ use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, chaos};
 use scoring::score::{ScoringConfig, score};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use viewer::web::{CONTENT_SECURITY_POLICY, Source, app};
 
@@ -146,20 +145,9 @@ fn database() -> &'static Path {
                     .await
                     .unwrap();
                 let (writer, projection) = projector::Writer::open(&build).unwrap();
-                let options = projector::stage::Options {
-                    until_caught_up: true,
-                    ..projector::stage::Options::default()
-                };
-                projector::stage::run(
-                    &log,
-                    writer,
-                    projection,
-                    &options,
-                    |_| {},
-                    CancellationToken::new(),
-                )
-                .await
-                .unwrap();
+                projector::stage::catch_up(&log, writer, projection)
+                    .await
+                    .unwrap();
             });
         })
         .join()

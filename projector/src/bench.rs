@@ -12,9 +12,7 @@ use schemas::log::EventLog;
 use schemas::log::local::LocalNats;
 use scoring::fixtures::synthetic_trial;
 use scoring::score::{ScoringConfig, score};
-use tokio_util::sync::CancellationToken;
 
-use crate::stage::Options;
 use crate::{Error, Result, Writer, schema};
 
 /// The campaign id of the synthetic log.
@@ -87,19 +85,7 @@ async fn run_bench(
     let path = work_dir.join("rebuilt.duckdb");
     let started = Instant::now();
     let (writer, projection) = Writer::open(&path)?;
-    let options = Options {
-        until_caught_up: true,
-        ..Options::default()
-    };
-    let report = crate::stage::run(
-        &log,
-        writer,
-        projection,
-        &options,
-        |_| {},
-        CancellationToken::new(),
-    )
-    .await?;
+    let report = crate::stage::catch_up(&log, writer, projection).await?;
     let rebuild = started.elapsed();
     if report.applied != events {
         return Err(Error::Stage(format!(

@@ -148,6 +148,24 @@ pub async fn run(
     Ok(report)
 }
 
+/// Applies every event stored now to an open writer, then stops: [`run`] with
+/// `until_caught_up` and no progress reports.
+pub async fn catch_up(log: &EventLog, writer: Writer, projection: Projection) -> Result<Report> {
+    let options = Options {
+        until_caught_up: true,
+        ..Options::default()
+    };
+    run(
+        log,
+        writer,
+        projection,
+        &options,
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+}
+
 fn fold(
     mut writer: Writer,
     mut projection: Projection,

@@ -121,20 +121,9 @@ fn write_operator_db(path: &Path) {
 
 async fn project(log: &EventLog, path: &Path) -> Report {
     let (writer, projection) = projector::Writer::open(path).expect("the file opens");
-    let options = Options {
-        until_caught_up: true,
-        ..Options::default()
-    };
-    projector::stage::run(
-        log,
-        writer,
-        projection,
-        &options,
-        |_| {},
-        CancellationToken::new(),
-    )
-    .await
-    .expect("the projector runs")
+    projector::stage::catch_up(log, writer, projection)
+        .await
+        .expect("the projector runs")
 }
 
 /// `sql`'s rows, one line each, values in DuckDB's debug form.

@@ -240,20 +240,7 @@ async fn project_campaign(global: &Global, log: &EventLog) {
             return;
         }
     };
-    let options = projector::stage::Options {
-        until_caught_up: true,
-        ..projector::stage::Options::default()
-    };
-    if let Err(error) = projector::stage::run(
-        log,
-        writer,
-        projection,
-        &options,
-        |_| {},
-        CancellationToken::new(),
-    )
-    .await
-    {
+    if let Err(error) = projector::stage::catch_up(log, writer, projection).await {
         eprintln!("eval run: projecting into {}: {error}", path.display());
     }
 }

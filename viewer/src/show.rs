@@ -9,30 +9,12 @@ use serde_json::{Value, json};
 
 use crate::query::display;
 use crate::reader::Reader;
-use crate::views::{View, ViewError, literal, resolve};
+use crate::views::{View, ViewError, literal, objects, query, resolve};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
 fn rows(reader: &Reader, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
-    let result = reader.query(
-        sql,
-        crate::query::Limits {
-            max_rows: 1_000_000,
-            timeout_ms: 60_000,
-        },
-    )?;
-    Ok(result
-        .rows
-        .iter()
-        .map(|row| {
-            result
-                .columns
-                .iter()
-                .cloned()
-                .zip(row.iter().cloned())
-                .collect()
-        })
-        .collect())
+    Ok(objects(&query(reader, sql)?))
 }
 
 fn text(row: &serde_json::Map<String, Value>, key: &str) -> String {

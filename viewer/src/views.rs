@@ -39,7 +39,7 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-fn query(reader: &Reader, sql: &str) -> Result<QueryResult> {
+pub(crate) fn query(reader: &Reader, sql: &str) -> Result<QueryResult> {
     Ok(reader.query(
         sql,
         Limits {
@@ -50,7 +50,7 @@ fn query(reader: &Reader, sql: &str) -> Result<QueryResult> {
 }
 
 /// Rows as JSON objects keyed by column name.
-fn objects(result: &QueryResult) -> Vec<serde_json::Map<String, Value>> {
+pub(crate) fn objects(result: &QueryResult) -> Vec<serde_json::Map<String, Value>> {
     result
         .rows
         .iter()
