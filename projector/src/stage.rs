@@ -96,13 +96,22 @@ pub async fn run(
         .state
         .last_sequence;
     let start = projection.last_sequence + 1;
-    let (sender, receiver) = mpsc::sync_channel::<Vec<StoredEvent>>(64);
+    // An async channel: the reader never blocks a runtime thread while the fold commits.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(64);
     let fold_options = options.clone();
+    let handle = tokio::runtime::Handle::current();
     let folder = tokio::task::spawn_blocking(move || {
+        let mut next = |wait: Duration| -> std::result::Result<_, mpsc::RecvTimeoutError> {
+            match handle.block_on(tokio::time::timeout(wait, receiver.recv())) {
+                Ok(Some(chunk)) => Ok(chunk),
+                Ok(None) => Err(mpsc::RecvTimeoutError::Disconnected),
+                Err(_) => Err(mpsc::RecvTimeoutError::Timeout),
+            }
+        };
         fold(
             writer,
             projection,
-            &receiver,
+            &mut next,
             &fold_options,
             stream_last_sequence,
             progress,
@@ -132,7 +141,7 @@ pub async fn run(
                     .last()
                     .is_some_and(|event| event.sequence >= stream_last_sequence);
             // The fold ends when it has stopped; its error is reported below.
-            if sender.send(stored).is_err() || past_end {
+            if sender.send(stored).await.is_err() || past_end {
                 break;
             }
         }
@@ -169,7 +178,7 @@ pub async fn catch_up(log: &EventLog, writer: Writer, projection: Projection) ->
 fn fold(
     mut writer: Writer,
     mut projection: Projection,
-    receiver: &mpsc::Receiver<Vec<StoredEvent>>,
+    next: &mut impl FnMut(Duration) -> std::result::Result<Vec<StoredEvent>, mpsc::RecvTimeoutError>,
     options: &Options,
     stream_last_sequence: u64,
     mut progress: impl FnMut(Progress),
@@ -199,7 +208,7 @@ fn fold(
             options.max_delay.saturating_sub(since.elapsed())
         });
         let started = Instant::now();
-        let received = receiver.recv_timeout(wait);
+        let received = next(wait);
         waiting += started.elapsed();
         match received {
             Ok(chunk) => {
