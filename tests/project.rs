@@ -4,12 +4,15 @@
 //! through the API of a running projector; the comparison commands on fixture campaigns whose
 //! answer is known.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::{published, scored};
 
 use expect_test::expect;
-use schemas::event::{Event, Producer, TrialStatus};
+use schemas::event::Producer;
 use schemas::log::EventLog;
 use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, synthetic_trial};
@@ -27,28 +30,6 @@ fn eval(nats: &str, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A trial's events followed by its score.
-fn scored(trial: &TrialFixture) -> Vec<Event> {
-    let mut events = trial.events();
-    if events.iter().any(|e| e.event_type() == "TrialFinished") {
-        events.push(score(&events, &ScoringConfig::default()).to_event(&Producer::here("test")));
-    }
-    events
-}
-
-/// The `CampaignPublished` of the quickstart campaign under `campaign_id`.
-fn published(campaign_id: &str) -> Event {
-    let prepared = ingest::campaign_files::prepare(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/quickstart.yaml"),
-        None,
-        Some(campaign_id),
-    )
-    .unwrap();
-    ingest::publish::campaign_events(&prepared, &Producer::here("test"))
-        .next()
-        .unwrap()
 }
 
 async fn project_into(log: &EventLog, path: &Path) {
@@ -333,33 +314,8 @@ async fn comparison_fixtures(log: &EventLog) {
     let mut events = vec![published("clear"), published("even")];
     let mut index = 0;
     let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
-        let mut fixture = TrialFixture::test()
-            .in_campaign(campaign)
-            .with_trial_index(index)
-            .with_repetition(repetition);
         index += 1;
-        fixture = match variant {
-            Some(variant) => fixture.with_variant(variant),
-            None => fixture
-                .baseline()
-                .healthy_after(60_000 + i64::from(repetition) * 1_000),
-        };
-        if variant.is_some() {
-            let detect = 1_000 + i64::from(repetition) * 100;
-            fixture = fixture
-                .detected_after(detect)
-                .command_at(detect + 500, "etcdctl endpoint status --cluster");
-            fixture = if success {
-                fixture
-                    .command_at(detect + 1_000, "eval lab node start 2")
-                    .resolved_after(8_000 + i64::from(repetition) * 250)
-            } else {
-                fixture
-                    .command_at(detect + 1_000, "etcdctl member remove 1")
-                    .finished(TrialStatus::TimedOut, 300_000)
-            };
-        }
-        scored(&fixture)
+        support::comparison_trial(campaign, index - 1, variant, repetition, success)
     };
     for repetition in 0..12 {
         events.extend(trial("clear", Some("careful"), repetition, true));

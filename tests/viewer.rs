@@ -2,19 +2,21 @@
 //! fixture campaigns through a real nats-server: every page and API route, 404s and bad
 //! parameters, the security headers, and the escaping of what agents and campaign files wrote.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use support::{published, scored};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use schemas::campaign::ChaosType;
 use schemas::campaign::VariantFile;
-use schemas::event::{AgentLogEntryType, Event, EventData, Producer, ResolvedVariant, TrialStatus};
+use schemas::event::{AgentLogEntryType, Event, EventData, ResolvedVariant};
 use schemas::log::EventLog;
 use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, chaos};
-use scoring::score::{ScoringConfig, score};
 use serde_json::Value;
 use tower::ServiceExt;
 use viewer::web::{CONTENT_SECURITY_POLICY, Source, app};
@@ -25,26 +27,6 @@ const EVIL_CAMPAIGN: &str = "<script>alert('campaign')</script>";
 const EVIL_COMMAND: &str = "echo <script>alert('command')</script>";
 const EVIL_VARIANT: &str = "v\"><img src=x onerror=alert(2)>";
 const EVIL_PROMPT: &str = "You are <script>alert('prompt')</script> \"><img onerror=alert(3)>";
-
-fn scored(trial: &TrialFixture) -> Vec<Event> {
-    let mut events = trial.events();
-    if events.iter().any(|e| e.event_type() == "TrialFinished") {
-        events.push(score(&events, &ScoringConfig::default()).to_event(&Producer::here("test")));
-    }
-    events
-}
-
-fn published(campaign_id: &str) -> Event {
-    let prepared = ingest::campaign_files::prepare(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/quickstart.yaml"),
-        None,
-        Some(campaign_id),
-    )
-    .unwrap();
-    ingest::publish::campaign_events(&prepared, &Producer::here("test"))
-        .next()
-        .unwrap()
-}
 
 /// `clear` (careful always repairs, hasty never, baselines), `even` (alpha and beta alike), and
 /// `evil`, whose name, variant, prompt, reasoning and command are markup.
@@ -67,33 +49,8 @@ fn fixture_events() -> Vec<Event> {
     events.push(evil);
     let mut index = 0;
     let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
-        let mut fixture = TrialFixture::test()
-            .in_campaign(campaign)
-            .with_trial_index(index)
-            .with_repetition(repetition);
         index += 1;
-        fixture = match variant {
-            Some(variant) => fixture.with_variant(variant),
-            None => fixture
-                .baseline()
-                .healthy_after(60_000 + i64::from(repetition) * 1_000),
-        };
-        if variant.is_some() {
-            let detect = 1_000 + i64::from(repetition) * 100;
-            fixture = fixture
-                .detected_after(detect)
-                .command_at(detect + 500, "etcdctl endpoint status --cluster");
-            fixture = if success {
-                fixture
-                    .command_at(detect + 1_000, "eval lab node start 2")
-                    .resolved_after(8_000 + i64::from(repetition) * 250)
-            } else {
-                fixture
-                    .command_at(detect + 1_000, "etcdctl member remove 1")
-                    .finished(TrialStatus::TimedOut, 300_000)
-            };
-        }
-        scored(&fixture)
+        support::comparison_trial(campaign, index - 1, variant, repetition, success)
     };
     for repetition in 0..6 {
         events.extend(trial("clear", Some("careful"), repetition, true));
