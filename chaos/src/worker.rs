@@ -111,7 +111,7 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
             }
         };
         let message = tokio::select! {
-            message = next_message(&consumer) => message,
+            message = schemas::log::next_message(&consumer, "a trial") => message,
             () = shutdown.cancelled() => None,
         };
         let Some(message) = message else {
@@ -140,30 +140,6 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         }
     }
     Ok(())
-}
-
-async fn next_message(consumer: &consumer::PullConsumer) -> Option<jetstream::Message> {
-    let batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await;
-    match batch {
-        Ok(mut batch) => match batch.next().await {
-            Some(Ok(message)) => Some(message),
-            Some(Err(error)) => {
-                warn!(%error, "fetching a trial failed");
-                None
-            }
-            None => None,
-        },
-        Err(error) => {
-            warn!(%error, "fetching a trial failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            None
-        }
-    }
 }
 
 fn lab_prefix(worker_id: &str) -> String {

@@ -139,7 +139,7 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
         let message = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            message = next_message(&consumer) => message,
+            message = schemas::log::next_message(&consumer, "an injection") => message,
         };
         let Some(message) = message else { continue };
         let shared = shared.clone();
@@ -153,32 +153,6 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     tracker.wait().await;
     debug!("capture stage stopped");
     Ok(())
-}
-
-/// One message at a time, so that no injection waits un-acknowledged in a local buffer while
-/// every permit is taken.
-async fn next_message(consumer: &PullConsumer) -> Option<Message> {
-    let batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await;
-    match batch {
-        Ok(mut batch) => match batch.next().await {
-            Some(Ok(message)) => Some(message),
-            Some(Err(error)) => {
-                warn!(%error, "fetching an injection failed");
-                None
-            }
-            None => None,
-        },
-        Err(error) => {
-            warn!(%error, "fetching an injection failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            None
-        }
-    }
 }
 
 /// The stage's durable consumer, created on first use. An existing consumer of that name must

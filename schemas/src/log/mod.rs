@@ -518,3 +518,34 @@ pub fn stream_config_problems(config: &stream::Config) -> Vec<String> {
     }
     problems
 }
+
+/// The next message of a durable pull consumer, one at a time (so that no message waits
+/// unacknowledged in a local buffer while the stage is busy), waiting at most a second; `None` when there is
+/// none yet or the fetch failed (logged, naming `what` was fetched; after a failed request it
+/// waits a second so that a loop around it does not spin).
+pub async fn next_message(
+    consumer: &consumer::PullConsumer,
+    what: &str,
+) -> Option<jetstream::Message> {
+    let batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await;
+    match batch {
+        Ok(mut batch) => match batch.next().await {
+            Some(Ok(message)) => Some(message),
+            Some(Err(error)) => {
+                tracing::warn!(%error, "fetching {what} failed");
+                None
+            }
+            None => None,
+        },
+        Err(error) => {
+            tracing::warn!(%error, "fetching {what} failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
