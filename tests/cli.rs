@@ -1,61 +1,16 @@
 //! The `eval` binary as a user runs it, against real nats-servers: `validate`, `publish`,
 //! `events`, `up`, and the one-line answer when no server is there.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+mod support;
 
 use expect_test::expect;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use schemas::log::EventLog;
 use schemas::log::local::TemporaryNats;
-
-fn eval(nats: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eval"))
-        .args(args)
-        .env("EVAL_NATS_URL", nats)
-        .env("RUST_LOG", "off")
-        .current_dir(repo_root())
-        .output()
-        .expect("eval runs")
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn process_exists(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| !stat.contains(") Z "))
-}
-
-/// Polls `ready` every 50 ms; panics after 60 s so that a broken build fails instead of hanging.
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{MINUTE, Up, eval, free_port, process_exists, repo_root, text, wait_until};
 
 #[test]
 fn no_server_gives_one_line_naming_the_url() {
@@ -170,48 +125,6 @@ fn publish_dry_run_prints_the_matrix() {
 }
 
 /// `eval up` in the background, its stderr in a file.
-struct Up {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Up {
-    fn start(url: &str, data_dir: &Path) -> Up {
-        let stderr = data_dir.with_extension("stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_eval"))
-            .args(["up", "--nats", url, "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let up = Up { child, stderr };
-        wait_until("eval up to be ready", || up.stderr().contains("ready at"));
-        up
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Up {
-    /// A failing test still stops its `eval up` (which removes its labs).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn up_starts_its_own_server_and_stops_only_that_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,7 +200,7 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
 
     let status = up.stop();
     assert!(status.success(), "eval up exited with {status}");
-    wait_until("the server eval up started to exit", || {
+    wait_until(MINUTE, "the server eval up started to exit", || {
         !process_exists(server_pid)
     });
 }
@@ -303,7 +216,7 @@ fn up_uses_a_running_server_and_leaves_it_running() {
         "{}",
         up.stderr()
     );
-    wait_until("eval up to name its stages", || {
+    wait_until(MINUTE, "eval up to name its stages", || {
         up.stderr()
             .contains("stages running: worker, capture, score")
     });
@@ -354,7 +267,7 @@ fn events_follow_shows_new_events_until_interrupted() {
             .lines()
             .count()
     };
-    wait_until("the stored event", || lines() == 1);
+    wait_until(MINUTE, "the stored event", || lines() == 1);
 
     let output = eval(
         nats.url(),
@@ -366,7 +279,7 @@ fn events_follow_shows_new_events_until_interrupted() {
         ],
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    wait_until("the new event", || lines() == 2);
+    wait_until(MINUTE, "the new event", || lines() == 2);
     let shown = std::fs::read_to_string(&stdout_path).unwrap();
     assert!(shown.lines().nth(1).unwrap().contains("second"), "{shown}");
 
@@ -486,7 +399,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
             .next()
             .map(str::to_string)
     };
-    wait_until("the captured trial's line", || line().is_some());
+    wait_until(MINUTE, "the captured trial's line", || line().is_some());
     let report: serde_json::Value = serde_json::from_str(&line().unwrap()).unwrap();
     assert_eq!(report["trial_id"], trial_id.as_str());
     assert_eq!(report["status"], "done");

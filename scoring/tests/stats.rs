@@ -411,3 +411,51 @@ fn comparisons_pair_trials_on_the_same_seed_and_leave_out_errored_ones() {
     expect!["success rate: the data cannot tell (p = 0.0932, Fisher's exact test, 12 vs 11); about 24 trials per side would be needed to tell a difference this large"]
         .assert_eq(&comparison.success.to_string());
 }
+
+/// The interval as first written: every resample sorted. The counting version must give the
+/// very same intervals.
+fn bootstrap_by_sorting(sample: &[f64], confidence: f64, resamples: u32, seed: u64) -> [f64; 2] {
+    let mut rng = stats::Rng::seeded(seed);
+    let n = sample.len();
+    let mut draw = vec![0.0; n];
+    let mut medians = Vec::new();
+    for _ in 0..resamples {
+        for slot in draw.iter_mut() {
+            *slot = sample[rng.below(n as u64) as usize];
+        }
+        draw.sort_by(f64::total_cmp);
+        medians.push(if n % 2 == 1 {
+            draw[n / 2]
+        } else {
+            (draw[n / 2 - 1] + draw[n / 2]) / 2.0
+        });
+    }
+    medians.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let position = q * (medians.len() - 1) as f64;
+        let (below, above) = (position.floor() as usize, position.ceil() as usize);
+        medians[below] + (medians[above] - medians[below]) * (position - below as f64)
+    };
+    let tail = (1.0 - confidence) / 2.0;
+    [quantile(tail), quantile(1.0 - tail)]
+}
+
+#[test]
+fn bootstrap_counts_instead_of_sorting_with_the_same_result() {
+    let mut rng = stats::Rng::seeded(3);
+    for n in [1, 2, 3, 4, 7, 10, 31, 64, 101, 500] {
+        // Times with many ties, as real measurements in milliseconds have.
+        let sample: Vec<f64> = (0..n)
+            .map(|_| (1_000 + rng.below(40) * 250) as f64)
+            .collect();
+        for (confidence, seed) in [(0.95, 1), (0.9, 77)] {
+            let interval =
+                stats::bootstrap_median_interval(&sample, confidence, 500, seed).unwrap();
+            assert_eq!(
+                [interval.low, interval.high],
+                bootstrap_by_sorting(&sample, confidence, 500, seed),
+                "n = {n}"
+            );
+        }
+    }
+}

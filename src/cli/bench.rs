@@ -19,6 +19,22 @@ pub enum BenchCommand {
     /// A full rebuild of the DuckDB file from a synthetic log (about 30 events per trial),
     /// beside DuckDB's own Arrow append of the same rows.
     Project(RescoreBenchArgs),
+    /// Every page and API route of the web viewer over a synthetic campaign set (campaigns of
+    /// 1,000 trials): p50/p95/p99 of real HTTP requests, served as `eval viewer` serves a file.
+    Viewer(ViewerBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerBenchArgs {
+    /// Trials in the database.
+    #[arg(long, default_value_t = 100_000)]
+    trials: u32,
+    /// Timed requests per page.
+    #[arg(long, default_value_t = 100)]
+    requests: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +69,50 @@ pub struct PublishBenchArgs {
 
 pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
     match command {
+        BenchCommand::Viewer(args) => {
+            let work_dir = tempfile::tempdir()?;
+            eprintln!(
+                "bench: writing {} synthetic trials into DuckDB, then timing every page",
+                args.trials
+            );
+            let bench = viewer::bench::viewer_bench(
+                work_dir.path(),
+                args.trials.max(1),
+                args.requests.max(1),
+                |line| eprintln!("bench: {line}"),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("bench viewer: {error}"))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&bench)?);
+                return Ok(());
+            }
+            println!(
+                "{} trials in {} campaigns ({} events, {:.0} MB of DuckDB), {} requests per page:",
+                bench.trials,
+                bench.campaigns,
+                bench.events,
+                bench.database_bytes as f64 / 1e6,
+                args.requests.max(1)
+            );
+            println!(
+                "{:<22} {:>9} {:>9} {:>9} {:>9} {:>10}",
+                "page", "p50 ms", "p95 ms", "p99 ms", "max ms", "bytes"
+            );
+            for page in &bench.pages {
+                println!(
+                    "{:<22} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10}",
+                    page.page, page.p50_ms, page.p95_ms, page.p99_ms, page.max_ms, page.mean_bytes
+                );
+            }
+            let slowest = bench
+                .pages
+                .iter()
+                .map(|page| page.p95_ms)
+                .fold(0.0, f64::max);
+            println!("slowest p95: {slowest:.1} ms (aim: under 100 ms for every page)");
+            Ok(())
+        }
         BenchCommand::Project(args) => {
             let work_dir = tempfile::tempdir()?;
             eprintln!(

@@ -2,7 +2,15 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod webdriver;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use schemas::event::{Event, Producer, TrialStatus};
 use scoring::fixtures::TrialFixture;
@@ -66,4 +74,113 @@ pub fn comparison_trial(
             .finished(TrialStatus::TimedOut, 300_000)
     };
     scored(&fixture)
+}
+
+/// The patience of most waits: long enough for a loaded CI machine, short enough that a broken
+/// build fails instead of hanging.
+pub const MINUTE: Duration = Duration::from_secs(60);
+
+/// The `eval` binary with `args`, against the NATS server at `nats`, from the repository root.
+pub fn eval(nats: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(args)
+        .env("EVAL_NATS_URL", nats)
+        .env("RUST_LOG", "off")
+        .current_dir(repo_root())
+        .output()
+        .expect("eval runs")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn process_exists(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// Polls `ready` every 50 ms; panics after `patience`.
+pub fn wait_until(patience: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < patience, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `eval up` started by a test, stopped (SIGTERM) when dropped.
+pub struct Up {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Up {
+    pub fn start(url: &str, data_dir: &Path) -> Up {
+        Up::start_with(url, data_dir, &[])
+    }
+
+    /// `eval up` with more arguments, such as `--port 0`.
+    pub fn start_with(url: &str, data_dir: &Path, args: &[&str]) -> Up {
+        let stderr = data_dir.with_extension("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_eval"))
+            .args(["up", "--nats", url, "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let up = Up { child, stderr };
+        wait_until(MINUTE, "eval up to be ready", || {
+            up.stderr().contains("ready at")
+        });
+        up
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Where its viewer and read API listen, as it printed.
+    pub fn viewer_url(&self) -> String {
+        let stderr = self.stderr();
+        stderr
+            .split("viewer and read API at ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no viewer address in: {stderr}"))
+            .to_string()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Up {
+    /// A failing test still stops its `eval up` (which removes its labs).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
 }

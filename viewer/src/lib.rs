@@ -1,9 +1,12 @@
 //! The views that never publish: `eval events`, the read-only SQL surface over DuckDB and the
 //! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
-//! that serves them while another process owns the DuckDB file; the web viewer (`web`).
+//! that serves them while another process owns the DuckDB file; the web viewer (`web`) and its
+//! benchmark (`bench`).
 
 pub mod api;
+pub mod bench;
 pub mod events;
+pub mod http;
 pub mod query;
 pub mod reader;
 pub mod show;

@@ -3,8 +3,6 @@
 //! DuckDB allows one writing process per file; the owner says where its API listens in a small
 //! file beside the database, so that a reader never meets a bare lock error.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -121,84 +119,34 @@ pub struct ApiError {
     pub kind: String,
 }
 
-/// `POST /api/sql` over plain HTTP/1.1 on loopback: the API is local, so a small client does.
+/// `POST /api/sql` to the owner's API on loopback.
 fn remote_query(url: &str, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {
     let remote = |message: String| QueryError::Remote {
         url: url.to_string(),
         message,
     };
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| remote("only http:// API addresses are supported".to_string()))?
-        .trim_end_matches('/');
     let body = serde_json::to_vec(&SqlRequest {
         sql: sql.to_string(),
         max_rows: Some(limits.max_rows),
         timeout_ms: Some(limits.timeout_ms),
     })
     .expect("serializable");
-    let mut stream = TcpStream::connect(authority).map_err(|error| remote(error.to_string()))?;
     let patience = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(30);
-    stream
-        .set_read_timeout(Some(patience))
-        .map_err(|error| remote(error.to_string()))?;
-    let head = format!(
-        "POST /api/sql HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(&body))
-        .map_err(|error| remote(error.to_string()))?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|error| remote(error.to_string()))?;
-    let split = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .ok_or_else(|| remote("a response without headers".to_string()))?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let body = &response[split + 4..];
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| remote(format!("a bad status line: {head:?}")))?;
-    let chunked = head.lines().any(|line| {
-        line.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
-    if status == 200 {
-        return serde_json::from_slice(&body).map_err(|error| remote(error.to_string()));
+    let answer = crate::http::request(
+        "POST",
+        &format!("{}/api/sql", url.trim_end_matches('/')),
+        Some(&body),
+        patience,
+    )
+    .map_err(remote)?;
+    if answer.status == 200 {
+        return serde_json::from_slice(&answer.body).map_err(|error| remote(error.to_string()));
     }
-    let error: ApiError = serde_json::from_slice(&body)
-        .map_err(|_| remote(format!("HTTP {status}: {}", String::from_utf8_lossy(&body))))?;
+    let error: ApiError = serde_json::from_slice(&answer.body)
+        .map_err(|_| remote(format!("HTTP {}: {}", answer.status, answer.text())))?;
     Err(match error.kind.as_str() {
         "timeout" => QueryError::Timeout(limits.timeout_ms),
         "sql" => QueryError::Sql(error.error),
         _ => remote(error.error),
     })
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|window| window == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&body[..end]);
-        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-        else {
-            break;
-        };
-        if size == 0 || body.len() < end + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[(end + 4 + size).min(body.len())..];
-    }
-    out
 }

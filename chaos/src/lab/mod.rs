@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// Where labs claim their index; global, so that labs of different data dirs never collide.
 const CLAIMS_DIR: &str = "/tmp/eval-labs";
+/// How long a new claim may go without its lab's state file before another lab may take it.
+const CLAIM_GRACE: Duration = Duration::from_secs(60);
 /// Most labs on one host at once.
 const MAX_LABS: u32 = 200;
 /// Size of each node's data filesystem.
@@ -568,11 +570,16 @@ impl Lab {
             problems.push(error.to_string());
         }
         if problems.is_empty() {
+            // The claim first, while the state file still marks it as in use, and only if it
+            // is still this lab's.
+            let claim = Path::new(CLAIMS_DIR).join(self.state.index.to_string());
+            let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+            if Path::new(owner.trim()) == self.state.dir {
+                let _ = std::fs::remove_dir_all(&claim);
+            }
             if let Err(error) = std::fs::remove_dir_all(&self.state.dir) {
                 problems.push(format!("remove {}: {error}", self.state.dir.display()));
             }
-            let _ =
-                std::fs::remove_dir_all(Path::new(CLAIMS_DIR).join(self.state.index.to_string()));
         }
         if problems.is_empty() {
             Ok(())
@@ -649,11 +656,11 @@ fn claim_index() -> Result<(u32, PathBuf)> {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .unwrap_or_default();
-                let stale = if owner.is_empty() {
-                    age > Duration::from_secs(60)
-                } else {
-                    !Path::new(owner.trim()).join("lab.json").exists()
-                };
+                // A claim is being set up until its lab's first `lab.json` is written, so a
+                // claim without one is stale only once it is old: taking a fresh one would hand
+                // the same index (namespaces, addresses) to two labs being created at once.
+                let stale = age > CLAIM_GRACE
+                    && (owner.is_empty() || !Path::new(owner.trim()).join("lab.json").exists());
                 if stale
                     && std::fs::remove_dir_all(&claim).is_ok()
                     && std::fs::create_dir(&claim).is_ok()

@@ -13,6 +13,8 @@ mod charts;
 mod data;
 mod pages;
 
+pub use pages::encode;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
