@@ -194,6 +194,47 @@ impl Rng {
         result
     }
 
+    /// Uniform on the open interval (0, 1).
+    pub fn open_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Marsaglia's polar method; the second value is dropped).
+    pub fn normal(&mut self) -> f64 {
+        loop {
+            let x = 2.0 * self.open_unit() - 1.0;
+            let y = 2.0 * self.open_unit() - 1.0;
+            let r = x * x + y * y;
+            if r < 1.0 && r > 0.0 {
+                return x * (-2.0 * r.ln() / r).sqrt();
+            }
+        }
+    }
+
+    /// Gamma(shape, 1) for `shape >= 1` (Marsaglia and Tsang's method).
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.open_unit();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// Beta(a, b) for `a, b >= 1`.
+    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
+        let x = self.gamma(a);
+        let y = self.gamma(b);
+        x / (x + y)
+    }
+
     /// Uniform in `0..bound` without bias (Lemire's method), `bound > 0`.
     pub fn below(&mut self, bound: u64) -> u64 {
         let mut product = u128::from(self.next_u64()) * u128::from(bound);
@@ -214,9 +255,17 @@ pub const DEFAULT_BOOTSTRAP_RESAMPLES: u32 = 10_000;
 /// The seed of comparisons unless the caller picks one.
 pub const DEFAULT_BOOTSTRAP_SEED: u64 = 0x5eed;
 
-/// A percentile bootstrap interval for the median of `sample`: `resamples` resamples drawn with
-/// replacement by a PRNG seeded with `seed`, and the (1 - confidence)/2 and (1 + confidence)/2
-/// quantiles of their medians. Reproducible: equal inputs give equal intervals. `None` when empty.
+/// A percentile bootstrap interval for the median of `sample`: `resamples` bootstrap medians
+/// drawn by a PRNG seeded with `seed`, and the (1 - confidence)/2 and (1 + confidence)/2
+/// quantiles of them. Reproducible: equal inputs give equal intervals. `None` when empty.
+///
+/// A resample's median depends only on which positions of the sorted sample its middle draws
+/// land on, so those are drawn directly instead of drawing n values and sorting them: the k-th
+/// smallest of n uniform draws from `0..n` is `floor(n · U₍ₖ₎)` where `U₍ₖ₎`, the k-th smallest of
+/// n uniforms on (0, 1), follows Beta(k, n - k + 1); the next one up is
+/// `U₍ₖ₊₁₎ = U₍ₖ₎ + (1 - U₍ₖ₎) · Beta(1, n - k)`. The medians have exactly the distribution of
+/// resampling, at a cost that does not grow with n (10,000 resamples of 30,000 values take
+/// about as long as of 30).
 pub fn bootstrap_median_interval(
     sample: &[f64],
     confidence: f64,
@@ -226,51 +275,42 @@ pub fn bootstrap_median_interval(
     if sample.is_empty() || resamples == 0 {
         return None;
     }
-    let mut rng = Rng::seeded(seed);
-    let n = sample.len();
-    // Each draw is turned into its position in the sorted sample, and a resample's median found
-    // by counting the draws per position up to the middle: the same draws and the same medians
-    // as sorting every resample, in linear time.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| sample[a].total_cmp(&sample[b]));
-    let sorted: Vec<f64> = order.iter().map(|&index| sample[index]).collect();
-    let mut position_of = vec![0usize; n];
-    for (position, &index) in order.iter().enumerate() {
-        position_of[index] = position;
-    }
-    // The middle positions of a sorted resample (one when n is odd).
-    let (low_middle, high_middle) = (n.saturating_sub(1) / 2, n / 2);
-    let mut counts = vec![0u32; n];
-    let mut medians = Vec::with_capacity(resamples as usize);
-    for _ in 0..resamples {
-        counts.fill(0);
-        for _ in 0..n {
-            counts[position_of[rng.below(n as u64) as usize]] += 1;
-        }
-        let (mut low, mut high) = (None, f64::NAN);
-        let mut seen = 0;
-        for (position, &count) in counts.iter().enumerate() {
-            seen += count as usize;
-            if low.is_none() && seen > low_middle {
-                low = Some(sorted[position]);
-            }
-            if seen > high_middle {
-                high = sorted[position];
-                break;
-            }
-        }
-        medians.push(if n % 2 == 1 {
-            high
-        } else {
-            (low.unwrap_or(high) + high) / 2.0
-        });
-    }
+    let mut medians = bootstrap_medians(sample, resamples, seed);
     medians.sort_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
     Some(Interval {
         low: sorted_quantile(&medians, tail),
         high: sorted_quantile(&medians, 1.0 - tail),
     })
+}
+
+/// The medians of `resamples` bootstrap resamples of `sample` (drawn as
+/// [`bootstrap_median_interval`] says), in the order drawn.
+pub fn bootstrap_medians(sample: &[f64], resamples: u32, seed: u64) -> Vec<f64> {
+    if sample.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = Rng::seeded(seed);
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let size = n as f64;
+    let at = |u: f64| sorted[((size * u) as usize).min(n - 1)];
+    let mut medians = Vec::with_capacity(resamples as usize);
+    for _ in 0..resamples {
+        let median = if n % 2 == 1 {
+            let k = n.div_ceil(2) as f64;
+            at(rng.beta(k, size - k + 1.0))
+        } else {
+            let k = (n / 2) as f64;
+            let lower = rng.beta(k, size - k + 1.0);
+            // The smallest of the n - k draws above the lower middle one.
+            let upper = lower + (1.0 - lower) * (1.0 - rng.open_unit().powf(1.0 / (size - k)));
+            (at(lower) + at(upper)) / 2.0
+        };
+        medians.push(median);
+    }
+    medians
 }
 
 /// ln(k!) for k in 0..=n.
