@@ -127,7 +127,7 @@ impl Answer {
 }
 
 async fn send(request: Request<Body>) -> Answer {
-    let response = app(Source::File(database().to_path_buf()))
+    let response = app(Source::file(database().to_path_buf()))
         .oneshot(request)
         .await
         .unwrap();
@@ -434,7 +434,7 @@ async fn assets_are_served_by_the_binary() {
 
 #[tokio::test]
 async fn progress_events_start_with_the_projectors_last_sequence() {
-    let response = app(Source::File(database().to_path_buf()))
+    let response = app(Source::file(database().to_path_buf()))
         .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -499,4 +499,80 @@ async fn what_agents_and_campaign_files_wrote_is_escaped() {
     assert!(trial.contains("echo &lt;script&gt;alert('command')&lt;/script&gt;"));
     let list = page("/?q=%3Cscript%3E", StatusCode::OK).await;
     assert!(list.contains("value=\"&lt;script&gt;\""));
+}
+
+/// `GET uri` on `app` (the same app, so the same cache, across calls): the JSON body.
+async fn json_from(app: &axum::Router, uri: &str) -> Value {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn campaign_names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|campaign| campaign["campaign_id"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Pages are cached, but never past a change of the data: a campaign committed after a page was
+/// served shows on the next request, both for the standalone viewer on a file (which sees the
+/// file change) and for the owner's shared database (which sees the projector's sequence move).
+#[tokio::test]
+async fn cached_pages_follow_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let commit = |path: &Path, campaign: &str, sequence: u64| {
+        let (mut writer, mut projection) = projector::Writer::open(path).unwrap();
+        projection.apply(&schemas::log::StoredEvent::from_event(
+            sequence,
+            published(campaign),
+        ));
+        writer.commit(&mut projection).unwrap();
+        (writer, projection)
+    };
+
+    let file = dir.path().join("file.duckdb");
+    drop(commit(&file, "first", 1));
+    let viewer = app(Source::file(file.clone()));
+    for _ in 0..2 {
+        assert_eq!(
+            campaign_names(&json_from(&viewer, "/api/campaigns").await),
+            ["first"]
+        );
+    }
+    drop(commit(&file, "second", 2));
+    assert_eq!(
+        campaign_names(&json_from(&viewer, "/api/campaigns").await),
+        ["first", "second"]
+    );
+
+    let owned = dir.path().join("owned.duckdb");
+    let (mut writer, mut projection) = commit(&owned, "first", 1);
+    let owner = app(Source::shared(viewer::api::Database::new(
+        writer.reader().unwrap(),
+    )));
+    for _ in 0..2 {
+        assert_eq!(
+            campaign_names(&json_from(&owner, "/api/campaigns").await),
+            ["first"]
+        );
+    }
+    projection.apply(&schemas::log::StoredEvent::from_event(
+        2,
+        published("second"),
+    ));
+    writer.commit(&mut projection).unwrap();
+    assert_eq!(
+        campaign_names(&json_from(&owner, "/api/campaigns").await),
+        ["first", "second"]
+    );
 }

@@ -20,6 +20,8 @@ const STREAM: &str = schemas::log::STREAM_NAME;
 pub struct Writer {
     connection: Connection,
     path: PathBuf,
+    /// The last sequence committed to the file.
+    committed: u64,
     /// operator.db files already reported as missing or unreadable in this process.
     reported: HashSet<String>,
 }
@@ -131,6 +133,7 @@ impl Writer {
         let writer = Writer {
             connection,
             path: path.to_path_buf(),
+            committed: last_sequence,
             reported: HashSet::new(),
         };
         Ok((writer, projection))
@@ -174,6 +177,7 @@ impl Writer {
                 self.connection.execute_batch("COMMIT;")?;
                 tracing::debug!(commit_ms = started.elapsed().as_millis(), "committed");
                 projection.uncommitted = 0;
+                self.committed = stats.last_sequence;
                 Ok(stats)
             }
             Err(error) => {
@@ -190,6 +194,7 @@ impl Writer {
         last_sequence: u64,
     ) -> Result<()> {
         let started = std::time::Instant::now();
+        let scored = !projection.scores.is_empty();
         for buffer in [
             &mut projection.events,
             &mut projection.scores,
@@ -197,6 +202,16 @@ impl Writer {
             &mut projection.agent_log,
         ] {
             self.append(buffer)?;
+        }
+        if scored {
+            // A trial scored again (a re-score, a new scorer version): its earlier scores are
+            // no longer the latest.
+            self.connection.execute(
+                "UPDATE scores SET latest = false
+                 FROM (SELECT trial_id, max(seq) AS newest FROM scores WHERE seq > ? GROUP BY trial_id) AS fresh
+                 WHERE scores.trial_id = fresh.trial_id AND scores.seq < fresh.newest AND scores.latest",
+                params![self.committed],
+            )?;
         }
         let appended = started.elapsed();
         let (keys, mut rows) = projection.take_dirty_trials();

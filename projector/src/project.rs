@@ -420,6 +420,8 @@ impl Projection {
                     .as_deref(),
             )
             .text(Some(&scored.details.to_string()))
+            // Older scores of the trial lose the mark when this one is committed.
+            .bool(Some(true))
             .end();
     }
 

@@ -341,6 +341,11 @@ pub const SCORES: Table = Table {
             Json,
             "the scorer's explanation, tickets, commands and settings",
         ),
+        col(
+            "latest",
+            Bool,
+            "whether this is the trial's most recent score (the last `TrialScored` in the stream); `latest_scores` is these rows",
+        ),
     ],
 };
 
@@ -524,7 +529,7 @@ pub const PROGRESS_SQL: &str = "CREATE TABLE IF NOT EXISTS projector_progress (
     stream VARCHAR, last_sequence UBIGINT, projector_version INTEGER, updated_at TIMESTAMP);";
 
 /// Changes whenever a table's definition does; a file of another version is rebuilt.
-pub const PROJECTOR_VERSION: i32 = 2;
+pub const PROJECTOR_VERSION: i32 = 3;
 
 /// A view and its meaning.
 #[derive(Debug)]
@@ -538,9 +543,7 @@ pub const VIEWS: &[View] = &[
     View {
         name: "latest_scores",
         doc: "per trial, its most recent `TrialScored` (the last in the stream)",
-        sql: "CREATE OR REPLACE VIEW latest_scores AS
-            SELECT * FROM scores
-            QUALIFY row_number() OVER (PARTITION BY trial_id ORDER BY seq DESC) = 1;",
+        sql: "CREATE OR REPLACE VIEW latest_scores AS SELECT * FROM scores WHERE latest;",
     },
     View {
         name: "trial_summary",

@@ -366,3 +366,77 @@ fn the_readme_documents_every_table() {
         }
     }
 }
+
+/// A trial scored again is represented by its newest score in `latest_scores`, whether the
+/// scores arrive in one commit or in several, and across a reopening of the file.
+#[test]
+fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eval.duckdb");
+    let producer = Producer::here("test");
+    let trial = |index: u32| {
+        TrialFixture::test()
+            .in_campaign(CAMPAIGN)
+            .with_trial_index(index)
+            .detected_after(1_000)
+            .resolved_after(5_000)
+    };
+    let mut sequence = 0;
+    let mut stored = |event: Event| {
+        sequence += 1;
+        schemas::log::StoredEvent::from_event(sequence, event)
+    };
+    let scored = |events: &[Event]| score(events, &ScoringConfig::default()).to_event(&producer);
+    let (first, second) = (trial(0).events(), trial(1).events());
+    // Commit 1: both trials and a score each. Commit 2, after reopening the file: trial 0
+    // scored again, trial 1 twice.
+    let batches = vec![
+        first
+            .iter()
+            .chain(&second)
+            .cloned()
+            .chain([scored(&first), scored(&second)])
+            .collect::<Vec<_>>(),
+        vec![scored(&first), scored(&second), scored(&second)],
+    ];
+    for batch in batches {
+        let (mut writer, mut projection) = projector::Writer::open(&path).unwrap();
+        for event in batch {
+            projection.apply(&stored(event));
+        }
+        writer.commit(&mut projection).unwrap();
+    }
+    let connection = Connection::open(&path).unwrap();
+    let rows: Vec<(u32, u64, bool)> = connection
+        .prepare(
+            "SELECT t.trial_index, s.seq, s.latest FROM scores s JOIN trials t USING (trial_id) ORDER BY s.seq",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let newest = |index: u32| {
+        rows.iter()
+            .filter(|row| row.0 == index)
+            .map(|row| row.1)
+            .max()
+    };
+    for (index, seq, latest) in &rows {
+        assert_eq!(*latest, Some(*seq) == newest(*index), "{rows:?}");
+    }
+    assert_eq!(rows.len(), 5, "every score is kept: {rows:?}");
+    let latest: Vec<(u32, u64)> = connection
+        .prepare(
+            "SELECT t.trial_index, s.seq FROM latest_scores s JOIN trials t USING (trial_id) ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        latest,
+        vec![(0, newest(0).unwrap()), (1, newest(1).unwrap())]
+    );
+}

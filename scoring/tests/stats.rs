@@ -455,7 +455,10 @@ fn bootstrap_medians_follow_the_distribution_of_plain_resampling() {
             .iter()
             .map(|value| (share(&fast, *value) - share(&plain, *value)).abs())
             .fold(0.0, f64::max);
-        assert!(largest < 0.02, "n = {n}: the distributions differ by {largest}");
+        assert!(
+            largest < 0.02,
+            "n = {n}: the distributions differ by {largest}"
+        );
     }
 }
 

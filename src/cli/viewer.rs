@@ -63,7 +63,7 @@ pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
         "eval viewer: http://{local}/ (database {}); Ctrl-C stops it",
         path.display()
     );
-    axum::serve(listener, app(Source::File(path)))
+    axum::serve(listener, app(Source::file(path)))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("the viewer stopped")?;

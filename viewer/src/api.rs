@@ -60,7 +60,7 @@ impl Database {
 
 /// The API's routes: the whole web viewer (pages and `/api/...`) on the owner's database.
 pub fn router(database: Database) -> Router {
-    crate::web::app(crate::web::Source::Shared(database))
+    crate::web::app(crate::web::Source::shared(database))
 }
 
 /// The limits a request asked for, within the API's bounds.

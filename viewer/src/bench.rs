@@ -1,7 +1,9 @@
 //! `eval bench viewer`: fills a DuckDB file with a synthetic campaign set (campaigns of 1,000
 //! trials, about 30 events each, every trial scored; two variants and baselines, three chaos
 //! types), serves it as `eval viewer` does, and times real HTTP requests to every page and API
-//! route over loopback, printing p50/p95/p99 for each.
+//! route over loopback, printing p50/p95/p99 for each: once with every answer computed afresh
+//! (as on the first visit after the projector committed), once as the viewer runs, where a page
+//! asked again before the data changed comes from its cache.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,13 +34,35 @@ pub struct PageTiming {
     pub page: String,
     /// One of the paths asked (the others differ by id).
     pub example: String,
+    /// The mean size of an answer.
+    pub mean_bytes: usize,
+    /// Every answer computed afresh, as on the first visit after the projector committed.
+    pub uncached: Quantiles,
+    /// The viewer as it runs: pages asked again before the data changed come from its cache.
+    pub cached: Quantiles,
+}
+
+/// Latency quantiles of one series of requests, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quantiles {
     pub requests: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// The mean size of an answer.
-    pub mean_bytes: usize,
+}
+
+impl Quantiles {
+    fn of(mut millis: Vec<f64>) -> Quantiles {
+        millis.sort_by(f64::total_cmp);
+        Quantiles {
+            requests: millis.len(),
+            p50_ms: quantile(&millis, 0.50),
+            p95_ms: quantile(&millis, 0.95),
+            p99_ms: quantile(&millis, 0.99),
+            max_ms: millis.last().copied().unwrap_or(f64::NAN),
+        }
+    }
 }
 
 /// The figures of one run.
@@ -52,9 +76,17 @@ pub struct ViewerBench {
     pub pages: Vec<PageTiming>,
 }
 
-/// The id of synthetic campaign `index`.
+/// The id of synthetic campaign `index`: a UUIDv7 as `eval publish` makes, one campaign an hour
+/// from 2026-03-01 (the time in front, as in real ids, is what DuckDB's row-group statistics
+/// can skip by).
 fn campaign_id(index: u32) -> String {
-    format!("bench-viewer-{index:04}")
+    let millis = 1_772_323_200_000u64 + u64::from(index) * 3_600_000;
+    format!(
+        "{:08x}-{:04x}-7000-8000-{:012x}",
+        millis >> 16,
+        millis & 0xffff,
+        0xbe0c_0000_0000u64 + u64::from(index)
+    )
 }
 
 /// The `CampaignPublished` of synthetic campaign `index`.
@@ -113,14 +145,7 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
     let mut sequence = 0u64;
     let mut apply = |event: Event, projection: &mut projector::project::Projection| {
         sequence += 1;
-        let encoded = event.encode();
-        projection.apply(&StoredEvent {
-            sequence,
-            subject: encoded.subject,
-            msg_id: Some(encoded.id.to_string()),
-            payload: encoded.payload,
-            event: Ok(event),
-        });
+        projection.apply(&StoredEvent::from_event(sequence, event));
     };
     for campaign in 0..campaigns {
         let in_campaign = TRIALS_PER_CAMPAIGN.min(trials - campaign * TRIALS_PER_CAMPAIGN);
@@ -133,6 +158,8 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
                 apply(event, &mut projection);
             }
             if projection.uncommitted >= COMMIT_EVERY {
+                // The synthetic trials name an operator.db that does not exist.
+                projection.pending_files.clear();
                 writer
                     .commit(&mut projection)
                     .map_err(|error| error.to_string())?;
@@ -146,6 +173,7 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
             ));
         }
     }
+    projection.pending_files.clear();
     writer
         .commit(&mut projection)
         .map_err(|error| error.to_string())?;
@@ -175,10 +203,7 @@ fn routes(campaigns: u32, trial_ids: &[String]) -> Vec<(&'static str, Vec<String
     );
     vec![
         ("campaigns", vec!["/".to_string()]),
-        (
-            "campaigns (search)",
-            vec!["/?q=bench-viewer-00".to_string()],
-        ),
+        ("campaigns (search)", vec!["/?q=campaign%205".to_string()]),
         ("campaign", campaign_paths("/campaigns/")),
         ("trial", trial_paths("/trials/")),
         ("variants", vec!["/variants".to_string()]),
@@ -216,73 +241,117 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Asks each route `requests` times (after one unmeasured warm-up request) and times the answers.
-fn time_routes(
+/// One GET: its time and size, or why it failed.
+fn ask(base: &str, path: &str) -> Result<(f64, usize), String> {
+    let url = format!("{base}{path}");
+    let started = Instant::now();
+    let answer = http::request("GET", &url, None, Duration::from_secs(120))?;
+    let elapsed = started.elapsed();
+    if answer.status != 200 {
+        return Err(format!(
+            "GET {path} answered {}: {}",
+            answer.status,
+            answer.text().chars().take(300).collect::<String>()
+        ));
+    }
+    Ok((elapsed.as_secs_f64() * 1_000.0, answer.body.len()))
+}
+
+/// Asks a route's paths in turn `requests` times; with `warm`, every path once beforehand
+/// (unmeasured), else only the first.
+fn series(
     base: &str,
+    paths: &[String],
+    requests: usize,
+    warm: bool,
+) -> Result<(Vec<f64>, usize), String> {
+    let warm_up = if warm { paths.len() } else { 1 };
+    for path in &paths[..warm_up] {
+        ask(base, path)?;
+    }
+    let mut millis = Vec::with_capacity(requests);
+    let mut bytes = 0;
+    for request in 0..requests {
+        let (elapsed, size) = ask(base, &paths[request % paths.len()])?;
+        millis.push(elapsed);
+        bytes += size;
+    }
+    Ok((millis, bytes / requests.max(1)))
+}
+
+/// Times every route on the uncached and the cached server.
+fn time_routes(
+    uncached: &str,
+    cached: &str,
     routes: Vec<(&'static str, Vec<String>)>,
     requests: usize,
     progress: &(impl Fn(&str) + Sync),
 ) -> Result<Vec<PageTiming>, String> {
     let mut timings = Vec::new();
     for (page, paths) in routes {
-        let ask = |path: &str| -> Result<(Duration, usize), String> {
-            let url = format!("{base}{path}");
-            let started = Instant::now();
-            let answer = http::request("GET", &url, None, Duration::from_secs(120))?;
-            let elapsed = started.elapsed();
-            if answer.status != 200 {
-                return Err(format!(
-                    "GET {path} answered {}: {}",
-                    answer.status,
-                    answer.text().chars().take(300).collect::<String>()
-                ));
-            }
-            Ok((elapsed, answer.body.len()))
-        };
-        ask(&paths[0])?;
-        let mut millis = Vec::with_capacity(requests);
-        let mut bytes = 0;
-        for request in 0..requests {
-            let (elapsed, size) = ask(&paths[request % paths.len()])?;
-            millis.push(elapsed.as_secs_f64() * 1_000.0);
-            bytes += size;
-        }
-        millis.sort_by(f64::total_cmp);
+        let (cold, mean_bytes) = series(uncached, &paths, requests, false)?;
+        let (warm, _) = series(cached, &paths, requests, true)?;
         let timing = PageTiming {
             page: page.to_string(),
             example: paths[0].clone(),
-            requests,
-            p50_ms: quantile(&millis, 0.50),
-            p95_ms: quantile(&millis, 0.95),
-            p99_ms: quantile(&millis, 0.99),
-            max_ms: millis.last().copied().unwrap_or(f64::NAN),
-            mean_bytes: bytes / requests.max(1),
+            mean_bytes,
+            uncached: Quantiles::of(cold),
+            cached: Quantiles::of(warm),
         };
         progress(&format!(
-            "{page}: p50 {:.1} ms, p95 {:.1} ms",
-            timing.p50_ms, timing.p95_ms
+            "{page}: uncached p50 {:.1} ms, p95 {:.1} ms; cached p50 {:.1} ms, p95 {:.1} ms",
+            timing.uncached.p50_ms,
+            timing.uncached.p95_ms,
+            timing.cached.p50_ms,
+            timing.cached.p95_ms
         ));
         timings.push(timing);
     }
     Ok(timings)
 }
 
-/// Fills `work_dir/viewer.duckdb` with `trials` synthetic trials, serves it as `eval viewer`
-/// does (the file, read-only), and asks every route `requests` times.
+/// Fills `path` with `trials` synthetic trials (or reuses it when an earlier run filled it with
+/// as many), serves it as `eval viewer` does (the file, read-only), and asks every route
+/// `requests` times.
 pub async fn viewer_bench(
-    work_dir: &Path,
+    path: &Path,
     trials: u32,
     requests: usize,
     progress: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<ViewerBench, String> {
-    let path = work_dir.join("viewer.duckdb");
+    let path = path.to_path_buf();
     let progress = std::sync::Arc::new(progress);
     let started = Instant::now();
     let (events, trial_ids) = {
         let path = path.clone();
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || -> Result<(u64, Vec<String>), String> {
-            let events = fill(&path, trials, |line| progress(line))?;
+            let count = |sql: &str| -> Result<u64, String> {
+                let reader =
+                    crate::reader::Reader::open(&path).map_err(|error| error.to_string())?;
+                let result = reader
+                    .query(sql, crate::query::Limits::default())
+                    .map_err(|error| error.to_string())?;
+                Ok(result
+                    .rows
+                    .first()
+                    .and_then(|row| row.first())
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0))
+            };
+            let events = if path.exists() {
+                let found = count("SELECT count(*) FROM trials")?;
+                if found != u64::from(trials) {
+                    return Err(format!(
+                        "{} holds {found} trials, not {trials}: remove it, or give another file",
+                        path.display()
+                    ));
+                }
+                progress(&format!("reusing {} ({found} trials)", path.display()));
+                count("SELECT count(*) FROM events")?
+            } else {
+                fill(&path, trials, |line| progress(line))?
+            };
             // Trials spread over the whole set, for the trial pages.
             let reader = crate::reader::Reader::open(&path).map_err(|error| error.to_string())?;
             let sample = reader
@@ -308,35 +377,43 @@ pub async fn viewer_bench(
         database_bytes as f64 / 1e6
     ));
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .map_err(|error| error.to_string())?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(|error| error.to_string())?
-    );
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = {
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for source in [
+        Source::file(path.clone()).without_cache(),
+        Source::file(path.clone()),
+    ] {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|error| error.to_string())?;
+        bases.push(format!(
+            "http://{}",
+            listener.local_addr().map_err(|error| error.to_string())?
+        ));
         let shutdown = shutdown.clone();
-        let app = app(Source::File(path.clone()));
-        tokio::spawn(async move {
-            axum::serve(listener, app)
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app(source))
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
-        })
-    };
+        }));
+    }
     let campaigns = trials.div_ceil(TRIALS_PER_CAMPAIGN);
     let routes = routes(campaigns, &trial_ids);
     let timed = {
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
-            time_routes(&base, routes, requests, &|line: &str| progress(line))
+            time_routes(&bases[0], &bases[1], routes, requests, &|line: &str| {
+                progress(line)
+            })
         })
         .await
         .map_err(|error| error.to_string())?
     };
     shutdown.cancel();
-    let _ = server.await;
+    for server in servers {
+        let _ = server.await;
+    }
     Ok(ViewerBench {
         trials,
         campaigns,

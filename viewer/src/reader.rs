@@ -68,14 +68,17 @@ impl std::fmt::Debug for Reader {
 impl Reader {
     /// The owner's API when its process is alive, else the file read-only.
     pub fn open(db_path: &Path) -> Result<Reader, QueryError> {
-        let api = api_file_path(db_path);
-        if let Ok(bytes) = std::fs::read(&api)
-            && let Ok(file) = serde_json::from_slice::<ApiFile>(&bytes)
-            && process_alive(file.pid)
-        {
-            return Ok(Reader::Remote { url: file.url });
+        match Reader::owner(db_path) {
+            Some(remote) => Ok(remote),
+            None => open_read_only(db_path).map(Reader::Local),
         }
-        open_read_only(db_path).map(Reader::Local)
+    }
+
+    /// The API of the process that owns the file, when one announced it and is alive.
+    pub fn owner(db_path: &Path) -> Option<Reader> {
+        let bytes = std::fs::read(api_file_path(db_path)).ok()?;
+        let file = serde_json::from_slice::<ApiFile>(&bytes).ok()?;
+        process_alive(file.pid).then_some(Reader::Remote { url: file.url })
     }
 
     pub fn query(&self, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {

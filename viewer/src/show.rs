@@ -58,7 +58,9 @@ fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
             "SELECT trial_id, trial_index, subject, chaos_type, coalesce(variant, '(baseline)') AS variant,
                     state, status, outcome, time_to_detect_ms, time_to_resolve_ms, n_commands,
                     n_destructive, n_thrashing
-             FROM trial_summary WHERE campaign_id = {id} ORDER BY trial_index"
+             FROM trials t
+             LEFT JOIN (SELECT * FROM latest_scores WHERE campaign_id = {id}) s USING (trial_id)
+             WHERE t.campaign_id = {id} ORDER BY trial_index"
         ),
     )?;
     let mut out = format!(
@@ -149,8 +151,8 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
                     a.entry_type, a.content, a.tool_name, a.tool_params_json, a.exit_code,
                     c.command, c.category, c.rule
              FROM events e
-             LEFT JOIN agent_log a ON a.seq = e.seq
-             LEFT JOIN commands c ON c.seq = e.seq
+             LEFT JOIN (SELECT * FROM agent_log WHERE trial_id = {id}) a ON a.seq = e.seq
+             LEFT JOIN (SELECT * FROM commands WHERE trial_id = {id}) c ON c.seq = e.seq
              WHERE e.trial_id = {id}
              ORDER BY e.seq"
         ),

@@ -156,15 +156,17 @@ pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) 
         &format!(
             "SELECT c.campaign_id, c.name, c.status, strftime(c.published_at, '%Y-%m-%d %H:%M:%S') AS published_at,
                     c.n_trials, c.n_started, c.n_finished,
-                    count(s.trial_id) FILTER (WHERE s.outcome <> 'errored') AS n_graded,
-                    count(s.trial_id) FILTER (WHERE s.outcome = 'success') AS n_success,
-                    count(s.trial_id) FILTER (WHERE s.outcome = 'errored') AS n_errored
+                    coalesce(s.n_graded, 0) AS n_graded, coalesce(s.n_success, 0) AS n_success,
+                    coalesce(s.n_errored, 0) AS n_errored
              FROM campaigns c
-             LEFT JOIN trials t ON t.campaign_id = c.campaign_id AND NOT coalesce(t.baseline, false)
-             LEFT JOIN latest_scores s ON s.trial_id = t.trial_id
+             LEFT JOIN (
+                 SELECT campaign_id,
+                        count(*) FILTER (WHERE outcome <> 'errored') AS n_graded,
+                        count(*) FILTER (WHERE outcome = 'success') AS n_success,
+                        count(*) FILTER (WHERE outcome = 'errored') AS n_errored
+                 FROM latest_scores WHERE NOT baseline GROUP BY campaign_id
+             ) s ON s.campaign_id = c.campaign_id
              {condition}
-             GROUP BY c.campaign_id, c.name, c.status, c.published_at, c.n_trials, c.n_started,
-                      c.n_finished
              ORDER BY c.published_at DESC NULLS LAST, c.campaign_id
              LIMIT {limit} OFFSET {offset}"
         ),
@@ -249,7 +251,8 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
                     t.repetition, t.seed, s.outcome, s.detected, s.time_to_detect_ms,
                     s.time_to_resolve_ms, s.time_to_heal_ms, s.n_commands, s.n_destructive,
                     s.n_thrashing
-             FROM trials t JOIN latest_scores s USING (trial_id)
+             FROM trials t
+             JOIN latest_scores s ON s.trial_id = t.trial_id AND s.campaign_id = t.campaign_id
              WHERE {condition}
              ORDER BY t.campaign_id, t.trial_index"
         ),

@@ -101,6 +101,21 @@ pub struct StoredEvent {
     pub event: std::result::Result<Event, String>,
 }
 
+impl StoredEvent {
+    /// `event` as the stream would store it at `sequence` (for folds fed without a server:
+    /// benchmarks and tests).
+    pub fn from_event(sequence: u64, event: Event) -> StoredEvent {
+        let encoded = event.encode();
+        StoredEvent {
+            sequence,
+            subject: encoded.subject,
+            msg_id: Some(encoded.id.to_string()),
+            payload: encoded.payload,
+            event: Ok(event),
+        }
+    }
+}
+
 /// An event as it is published: its subject, its id (the `Nats-Msg-Id`) and its JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {

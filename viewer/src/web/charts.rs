@@ -15,6 +15,19 @@ const LABEL_WIDTH: f64 = 150.0;
 const RIGHT: f64 = 20.0;
 const ROW: f64 = 30.0;
 const AXIS: f64 = 28.0;
+/// Dots drawn per row at most: a larger series is drawn as this many of its quantiles, evenly
+/// spaced, which keep its shape (a page of 30,000 dots would weigh megabytes).
+const MAX_DOTS: usize = 200;
+
+/// The values to draw as dots: all of them, or `MAX_DOTS` evenly spaced quantiles.
+fn dots(values: &[f64], sorted: &[f64]) -> Vec<f64> {
+    if values.len() <= MAX_DOTS {
+        return values.to_vec();
+    }
+    (0..MAX_DOTS)
+        .map(|i| quantile(sorted, (i as f64 + 0.5) / MAX_DOTS as f64))
+        .collect()
+}
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let position = q * (sorted.len() - 1) as f64;
@@ -33,8 +46,9 @@ fn tick_step(max: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-/// Durations in seconds per series: dots (jittered by their index), the box of the quartiles
-/// and the median; `title` names the measure for screen readers.
+/// Durations in seconds per series: dots (jittered by their index; for a large series, its
+/// quantiles), the box of the quartiles and the median; `title` names the measure for screen
+/// readers.
 pub fn strip_plot(title: &str, series: &[Series]) -> Markup {
     let all: Vec<f64> = series
         .iter()
@@ -70,7 +84,7 @@ pub fn strip_plot(title: &str, series: &[Series]) -> Markup {
                     @let sorted = sorted(&s.values_ms);
                     @let (q1, median, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.5), quantile(&sorted, 0.75));
                     rect.box x=(x(q1)) y=(middle - 9.0) width=((x(q3) - x(q1)).max(1.0)) height="18" {}
-                    @for (index, value) in s.values_ms.iter().enumerate() {
+                    @for (index, value) in dots(&s.values_ms, &sorted).iter().enumerate() {
                         @let jitter = ((index * 7) % 11) as f64 - 5.0;
                         circle.dot cx=(x(*value)) cy=(middle + jitter) r="3.5" {
                             title { (s.label) ": " (format_seconds(value / 1000.0)) " s" }

@@ -17,6 +17,7 @@ pub use pages::encode;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -42,20 +43,99 @@ const CSV_ROWS: usize = 100_000;
 /// The query time a page or download may take.
 const QUERY_TIMEOUT_MS: u64 = 30_000;
 
-/// Where the viewer reads.
+/// Where the viewer reads, and the page data it already computed.
 #[derive(Clone, Debug)]
-pub enum Source {
+pub struct Source {
+    origin: Origin,
+    /// None when caching is off (the benchmark's uncached figures).
+    cache: Option<Arc<Mutex<PageCache>>>,
+}
+
+#[derive(Clone, Debug)]
+enum Origin {
     /// The owner's database instance: each request clones a connection.
     Shared(Database),
     /// The file, opened for each request (read-only, or through its owner's API).
     File(PathBuf),
 }
 
+/// What the data behind the pages was when an answer was computed: the projector's last
+/// sequence, or, for a file that no process owns (so nothing writes it), its size and
+/// modification time and its write-ahead log's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Version {
+    Sequence(Option<u64>),
+    File(Vec<(u64, Option<std::time::SystemTime>)>),
+}
+
+/// Page data by request, each with the data version it was computed at: a page asked again
+/// before the projector commits is answered without a query. Least recently used out first.
+#[derive(Debug, Default)]
+struct PageCache {
+    entries: HashMap<String, (Version, Arc<Value>, u64)>,
+    clock: u64,
+}
+
+/// Page data kept at most; the largest (a campaign of thousands of trials) are a few MB.
+const CACHED_PAGES: usize = 64;
+
+impl PageCache {
+    fn get(&mut self, key: &str, version: &Version) -> Option<Arc<Value>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.entries.get_mut(key)?;
+        if entry.0 != *version {
+            return None;
+        }
+        entry.2 = clock;
+        Some(entry.1.clone())
+    }
+
+    fn put(&mut self, key: String, version: Version, value: Arc<Value>) {
+        self.clock += 1;
+        if self.entries.len() >= CACHED_PAGES && !self.entries.contains_key(&key) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.2)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(key, (version, value, self.clock));
+    }
+}
+
 impl Source {
+    /// The owner's database instance (`eval up`, `eval project`).
+    pub fn shared(database: Database) -> Source {
+        Source::with(Origin::Shared(database))
+    }
+
+    /// The file at `path`, opened read-only for each request, or read through its owner's API
+    /// while one runs; never held between requests, so that an owner can start meanwhile.
+    pub fn file(path: PathBuf) -> Source {
+        Source::with(Origin::File(path))
+    }
+
+    fn with(origin: Origin) -> Source {
+        Source {
+            origin,
+            cache: Some(Arc::new(Mutex::new(PageCache::default()))),
+        }
+    }
+
+    /// The same source computing every page afresh (for `eval bench viewer`).
+    pub fn without_cache(mut self) -> Source {
+        self.cache = None;
+        self
+    }
+
     fn reader(&self) -> Result<Reader, QueryError> {
-        match self {
-            Source::Shared(database) => database.connection().map(Reader::Local),
-            Source::File(path) => Reader::open(path),
+        match &self.origin {
+            Origin::Shared(database) => database.connection().map(Reader::Local),
+            Origin::File(path) => Reader::open(path),
         }
     }
 
@@ -73,6 +153,65 @@ impl Source {
         .map_err(|error| AppError::unavailable(format!("the query thread failed: {error}")))?
         .map_err(AppError::from)
     }
+
+    /// The page data `work` computes for `key`, from the cache while the data has not changed.
+    async fn cached(
+        &self,
+        key: String,
+        work: impl FnOnce(&Reader) -> Result<Value, ViewError> + Send + 'static,
+    ) -> Result<Arc<Value>, AppError> {
+        let source = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(cache) = &source.cache else {
+                let reader = source.reader().map_err(ViewError::Query)?;
+                return work(&reader).map(Arc::new);
+            };
+            // A file nobody owns changes only when it is rewritten: its stamp says whether,
+            // without opening it.
+            let (version, reader) = match &source.origin {
+                Origin::File(path) if Reader::owner(path).is_none() => {
+                    (Version::File(file_stamp(path)), None)
+                }
+                _ => {
+                    let reader = source.reader().map_err(ViewError::Query)?;
+                    (Version::Sequence(last_sequence(&reader)?), Some(reader))
+                }
+            };
+            if let Some(value) = lock(cache).get(&key, &version) {
+                return Ok(value);
+            }
+            let reader = match reader {
+                Some(reader) => reader,
+                None => source.reader().map_err(ViewError::Query)?,
+            };
+            let value = Arc::new(work(&reader)?);
+            lock(cache).put(key, version, value.clone());
+            Ok(value)
+        })
+        .await
+        .map_err(|error| AppError::unavailable(format!("the query thread failed: {error}")))?
+        .map_err(AppError::from)
+    }
+}
+
+fn lock(cache: &Mutex<PageCache>) -> std::sync::MutexGuard<'_, PageCache> {
+    // The cache holds no invariant a panic could break half-way.
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The sizes and modification times of the file and its write-ahead log.
+fn file_stamp(path: &std::path::Path) -> Vec<(u64, Option<std::time::SystemTime>)> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push(".wal");
+    [path.to_path_buf(), PathBuf::from(wal)]
+        .iter()
+        .map(|file| match std::fs::metadata(file) {
+            Ok(meta) => (meta.len(), meta.modified().ok()),
+            Err(_) => (0, None),
+        })
+        .collect()
 }
 
 /// The whole viewer: pages, `/api/...`, assets.
@@ -278,9 +417,13 @@ fn list_request(params: &HashMap<String, String>) -> Result<ListRequest, AppErro
     })
 }
 
-async fn campaigns_json(source: &Source, request: ListRequest) -> Result<Value, AppError> {
+async fn campaigns_json(source: &Source, request: ListRequest) -> Result<Arc<Value>, AppError> {
+    let key = format!(
+        "campaigns {:?} {} {}",
+        request.filter, request.limit, request.offset
+    );
     source
-        .read(move |reader| {
+        .cached(key, move |reader| {
             crate::views::list(
                 reader,
                 request.filter.as_deref(),
@@ -303,40 +446,48 @@ async fn campaigns_api(State(source): State<Source>, Query(params): Params) -> P
     let data = campaigns_json(&source, request)
         .await
         .map_err(AppError::into_json)?;
-    Ok(Json(data).into_response())
+    Ok(Json(&*data).into_response())
+}
+
+async fn campaign_json(source: &Source, id: String) -> Result<Arc<Value>, AppError> {
+    source
+        .cached(format!("campaign {id}"), move |reader| {
+            data::campaign(reader, &id)
+        })
+        .await
 }
 
 async fn campaign_page(State(source): State<Source>, Path(id): Path<String>) -> PageResult {
-    let data = source
-        .read(move |reader| data::campaign(reader, &id))
-        .await?;
+    let data = campaign_json(&source, id).await?;
     Ok(html(pages::campaign(&data)))
 }
 
 async fn campaign_api(State(source): State<Source>, Path(id): Path<String>) -> PageResult {
-    let data = source
-        .read(move |reader| data::campaign(reader, &id))
+    let data = campaign_json(&source, id)
         .await
         .map_err(AppError::into_json)?;
-    Ok(Json(data).into_response())
+    Ok(Json(&*data).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
 // trials
 
+async fn trial_json(source: &Source, id: String) -> Result<Arc<Value>, AppError> {
+    source
+        .cached(format!("trial {id}"), move |reader| {
+            crate::show::show(reader, &id, true).map(|view| view.json)
+        })
+        .await
+}
+
 async fn trial_page(State(source): State<Source>, Path(id): Path<String>) -> PageResult {
-    let data = source
-        .read(move |reader| crate::show::show(reader, &id, true).map(|view| view.json))
-        .await?;
+    let data = trial_json(&source, id).await?;
     Ok(html(pages::trial(&data)))
 }
 
 async fn trial_api(State(source): State<Source>, Path(id): Path<String>) -> PageResult {
-    let data = source
-        .read(move |reader| crate::show::show(reader, &id, true).map(|view| view.json))
-        .await
-        .map_err(AppError::into_json)?;
-    Ok(Json(data).into_response())
+    let data = trial_json(&source, id).await.map_err(AppError::into_json)?;
+    Ok(Json(&*data).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,9 +518,11 @@ fn variants_request(
 async fn variants_json(
     source: &Source,
     choice: Option<(String, String)>,
-) -> Result<Value, AppError> {
+) -> Result<Arc<Value>, AppError> {
     source
-        .read(move |reader| data::variants(reader, choice.as_ref()))
+        .cached(format!("variants {choice:?}"), move |reader| {
+            data::variants(reader, choice.as_ref())
+        })
         .await
 }
 
@@ -384,7 +537,7 @@ async fn variants_api(State(source): State<Source>, Query(params): Params) -> Pa
     let data = variants_json(&source, choice)
         .await
         .map_err(AppError::into_json)?;
-    Ok(Json(data).into_response())
+    Ok(Json(&*data).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
