@@ -257,55 +257,86 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
              ORDER BY t.campaign_id, t.trial_index"
         ),
     )?;
-    let mut out = Vec::new();
-    for row in objects(&result) {
-        let Some(outcome) = outcome_of(&text_of(&row, "outcome")) else {
+    // Read by position: the scorecards of a large set read tens of thousands of rows.
+    let column = |name: &str| {
+        result
+            .columns
+            .iter()
+            .position(|column| column == name)
+            .expect("a selected column")
+    };
+    let [
+        subject,
+        chaos_type,
+        chaos_json,
+        variant,
+        baseline,
+        repetition,
+        seed,
+        outcome,
+        detected,
+        time_to_detect,
+        time_to_resolve,
+        time_to_heal,
+        n_commands,
+        n_destructive,
+        n_thrashing,
+    ] = [
+        "subject",
+        "chaos_type",
+        "chaos_json",
+        "variant",
+        "baseline",
+        "repetition",
+        "seed",
+        "outcome",
+        "detected",
+        "time_to_detect_ms",
+        "time_to_resolve_ms",
+        "time_to_heal_ms",
+        "n_commands",
+        "n_destructive",
+        "n_thrashing",
+    ]
+    .map(column);
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+    let mut out = Vec::with_capacity(result.rows.len());
+    for row in &result.rows {
+        let Some(outcome) = row[outcome].as_str().and_then(outcome_of) else {
             continue;
         };
-        let baseline = row
-            .get("baseline")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let baseline = row[baseline].as_bool().unwrap_or(false);
         let success = outcome == Outcome::Success;
-        let pair_key = match (
-            int_of(&row, "repetition"),
-            row.get("seed").and_then(Value::as_u64),
-        ) {
+        let pair_key = match (row[repetition].as_i64(), row[seed].as_u64()) {
             (Some(repetition), Some(seed)) => Some(PairKey {
-                subject: text_of(&row, "subject"),
-                chaos: text_of(&row, "chaos_json"),
+                subject: text(&row[subject]),
+                chaos: text(&row[chaos_json]),
                 repetition: u32::try_from(repetition).unwrap_or(0),
                 seed,
             }),
             _ => None,
         };
-        let detected = row
-            .get("detected")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let detected = row[detected].as_bool().unwrap_or(false);
         out.push(Graded {
-            subject: text_of(&row, "subject"),
-            chaos_type: text_of(&row, "chaos_type"),
-            variant: row
-                .get("variant")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            subject: text(&row[subject]),
+            chaos_type: text(&row[chaos_type]),
+            variant: row[variant].as_str().map(str::to_string),
             baseline,
             result: TrialResult {
                 pair_key,
                 outcome,
-                time_to_detect_ms: int_of(&row, "time_to_detect_ms").filter(|_| detected),
+                time_to_detect_ms: row[time_to_detect].as_i64().filter(|_| detected),
                 time_to_recover_ms: if !success {
                     None
                 } else if baseline {
-                    int_of(&row, "time_to_heal_ms")
+                    row[time_to_heal].as_i64()
                 } else {
-                    int_of(&row, "time_to_resolve_ms")
+                    row[time_to_resolve].as_i64()
                 },
             },
-            n_commands: int_of(&row, "n_commands").unwrap_or(0),
-            n_destructive: int_of(&row, "n_destructive").unwrap_or(0),
-            n_thrashing: int_of(&row, "n_thrashing").unwrap_or(0),
+            n_commands: row[n_commands].as_i64().unwrap_or(0),
+            n_destructive: row[n_destructive].as_i64().unwrap_or(0),
+            n_thrashing: row[n_thrashing].as_i64().unwrap_or(0),
         });
     }
     Ok(out)
