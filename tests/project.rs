@@ -94,7 +94,8 @@ async fn kill_9_at_random_moments_then_restart_gives_the_same_tables() {
     log.ensure_stream().await.unwrap();
     let producer = Producer::here("test");
     let mut events = vec![published("killtest")];
-    for index in 0..400 {
+    // Enough work that most runs are killed before they catch up.
+    for index in 0..1_000 {
         let trial = synthetic_trial("killtest", index);
         let mut trial_events = trial.events();
         trial_events.push(score(&trial_events, &ScoringConfig::default()).to_event(&producer));
@@ -128,7 +129,7 @@ async fn kill_9_at_random_moments_then_restart_gives_the_same_tables() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
         match child.try_wait().unwrap() {
             Some(_) => finished_early += 1,
             None => {

@@ -223,18 +223,17 @@ impl Browser {
 
     /// A PNG of the whole page (the window grown to the page's height), written to `path`.
     pub fn screenshot(&self, path: &Path) -> PathBuf {
-        let height = self
-            .script(
-                "return Math.ceil(document.documentElement.scrollHeight);",
-                json!([]),
-            )
-            .as_u64()
-            .unwrap_or(900)
-            .clamp(600, 8_000);
+        // The window's height is the page's plus the browser's own frame around the viewport.
+        let sizes = self.script(
+            "return [Math.ceil(document.documentElement.scrollHeight), window.outerHeight - window.innerHeight];",
+            json!([]),
+        );
+        let page = sizes[0].as_u64().unwrap_or(900).clamp(600, 8_000);
+        let frame = sizes[1].as_u64().unwrap_or(0).min(1_000);
         self.session_call(
             "POST",
             "/window/rect",
-            Some(json!({"width": 1280, "height": height})),
+            Some(json!({"width": 1280, "height": page + frame})),
         );
         let encoded = self.session_call("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD

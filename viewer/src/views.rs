@@ -649,15 +649,13 @@ pub fn compare_baseline(
         .map(|id| resolve(reader, "campaigns", "campaign_id", id, "campaign"))
         .transpose()?;
     let options = CompareOptions::default();
-    let agent = graded(
+    // The campaign's trials once: its operator trials, and its own baselines when it has them.
+    let own_trials = graded(
         reader,
-        &format!(
-            "t.campaign_id = {} AND NOT t.baseline",
-            literal(&campaign_id)
-        ),
+        &format!("t.campaign_id = {}", literal(&campaign_id)),
     )?;
     let mut groups: BTreeMap<(String, String), Vec<&Graded>> = BTreeMap::new();
-    for trial in &agent {
+    for trial in own_trials.iter().filter(|trial| !trial.baseline) {
         groups
             .entry((trial.subject.clone(), trial.chaos_type.clone()))
             .or_default()
@@ -685,13 +683,13 @@ pub fn compare_baseline(
                 format!("campaign {id}"),
             ),
             None => {
-                let own = graded(
-                    reader,
-                    &format!(
-                        "{base_condition} AND t.campaign_id = {}",
-                        literal(&campaign_id)
-                    ),
-                )?;
+                let own: Vec<Graded> = own_trials
+                    .iter()
+                    .filter(|trial| {
+                        trial.baseline && trial.subject == *subject && trial.chaos_type == *chaos
+                    })
+                    .cloned()
+                    .collect();
                 if own.is_empty() {
                     (
                         graded(reader, &base_condition)?,
