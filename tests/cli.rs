@@ -429,3 +429,75 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
         text(&output.stderr)
     );
 }
+
+/// `eval bench viewer` on a small set: every route answers 200 (the bench stops at the first
+/// other answer) and every route gets both series of timings.
+#[test]
+fn bench_viewer_times_every_route_cached_and_uncached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.duckdb");
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "bench",
+            "viewer",
+            "--trials",
+            "1000",
+            "--requests",
+            "3",
+            "--json",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(bench["trials"], 1000);
+    assert_eq!(bench["campaigns"], 1);
+    let pages = bench["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 15, "{bench}");
+    for page in pages {
+        for series in ["uncached", "cached"] {
+            assert_eq!(page[series]["requests"], 3, "{page}");
+            assert!(page[series]["p95_ms"].as_f64().unwrap() > 0.0, "{page}");
+        }
+        assert!(page["mean_bytes"].as_u64().unwrap() > 0, "{page}");
+    }
+    // A second run reuses the filled file; another trial count is refused.
+    let again = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "bench",
+            "viewer",
+            "--trials",
+            "1000",
+            "--requests",
+            "1",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("reusing"),
+        "{}",
+        text(&again.stderr)
+    );
+    let refused = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "bench",
+            "viewer",
+            "--trials",
+            "2000",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("holds 1000 trials, not 2000"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

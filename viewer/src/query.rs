@@ -14,7 +14,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use duckdb::arrow::array::{Array, AsArray};
-use duckdb::arrow::datatypes::{DataType, Float32Type, Float64Type};
+use duckdb::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
 use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::{AccessMode, Connection};
 use serde::{Deserialize, Serialize};
@@ -223,25 +226,44 @@ fn cell(array: &dyn Array, formatter: &ArrayFormatter<'_>, row: usize) -> Value 
     if array.is_null(row) {
         return Value::Null;
     }
-    let text = formatter.value(row).to_string();
+    // Text, booleans and numbers are read straight from their arrays (a scorecard reads tens of
+    // thousands of rows); other types as Arrow formats them.
     match array.data_type() {
-        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Utf8 => return Value::String(array.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => {
+            return Value::String(array.as_string::<i64>().value(row).to_string());
+        }
+        DataType::Boolean => return Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => return Value::from(array.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => return Value::from(array.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => return Value::from(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => return Value::from(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => return Value::from(array.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => return Value::from(array.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => return Value::from(array.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => return Value::from(array.as_primitive::<UInt64Type>().value(row)),
+        _ => {}
+    }
+    let text = || formatter.value(row).to_string();
+    match array.data_type() {
         DataType::Float64 => number(array.as_primitive::<Float64Type>().value(row), text),
         DataType::Float32 => number(
             f64::from(array.as_primitive::<Float32Type>().value(row)),
             text,
         ),
-        data_type if data_type.is_integer() => text
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| text.parse::<u64>().map(Value::from))
-            .unwrap_or(Value::String(text)),
-        _ => Value::String(text),
+        data_type if data_type.is_integer() => {
+            let text = text();
+            text.parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| text.parse::<u64>().map(Value::from))
+                .unwrap_or(Value::String(text))
+        }
+        _ => Value::String(text()),
     }
 }
 
-fn number(value: f64, text: String) -> Value {
-    serde_json::Number::from_f64(value).map_or(Value::String(text), Value::Number)
+fn number(value: f64, text: impl FnOnce() -> String) -> Value {
+    serde_json::Number::from_f64(value).map_or_else(|| Value::String(text()), Value::Number)
 }
 
 /// A value as the terminal and CSV show it.
