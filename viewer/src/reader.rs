@@ -74,6 +74,18 @@ impl Reader {
         }
     }
 
+    /// Another reader on the same source, for a query on another thread: a connection of its
+    /// own to the same database instance, or the same API.
+    pub fn try_clone(&self) -> Result<Reader, QueryError> {
+        match self {
+            Reader::Local(connection) => connection
+                .try_clone()
+                .map(Reader::Local)
+                .map_err(|error| QueryError::Open(error.to_string())),
+            Reader::Remote { url } => Ok(Reader::Remote { url: url.clone() }),
+        }
+    }
+
     /// The API of the process that owns the file, when one announced it and is alive.
     pub fn owner(db_path: &Path) -> Option<Reader> {
         let bytes = std::fs::read(api_file_path(db_path)).ok()?;

@@ -13,25 +13,48 @@ type Result<T, E = ViewError> = std::result::Result<T, E>;
 /// as published (name, model, prompt).
 pub fn campaign(reader: &Reader, id: &str) -> Result<Value> {
     let campaign_id = resolve(reader, "campaigns", "campaign_id", id, "campaign")?;
-    let shown = crate::show::show(reader, &campaign_id, false)?.json;
-    let analyzed = crate::views::analyze(reader, &campaign_id, false)?.json;
-    let baseline = match crate::views::compare_baseline(reader, &campaign_id, None) {
-        Ok(view) => view.json["comparisons"].clone(),
-        Err(ViewError::NotFound(_)) => Value::Array(Vec::new()),
-        Err(error) => return Err(error),
-    };
-    let published = reader.query(
-        &format!(
-            "SELECT data FROM events WHERE campaign_id = {} AND type = 'CampaignPublished' ORDER BY seq LIMIT 1",
-            literal(&campaign_id)
-        ),
-        Limits::default(),
-    )?;
+    // The four views read independently, each on a connection of its own, at once.
+    let (shown, analyzed, baseline, published) = std::thread::scope(|scope| {
+        let on_own = |work: fn(&Reader, &str) -> Result<Value>| {
+            let reader = reader.try_clone();
+            let campaign_id = campaign_id.as_str();
+            scope.spawn(move || work(&reader?, campaign_id))
+        };
+        let shown = on_own(|reader, id| Ok(crate::show::show(reader, id, false)?.json));
+        let analyzed = on_own(|reader, id| Ok(crate::views::analyze(reader, id, false)?.json));
+        let baseline =
+            on_own(
+                |reader, id| match crate::views::compare_baseline(reader, id, None) {
+                    Ok(view) => Ok(view.json["comparisons"].clone()),
+                    Err(ViewError::NotFound(_)) => Ok(Value::Array(Vec::new())),
+                    Err(error) => Err(error),
+                },
+            );
+        let published = on_own(|reader, id| {
+            let result = reader.query(
+                &format!(
+                    "SELECT data FROM events WHERE campaign_id = {} AND type = 'CampaignPublished' ORDER BY seq LIMIT 1",
+                    literal(id)
+                ),
+                Limits::default(),
+            )?;
+            Ok(result
+                .rows
+                .first()
+                .and_then(|row| row.first())
+                .cloned()
+                .unwrap_or(Value::Null))
+        });
+        let join = |handle: std::thread::ScopedJoinHandle<'_, Result<Value>>| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (join(shown), join(analyzed), join(baseline), join(published))
+    });
+    let (shown, analyzed, baseline, published) = (shown?, analyzed?, baseline?, published?);
     let variants = published
-        .rows
-        .first()
-        .and_then(|row| row.first())
-        .and_then(Value::as_str)
+        .as_str()
         .and_then(|data| serde_json::from_str::<Value>(data).ok())
         .and_then(|data| data.get("variants").cloned())
         .and_then(|variants| variants.as_array().cloned())
@@ -60,7 +83,25 @@ pub fn campaign(reader: &Reader, id: &str) -> Result<Value> {
 /// `/variants`: the subject × chaos pairs that have variant trials, and for a chosen pair the
 /// `eval compare-variants` scorecard.
 pub fn variants(reader: &Reader, choice: Option<&(String, String)>) -> Result<Value> {
-    let listed = crate::views::list_variants(reader)?.json;
+    // The list and the scorecard read independently: the scorecard on a connection of its own,
+    // at the same time.
+    let (listed, scorecard) = std::thread::scope(|scope| {
+        let scorecard = choice.map(|(subject, chaos)| {
+            let reader = reader.try_clone();
+            scope.spawn(move || -> Result<Value> {
+                Ok(crate::views::compare_variants(&reader?, subject, chaos, &[])?.json)
+            })
+        });
+        let listed = crate::views::list_variants(reader).map(|view| view.json);
+        let scorecard = scorecard.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (listed, scorecard)
+    });
+    let listed = listed?;
+    let scorecard = scorecard.transpose()?.unwrap_or(Value::Null);
     let mut pairs: Vec<(String, String)> = listed["variants"]
         .as_array()
         .into_iter()
@@ -74,10 +115,6 @@ pub fn variants(reader: &Reader, choice: Option<&(String, String)>) -> Result<Va
         .collect();
     pairs.sort();
     pairs.dedup();
-    let scorecard = match choice {
-        Some((subject, chaos)) => crate::views::compare_variants(reader, subject, chaos, &[])?.json,
-        None => Value::Null,
-    };
     Ok(json!({
         "subject": choice.map(|(subject, _)| subject),
         "chaos_type": choice.map(|(_, chaos)| chaos),
