@@ -313,23 +313,7 @@ async fn eval_sql_refuses_writes_files_and_settings_locally_and_through_the_api(
 /// seeds), `even` (alpha and beta both repair every other trial).
 async fn comparison_fixtures(log: &EventLog) {
     let mut events = vec![published("clear"), published("even")];
-    let mut index = 0;
-    let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
-        index += 1;
-        support::comparison_trial(campaign, index - 1, variant, repetition, success)
-    };
-    for repetition in 0..12 {
-        events.extend(trial("clear", Some("careful"), repetition, true));
-        events.extend(trial("clear", Some("hasty"), repetition, false));
-        events.extend(trial("clear", None, repetition, true));
-        events.extend(trial(
-            "even",
-            Some("alpha"),
-            repetition,
-            repetition % 2 == 0,
-        ));
-        events.extend(trial("even", Some("beta"), repetition, repetition % 2 == 1));
-    }
+    events.extend(support::comparison_campaign_trials(12));
     log.publish_all(events, 256, |_| {}).await.unwrap();
 }
 

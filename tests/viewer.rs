@@ -47,23 +47,7 @@ fn fixture_events() -> Vec<Event> {
         }];
     }
     events.push(evil);
-    let mut index = 0;
-    let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
-        index += 1;
-        support::comparison_trial(campaign, index - 1, variant, repetition, success)
-    };
-    for repetition in 0..6 {
-        events.extend(trial("clear", Some("careful"), repetition, true));
-        events.extend(trial("clear", Some("hasty"), repetition, false));
-        events.extend(trial("clear", None, repetition, true));
-        events.extend(trial(
-            "even",
-            Some("alpha"),
-            repetition,
-            repetition % 2 == 0,
-        ));
-        events.extend(trial("even", Some("beta"), repetition, repetition % 2 == 1));
-    }
+    events.extend(support::comparison_campaign_trials(6));
     let evil_trial = TrialFixture::test()
         .in_campaign("evil")
         .with_trial_index(100)

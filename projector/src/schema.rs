@@ -49,7 +49,8 @@ impl Kind {
         }
     }
 
-    fn doc_name(self) -> &'static str {
+    /// The type as the README and the SQL page name it (JSON is text in a `VARCHAR`).
+    pub fn doc_name(self) -> &'static str {
         match self {
             Kind::Json => "JSON text",
             other => other.sql(),

@@ -38,6 +38,31 @@ pub fn published(campaign_id: &str) -> Event {
         .unwrap()
 }
 
+/// The trials of the comparison fixture campaigns, `repetitions` of each: `clear` (careful
+/// always repairs, hasty never does, on the same seeds, and baselines), `even` (alpha and beta
+/// both repair every other trial).
+pub fn comparison_campaign_trials(repetitions: u32) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut index = 0;
+    let mut trial = |campaign: &str, variant: Option<&str>, repetition: u32, success: bool| {
+        index += 1;
+        comparison_trial(campaign, index - 1, variant, repetition, success)
+    };
+    for repetition in 0..repetitions {
+        events.extend(trial("clear", Some("careful"), repetition, true));
+        events.extend(trial("clear", Some("hasty"), repetition, false));
+        events.extend(trial("clear", None, repetition, true));
+        events.extend(trial(
+            "even",
+            Some("alpha"),
+            repetition,
+            repetition % 2 == 0,
+        ));
+        events.extend(trial("even", Some("beta"), repetition, repetition % 2 == 1));
+    }
+    events
+}
+
 /// A scored etcd `node_kill` trial of the comparison fixtures: an operator trial of `variant`
 /// that repairs (`success`) or times out after a destructive command, or, without a variant, a
 /// baseline that heals after a minute.

@@ -124,21 +124,6 @@ pub fn variants(reader: &Reader, choice: Option<&(String, String)>) -> Result<Va
     }))
 }
 
-/// A column kind's DuckDB type, as the README names it.
-fn kind_name(kind: projector::schema::Kind) -> &'static str {
-    use projector::schema::Kind;
-    match kind {
-        Kind::Json => "JSON text",
-        Kind::Text => "VARCHAR",
-        Kind::Int => "INTEGER",
-        Kind::BigInt => "BIGINT",
-        Kind::UBigInt => "UBIGINT",
-        Kind::Double => "DOUBLE",
-        Kind::Bool => "BOOLEAN",
-        Kind::Time => "TIMESTAMP",
-    }
-}
-
 /// The tables and views with their columns, from the projector's definitions.
 pub fn tables() -> Value {
     let tables: Vec<Value> = projector::schema::TABLES
@@ -149,7 +134,7 @@ pub fn tables() -> Value {
                 "doc": table.doc,
                 "columns": table.columns.iter().map(|column| json!({
                     "name": column.name,
-                    "type": kind_name(column.kind),
+                    "type": column.kind.doc_name(),
                     "doc": column.doc,
                 })).collect::<Vec<_>>(),
             })
