@@ -9,7 +9,7 @@ use schemas::event::Timestamp;
 
 use crate::buffer::TableBuffer;
 use crate::operator::{self, OPERATOR_TABLES};
-use crate::project::{CampaignRow, Projection, TrialRow};
+use crate::project::{CampaignRow, Projection, TrialRow, TrialScore};
 use crate::schema::{self, Kind, PROJECTOR_VERSION, Table};
 use crate::{Error, Result};
 
@@ -374,6 +374,21 @@ fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()
             n_log_entries: c.get()?,
             n_tool_calls: c.get()?,
             last_event_at: c.time()?,
+            first_seq: c.get()?,
+            last_seq: c.get()?,
+            score: {
+                let score = TrialScore {
+                    outcome: c.get()?,
+                    detected: c.get()?,
+                    time_to_detect_ms: c.get()?,
+                    time_to_resolve_ms: c.get()?,
+                    time_to_heal_ms: c.get()?,
+                    n_commands: c.get()?,
+                    n_destructive: c.get()?,
+                    n_thrashing: c.get()?,
+                };
+                score.outcome.is_some().then_some(score)
+            },
             in_table: true,
         };
         projection.trials.insert(trial.trial_id.clone(), trial);

@@ -54,8 +54,26 @@ pub struct TrialRow {
     pub n_log_entries: Option<i32>,
     pub n_tool_calls: Option<i32>,
     pub last_event_at: Option<Timestamp>,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The latest score's figures (`score_*`).
+    pub score: Option<TrialScore>,
     /// The row is in the table already (a commit must replace it, not only append it).
     pub in_table: bool,
+}
+
+/// The figures of a trial's latest score that `trials` carries, so that scorecards read one
+/// table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialScore {
+    pub outcome: Option<String>,
+    pub detected: Option<bool>,
+    pub time_to_detect_ms: Option<i64>,
+    pub time_to_resolve_ms: Option<i64>,
+    pub time_to_heal_ms: Option<i64>,
+    pub n_commands: Option<i32>,
+    pub n_destructive: Option<i32>,
+    pub n_thrashing: Option<i32>,
 }
 
 /// A campaign's row in `campaigns`.
@@ -181,6 +199,14 @@ impl Projection {
                     .text(Some(&String::from_utf8_lossy(&stored.payload)))
                     .text(Some(&format!("unreadable envelope: {error}")))
                     .end();
+                // A known trial's range of sequences covers it, so that its timeline shows it.
+                if let Some(trial_id) = token(2)
+                    && let Some(trial) = self.trials.get_mut(trial_id)
+                {
+                    trial.first_seq.get_or_insert(stored.sequence);
+                    trial.last_seq = Some(stored.sequence);
+                    self.dirty_trials.insert(trial_id.to_string());
+                }
             }
         }
     }
@@ -255,6 +281,8 @@ impl Projection {
             });
         self.dirty_trials.insert(trial_id.to_string());
         trial.last_event_at = Some(trial.last_event_at.map_or(at, |last| last.max(at)));
+        trial.first_seq.get_or_insert(sequence);
+        trial.last_seq = Some(sequence);
         let state = |trial: &mut TrialRow, state: &str| trial.state = Some(state.to_string());
         match &event.data {
             EventData::TrialRequested(requested) => {
@@ -345,6 +373,19 @@ impl Projection {
             EventData::ChaosCleanupFailed(failed) => {
                 trial.cleanup_error = Some(failed.error.clone());
                 state(trial, "cleanup_failed");
+            }
+            // The stream's order is the scores' order: the last applied is the latest.
+            EventData::TrialScored(scored) => {
+                trial.score = Some(TrialScore {
+                    outcome: Some(outcome_name(scored).to_string()),
+                    detected: Some(scored.detected),
+                    time_to_detect_ms: scored.time_to_detect_ms,
+                    time_to_resolve_ms: scored.time_to_resolve_ms,
+                    time_to_heal_ms: scored.time_to_heal_ms,
+                    n_commands: i32::try_from(scored.n_commands).ok(),
+                    n_destructive: i32::try_from(scored.n_destructive).ok(),
+                    n_thrashing: i32::try_from(scored.n_thrashing).ok(),
+                });
             }
             EventData::TrialFinished(done) => {
                 finished = trial.finished_at.is_none();
@@ -537,7 +578,7 @@ fn entry_type_name(entry_type: AgentLogEntryType) -> &'static str {
 }
 
 fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
-    buffer
+    let row = buffer
         .row()
         .text(Some(&t.trial_id))
         .text(Some(&t.campaign_id))
@@ -578,6 +619,17 @@ fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
         .int(t.n_log_entries)
         .int(t.n_tool_calls)
         .time(t.last_event_at)
+        .ubigint(t.first_seq)
+        .ubigint(t.last_seq);
+    let score = t.score.clone().unwrap_or_default();
+    row.text(score.outcome.as_deref())
+        .bool(score.detected)
+        .bigint(score.time_to_detect_ms)
+        .bigint(score.time_to_resolve_ms)
+        .bigint(score.time_to_heal_ms)
+        .int(score.n_commands)
+        .int(score.n_destructive)
+        .int(score.n_thrashing)
         .end();
 }
 

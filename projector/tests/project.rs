@@ -222,6 +222,27 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
         &db,
         "SELECT t.trial_index, s.scorer_version, s.outcome, s.detected, s.time_to_detect_ms, s.resolved, s.time_to_resolve_ms, s.n_commands, s.n_diagnostic, s.n_destructive, s.n_thrashing FROM latest_scores s JOIN trials t USING (trial_id) ORDER BY t.trial_index",
     ));
+    // Each trial's row carries its latest score's figures, and its range of sequences holds
+    // every row of the trial.
+    expect![[r#"
+        0 | 0 | 4 | 0
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT
+            (SELECT count(*) FROM trials t JOIN latest_scores s USING (trial_id)
+             WHERE (t.score_outcome, t.score_detected, t.score_time_to_detect_ms,
+                    t.score_time_to_resolve_ms, t.score_time_to_heal_ms, t.score_n_commands,
+                    t.score_n_destructive, t.score_n_thrashing)
+                   IS DISTINCT FROM
+                   (s.outcome, s.detected, s.time_to_detect_ms, s.time_to_resolve_ms,
+                    s.time_to_heal_ms, s.n_commands, s.n_destructive, s.n_thrashing)),
+            (SELECT count(*) FROM trials t LEFT JOIN latest_scores s USING (trial_id)
+             WHERE (s.trial_id IS NULL) <> (t.score_outcome IS NULL)),
+            (SELECT count(*) FROM trials WHERE score_outcome IS NOT NULL),
+            (SELECT count(*) FROM events e JOIN trials t USING (trial_id)
+             WHERE e.seq NOT BETWEEN t.first_seq AND t.last_seq)",
+    ));
     expect![[r#"
         0 | etcdctl endpoint status --cluster | diagnostic | etcdctl-read
         0 | eval lab node start 2 | remediation | eval-lab-node-start
@@ -386,7 +407,12 @@ fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
         sequence += 1;
         schemas::log::StoredEvent::from_event(sequence, event)
     };
-    let scored = |events: &[Event]| score(events, &ScoringConfig::default()).to_event(&producer);
+    // Each score counts a different number of commands, to tell them apart.
+    let scored = |events: &[Event], n_commands: u32| {
+        let mut result = score(events, &ScoringConfig::default());
+        result.commands.n_calls = n_commands;
+        result.to_event(&producer)
+    };
     let (first, second) = (trial(0).events(), trial(1).events());
     // Commit 1: both trials and a score each. Commit 2, after reopening the file: trial 0
     // scored again, trial 1 twice.
@@ -395,9 +421,9 @@ fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
             .iter()
             .chain(&second)
             .cloned()
-            .chain([scored(&first), scored(&second)])
+            .chain([scored(&first, 1), scored(&second, 2)])
             .collect::<Vec<_>>(),
-        vec![scored(&first), scored(&second), scored(&second)],
+        vec![scored(&first, 3), scored(&second, 4), scored(&second, 5)],
     ];
     for batch in batches {
         let (mut writer, mut projection) = projector::Writer::open(&path).unwrap();
@@ -438,5 +464,24 @@ fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
     assert_eq!(
         latest,
         vec![(0, newest(0).unwrap()), (1, newest(1).unwrap())]
+    );
+    // The trial's row carries its latest score's figures, and its range of sequences ends at it.
+    let carried: Vec<(u32, String, i32, u64)> = connection
+        .prepare(
+            "SELECT trial_index, score_outcome, score_n_commands, last_seq FROM trials ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        carried,
+        vec![
+            (0, "success".to_string(), 3, newest(0).unwrap()),
+            (1, "success".to_string(), 5, newest(1).unwrap()),
+        ]
     );
 }

@@ -399,21 +399,8 @@ pub fn compare_times_paired(metric: &str, pairs: &[(f64, f64)], alpha: f64, powe
     verdict.statistic = Some(result.statistic);
     verdict.p_value = Some(result.p_value);
     let differences: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
-    // The share of Walsh averages above zero: above 1/2, A tends to be slower.
-    let mut above = 0.0;
-    let mut total = 0.0;
-    for i in 0..differences.len() {
-        for j in i..differences.len() {
-            let sum = differences[i] + differences[j];
-            total += 1.0;
-            if sum > 0.0 {
-                above += 1.0;
-            } else if sum == 0.0 {
-                above += 0.5;
-            }
-        }
-    }
-    let share = above / total;
+    // Above 1/2, A tends to be slower.
+    let share = walsh_share_above_zero(&differences);
     if result.p_value < alpha && share != 0.5 {
         verdict.winner = Some(if share < 0.5 { Side::A } else { Side::B });
     } else if share != 0.5 {
@@ -422,6 +409,29 @@ pub fn compare_times_paired(metric: &str, pairs: &[(f64, f64)], alpha: f64, powe
         verdict.needed_per_side = ceil_count(z * z / (3.0 * (share - 0.5) * (share - 0.5)));
     }
     verdict
+}
+
+/// The share of the Walsh averages `(d[i] + d[j]) / 2`, `i <= j`, above zero, counting those at
+/// zero as half. In O(n log n): over the sorted differences, the partners of each `d[i]` above
+/// `-d[i]` (or equal to it) are a contiguous run.
+pub fn walsh_share_above_zero(differences: &[f64]) -> f64 {
+    let mut sorted = differences.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return 0.5;
+    }
+    let (mut above, mut zero) = (0u64, 0u64);
+    for (i, value) in sorted.iter().enumerate() {
+        let partner = -value;
+        // Partners at index i or later: the pairs i <= j.
+        let first_equal = sorted.partition_point(|x| *x < partner).max(i);
+        let first_above = sorted.partition_point(|x| *x <= partner).max(i);
+        above += (n - first_above) as u64;
+        zero += first_above.saturating_sub(first_equal) as u64;
+    }
+    let total = (n as u64 * (n as u64 + 1) / 2) as f64;
+    (above as f64 + zero as f64 / 2.0) / total
 }
 
 /// Two groups side by side.

@@ -240,6 +240,49 @@ fn normal_distribution_matches_scipy() {
     );
 }
 
+/// The share of Walsh averages above zero, counted over every pair as its definition says.
+fn walsh_share_by_definition(differences: &[f64]) -> f64 {
+    let (mut above, mut total) = (0.0, 0.0);
+    for i in 0..differences.len() {
+        for j in i..differences.len() {
+            let sum = differences[i] + differences[j];
+            total += 1.0;
+            if sum > 0.0 {
+                above += 1.0;
+            } else if sum == 0.0 {
+                above += 0.5;
+            }
+        }
+    }
+    above / total
+}
+
+#[test]
+fn walsh_share_counts_every_pair() {
+    // Small integers: many ties, zeros and sums at exactly zero.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for n in 1..=120 {
+        let spread = 1 + next() % 9;
+        let differences: Vec<f64> = (0..n)
+            .map(|_| (next() % (2 * spread + 1)) as f64 - spread as f64)
+            .collect();
+        let fast = compare::walsh_share_above_zero(&differences);
+        let slow = walsh_share_by_definition(&differences);
+        assert!(
+            (fast - slow).abs() < 1e-12,
+            "{differences:?}: {fast} by sorting, {slow} by definition"
+        );
+    }
+    // Pairs of [-1, 1]: -2 below zero, 0 at zero, 2 above.
+    assert_eq!(compare::walsh_share_above_zero(&[-1.0, 1.0]), 0.5);
+}
+
 #[test]
 fn bootstrap_is_seeded_and_reproducible() {
     let sample = [

@@ -14,10 +14,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::compute::concat_batches;
 use duckdb::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
     UInt16Type, UInt32Type, UInt64Type,
 };
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::{AccessMode, Connection};
 use serde::{Deserialize, Serialize};
@@ -98,6 +100,40 @@ pub fn run_query(
     limits: Limits,
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
+    let mut result = protected(connection, sql, limits, |wrapped| {
+        collect(connection, wrapped, limits.max_rows)
+    })?;
+    result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(result)
+}
+
+/// [`run_query`]'s answer as one Arrow record batch (at most `limits.max_rows` rows), for readers
+/// of many rows that want typed values, not JSON ones.
+pub fn run_query_arrow(
+    connection: &Connection,
+    sql: &str,
+    limits: Limits,
+) -> Result<RecordBatch, QueryError> {
+    protected(connection, sql, limits, |wrapped| {
+        let mut statement = connection.prepare(wrapped).map_err(|error| error.to_string())?;
+        let batches = statement
+            .query_arrow([])
+            .map_err(|error| error.to_string())?;
+        let schema = batches.get_schema();
+        let batches: Vec<RecordBatch> = batches.collect();
+        let all = concat_batches(&schema, &batches).map_err(|error| error.to_string())?;
+        Ok(all.slice(0, all.num_rows().min(limits.max_rows)))
+    })
+}
+
+/// Runs `run` on `sql` wrapped for safety (see the module's documentation), in a read-only
+/// transaction, interrupted after the timeout.
+fn protected<T>(
+    connection: &Connection,
+    sql: &str,
+    limits: Limits,
+    run: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, QueryError> {
     let body = sql
         .trim()
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
@@ -128,19 +164,110 @@ pub fn run_query(
     let result = connection
         .execute_batch("BEGIN TRANSACTION READ ONLY;")
         .map_err(|error| error.to_string())
-        .and_then(|()| collect(connection, &wrapped, limits.max_rows));
+        .and_then(|()| run(&wrapped));
     let _ = connection.execute_batch("ROLLBACK;");
     drop(done);
     let timed_out = timer.join().unwrap_or(false);
-    let mut result = result.map_err(|message| {
+    result.map_err(|message| {
         if timed_out {
             QueryError::Timeout(limits.timeout_ms)
         } else {
             QueryError::Sql(explain_error(&message))
         }
-    })?;
-    result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(result)
+    })
+}
+
+/// A query's rows with typed access to their cells: Arrow arrays when read from the file, JSON
+/// values when read through the owner's API. Integers of any width read as `int`.
+#[derive(Debug)]
+pub enum Rows {
+    Arrow(RecordBatch),
+    Json(QueryResult),
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Arrow(batch) => batch.num_rows(),
+            Rows::Json(result) => result.rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The index of column `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        match self {
+            Rows::Arrow(batch) => batch.schema().index_of(name).ok(),
+            Rows::Json(result) => result.column(name),
+        }
+    }
+
+    fn array(batch: &RecordBatch, row: usize, column: usize) -> Option<&dyn Array> {
+        let array = batch.column(column).as_ref();
+        (!array.is_null(row)).then_some(array)
+    }
+
+    pub fn text(&self, row: usize, column: usize) -> Option<&str> {
+        match self {
+            Rows::Arrow(batch) => {
+                let array = Rows::array(batch, row, column)?;
+                match array.data_type() {
+                    DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
+                    DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
+                    _ => None,
+                }
+            }
+            Rows::Json(result) => result.rows[row][column].as_str(),
+        }
+    }
+
+    pub fn bool(&self, row: usize, column: usize) -> Option<bool> {
+        match self {
+            Rows::Arrow(batch) => Rows::array(batch, row, column)?
+                .as_boolean_opt()
+                .map(|array| array.value(row)),
+            Rows::Json(result) => result.rows[row][column].as_bool(),
+        }
+    }
+
+    pub fn int(&self, row: usize, column: usize) -> Option<i64> {
+        self.integer(row, column)
+            .and_then(|value| i64::try_from(value).ok())
+    }
+
+    pub fn uint(&self, row: usize, column: usize) -> Option<u64> {
+        self.integer(row, column)
+            .and_then(|value| u64::try_from(value).ok())
+    }
+
+    fn integer(&self, row: usize, column: usize) -> Option<i128> {
+        match self {
+            Rows::Arrow(batch) => {
+                let array = Rows::array(batch, row, column)?;
+                Some(match array.data_type() {
+                    DataType::Int8 => array.as_primitive::<Int8Type>().value(row).into(),
+                    DataType::Int16 => array.as_primitive::<Int16Type>().value(row).into(),
+                    DataType::Int32 => array.as_primitive::<Int32Type>().value(row).into(),
+                    DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+                    DataType::UInt8 => array.as_primitive::<UInt8Type>().value(row).into(),
+                    DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).into(),
+                    DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).into(),
+                    DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).into(),
+                    _ => return None,
+                })
+            }
+            Rows::Json(result) => {
+                let value = &result.rows[row][column];
+                value
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| value.as_u64().map(i128::from))
+            }
+        }
+    }
 }
 
 /// DuckDB's message, with a hint for the refusals users meet.

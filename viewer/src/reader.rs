@@ -9,7 +9,9 @@ use std::time::Duration;
 use duckdb::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::query::{Limits, QueryError, QueryResult, open_read_only, run_query};
+use crate::query::{
+    Limits, QueryError, QueryResult, Rows, open_read_only, run_query, run_query_arrow,
+};
 
 /// The API file's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +99,15 @@ impl Reader {
         match self {
             Reader::Local(connection) => run_query(connection, sql, limits),
             Reader::Remote { url } => remote_query(url, sql, limits),
+        }
+    }
+
+    /// [`Reader::query`] with typed access to the cells, for readers of many rows: straight from
+    /// Arrow on a local file.
+    pub fn rows(&self, sql: &str, limits: Limits) -> Result<Rows, QueryError> {
+        match self {
+            Reader::Local(connection) => run_query_arrow(connection, sql, limits).map(Rows::Arrow),
+            Reader::Remote { url } => remote_query(url, sql, limits).map(Rows::Json),
         }
     }
 

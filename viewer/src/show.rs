@@ -56,11 +56,10 @@ fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
         reader,
         &format!(
             "SELECT trial_id, trial_index, subject, chaos_type, coalesce(variant, '(baseline)') AS variant,
-                    state, status, outcome, time_to_detect_ms, time_to_resolve_ms, n_commands,
-                    n_destructive, n_thrashing
-             FROM trials t
-             LEFT JOIN (SELECT * FROM latest_scores WHERE campaign_id = {id}) s USING (trial_id)
-             WHERE t.campaign_id = {id} ORDER BY trial_index"
+                    state, status, score_outcome AS outcome, score_time_to_detect_ms AS time_to_detect_ms,
+                    score_time_to_resolve_ms AS time_to_resolve_ms, score_n_commands AS n_commands,
+                    score_n_destructive AS n_destructive, score_n_thrashing AS n_thrashing
+             FROM trials WHERE campaign_id = {id} ORDER BY trial_index"
         ),
     )?;
     let mut out = format!(
@@ -143,6 +142,17 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
     .into_iter()
     .next()
     .ok_or_else(|| ViewError::NotFound(format!("no trial {trial_id}")))?;
+    // The trial's rows lie within its range of stream sequences: a filter on `seq` lets DuckDB
+    // skip the other row groups of the large tables.
+    let of_trial = match (
+        trial.get("first_seq").and_then(Value::as_u64),
+        trial.get("last_seq").and_then(Value::as_u64),
+    ) {
+        (Some(first), Some(last)) => {
+            format!("seq BETWEEN {first} AND {last} AND trial_id = {id}")
+        }
+        _ => format!("trial_id = {id}"),
+    };
     // The log in order; an agent log entry at the operator's time, with its command's category.
     let timeline = rows(
         reader,
@@ -150,10 +160,9 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
             "SELECT e.seq, e.type, epoch_ms(coalesce(a.logged_at, e.occurred_at)) AS at_ms, e.data,
                     a.entry_type, a.content, a.tool_name, a.tool_params_json, a.exit_code,
                     c.command, c.category, c.rule
-             FROM events e
-             LEFT JOIN (SELECT * FROM agent_log WHERE trial_id = {id}) a ON a.seq = e.seq
-             LEFT JOIN (SELECT * FROM commands WHERE trial_id = {id}) c ON c.seq = e.seq
-             WHERE e.trial_id = {id}
+             FROM (SELECT * FROM events WHERE {of_trial}) e
+             LEFT JOIN (SELECT * FROM agent_log WHERE {of_trial}) a ON a.seq = e.seq
+             LEFT JOIN (SELECT * FROM commands WHERE {of_trial}) c ON c.seq = e.seq
              ORDER BY e.seq"
         ),
     )?;
@@ -163,7 +172,7 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
             "SELECT scorer_version, outcome, detected, time_to_detect_ms, resolved, time_to_resolve_ms,
                     time_to_heal_ms, n_commands, n_unique_commands, n_diagnostic, n_remediation,
                     n_destructive, n_other, n_thrashing, thrashing_commands_json, details_json
-             FROM scores WHERE trial_id = {id} ORDER BY seq"
+             FROM scores WHERE {of_trial} ORDER BY seq"
         ),
     )?;
     let zero = trial

@@ -39,14 +39,14 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Bounds of the views' own queries.
+const VIEW_LIMITS: Limits = Limits {
+    max_rows: 1_000_000,
+    timeout_ms: 60_000,
+};
+
 pub(crate) fn query(reader: &Reader, sql: &str) -> Result<QueryResult> {
-    Ok(reader.query(
-        sql,
-        Limits {
-            max_rows: 1_000_000,
-            timeout_ms: 60_000,
-        },
-    )?)
+    Ok(reader.query(sql, VIEW_LIMITS)?)
 }
 
 /// Rows as JSON objects keyed by column name.
@@ -244,31 +244,26 @@ fn outcome_of(text: &str) -> Option<Outcome> {
 
 /// The scored trials that `condition` (SQL over `t`, the trials) selects.
 fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
-    let result = query(
-        reader,
+    // Typed cells: the scorecards of a large set read tens of thousands of rows.
+    let rows = reader.rows(
         &format!(
-            "SELECT t.campaign_id, t.subject, t.chaos_type, t.chaos_json, t.variant, t.baseline,
-                    t.repetition, t.seed, s.outcome, s.detected, s.time_to_detect_ms,
-                    s.time_to_resolve_ms, s.time_to_heal_ms, s.n_commands, s.n_destructive,
-                    s.n_thrashing
+            "SELECT t.subject, t.chaos_type, hash(t.chaos_json) AS chaos_key, t.variant, t.baseline,
+                    t.repetition, t.seed, t.score_outcome AS outcome, t.score_detected AS detected,
+                    t.score_time_to_detect_ms AS time_to_detect_ms,
+                    t.score_time_to_resolve_ms AS time_to_resolve_ms,
+                    t.score_time_to_heal_ms AS time_to_heal_ms, t.score_n_commands AS n_commands,
+                    t.score_n_destructive AS n_destructive, t.score_n_thrashing AS n_thrashing
              FROM trials t
-             JOIN latest_scores s ON s.trial_id = t.trial_id AND s.campaign_id = t.campaign_id
-             WHERE {condition}
+             WHERE t.score_outcome IS NOT NULL AND ({condition})
              ORDER BY t.campaign_id, t.trial_index"
         ),
+        VIEW_LIMITS,
     )?;
-    // Read by position: the scorecards of a large set read tens of thousands of rows.
-    let column = |name: &str| {
-        result
-            .columns
-            .iter()
-            .position(|column| column == name)
-            .expect("a selected column")
-    };
+    let column = |name: &str| rows.column(name).expect("a selected column");
     let [
         subject,
         chaos_type,
-        chaos_json,
+        chaos_key,
         variant,
         baseline,
         repetition,
@@ -284,7 +279,7 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
     ] = [
         "subject",
         "chaos_type",
-        "chaos_json",
+        "chaos_key",
         "variant",
         "baseline",
         "repetition",
@@ -299,44 +294,45 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
         "n_thrashing",
     ]
     .map(column);
-    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
-    let mut out = Vec::with_capacity(result.rows.len());
-    for row in &result.rows {
-        let Some(outcome) = row[outcome].as_str().and_then(outcome_of) else {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in 0..rows.len() {
+        let Some(outcome) = rows.text(row, outcome).and_then(outcome_of) else {
             continue;
         };
-        let baseline = row[baseline].as_bool().unwrap_or(false);
+        let text = |column: usize| rows.text(row, column).unwrap_or_default().to_string();
+        let baseline = rows.bool(row, baseline).unwrap_or(false);
         let success = outcome == Outcome::Success;
-        let pair_key = match (row[repetition].as_i64(), row[seed].as_u64()) {
+        let pair_key = match (rows.int(row, repetition), rows.uint(row, seed)) {
             (Some(repetition), Some(seed)) => Some(PairKey {
-                subject: text(&row[subject]),
-                chaos: text(&row[chaos_json]),
+                subject: text(subject),
+                // Equal faults have equal JSON, and so equal hashes.
+                chaos: rows.uint(row, chaos_key).unwrap_or(0).to_string(),
                 repetition: u32::try_from(repetition).unwrap_or(0),
                 seed,
             }),
             _ => None,
         };
-        let detected = row[detected].as_bool().unwrap_or(false);
+        let detected = rows.bool(row, detected).unwrap_or(false);
         out.push(Graded {
-            subject: text(&row[subject]),
-            chaos_type: text(&row[chaos_type]),
-            variant: row[variant].as_str().map(str::to_string),
+            subject: text(subject),
+            chaos_type: text(chaos_type),
+            variant: rows.text(row, variant).map(str::to_string),
             baseline,
             result: TrialResult {
                 pair_key,
                 outcome,
-                time_to_detect_ms: row[time_to_detect].as_i64().filter(|_| detected),
+                time_to_detect_ms: rows.int(row, time_to_detect).filter(|_| detected),
                 time_to_recover_ms: if !success {
                     None
                 } else if baseline {
-                    row[time_to_heal].as_i64()
+                    rows.int(row, time_to_heal)
                 } else {
-                    row[time_to_resolve].as_i64()
+                    rows.int(row, time_to_resolve)
                 },
             },
-            n_commands: row[n_commands].as_i64().unwrap_or(0),
-            n_destructive: row[n_destructive].as_i64().unwrap_or(0),
-            n_thrashing: row[n_thrashing].as_i64().unwrap_or(0),
+            n_commands: rows.int(row, n_commands).unwrap_or(0),
+            n_destructive: rows.int(row, n_destructive).unwrap_or(0),
+            n_thrashing: rows.int(row, n_thrashing).unwrap_or(0),
         });
     }
     Ok(out)
@@ -828,9 +824,9 @@ pub fn list_variants(reader: &Reader) -> Result<View> {
         "SELECT t.variant, t.subject, t.chaos_type,
                 count(*) AS n_trials,
                 count(DISTINCT t.campaign_id) AS n_campaigns,
-                count(s.trial_id) FILTER (WHERE s.outcome <> 'errored') AS n_graded,
-                count(s.trial_id) FILTER (WHERE s.outcome = 'success') AS n_success
-         FROM trials t LEFT JOIN latest_scores s USING (trial_id)
+                count(*) FILTER (WHERE t.score_outcome <> 'errored') AS n_graded,
+                count(*) FILTER (WHERE t.score_outcome = 'success') AS n_success
+         FROM trials t
          WHERE NOT coalesce(t.baseline, false) AND t.variant IS NOT NULL
          GROUP BY ALL ORDER BY t.variant, t.subject, t.chaos_type",
     )?;
