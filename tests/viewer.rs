@@ -516,9 +516,9 @@ async fn cached_pages_follow_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let commit = |path: &Path, campaign: &str, sequence: u64| {
         let (mut writer, mut projection) = projector::Writer::open(path).unwrap();
-        projection.apply(&schemas::log::StoredEvent::from_event(
+        projection.apply(&schemas::log::StoredMessage::from_event(
             sequence,
-            published(campaign),
+            &published(campaign),
         ));
         writer.commit(&mut projection).unwrap();
         (writer, projection)
@@ -550,9 +550,9 @@ async fn cached_pages_follow_every_commit() {
             ["first"]
         );
     }
-    projection.apply(&schemas::log::StoredEvent::from_event(
+    projection.apply(&schemas::log::StoredMessage::from_event(
         2,
-        published("second"),
+        &published("second"),
     ));
     writer.commit(&mut projection).unwrap();
     assert_eq!(

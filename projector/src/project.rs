@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use schemas::event::{AgentLogEntryType, CapturePhase, Event, EventData, Timestamp, TrialScored};
-use schemas::log::StoredEvent;
+use schemas::log::StoredMessage;
 use scoring::commands::CommandId;
 use scoring::rules::{Category, Rules};
 
@@ -156,7 +156,7 @@ impl Projection {
 
     /// Applies one stored message. Nothing read from the log stops the fold: an envelope that
     /// cannot be read is kept in `events` with its error.
-    pub fn apply(&mut self, stored: &StoredEvent) {
+    pub fn apply(&mut self, stored: &StoredMessage) {
         self.last_sequence = stored.sequence;
         self.uncommitted += 1;
         match Event::from_json_with_data(&stored.payload) {

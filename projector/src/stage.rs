@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use schemas::log::{EventFilter, EventLog, StoredEvent};
+use schemas::log::{EventFilter, EventLog, StoredMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Writer;
@@ -97,7 +97,7 @@ pub async fn run(
         .last_sequence;
     let start = projection.last_sequence + 1;
     // An async channel: the reader never blocks a runtime thread while the fold commits.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(64);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<StoredMessage>>(64);
     let fold_options = options.clone();
     let handle = tokio::runtime::Handle::current();
     let folder = tokio::task::spawn_blocking(move || {
@@ -123,7 +123,7 @@ pub async fn run(
             return Ok(());
         }
         let events = log
-            .read_from(&EventFilter::default(), start, !options.until_caught_up)
+            .read_messages_from(&EventFilter::default(), start, !options.until_caught_up)
             .await?;
         let mut chunks = Box::pin(events.ready_chunks(1024));
         loop {
@@ -178,7 +178,7 @@ pub async fn catch_up(log: &EventLog, writer: Writer, projection: Projection) ->
 fn fold(
     mut writer: Writer,
     mut projection: Projection,
-    next: &mut impl FnMut(Duration) -> std::result::Result<Vec<StoredEvent>, mpsc::RecvTimeoutError>,
+    next: &mut impl FnMut(Duration) -> std::result::Result<Vec<StoredMessage>, mpsc::RecvTimeoutError>,
     options: &Options,
     stream_last_sequence: u64,
     mut progress: impl FnMut(Progress),

@@ -405,7 +405,7 @@ fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
     let mut sequence = 0;
     let mut stored = |event: Event| {
         sequence += 1;
-        schemas::log::StoredEvent::from_event(sequence, event)
+        schemas::log::StoredMessage::from_event(sequence, &event)
     };
     // Each score counts a different number of commands, to tell them apart.
     let scored = |events: &[Event], n_commands: u32| {

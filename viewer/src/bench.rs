@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use schemas::campaign::{CampaignFile, VariantFile};
 use schemas::event::{CampaignPublished, Event, EventData, Producer, ResolvedVariant};
-use schemas::log::StoredEvent;
+use schemas::log::StoredMessage;
 use scoring::fixtures::synthetic_trial;
 use scoring::score::{ScoringConfig, score};
 use serde::Serialize;
@@ -145,7 +145,7 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
     let mut sequence = 0u64;
     let mut apply = |event: Event, projection: &mut projector::project::Projection| {
         sequence += 1;
-        projection.apply(&StoredEvent::from_event(sequence, event));
+        projection.apply(&StoredMessage::from_event(sequence, &event));
     };
     for campaign in 0..campaigns {
         let in_campaign = TRIALS_PER_CAMPAIGN.min(trials - campaign * TRIALS_PER_CAMPAIGN);

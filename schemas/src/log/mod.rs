@@ -101,17 +101,40 @@ pub struct StoredEvent {
     pub event: std::result::Result<Event, String>,
 }
 
-impl StoredEvent {
+/// One message as stored in the stream, its payload not read yet: for readers that read it
+/// their own way (the projector, which also keeps the `data` exactly as written).
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub sequence: u64,
+    pub subject: String,
+    /// The `Nats-Msg-Id` header: the event id the publisher sent.
+    pub msg_id: Option<String>,
+    /// The message exactly as stored.
+    pub payload: Bytes,
+}
+
+impl StoredMessage {
     /// `event` as the stream would store it at `sequence` (for folds fed without a server:
     /// benchmarks and tests).
-    pub fn from_event(sequence: u64, event: Event) -> StoredEvent {
+    pub fn from_event(sequence: u64, event: &Event) -> StoredMessage {
         let encoded = event.encode();
-        StoredEvent {
+        StoredMessage {
             sequence,
             subject: encoded.subject,
             msg_id: Some(encoded.id.to_string()),
             payload: encoded.payload,
-            event: Ok(event),
+        }
+    }
+
+    /// The message with its envelope read.
+    pub fn into_event(self) -> StoredEvent {
+        let event = Event::from_json(&self.payload).map_err(|error| error.to_string());
+        StoredEvent {
+            sequence: self.sequence,
+            subject: self.subject,
+            msg_id: self.msg_id,
+            payload: self.payload,
+            event,
         }
     }
 }
@@ -352,6 +375,19 @@ impl EventLog {
         start_sequence: u64,
         follow: bool,
     ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
+        let messages = self
+            .read_messages_from(filter, start_sequence, follow)
+            .await?;
+        Ok(messages.map(|message| message.map(StoredMessage::into_event)))
+    }
+
+    /// [`EventLog::read_from`] without reading the payloads.
+    pub async fn read_messages_from(
+        &self,
+        filter: &EventFilter,
+        start_sequence: u64,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<StoredMessage>> + use<>> {
         let stream = self.stream().await?;
         let deliver_policy = if start_sequence <= 1 {
             consumer::DeliverPolicy::All
@@ -400,7 +436,7 @@ impl EventLog {
                         let info = message
                             .info()
                             .map_err(|error| Error::Read(error.to_string()))?;
-                        let stored = StoredEvent {
+                        let stored = StoredMessage {
                             sequence: info.stream_sequence,
                             subject: message.subject.to_string(),
                             msg_id: message
@@ -408,8 +444,6 @@ impl EventLog {
                                 .as_ref()
                                 .and_then(|headers| headers.get("Nats-Msg-Id"))
                                 .map(|id| id.to_string()),
-                            event: Event::from_json(&message.payload)
-                                .map_err(|error| error.to_string()),
                             payload: message.payload.clone(),
                         };
                         Ok(stored)
