@@ -4,12 +4,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Config, Connection, params};
 use schemas::event::Timestamp;
 
 use crate::buffer::TableBuffer;
 use crate::operator::{self, OPERATOR_TABLES};
-use crate::project::{CampaignRow, Projection, TrialRow, TrialScore};
+use crate::project::{Batch, CampaignRow, Projection, TrialRow, TrialScore};
 use crate::schema::{self, Kind, PROJECTOR_VERSION, Table};
 use crate::{Error, Result};
 
@@ -152,14 +153,18 @@ impl Writer {
     /// due, and the last sequence, in one transaction. After an error the projection no longer
     /// matches the file: drop it and open the file again.
     pub fn commit(&mut self, projection: &mut Projection) -> Result<CommitStats> {
+        self.commit_batch(projection.take_batch())
+    }
+
+    /// [`Writer::commit`] of a batch taken from the projection earlier (the projector's stage
+    /// writes one batch while its fold fills the next). Batches must come in the order taken.
+    pub fn commit_batch(&mut self, batch: Batch) -> Result<CommitStats> {
         let stats = CommitStats {
-            events: projection.uncommitted,
-            last_sequence: projection.last_sequence,
+            events: batch.events,
+            last_sequence: batch.last_sequence,
         };
-        let files: Vec<operator::FileRead> = std::mem::take(&mut projection.pending_files)
-            .iter()
-            .map(|path| operator::read_file(path))
-            .collect();
+        let files: Vec<operator::FileRead> =
+            batch.files.iter().map(|path| operator::read_file(path)).collect();
         for file in &files {
             if file.status != "read" && self.reported.insert(file.path.clone()) {
                 eprintln!(
@@ -171,12 +176,11 @@ impl Writer {
             }
         }
         self.connection.execute_batch("BEGIN TRANSACTION;")?;
-        match self.write(projection, files, stats.last_sequence) {
+        match self.write(batch, files) {
             Ok(()) => {
                 let started = std::time::Instant::now();
                 self.connection.execute_batch("COMMIT;")?;
                 tracing::debug!(commit_ms = started.elapsed().as_millis(), "committed");
-                projection.uncommitted = 0;
                 self.committed = stats.last_sequence;
                 Ok(stats)
             }
@@ -187,21 +191,14 @@ impl Writer {
         }
     }
 
-    fn write(
-        &mut self,
-        projection: &mut Projection,
-        files: Vec<operator::FileRead>,
-        last_sequence: u64,
-    ) -> Result<()> {
+    fn write(&mut self, batch: Batch, files: Vec<operator::FileRead>) -> Result<()> {
         let started = std::time::Instant::now();
-        let scored = !projection.scores.is_empty();
-        for buffer in [
-            &mut projection.events,
-            &mut projection.scores,
-            &mut projection.commands,
-            &mut projection.agent_log,
-        ] {
-            self.append(buffer)?;
+        let scored = batch
+            .appended
+            .iter()
+            .any(|(table, _)| table.name == schema::SCORES.name);
+        for (table, rows) in batch.appended {
+            self.append(table, rows)?;
         }
         if scored {
             // A trial scored again (a re-score, a new scorer version): its earlier scores are
@@ -214,10 +211,10 @@ impl Writer {
             )?;
         }
         let appended = started.elapsed();
-        let (keys, mut rows) = projection.take_dirty_trials();
-        self.replace("trial_id", &keys, &mut rows)?;
-        let (keys, mut rows) = projection.take_dirty_campaigns();
-        self.replace("campaign_id", &keys, &mut rows)?;
+        let (keys, rows) = batch.trials;
+        self.replace(&schema::TRIALS, "trial_id", &keys, rows)?;
+        let (keys, rows) = batch.campaigns;
+        self.replace(&schema::CAMPAIGNS, "campaign_id", &keys, rows)?;
         let replaced = started.elapsed();
         for file in files {
             self.write_file(file)?;
@@ -230,35 +227,35 @@ impl Writer {
         );
         self.connection.execute(
             "UPDATE projector_progress SET last_sequence = ?, updated_at = now()::TIMESTAMP WHERE stream = ?",
-            params![last_sequence, STREAM],
+            params![batch.last_sequence, STREAM],
         )?;
         Ok(())
     }
 
-    fn append(&self, buffer: &mut TableBuffer) -> Result<()> {
-        if buffer.is_empty() {
+    fn append(&self, table: &Table, rows: RecordBatch) -> Result<()> {
+        if rows.num_rows() == 0 {
             return Ok(());
         }
-        let mut appender = self.connection.appender(buffer.table.name)?;
-        appender.append_record_batch(buffer.take_batch())?;
+        let mut appender = self.connection.appender(table.name)?;
+        appender.append_record_batch(rows)?;
         appender.flush()?;
         Ok(())
     }
 
     /// Deletes the rows of `keys` and appends the new rows.
-    fn replace(&self, key: &str, keys: &[String], rows: &mut TableBuffer) -> Result<()> {
+    fn replace(&self, table: &Table, key: &str, keys: &[String], rows: RecordBatch) -> Result<()> {
         for chunk in keys.chunks(2048) {
             let list: Vec<String> = chunk.iter().map(|key| sql_string(key)).collect();
             self.connection.execute(
                 &format!(
                     "DELETE FROM {} WHERE {key} IN ({})",
-                    rows.table.name,
+                    table.name,
                     list.join(",")
                 ),
                 [],
             )?;
         }
-        self.append(rows)
+        self.append(table, rows)
     }
 
     fn write_file(&self, mut file: operator::FileRead) -> Result<()> {
@@ -269,7 +266,7 @@ impl Writer {
             )?;
         }
         for buffer in &mut file.tables {
-            self.append(buffer)?;
+            self.append(buffer.table, buffer.take_batch())?;
         }
         self.connection.execute(
             "DELETE FROM operator_db_files WHERE operator_db = ?",
@@ -286,7 +283,7 @@ impl Writer {
             .int(file.counts[1])
             .int(file.counts[2])
             .end();
-        self.append(&mut row)
+        self.append(row.table, row.take_batch())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use duckdb::arrow::record_batch::RecordBatch;
 use schemas::event::{AgentLogEntryType, CapturePhase, Event, EventData, Timestamp, TrialScored};
 use schemas::log::StoredMessage;
 use scoring::commands::CommandId;
@@ -112,6 +113,23 @@ impl CampaignRow {
     }
 }
 
+/// What one commit writes, taken out of the projection by [`Projection::take_batch`].
+#[derive(Debug)]
+pub struct Batch {
+    /// New rows of `events`, `scores`, `commands` and `agent_log`.
+    pub appended: Vec<(&'static schema::Table, RecordBatch)>,
+    /// The rows of the trials that changed, and the keys of those to delete first.
+    pub trials: (Vec<String>, RecordBatch),
+    /// The same for campaigns.
+    pub campaigns: (Vec<String>, RecordBatch),
+    /// operator.db files to read (named by trials that finished).
+    pub files: BTreeSet<String>,
+    /// Events applied into this batch.
+    pub events: usize,
+    /// The last stream sequence applied into it.
+    pub last_sequence: u64,
+}
+
 /// The fold's state and its pending rows.
 #[derive(Debug)]
 pub struct Projection {
@@ -168,7 +186,7 @@ impl Projection {
                 self.events
                     .row()
                     .ubigint(Some(stored.sequence))
-                    .text(Some(&event.id.to_string()))
+                    .text(Some(event.id.hyphenated().encode_lower(&mut [0; 36])))
                     .text(Some(event.event_type()))
                     .text(Some(&event.campaign_id))
                     .text(event.trial_id.as_deref())
@@ -271,15 +289,24 @@ impl Projection {
 
         let mut started = false;
         let mut finished = false;
+        // Most events belong to a known trial that is already dirty: no key to allocate.
+        if !self.trials.contains_key(trial_id) {
+            self.trials.insert(
+                trial_id.to_string(),
+                TrialRow {
+                    trial_id: trial_id.to_string(),
+                    campaign_id: event.campaign_id.clone(),
+                    ..TrialRow::default()
+                },
+            );
+        }
+        if !self.dirty_trials.contains(trial_id) {
+            self.dirty_trials.insert(trial_id.to_string());
+        }
         let trial = self
             .trials
-            .entry(trial_id.to_string())
-            .or_insert_with(|| TrialRow {
-                trial_id: trial_id.to_string(),
-                campaign_id: event.campaign_id.clone(),
-                ..TrialRow::default()
-            });
-        self.dirty_trials.insert(trial_id.to_string());
+            .get_mut(trial_id)
+            .expect("the trial was inserted above");
         trial.last_event_at = Some(trial.last_event_at.map_or(at, |last| last.max(at)));
         trial.first_seq.get_or_insert(sequence);
         trial.last_seq = Some(sequence);
@@ -516,11 +543,37 @@ impl Projection {
             .end();
     }
 
-    /// The `trials` rows of the trials changed since the last commit, and their keys.
+    /// Everything applied since the last commit, for the writer: the projection then starts the
+    /// next batch while this one is written.
+    pub fn take_batch(&mut self) -> Batch {
+        let appended = [
+            &mut self.events,
+            &mut self.scores,
+            &mut self.commands,
+            &mut self.agent_log,
+        ]
+        .into_iter()
+        .filter(|buffer| !buffer.is_empty())
+        .map(|buffer| (buffer.table, buffer.take_batch()))
+        .collect();
+        let (replaced_trials, mut trials) = self.take_dirty_trials();
+        let (replaced_campaigns, mut campaigns) = self.take_dirty_campaigns();
+        let batch = Batch {
+            appended,
+            trials: (replaced_trials, trials.take_batch()),
+            campaigns: (replaced_campaigns, campaigns.take_batch()),
+            files: std::mem::take(&mut self.pending_files),
+            events: self.uncommitted,
+            last_sequence: self.last_sequence,
+        };
+        self.uncommitted = 0;
+        batch
+    }
+
     /// The `trials` rows of the trials changed since the last commit, and the keys of those among
     /// them already in the table (to delete first). A rebuild mostly appends new trials, so it
     /// deletes little.
-    pub fn take_dirty_trials(&mut self) -> (Vec<String>, TableBuffer) {
+    fn take_dirty_trials(&mut self) -> (Vec<String>, TableBuffer) {
         let mut buffer = TableBuffer::new(&schema::TRIALS);
         let mut replaced = Vec::new();
         for key in std::mem::take(&mut self.dirty_trials) {
@@ -536,7 +589,7 @@ impl Projection {
     }
 
     /// The `campaigns` rows of the campaigns changed since the last commit, and their keys.
-    pub fn take_dirty_campaigns(&mut self) -> (Vec<String>, TableBuffer) {
+    fn take_dirty_campaigns(&mut self) -> (Vec<String>, TableBuffer) {
         let mut buffer = TableBuffer::new(&schema::CAMPAIGNS);
         let keys: Vec<String> = std::mem::take(&mut self.dirty_campaigns)
             .into_iter()

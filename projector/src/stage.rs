@@ -11,7 +11,7 @@ use schemas::log::{EventFilter, EventLog, StoredMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Writer;
-use crate::project::Projection;
+use crate::project::{Batch, Projection};
 use crate::{Error, Result};
 
 /// How the stage runs.
@@ -175,33 +175,60 @@ pub async fn catch_up(log: &EventLog, writer: Writer, projection: Projection) ->
     .await
 }
 
+/// Folds the chunks `next` yields and commits the batches on a thread of its own: DuckDB writes
+/// one batch while the fold fills the next (and the reader reads on). At most one batch waits to
+/// be written; a commit's error stops the fold.
 fn fold(
-    mut writer: Writer,
+    writer: Writer,
     mut projection: Projection,
     next: &mut impl FnMut(Duration) -> std::result::Result<Vec<StoredMessage>, mpsc::RecvTimeoutError>,
     options: &Options,
     stream_last_sequence: u64,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress) + Send,
 ) -> Result<Report> {
-    let mut report = Report {
-        last_sequence: projection.last_sequence,
-        ..Report::default()
-    };
+    let first_sequence = projection.last_sequence;
+    let (batches, inbox) = mpsc::sync_channel::<(Batch, u64)>(0);
+    std::thread::scope(|scope| {
+        let committer = scope.spawn(move || commit_all(writer, inbox, stream_last_sequence, progress));
+        let folded = fold_into(&mut projection, next, options, &batches);
+        drop(batches);
+        let committed = committer
+            .join()
+            .map_err(|_| Error::Stage("the projector's writing thread panicked".to_string()))?;
+        // A commit's error first: it is why the fold stopped.
+        let (commits, committing, last_committed) = committed?;
+        let (applied, applying, waiting) = folded;
+        tracing::debug!(
+            applied,
+            commits,
+            applying_ms = applying.as_millis(),
+            committing_ms = committing.as_millis(),
+            waiting_ms = waiting.as_millis(),
+            "projector run ended"
+        );
+        Ok(Report {
+            applied,
+            commits,
+            last_sequence: last_committed.unwrap_or(first_sequence),
+        })
+    })
+}
+
+/// Applies chunks until `next` says the reader is done, handing each batch due to `batches`
+/// with the number of events applied so far. Returns the events applied and the time spent
+/// applying and waiting.
+fn fold_into(
+    projection: &mut Projection,
+    next: &mut impl FnMut(Duration) -> std::result::Result<Vec<StoredMessage>, mpsc::RecvTimeoutError>,
+    options: &Options,
+    batches: &mpsc::SyncSender<(Batch, u64)>,
+) -> (u64, Duration, Duration) {
+    let mut applied = 0u64;
     let mut oldest: Option<Instant> = None;
-    let (mut applying, mut committing, mut waiting) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut commit = |projection: &mut Projection, report: &mut Report| -> Result<()> {
-        let started = Instant::now();
-        let stats = writer.commit(projection)?;
-        committing += started.elapsed();
-        report.commits += 1;
-        report.last_sequence = stats.last_sequence;
-        progress(Progress {
-            applied: report.applied,
-            last_sequence: stats.last_sequence,
-            stream_last_sequence,
-        });
-        Ok(())
+    let (mut applying, mut waiting) = (Duration::ZERO, Duration::ZERO);
+    // False once the writer has stopped (its error is reported by `fold`).
+    let hand_over = |projection: &mut Projection, applied: u64| {
+        batches.send((projection.take_batch(), applied)).is_ok()
     };
     loop {
         let wait = oldest.map_or(Duration::from_secs(3600), |since| {
@@ -217,35 +244,56 @@ fn fold(
                     projection.apply(stored);
                 }
                 applying += started.elapsed();
-                report.applied += chunk.len() as u64;
+                applied += chunk.len() as u64;
                 oldest.get_or_insert_with(Instant::now);
                 let due = projection.uncommitted >= options.batch_events
                     || oldest.is_some_and(|since| since.elapsed() >= options.max_delay);
                 if due {
-                    commit(&mut projection, &mut report)?;
+                    if !hand_over(projection, applied) {
+                        break;
+                    }
                     oldest = None;
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if projection.uncommitted > 0 {
-                    commit(&mut projection, &mut report)?;
+                if projection.uncommitted > 0 && !hand_over(projection, applied) {
+                    break;
                 }
                 oldest = None;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if projection.uncommitted > 0 {
-                    commit(&mut projection, &mut report)?;
+                    hand_over(projection, applied);
                 }
-                tracing::debug!(
-                    applied = report.applied,
-                    commits = report.commits,
-                    applying_ms = applying.as_millis(),
-                    committing_ms = committing.as_millis(),
-                    waiting_ms = waiting.as_millis(),
-                    "projector run ended"
-                );
-                return Ok(report);
+                break;
             }
         }
     }
+    (applied, applying, waiting)
+}
+
+/// Commits the batches in the order received; returns the number of commits, the time they took
+/// and the last sequence committed.
+fn commit_all(
+    mut writer: Writer,
+    inbox: mpsc::Receiver<(Batch, u64)>,
+    stream_last_sequence: u64,
+    mut progress: impl FnMut(Progress),
+) -> Result<(u64, Duration, Option<u64>)> {
+    let (mut commits, mut committing, mut last_committed) = (0u64, Duration::ZERO, None);
+    for (batch, applied) in inbox {
+        let started = Instant::now();
+        let stats = writer.commit_batch(batch)?;
+        committing += started.elapsed();
+        commits += 1;
+        last_committed = Some(stats.last_sequence);
+        progress(Progress {
+            applied,
+            last_sequence: stats.last_sequence,
+            stream_last_sequence,
+        });
+    }
+    // Closing the file (its last checkpoint) belongs to the run.
+    drop(writer);
+    Ok((commits, committing, last_committed))
 }
