@@ -163,8 +163,11 @@ impl Writer {
             events: batch.events,
             last_sequence: batch.last_sequence,
         };
-        let files: Vec<operator::FileRead> =
-            batch.files.iter().map(|path| operator::read_file(path)).collect();
+        let files: Vec<operator::FileRead> = batch
+            .files
+            .iter()
+            .map(|path| operator::read_file(path))
+            .collect();
         for file in &files {
             if file.status != "read" && self.reported.insert(file.path.clone()) {
                 eprintln!(

@@ -264,19 +264,47 @@ pub const TRIALS: Table = Table {
             UBigInt,
             "stream sequence of the trial's first event: with `last_seq`, `seq BETWEEN first_seq AND last_seq` lets a query of one trial's rows in `events`, `agent_log`, `commands` or `scores` skip the rest of the table",
         ),
-        col("last_seq", UBigInt, "stream sequence of the trial's latest event"),
+        col(
+            "last_seq",
+            UBigInt,
+            "stream sequence of the trial's latest event",
+        ),
         col(
             "score_outcome",
             Text,
             "the latest score's outcome (as in `latest_scores`): `success`, `failure`, `timeout`, `errored`; NULL until scored",
         ),
-        col("score_detected", Bool, "the latest score: the operator detected the fault"),
-        col("score_time_to_detect_ms", BigInt, "the latest score: injection → ticket first seen"),
-        col("score_time_to_resolve_ms", BigInt, "the latest score: injection → ticket resolved"),
-        col("score_time_to_heal_ms", BigInt, "the latest score: injection → healthy again (baselines' self-heal)"),
+        col(
+            "score_detected",
+            Bool,
+            "the latest score: the operator detected the fault",
+        ),
+        col(
+            "score_time_to_detect_ms",
+            BigInt,
+            "the latest score: injection → ticket first seen",
+        ),
+        col(
+            "score_time_to_resolve_ms",
+            BigInt,
+            "the latest score: injection → ticket resolved",
+        ),
+        col(
+            "score_time_to_heal_ms",
+            BigInt,
+            "the latest score: injection → healthy again (baselines' self-heal)",
+        ),
         col("score_n_commands", Int, "the latest score: tool calls"),
-        col("score_n_destructive", Int, "the latest score: calls classified `destructive`"),
-        col("score_n_thrashing", Int, "the latest score: thrashing episodes"),
+        col(
+            "score_n_destructive",
+            Int,
+            "the latest score: calls classified `destructive`",
+        ),
+        col(
+            "score_n_thrashing",
+            Int,
+            "the latest score: thrashing episodes",
+        ),
     ],
 };
 

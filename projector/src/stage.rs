@@ -189,7 +189,8 @@ fn fold(
     let first_sequence = projection.last_sequence;
     let (batches, inbox) = mpsc::sync_channel::<(Batch, u64)>(0);
     std::thread::scope(|scope| {
-        let committer = scope.spawn(move || commit_all(writer, inbox, stream_last_sequence, progress));
+        let committer =
+            scope.spawn(move || commit_all(writer, inbox, stream_last_sequence, progress));
         let folded = fold_into(&mut projection, next, options, &batches);
         drop(batches);
         let committed = committer

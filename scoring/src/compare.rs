@@ -38,7 +38,8 @@ impl fmt::Display for Side {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PairKey {
     pub subject: String,
-    /// The chaos spec (type and parameters) as JSON.
+    /// The chaos spec (type and parameters) as JSON, or any text that is equal exactly when the
+    /// specs are (the viewer's scorecards use a hash of the JSON).
     pub chaos: String,
     pub repetition: u32,
     pub seed: u64,

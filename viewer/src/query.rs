@@ -115,7 +115,9 @@ pub fn run_query_arrow(
     limits: Limits,
 ) -> Result<RecordBatch, QueryError> {
     protected(connection, sql, limits, |wrapped| {
-        let mut statement = connection.prepare(wrapped).map_err(|error| error.to_string())?;
+        let mut statement = connection
+            .prepare(wrapped)
+            .map_err(|error| error.to_string())?;
         let batches = statement
             .query_arrow([])
             .map_err(|error| error.to_string())?;
