@@ -430,26 +430,59 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
     );
 }
 
+/// `eval bench project` on a small log: the rebuild applies every published event (the bench
+/// fails otherwise), the raw append writes the same rows, and the CPU the rebuild used is
+/// measured for both processes.
+#[test]
+fn bench_project_rebuilds_appends_and_measures_cpu() {
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["bench", "project", "--trials", "300", "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(bench["trials"], 300);
+    // About 30 events per trial, every trial scored.
+    let events = bench["events"].as_u64().unwrap();
+    assert!((300 * 20..300 * 40).contains(&events), "{bench}");
+    assert!(bench["rows"].as_u64().unwrap() > events, "{bench}");
+    for rate in [
+        "rebuild_events_per_second",
+        "raw_append_events_per_second",
+        "slowdown",
+    ] {
+        assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    }
+    let cpu = &bench["rebuild_cpu"];
+    assert!(cpu["eval_seconds"].as_f64().unwrap() > 0.0, "{bench}");
+    assert!(
+        cpu["nats_server_seconds"].as_f64().unwrap() >= 0.0,
+        "{bench}"
+    );
+    assert!(cpu["cores"].as_u64().unwrap() >= 1, "{bench}");
+    assert!(cpu["micros_per_event"].as_f64().unwrap() > 0.0, "{bench}");
+}
+
 /// `eval bench viewer` on a small set: every route answers 200 (the bench stops at the first
 /// other answer) and every route gets both series of timings.
 #[test]
 fn bench_viewer_times_every_route_cached_and_uncached() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.duckdb");
-    let output = eval(
-        "nats://127.0.0.1:1",
-        &[
+    let bench_viewer = |trials: &str, requests: &str, extra: &[&str]| {
+        let mut args = vec![
             "bench",
             "viewer",
             "--trials",
-            "1000",
+            trials,
             "--requests",
-            "3",
-            "--json",
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
+            requests,
+        ];
+        args.extend(["--db", db.to_str().unwrap()]);
+        args.extend(extra);
+        eval("nats://127.0.0.1:1", &args)
+    };
+    let output = bench_viewer("1000", "3", &["--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(bench["trials"], 1000);
@@ -464,36 +497,14 @@ fn bench_viewer_times_every_route_cached_and_uncached() {
         assert!(page["mean_bytes"].as_u64().unwrap() > 0, "{page}");
     }
     // A second run reuses the filled file; another trial count is refused.
-    let again = eval(
-        "nats://127.0.0.1:1",
-        &[
-            "bench",
-            "viewer",
-            "--trials",
-            "1000",
-            "--requests",
-            "1",
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
+    let again = bench_viewer("1000", "1", &[]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         text(&again.stderr).contains("reusing"),
         "{}",
         text(&again.stderr)
     );
-    let refused = eval(
-        "nats://127.0.0.1:1",
-        &[
-            "bench",
-            "viewer",
-            "--trials",
-            "2000",
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
+    let refused = bench_viewer("2000", "1", &[]);
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("holds 1000 trials, not 2000"),

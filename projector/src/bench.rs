@@ -27,6 +27,24 @@ pub struct ProjectBench {
     pub rows: u64,
     pub rebuild: Duration,
     pub raw_append: Duration,
+    /// CPU time (user and system, every thread) used during the rebuild by this process and by
+    /// the nats-server; `None` where `/proc` cannot tell.
+    pub rebuild_cpu: Option<RebuildCpu>,
+}
+
+/// Where the rebuild's CPU time went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildCpu {
+    pub eval: Duration,
+    pub nats_server: Duration,
+    /// The cores this machine offers.
+    pub cores: usize,
+}
+
+impl RebuildCpu {
+    pub fn total(&self) -> Duration {
+        self.eval + self.nats_server
+    }
 }
 
 impl ProjectBench {
@@ -42,6 +60,18 @@ impl ProjectBench {
     /// Rebuild time over raw append time; the aim is 3 or less.
     pub fn slowdown(&self) -> f64 {
         self.rebuild.as_secs_f64() / self.raw_append.as_secs_f64()
+    }
+
+    /// CPU time per event of the rebuild, both processes together, in microseconds.
+    pub fn cpu_micros_per_event(&self) -> Option<f64> {
+        let cpu = self.rebuild_cpu?;
+        Some(cpu.total().as_secs_f64() * 1e6 / self.events as f64)
+    }
+
+    /// The share of the machine's cores the rebuild kept busy.
+    pub fn cores_busy(&self) -> Option<f64> {
+        let cpu = self.rebuild_cpu?;
+        Some(cpu.total().as_secs_f64() / (self.rebuild.as_secs_f64() * cpu.cores as f64))
     }
 }
 
@@ -63,13 +93,14 @@ pub async fn project_bench(
     let server = LocalNats::start(&work_dir.join("nats"), None)
         .await
         .map_err(|error| Error::Stage(format!("cannot start nats-server: {error}")))?;
-    let outcome = run_bench(server.url(), work_dir, trials, progress).await;
+    let outcome = run_bench(server.url(), server.pid(), work_dir, trials, progress).await;
     server.stop(Duration::from_secs(5)).await;
     outcome
 }
 
 async fn run_bench(
     url: &str,
+    server_pid: Option<u32>,
     work_dir: &Path,
     trials: u32,
     progress: impl Fn(&str),
@@ -83,10 +114,19 @@ async fn run_bench(
     progress(&format!("published {events} events; rebuilding"));
 
     let path = work_dir.join("rebuilt.duckdb");
+    let cpu = || Some((cpu_time(std::process::id())?, cpu_time(server_pid?)?));
+    let cpu_before = cpu();
     let started = Instant::now();
     let (writer, projection) = Writer::open(&path)?;
     let report = crate::stage::catch_up(&log, writer, projection).await?;
     let rebuild = started.elapsed();
+    let rebuild_cpu = cpu_before
+        .zip(cpu())
+        .map(|((eval, server), (eval_after, server_after))| RebuildCpu {
+            eval: eval_after.saturating_sub(eval),
+            nats_server: server_after.saturating_sub(server),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+        });
     if report.applied != events {
         return Err(Error::Stage(format!(
             "the rebuild applied {} events, {events} were published",
@@ -132,5 +172,18 @@ async fn run_bench(
         rows,
         rebuild,
         raw_append,
+        rebuild_cpu,
     })
+}
+
+/// The CPU time (user and system, every thread) process `pid` has used so far, from
+/// `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces, within parentheses), from the
+    // third: utime and stime are the 14th and 15th, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }

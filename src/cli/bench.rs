@@ -156,6 +156,13 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
                         "raw_append_seconds": bench.raw_append.as_secs_f64(),
                         "raw_append_events_per_second": bench.raw_events_per_second(),
                         "slowdown": bench.slowdown(),
+                        "rebuild_cpu": bench.rebuild_cpu.map(|cpu| serde_json::json!({
+                            "eval_seconds": cpu.eval.as_secs_f64(),
+                            "nats_server_seconds": cpu.nats_server.as_secs_f64(),
+                            "cores": cpu.cores,
+                            "micros_per_event": bench.cpu_micros_per_event(),
+                            "cores_busy": bench.cores_busy(),
+                        })),
                     })
                 );
             } else {
@@ -176,6 +183,20 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
                     "rebuild / raw append: {:.2}x (aim: 3x or less; at least 200,000 events/s)",
                     bench.slowdown()
                 );
+                if let (Some(cpu), Some(micros), Some(busy)) = (
+                    bench.rebuild_cpu,
+                    bench.cpu_micros_per_event(),
+                    bench.cores_busy(),
+                ) {
+                    println!(
+                        "CPU during the rebuild: {:.1} s (eval {:.1} s, nats-server {:.1} s) = {micros:.1} µs per event; {:.0}% of {} cores busy",
+                        cpu.total().as_secs_f64(),
+                        cpu.eval.as_secs_f64(),
+                        cpu.nats_server.as_secs_f64(),
+                        busy * 100.0,
+                        cpu.cores
+                    );
+                }
             }
             Ok(())
         }
