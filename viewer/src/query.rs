@@ -247,20 +247,7 @@ impl Rows {
 
     fn integer(&self, row: usize, column: usize) -> Option<i128> {
         match self {
-            Rows::Arrow(batch) => {
-                let array = Rows::array(batch, row, column)?;
-                Some(match array.data_type() {
-                    DataType::Int8 => array.as_primitive::<Int8Type>().value(row).into(),
-                    DataType::Int16 => array.as_primitive::<Int16Type>().value(row).into(),
-                    DataType::Int32 => array.as_primitive::<Int32Type>().value(row).into(),
-                    DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
-                    DataType::UInt8 => array.as_primitive::<UInt8Type>().value(row).into(),
-                    DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).into(),
-                    DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).into(),
-                    DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).into(),
-                    _ => return None,
-                })
-            }
+            Rows::Arrow(batch) => integer_at(Rows::array(batch, row, column)?, row),
             Rows::Json(result) => {
                 let value = &result.rows[row][column];
                 value
@@ -363,15 +350,13 @@ fn cell(array: &dyn Array, formatter: &ArrayFormatter<'_>, row: usize) -> Value 
             return Value::String(array.as_string::<i64>().value(row).to_string());
         }
         DataType::Boolean => return Value::Bool(array.as_boolean().value(row)),
-        DataType::Int8 => return Value::from(array.as_primitive::<Int8Type>().value(row)),
-        DataType::Int16 => return Value::from(array.as_primitive::<Int16Type>().value(row)),
-        DataType::Int32 => return Value::from(array.as_primitive::<Int32Type>().value(row)),
-        DataType::Int64 => return Value::from(array.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt8 => return Value::from(array.as_primitive::<UInt8Type>().value(row)),
-        DataType::UInt16 => return Value::from(array.as_primitive::<UInt16Type>().value(row)),
-        DataType::UInt32 => return Value::from(array.as_primitive::<UInt32Type>().value(row)),
-        DataType::UInt64 => return Value::from(array.as_primitive::<UInt64Type>().value(row)),
         _ => {}
+    }
+    if let Some(value) = integer_at(array, row) {
+        // Every width up to 64 bits fits one of the two.
+        return i64::try_from(value)
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(u64::try_from(value).unwrap_or(u64::MAX)));
     }
     let text = || formatter.value(row).to_string();
     match array.data_type() {
@@ -389,6 +374,21 @@ fn cell(array: &dyn Array, formatter: &ArrayFormatter<'_>, row: usize) -> Value 
         }
         _ => Value::String(text()),
     }
+}
+
+/// The value at `row` of an integer array of up to 64 bits (not null); `None` for other types.
+fn integer_at(array: &dyn Array, row: usize) -> Option<i128> {
+    Some(match array.data_type() {
+        DataType::Int8 => array.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+        DataType::UInt8 => array.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).into(),
+        _ => return None,
+    })
 }
 
 fn number(value: f64, text: impl FnOnce() -> String) -> Value {
