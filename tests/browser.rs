@@ -1,5 +1,5 @@
 //! The web viewer in real headless Chromium (Debian's `chromium`, driven by `chromedriver`
-//! through WebDriver), served by `eval up` while it runs a real small campaign on etcd labs:
+//! through WebDriver), served by `evalctl up` while it runs a real small campaign on etcd labs:
 //! the campaigns page fills in live as the campaign runs (without a reload), then every page is
 //! opened and read as a user sees it: the campaign's grid and charts, a trial's timeline with
 //! the agent's reasoning in order, the variant scorecard, and SQL returning rows. A screenshot of

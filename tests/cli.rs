@@ -124,7 +124,7 @@ fn publish_dry_run_prints_the_matrix() {
     .assert_eq(&text(&output.stdout));
 }
 
-/// `eval up` in the background, its stderr in a file.
+/// `evalctl up` in the background, its stderr in a file.
 #[test]
 fn up_starts_its_own_server_and_stops_only_that_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +151,7 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     let output = eval(&url, &["events", "--campaign", &campaign_id[..8]]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines: Vec<String> = text(&output.stdout).lines().map(str::to_string).collect();
-    // eval up's worker may already be running the first trial: its events follow.
+    // evalctl up's worker may already be running the first trial: its events follow.
     assert!(lines.len() >= 13, "{lines:?}");
     assert!(lines[0].contains("CampaignPublished"), "{}", lines[0]);
     assert!(
@@ -247,7 +247,7 @@ fn events_follow_shows_new_events_until_interrupted() {
 
     let dir = tempfile::tempdir().unwrap();
     let stdout_path = dir.path().join("follow.out");
-    let mut follow = Command::new(env!("CARGO_BIN_EXE_eval"))
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args([
             "events",
             "--follow",
@@ -385,7 +385,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
 
     let stdout_path = dir.path().join("capture.out");
     let stderr_path = dir.path().join("capture.err");
-    let mut capture = Command::new(env!("CARGO_BIN_EXE_eval"))
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(["capture", "--json", "--nats", nats.url()])
         .env("RUST_LOG", "off")
         .stdout(std::fs::File::create(&stdout_path).unwrap())
@@ -430,7 +430,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
     );
 }
 
-/// `eval bench project` on a small log: the rebuild applies every published event (the bench
+/// `evalctl bench project` on a small log: the rebuild applies every published event (the bench
 /// fails otherwise), the raw append writes the same rows, and the CPU the rebuild used is
 /// measured for both processes.
 #[test]
@@ -463,7 +463,7 @@ fn bench_project_rebuilds_appends_and_measures_cpu() {
     assert!(cpu["micros_per_event"].as_f64().unwrap() > 0.0, "{bench}");
 }
 
-/// `eval bench viewer` on a small set: every route answers 200 (the bench stops at the first
+/// `evalctl bench viewer` on a small set: every route answers 200 (the bench stops at the first
 /// other answer) and every route gets both series of timings.
 #[test]
 fn bench_viewer_times_every_route_cached_and_uncached() {

@@ -23,7 +23,7 @@ fn root_or_skip(test: &str) -> bool {
 }
 
 /// A healthy 3-node lab in a temporary data dir, removed (and checked gone) by `finish`, or by
-/// `eval lab down` when a failing test drops it, so that no lab outlives its test.
+/// `evalctl lab down` when a failing test drops it, so that no lab outlives its test.
 struct TestLab {
     subject: EtcdLab,
     dir: tempfile::TempDir,
@@ -32,7 +32,7 @@ struct TestLab {
 impl Drop for TestLab {
     fn drop(&mut self) {
         if self.subject.lab.state.dir.join("lab.json").exists() {
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_eval"))
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_evalctl"))
                 .args(["lab", "down", "--all", "--data-dir"])
                 .arg(self.dir.path())
                 .status();
@@ -42,8 +42,8 @@ impl Drop for TestLab {
 
 impl TestLab {
     async fn start() -> TestLab {
-        // The lab runs `eval lab proxy` from the binary under test.
-        chaos::lab::set_eval_binary(env!("CARGO_BIN_EXE_eval"));
+        // The lab runs `evalctl lab proxy` from the binary under test.
+        chaos::lab::set_eval_binary(env!("CARGO_BIN_EXE_evalctl"));
         let dir = tempfile::tempdir().unwrap();
         let mut subject = EtcdLab::create(dir.path(), None, 3, Isolation::Namespaces)
             .await

@@ -1,11 +1,11 @@
-//! `eval lab` as a user runs it: up, status, node stop/start/pause/resume, down. Needs root for
+//! `evalctl lab` as a user runs it: up, status, node stop/start/pause/resume, down. Needs root for
 //! the namespaced lab; the loopback lab runs anywhere.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn eval(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eval"))
+    Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)

@@ -1,6 +1,6 @@
-//! `eval project`, `eval sql` and the read commands as a user runs them, against a real
+//! `evalctl project`, `evalctl sql` and the read commands as a user runs them, against a real
 //! nats-server and real DuckDB files: kill -9 at random moments then a restart gives the same
-//! tables as an uninterrupted run; `eval sql` refuses writes, files and settings, locally and
+//! tables as an uninterrupted run; `evalctl sql` refuses writes, files and settings, locally and
 //! through the API of a running projector; the comparison commands on fixture campaigns whose
 //! answer is known.
 
@@ -19,7 +19,7 @@ use scoring::fixtures::{TrialFixture, synthetic_trial};
 use scoring::score::{ScoringConfig, score};
 
 fn eval(nats: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eval"))
+    Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(args)
         .env("EVAL_NATS_URL", nats)
         .env("RUST_LOG", "off")
@@ -114,7 +114,7 @@ async fn kill_9_at_random_moments_then_restart_gives_the_same_tables() {
     let mut kills = 0;
     let mut finished_early = 0;
     for _ in 0..24 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eval"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_evalctl"))
             .args([
                 "project",
                 "--until-caught-up",
@@ -262,7 +262,7 @@ async fn eval_sql_refuses_writes_files_and_settings_locally_and_through_the_api(
     assert_refused(nats.url(), &db_arg, "read-only file");
 
     // A running projector owns it: the API (a read-only open would meet DuckDB's lock).
-    let mut projector = Command::new(env!("CARGO_BIN_EXE_eval"))
+    let mut projector = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(["project", "--db", &db_arg])
         .env("EVAL_NATS_URL", nats.url())
         .env("RUST_LOG", "off")

@@ -1,4 +1,4 @@
-//! `eval import-legacy` and `eval rescore` as a user runs them, on a real SQLite `eval.db` made
+//! `evalctl import-legacy` and `evalctl rescore` as a user runs them, on a real SQLite `eval.db` made
 //! with Debian's `sqlite3` and a real nats-server.
 
 use std::path::Path;
@@ -25,7 +25,7 @@ INSERT INTO trials VALUES (2, 1, 'tikv', 'node_kill', '2026-01-10T11:00:00',
 "#;
 
 fn eval(nats: &str, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+    let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(args)
         .args(["--nats", nats])
         .env("RUST_LOG", "off")
@@ -127,7 +127,7 @@ fn a_file_that_is_not_a_legacy_database_gets_one_clear_line() {
     std::fs::write(&not_db, "hello").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let nats = runtime.block_on(TemporaryNats::start()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_eval"))
+    let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args([
             "import-legacy",
             not_db.to_str().unwrap(),

@@ -23,7 +23,7 @@ fn root_or_skip(test: &str) -> bool {
 }
 
 fn eval(nats: &str, data_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eval"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_evalctl"));
     command
         .args(args)
         .arg("--nats")
@@ -376,7 +376,7 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         "name": "scripted",
         "model": "scripted-model",
         "tools_config": {"allowed_commands": ["eval lab node"]},
-        "command": ["python3", operator, env!("CARGO_BIN_EXE_eval")],
+        "command": ["python3", operator, env!("CARGO_BIN_EXE_evalctl")],
     });
     std::fs::write(variants.join("scripted.yaml"), variant.to_string()).unwrap();
     let file = campaign(
@@ -478,11 +478,11 @@ async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
     let data = dir.path().join("data");
     let operator_db = dir.path().join("external/operator.db");
     std::fs::create_dir_all(operator_db.parent().unwrap()).unwrap();
-    // The operator runs on its own, before the campaign, watching the lab `eval run` will use.
+    // The operator runs on its own, before the campaign, watching the lab `evalctl run` will use.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted_operator.py");
     let mut operator = Command::new("python3")
         .arg(script)
-        .arg(env!("CARGO_BIN_EXE_eval"))
+        .arg(env!("CARGO_BIN_EXE_evalctl"))
         .env("EVAL_OPERATOR_DB", &operator_db)
         .env("EVAL_LAB", "w-run-0")
         .env("EVAL_DATA_DIR", &data)

@@ -3,7 +3,7 @@
 //! (DESIGN.md, "operator.db contract").
 //!
 //! [`run`] is the whole operator; [`run_with`] takes the [`CommandRunner`] that executes commands,
-//! so a test can serve `eval lab …` in process.
+//! so a test can serve `evalctl lab …` in process.
 
 pub mod agent;
 pub mod db;
@@ -48,9 +48,9 @@ pub struct OperatorConfig {
     pub endpoints: Vec<String>,
     /// The program run for commands that start with `eval`.
     pub eval_binary: PathBuf,
-    /// The lab, for `eval lab node … --name LAB`.
+    /// The lab, for `evalctl lab node … --name LAB`.
     pub lab: Option<String>,
-    /// The lab's data dir, for `eval lab node … --data-dir DIR`.
+    /// The lab's data dir, for `evalctl lab node … --data-dir DIR`.
     pub data_dir: Option<PathBuf>,
     /// How often the monitor checks the invariants (1 s).
     pub monitor_every: Duration,

@@ -6,7 +6,7 @@
 //! twice: `high_latency:nN`), no `NOSPACE` alarm (`nospace_alarm:nN`). An unreachable member is
 //! told apart as `refused` (nothing listens) or `unresponsive` (a TCP connect succeeds but the
 //! request times out); in the lab a delay proxy listens in front of every member, so there the
-//! process state comes from `eval lab status`, not from this.
+//! process state comes from `evalctl lab status`, not from this.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,7 @@ pub struct ToolsConfig {
     pub diagnose_first: bool,
     pub max_repair_attempts: u32,
     pub allow_destructive: bool,
-    /// Command prefixes (`etcdctl`, `eval lab node`); empty allows everything.
+    /// Command prefixes (`etcdctl`, `evalctl lab node`); empty allows everything.
     pub allowed_commands: Vec<String>,
 }
 
@@ -105,7 +105,7 @@ impl Problem {
     }
 }
 
-/// A node's process as `eval lab status --json` says.
+/// A node's process as `evalctl lab status --json` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessState {
     Running,
@@ -125,7 +125,7 @@ impl ProcessState {
     }
 }
 
-/// Process states by node from `eval lab status --json` (the named lab, or the only one).
+/// Process states by node from `evalctl lab status --json` (the named lab, or the only one).
 pub fn parse_lab_status(output: &str, lab: Option<&str>) -> BTreeMap<u32, ProcessState> {
     let value: serde_json::Value = serde_json::from_str(output.trim()).unwrap_or_default();
     let labs = value.as_array().cloned().unwrap_or_default();
@@ -146,7 +146,7 @@ pub fn parse_lab_status(output: &str, lab: Option<&str>) -> BTreeMap<u32, Proces
         .collect()
 }
 
-/// What `eval lab node …` said about the node's process: its last word, or an error that says
+/// What `evalctl lab node …` said about the node's process: its last word, or an error that says
 /// it runs already (then it is running or paused; resuming is harmless either way).
 pub fn process_state_from_node_output(output: &str) -> ProcessState {
     if output.contains("runs already") {
@@ -187,7 +187,7 @@ impl Target {
         }
     }
 
-    /// `eval lab node ACTION N [--name LAB] [--data-dir DIR]`.
+    /// `evalctl lab node ACTION N [--name LAB] [--data-dir DIR]`.
     pub fn lab_node(&self, action: &str, node: u32) -> Vec<String> {
         let mut argv: Vec<String> = ["eval", "lab", "node", action]
             .iter()
@@ -198,7 +198,7 @@ impl Target {
         argv
     }
 
-    /// `eval lab status --json [--name LAB] [--data-dir DIR]`.
+    /// `evalctl lab status --json [--name LAB] [--data-dir DIR]`.
     pub fn lab_status(&self) -> Vec<String> {
         let mut argv: Vec<String> = ["eval", "lab", "status", "--json"]
             .iter()
@@ -244,7 +244,7 @@ impl Step {
 /// What the agent knows when it picks a repair.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
-    /// Per node, from `eval lab status --json` or from `eval lab node`'s answers.
+    /// Per node, from `evalctl lab status --json` or from `evalctl lab node`'s answers.
     pub processes: BTreeMap<u32, ProcessState>,
     /// The store's revision, for `etcdctl compact`.
     pub revision: Option<u64>,

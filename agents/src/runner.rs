@@ -54,7 +54,7 @@ impl ProcessRunner {
                 elapsed: Duration::ZERO,
             };
         };
-        let program = if program == "eval" {
+        let program = if matches!(program.as_str(), "eval" | "evalctl") {
             self.eval_binary.clone()
         } else {
             PathBuf::from(program)

@@ -1,5 +1,5 @@
 //! End to end, as root, on a real etcd lab: node 2 is SIGKILLed, the operator (the real [`run`],
-//! commands as processes, `eval lab node` through the eval binary) opens a ticket, repairs and
+//! commands as processes, `evalctl lab node` through the eval binary) opens a ticket, repairs and
 //! resolves it. The lab's proxies need the eval binary anyway, so the test uses
 //! `$EVAL_BIN` or the `eval` cargo built beside these tests (`cargo build --bin eval`), failing
 //! when neither exists; without root it skips, saying so.
@@ -13,7 +13,7 @@ use chaos::lab::Isolation;
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-/// The eval binary the lab's proxies and the operator's `eval lab node` run: `EVAL_BIN`
+/// The eval binary the lab's proxies and the operator's `evalctl lab node` run: `EVAL_BIN`
 /// (`scripts/test` sets it), else the one cargo built next to these tests.
 fn eval_binary() -> Option<PathBuf> {
     std::env::var_os("EVAL_BIN")

@@ -1,4 +1,4 @@
-//! `eval bench trial`: for each fault, the trial overhead (reset → healthy → injected) and the
+//! `evalctl bench trial`: for each fault, the trial overhead (reset → healthy → injected) and the
 //! cleanup time, on a real lab.
 
 use std::path::Path;

@@ -416,7 +416,7 @@ pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()
     }
 }
 
-/// What a fault left behind, for tests and `eval chaos cleanup`: empty when fully undone.
+/// What a fault left behind, for tests and `evalctl chaos cleanup`: empty when fully undone.
 pub async fn leftovers(subject: &EtcdLab, record: &CleanupRecord) -> Result<Vec<String>> {
     let mut left = Vec::new();
     match record {

@@ -9,6 +9,7 @@ pub mod http;
 pub mod lab;
 pub mod nft;
 pub mod operator;
+pub mod preflight;
 pub mod proxy;
 pub mod subject;
 pub mod worker;

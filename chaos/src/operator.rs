@@ -18,7 +18,7 @@ pub struct OperatorEnv {
     pub operator_db: PathBuf,
     pub subject: String,
     pub endpoints: Vec<String>,
-    /// The lab the trial runs on, and its data dir, for `eval lab node …`.
+    /// The lab the trial runs on, and its data dir, for `evalctl lab node …`.
     pub lab: String,
     pub data_dir: PathBuf,
 }
@@ -32,13 +32,13 @@ pub struct ManagedOperator {
 
 impl ManagedOperator {
     /// Starts `argv` (arguments passed as arguments, never through a shell) with the trial's
-    /// environment, its stdout and stderr into `artifacts`. A command whose program is `eval`
+    /// environment, its stdout and stderr into `artifacts`. A command whose program is `eval` or `evalctl`
     /// runs this very binary.
     pub fn start(argv: &[String], env: &OperatorEnv, artifacts: &Path) -> Result<ManagedOperator> {
         let Some((program, args)) = argv.split_first() else {
             return Err(Error::Lab("the variant's command is empty".into()));
         };
-        let program = if program == "eval" {
+        let program = if matches!(program.as_str(), "eval" | "evalctl") {
             lab::eval_binary()
         } else {
             PathBuf::from(program)

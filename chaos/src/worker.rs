@@ -54,6 +54,11 @@ pub struct WorkerConfig {
     /// Trials at once (each on its own lab).
     pub concurrency: usize,
     pub isolation: Isolation,
+    /// Only this campaign's trials (`evalctl run`), through a consumer of its own
+    /// (`eval-run-<campaign id>`, removed when the worker stops); `None` takes every pending
+    /// trial through the shared consumer. A trial finished here is skipped by the shared
+    /// consumer later, because its `TrialFinished` is in the log.
+    pub campaign: Option<String>,
 }
 
 struct Shared {
@@ -77,8 +82,13 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         info!(recovered, "cleaned up faults left by an earlier run");
     }
     let stream = log.ensure_stream().await?;
-    let filter = "eval.*.*.TrialRequested".to_string();
-    let name = CONSUMER.to_string();
+    let (name, filter) = match &config.campaign {
+        Some(campaign_id) => (
+            format!("{CONSUMER}-run-{campaign_id}"),
+            format!("eval.{campaign_id}.*.TrialRequested"),
+        ),
+        None => (CONSUMER.to_string(), "eval.*.*.TrialRequested".to_string()),
+    };
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
             &name,
@@ -127,6 +137,11 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
     }
     tracker.close();
     tracker.wait().await;
+    if shared.config.campaign.is_some()
+        && let Err(error) = stream.delete_consumer(&name).await
+    {
+        warn!(consumer = %name, %error, "the campaign's own consumer was not removed");
+    }
     for lab in Lab::list(&shared.config.data_dir)? {
         if lab
             .state

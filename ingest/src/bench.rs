@@ -1,4 +1,4 @@
-//! `eval bench publish`: the rate of `eval publish` for a large campaign, beside a plain
+//! `evalctl bench publish`: the rate of `evalctl publish` for a large campaign, beside a plain
 //! async-nats JetStream publish loop of the same number of same-size messages, on a fresh local
 //! server.
 
@@ -25,7 +25,7 @@ pub struct PublishBench {
     pub publish_events_per_second: f64,
     pub plain_seconds: f64,
     pub plain_messages_per_second: f64,
-    /// `eval publish`'s rate over the plain loop's.
+    /// `evalctl publish`'s rate over the plain loop's.
     pub ratio: f64,
 }
 
@@ -64,7 +64,10 @@ pub async fn publish_bench(
         ),
     )?;
 
-    progress(&format!("eval publish: {trials} trials"));
+    progress(&format!(
+        "{program} publish: {trials} trials",
+        program = schemas::program::name()
+    ));
     let started = Instant::now();
     let prepared = campaign_files::prepare(&campaign_file, None, None)?;
     let report = publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |_| {}).await?;

@@ -1,6 +1,6 @@
-//! `eval import-legacy PATH/eval.db`: the seed harness's SQLite results become events in the log,
+//! `evalctl import-legacy PATH/eval.db`: the seed harness's SQLite results become events in the log,
 //! so that old trials sit beside new ones and are graded by the current scorer (the scoring stage
-//! picks up their `TrialFinished`, or `eval rescore` replays them).
+//! picks up their `TrialFinished`, or `evalctl rescore` replays them).
 //!
 //! # The legacy schema
 //!

@@ -1,4 +1,4 @@
-//! What brings outside data into the event log: campaign files (`eval validate`, `eval publish`),
+//! What brings outside data into the event log: campaign files (`evalctl validate`, `evalctl publish`),
 //! the operator.db capture, and the import of legacy `eval.db` files.
 
 pub mod bench;

@@ -1,4 +1,4 @@
-//! `eval publish`: a prepared campaign becomes `CampaignPublished` and one `TrialRequested` per
+//! `evalctl publish`: a prepared campaign becomes `CampaignPublished` and one `TrialRequested` per
 //! trial on the stream, with ids derived from the campaign id and trial index so that publishing
 //! the same campaign id again adds nothing.
 

@@ -1,4 +1,4 @@
-//! `eval publish` against a real nats-server: events in order with the right subjects and ids,
+//! `evalctl publish` against a real nats-server: events in order with the right subjects and ids,
 //! re-publishing adds nothing, a different campaign under a taken id is refused, an
 //! incompatible stream is refused, and events this build does not know survive a read.
 

@@ -1,4 +1,4 @@
-//! `eval bench project`: a full rebuild of the DuckDB file from a synthetic log (about 30 events
+//! `evalctl bench project`: a full rebuild of the DuckDB file from a synthetic log (about 30 events
 //! per trial, every trial scored), beside DuckDB's own Arrow append of the same rows in the same
 //! run: the rows the rebuild produced, read back as Arrow batches, appended to a fresh file.
 

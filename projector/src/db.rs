@@ -171,10 +171,11 @@ impl Writer {
         for file in &files {
             if file.status != "read" && self.reported.insert(file.path.clone()) {
                 eprintln!(
-                    "eval project: operator.db {} is {}: {}; its tables are skipped",
+                    "{program} project: operator.db {} is {}: {}; its tables are skipped",
                     file.path,
                     file.status,
-                    file.error.as_deref().unwrap_or("")
+                    file.error.as_deref().unwrap_or(""),
+                    program = schemas::program::name()
                 );
             }
         }

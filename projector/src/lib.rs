@@ -21,15 +21,15 @@ pub const FILE_NAME: &str = "eval.duckdb";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "{path} is open for writing by {holder} (DuckDB allows one writer); stop it, or read through it: `eval up` serves every read command while it runs"
-    )]
+        "{path} is open for writing by {holder} (DuckDB allows one writer); stop it, or read through it: `{program} up` serves every read command while it runs"
+    , program = schemas::program::name())]
     Locked { path: PathBuf, holder: String },
     #[error("cannot open {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error(
-        "{path} was built by projector version {found}, this build writes version {}; run `eval project --rebuild` to rebuild it from the log",
+        "{path} was built by projector version {found}, this build writes version {}; run `{program} project --rebuild` to rebuild it from the log",
         schema::PROJECTOR_VERSION
-    )]
+    , program = schemas::program::name())]
     Version { path: PathBuf, found: i32 },
     #[error("DuckDB: {0}")]
     Duckdb(#[from] duckdb::Error),

@@ -113,7 +113,7 @@ pub const CAMPAIGNS: Table = Table {
         col(
             "file_name",
             Text,
-            "the campaign file as given to `eval publish`",
+            "the campaign file as given to `evalctl publish`",
         ),
         col("published_at", Time, "when it was published"),
         col("seed", UBigInt, "the campaign seed"),

@@ -506,7 +506,7 @@ pub struct EventSchema {
 /// A resolved variant, as the campaign used it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResolvedVariant {
-    /// The variant's file, relative to where `eval publish` ran.
+    /// The variant's file, relative to where `evalctl publish` ran.
     pub file: String,
     pub variant: VariantFile,
 }
@@ -514,7 +514,7 @@ pub struct ResolvedVariant {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CampaignPublished {
     pub name: String,
-    /// The campaign file's path as given to `eval publish`.
+    /// The campaign file's path as given to `evalctl publish`.
     pub file_name: String,
     /// The campaign file's text, byte for byte.
     pub file_text: String,

@@ -6,3 +6,4 @@ pub mod campaign;
 pub mod event;
 pub mod ids;
 pub mod log;
+pub mod program;

@@ -180,6 +180,12 @@ fn every_extension() {
     );
 }
 
+/// Settings that are parsed but not used yet are refused, each at its own line.
+#[test]
+fn unused_settings() {
+    check("unused_settings.yaml", expect![[r#""#]]);
+}
+
 #[test]
 fn unknown_chaos_type() {
     check(

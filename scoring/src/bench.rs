@@ -1,4 +1,4 @@
-//! `eval bench rescore`: how fast a replay scores trials, beside how fast the same stream can be
+//! `evalctl bench rescore`: how fast a replay scores trials, beside how fast the same stream can be
 //! read at all. A fresh local nats-server gets a synthetic campaign (about 30 events per trial);
 //! the stream is read once raw (messages only, nothing parsed), then re-scored, in the same run.
 

@@ -10,7 +10,7 @@
 //! `TrialScored` among the trial's events and publishes nothing.
 //!
 //! A trial is scored from the events in the log when its `TrialFinished` arrives; operator events
-//! captured after that are taken into account by a re-score (`eval rescore`).
+//! captured after that are taken into account by a re-score (`evalctl rescore`).
 
 use std::time::Duration;
 

@@ -357,7 +357,7 @@ async fn the_bench_scores_every_synthetic_trial() {
     assert!(bench.ratio() > 0.0);
 }
 
-/// The benchmark's machinery on a small log (its figures come from `eval bench rescore`): every
+/// The benchmark's machinery on a small log (its figures come from `evalctl bench rescore`): every
 /// synthetic trial is read back and scored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rescore_benchmark_scores_every_synthetic_trial() {

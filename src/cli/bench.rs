@@ -1,4 +1,4 @@
-//! `eval bench …`: benchmarks that print their figures.
+//! `evalctl bench …`: benchmarks that print their figures.
 
 use clap::{Args, Subcommand};
 
@@ -7,7 +7,7 @@ use crate::Global;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// `eval publish` of a large campaign to a fresh stream, beside a plain async-nats
+    /// `evalctl publish` of a large campaign to a fresh stream, beside a plain async-nats
     /// JetStream publish loop of as many same-size messages.
     Publish(PublishBenchArgs),
     /// For each fault on a real etcd lab: the trial overhead (reset → healthy → injected) and
@@ -20,7 +20,7 @@ pub enum BenchCommand {
     /// beside DuckDB's own Arrow append of the same rows.
     Project(RescoreBenchArgs),
     /// Every page and API route of the web viewer over a synthetic campaign set (campaigns of
-    /// 1,000 trials): p50/p95/p99 of real HTTP requests, served as `eval viewer` serves a file.
+    /// 1,000 trials): p50/p95/p99 of real HTTP requests, served as `evalctl viewer` serves a file.
     Viewer(ViewerBenchArgs),
 }
 
@@ -284,12 +284,13 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
                 println!("{}", serde_json::to_string(&bench)?);
             } else {
                 println!(
-                    "eval publish: {} trials, {} events of {} bytes on average, in {:.2} s = {:.0} events/s",
+                    "{program} publish: {} trials, {} events of {} bytes on average, in {:.2} s = {:.0} events/s",
                     bench.trials,
                     bench.events,
                     bench.avg_event_bytes,
                     bench.publish_seconds,
-                    bench.publish_events_per_second
+                    bench.publish_events_per_second,
+                    program = schemas::program::name()
                 );
                 println!(
                     "plain async-nats JetStream publish loop: {} messages of {} bytes in {:.2} s = {:.0} msgs/s",

@@ -1,4 +1,4 @@
-//! `eval capture`: the capture stage on its own, printing a line for each trial whose capture
+//! `evalctl capture`: the capture stage on its own, printing a line for each trial whose capture
 //! ended (or a JSON object per line with `--json`).
 
 use clap::Args;
@@ -35,8 +35,10 @@ pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
     let shutdown = super::shutdown_on_signal();
     let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
     eprintln!(
-        "eval capture: following the operator.db of every injected trial from {} ({} at once); Ctrl-C stops",
-        global.nats, args.max_trials
+        "{program} capture: following the operator.db of every injected trial from {} ({} at once); Ctrl-C stops",
+        global.nats,
+        args.max_trials,
+        program = schemas::program::name()
     );
     let printer = tokio::spawn(async move {
         while let Some(report) = reports.recv().await {
@@ -46,10 +48,11 @@ pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
                     trial_id,
                     operator_db,
                 } if !args.json => eprintln!(
-                    "eval capture: trial {} (campaign {}): following {}",
+                    "{program} capture: trial {} (campaign {}): following {}",
                     short(&trial_id),
                     short(&campaign_id),
-                    operator_db.display()
+                    operator_db.display(),
+                    program = schemas::program::name()
                 ),
                 StageReport::Capturing { .. } => {}
                 StageReport::Ended(captured) if args.json => println!("{}", to_json(&captured)),
@@ -93,9 +96,10 @@ fn line(captured: &TrialCaptured) -> String {
         CaptureOutcome::Failed(error) => format!("failed: {error}"),
     };
     format!(
-        "eval capture: trial {} (campaign {}): {outcome}",
+        "{program} capture: trial {} (campaign {}): {outcome}",
         short(&captured.trial_id),
-        short(&captured.campaign_id)
+        short(&captured.campaign_id),
+        program = schemas::program::name()
     )
 }
 

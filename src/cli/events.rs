@@ -1,4 +1,4 @@
-//! `eval events`: the log in order.
+//! `evalctl events`: the log in order.
 
 use clap::Args;
 use schemas::log::EventLog;

@@ -1,4 +1,4 @@
-//! `eval lab …`: start, inspect and stop labs by hand, and the delay proxy the lab runs in front
+//! `evalctl lab …`: start, inspect and stop labs by hand, and the delay proxy the lab runs in front
 //! of every node.
 
 use std::net::SocketAddr;
@@ -127,7 +127,10 @@ async fn up(global: &Global, args: UpArgs) -> Outcome {
     };
     if isolation == Isolation::Loopback {
         for (fault, reason) in isolation.unsupported_faults() {
-            eprintln!("eval lab: loopback lab: {fault} unavailable ({reason})");
+            eprintln!(
+                "{program} lab: loopback lab: {fault} unavailable ({reason})",
+                program = schemas::program::name()
+            );
         }
     }
     let mut subject = EtcdLab::create(&global.data_dir, args.name, args.nodes, isolation).await?;
@@ -165,8 +168,9 @@ fn pick(global: &Global, name: Option<String>) -> anyhow::Result<Lab> {
     let mut labs = Lab::list(&global.data_dir)?;
     match labs.len() {
         0 => bail!(
-            "no lab in {}; start one with `eval lab up`",
-            global.data_dir.display()
+            "no lab in {}; start one with `{program} lab up`",
+            global.data_dir.display(),
+            program = schemas::program::name()
         ),
         1 => Ok(labs.remove(0)),
         _ => bail!(

@@ -25,8 +25,12 @@ use tokio_util::sync::CancellationToken;
 /// How a command ended, when not well.
 #[derive(Debug)]
 pub enum Failure {
-    /// The user's input is invalid; the problems are already printed. Exit code 2.
+    /// The user's input is invalid (or cannot run on this host); the problems are already
+    /// printed. Exit code 2.
     Invalid,
+    /// The campaign ran to its end, but some of its trials ended `errored`; the summary says
+    /// which. Exit code 3.
+    TrialsErrored,
     /// Anything else, printed as one `error:` line. Exit code 1.
     Error(anyhow::Error),
 }
@@ -43,6 +47,7 @@ pub fn exit(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invalid) => ExitCode::from(2),
+        Err(Failure::TrialsErrored) => ExitCode::from(3),
         Err(Failure::Error(error)) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -50,11 +55,46 @@ pub fn exit(outcome: Outcome) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings, and this project's info).
+/// Refuses, before anything is published, trials that this host and build cannot run: one
+/// `error:` line per problem with its fix, and exit code 2.
+pub fn preflight(trials: &[schemas::campaign::TrialSpec]) -> Outcome {
+    let problems = chaos::preflight::check(trials, &chaos::preflight::Host::here());
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    eprintln!("nothing was published");
+    Err(Failure::Invalid)
+}
+
+/// Every crate of the workspace, whose `info` lines the default log filter shows.
+pub const WORKSPACE_CRATES: &[&str] = &[
+    "evalctl",
+    "schemas",
+    "ingest",
+    "chaos",
+    "scoring",
+    "projector",
+    "viewer",
+    "agents",
+];
+
+/// The default log filter: warnings from everything, and `info` from every crate of the
+/// workspace ("chaos injected", "scoring stage started", ...).
+pub fn default_log_filter() -> String {
+    let mut filter = String::from("warn");
+    for name in WORKSPACE_CRATES {
+        filter.push_str(&format!(",{name}=info"));
+    }
+    filter
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: [`default_log_filter`]).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,eval=info,schemas=info,ingest=info,viewer=info")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -94,4 +134,26 @@ pub fn progress_bar(length: u64, what: &str) -> Option<indicatif::ProgressBar> {
     );
     bar.set_message(what.to_string());
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The default log filter names every crate of the workspace, so a new crate's `info` lines
+    /// are not hidden by accident.
+    #[test]
+    fn default_log_filter_covers_every_workspace_crate() {
+        let manifest = include_str!("../../Cargo.toml");
+        let members_line = manifest
+            .lines()
+            .find(|line| line.starts_with("members"))
+            .expect("the workspace lists its members");
+        let filter = super::default_log_filter();
+        for member in members_line.split('"').skip(1).step_by(2) {
+            assert!(
+                filter.contains(&format!(",{member}=info")),
+                "{member} missing from {filter}"
+            );
+        }
+        assert!(filter.contains(",evalctl=info"), "{filter}");
+    }
 }

@@ -1,4 +1,4 @@
-//! `eval operator run`: the reference operator (crate `agents`), a monitor and a runbook agent
+//! `evalctl operator run`: the reference operator (crate `agents`), a monitor and a runbook agent
 //! that need no model. As a variant's managed `command: [eval, operator, run]`, every option
 //! comes from the trial's environment.
 
@@ -27,7 +27,7 @@ pub struct RunArgs {
     /// Client endpoints, comma-separated; node N is the Nth.
     #[arg(long, env = "EVAL_ENDPOINTS", value_delimiter = ',', required = true)]
     endpoints: Vec<String>,
-    /// The lab its repairs act on (`eval lab node … --name LAB`).
+    /// The lab its repairs act on (`evalctl lab node … --name LAB`).
     #[arg(long, env = "EVAL_LAB")]
     lab: Option<String>,
     /// Seconds between two checks of the invariants.

@@ -1,4 +1,4 @@
-//! `eval project`: the projector stage alone; and what `eval up` and `eval run` share to run it:
+//! `evalctl project`: the projector stage alone; and what `evalctl up` and `evalctl run` share to run it:
 //! opening the DuckDB file as its one writer, and serving the read API beside it.
 
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ pub struct ProjectArgs {
     /// The DuckDB file (default: <data-dir>/eval.duckdb).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Where to serve the read API while running, so that `eval sql`, `eval list`, … work
+    /// Where to serve the read API while running, so that `evalctl sql`, `evalctl list`, … work
     /// meanwhile (port 0: any free port; the address is written beside the database).
     #[arg(long, default_value = "127.0.0.1:0")]
     api: SocketAddr,
@@ -53,7 +53,11 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     let path = db_path(global, args.db.as_deref());
     if args.rebuild {
         projector::stage::delete_file(&path)?;
-        eprintln!("eval project: rebuilding {} from the log", path.display());
+        eprintln!(
+            "{program} project: rebuilding {} from the log",
+            path.display(),
+            program = schemas::program::name()
+        );
     }
     let (writer, projection) = open_writer(&path)?;
     let database = Database::new(writer.reader()?);
@@ -87,11 +91,12 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
         );
     } else {
         eprintln!(
-            "eval project: {} events applied in {} commits; {} holds the log up to sequence {}",
+            "{program} project: {} events applied in {} commits; {} holds the log up to sequence {}",
             report.applied,
             report.commits,
             path.display(),
-            report.last_sequence
+            report.last_sequence,
+            program = schemas::program::name()
         );
     }
     Ok(())
@@ -127,8 +132,11 @@ pub fn progress_printer(enabled: bool) -> impl FnMut(Progress) + Send + 'static 
         if last_percent != Some(percent) || last_print.elapsed().as_secs() >= 10 {
             if progress.last_sequence <= progress.stream_last_sequence {
                 eprintln!(
-                    "eval project: sequence {}/{} ({percent}%), {} events applied",
-                    progress.last_sequence, progress.stream_last_sequence, progress.applied
+                    "{program} project: sequence {}/{} ({percent}%), {} events applied",
+                    progress.last_sequence,
+                    progress.stream_last_sequence,
+                    progress.applied,
+                    program = schemas::program::name()
                 );
             }
             last_percent = Some(percent);

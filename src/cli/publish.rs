@@ -1,4 +1,4 @@
-//! `eval publish FILE`: validate, expand, print the matrix, publish.
+//! `evalctl publish FILE`: validate, expand, print the matrix, publish.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,10 @@ pub struct PublishArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Publish even when this host could not run the trials (for workers on other hosts):
+    /// skips the check of subjects, runtimes and programs.
+    #[arg(long)]
+    no_preflight: bool,
 }
 
 pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
@@ -42,6 +46,9 @@ pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
         }
         Err(error) => return Err(error.into()),
     };
+    if !args.no_preflight {
+        super::preflight(&prepared.trials)?;
+    }
     let cells = schemas::campaign::matrix_counts(&prepared.trials);
     if !args.json {
         print_matrix(&prepared, &cells);

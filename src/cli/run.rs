@@ -1,5 +1,5 @@
-//! `eval run`: publish a campaign (built from flags, or a file) and run it to the end in this
-//! process with the stages of `eval up`, showing progress and a summary.
+//! `evalctl run`: publish a campaign (built from flags, or a file) and run it to the end in this
+//! process with the stages of `evalctl up`, showing progress and a summary.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,20 +22,20 @@ pub struct RunArgs {
     #[command(subcommand)]
     file: Option<RunFile>,
     /// The subject to break.
-    #[arg(long, default_value = "etcd")]
+    #[arg(short, long, default_value = "etcd")]
     subject: String,
     /// The fault: node_kill, process_pause, latency, packet_loss, network_partition,
     /// disk_pressure.
-    #[arg(long)]
+    #[arg(short, long)]
     chaos: Option<String>,
     /// A parameter of the fault, such as `target=leader` or `duration_seconds=5`; repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
     /// Trials to run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(short = 'n', long, default_value_t = 1)]
     trials: u32,
     /// Also run as many baseline trials (the same chaos, no operator).
-    #[arg(long)]
+    #[arg(short, long)]
     baseline: bool,
     /// The operator variant.
     #[arg(long)]
@@ -49,7 +49,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 enum RunFile {
-    /// Run a campaign file (the seed harness's `eval run campaign FILE`).
+    /// Run a campaign file (the seed harness's `evalctl run campaign FILE`).
     Campaign {
         file: PathBuf,
         #[command(flatten)]
@@ -59,9 +59,20 @@ enum RunFile {
 
 #[derive(Debug, Clone, Args)]
 struct CommonArgs {
-    /// Where variant files are looked up (default: `variants/` next to the campaign file).
+    /// Where variant files are looked up (default: `variants/` next to the campaign file; for a
+    /// campaign built from flags, `campaigns/variants` under the current directory).
     #[arg(long)]
     variants_dir: Option<PathBuf>,
+    /// The operator.db of an operator that is already running and watching the subject
+    /// (external mode, the campaign file's `operator_db`): trials of variants without a
+    /// `command` are captured from it.
+    #[arg(long, value_name = "PATH")]
+    operator_db: Option<PathBuf>,
+    /// The operator is already running (the seed harness's flag): no variant's `command` is
+    /// started, and every operator trial is captured from --operator-db (or the campaign's
+    /// `operator_db`).
+    #[arg(long)]
+    operator_running: bool,
     /// Trials at once (default: the campaign's `parallel`).
     #[arg(long)]
     concurrency: Option<usize>,
@@ -76,7 +87,8 @@ pub async fn run(global: &Global, args: RunArgs) -> Outcome {
         None => {
             let Some(chaos) = &args.chaos else {
                 return Err(anyhow::anyhow!(
-                    "give --chaos TYPE (and --subject), or `eval run campaign FILE`"
+                    "give --chaos TYPE (and --subject), or `{program} run campaign FILE`",
+                    program = schemas::program::name()
                 )
                 .into());
             };
@@ -121,12 +133,69 @@ fn write_campaign(global: &Global, args: &RunArgs, chaos: &str) -> anyhow::Resul
     Ok(file)
 }
 
+/// Where a campaign's variant files are: `--variants-dir`, else next to a campaign file, else
+/// (a campaign built from flags) `campaigns/variants` under the current directory. A directory
+/// that does not exist is an error naming where it was looked for, never an empty default.
+fn variants_dir(
+    global: &Global,
+    file: &std::path::Path,
+    common: &CommonArgs,
+) -> Result<Option<PathBuf>, Failure> {
+    let from_flags = file.starts_with(&global.data_dir);
+    let dir = match &common.variants_dir {
+        Some(dir) => dir.clone(),
+        None if from_flags => PathBuf::from("campaigns/variants"),
+        None => return Ok(None),
+    };
+    if dir.is_dir() {
+        return Ok(Some(dir));
+    }
+    let looked = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+    eprintln!(
+        "error: no variants directory at {}{}; give --variants-dir DIR (the directory of your variant files), or run from the directory that holds campaigns/variants",
+        looked.display(),
+        if common.variants_dir.is_none() {
+            " (the default for a campaign built from flags: campaigns/variants under the current directory)"
+        } else {
+            ""
+        }
+    );
+    Err(Failure::Invalid)
+}
+
+/// Applies `--operator-db` and `--operator-running` to the prepared campaign: the external
+/// operator's file, and no managed command when the operator is already running.
+fn external_operator(
+    prepared: &mut campaign_files::PreparedCampaign,
+    common: &CommonArgs,
+) -> Result<(), Failure> {
+    if let Some(path) = &common.operator_db {
+        if !path.is_file() {
+            eprintln!(
+                "error: --operator-db {}: no such file; give the operator.db that the running operator writes",
+                path.display()
+            );
+            return Err(Failure::Invalid);
+        }
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        prepared.campaign.operator_db = Some(absolute.display().to_string());
+    }
+    if common.operator_running {
+        if prepared.campaign.operator_db.is_none() {
+            eprintln!(
+                "error: --operator-running needs the running operator's operator.db: give --operator-db PATH (or operator_db in the campaign file)"
+            );
+            return Err(Failure::Invalid);
+        }
+        for resolved in &mut prepared.variants {
+            resolved.variant.command = None;
+        }
+    }
+    Ok(())
+}
+
 async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) -> Outcome {
-    let variants_dir = common.variants_dir.clone().or_else(|| {
-        // A campaign built from flags lives in the data dir: its variants are the project's.
-        file.starts_with(&global.data_dir)
-            .then(|| PathBuf::from("campaigns/variants"))
-    });
+    let variants_dir = variants_dir(global, file, common)?;
     let prepared = match campaign_files::prepare(file, variants_dir.as_deref(), None) {
         Ok(prepared) => prepared,
         Err(PrepareError::Invalid(diagnostics)) => {
@@ -135,13 +204,18 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         }
         Err(error) => return Err(error.into()),
     };
+    let mut prepared = prepared;
+    external_operator(&mut prepared, common)?;
+    super::preflight(&prepared.trials)?;
     let shutdown = super::shutdown_on_signal();
     let (log, server) = super::up::connect_or_start(global).await?;
     let n_trials = prepared.trials.len();
     ingest::publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |_| {}).await?;
     eprintln!(
-        "eval run: campaign {} ({:?}): {n_trials} trials",
-        prepared.campaign_id, prepared.campaign.name
+        "{program} run: campaign {} ({:?}): {n_trials} trials",
+        prepared.campaign_id,
+        prepared.campaign.name,
+        program = schemas::program::name()
     );
 
     let worker_stop = CancellationToken::new();
@@ -150,7 +224,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         .unwrap_or(prepared.campaign.parallel as usize);
     let worker = {
         let log = log.clone();
-        let config = super::worker::config(global, concurrency, "run");
+        let config = super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id));
         let stop = worker_stop.clone();
         tokio::spawn(async move { chaos::worker::run(log, config, stop).await })
     };
@@ -173,7 +247,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         finished = follow_trials(&log, &prepared.campaign_id, n_trials) => Some(finished),
         () = shutdown.cancelled() => None,
         ended = wait_for(&worker) => {
-            eprintln!("eval run: the worker stopped: {ended}");
+            eprintln!("{program} run: the worker stopped: {ended}", program = schemas::program::name());
             None
         }
     };
@@ -187,14 +261,26 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     }
     worker_stop.cancel();
     if let Ok(Err(error)) = scorer.await {
-        eprintln!("eval run: scoring: {error}");
+        eprintln!(
+            "{program} run: scoring: {error}",
+            program = schemas::program::name()
+        );
     }
     if let Ok(Err(error)) = capture.await {
-        eprintln!("eval run: capture: {error}");
+        eprintln!(
+            "{program} run: capture: {error}",
+            program = schemas::program::name()
+        );
     }
     match worker.await {
-        Ok(Err(error)) => eprintln!("eval run: worker: {error}"),
-        Err(error) => eprintln!("eval run: worker: {error}"),
+        Ok(Err(error)) => eprintln!(
+            "{program} run: worker: {error}",
+            program = schemas::program::name()
+        ),
+        Err(error) => eprintln!(
+            "{program} run: worker: {error}",
+            program = schemas::program::name()
+        ),
         Ok(Ok(())) => {}
     }
     if matches!(finished, Some(Ok(()))) {
@@ -211,13 +297,23 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
             } else {
                 summary.print(&prepared.campaign_id);
             }
-            Ok(())
+            if summary.n_errored() > 0 {
+                eprintln!(
+                    "{program} run: {} trials ended errored (the harness could not run them; see the reasons above)",
+                    summary.n_errored(),
+                    program = schemas::program::name()
+                );
+                Err(Failure::TrialsErrored)
+            } else {
+                Ok(())
+            }
         }
         Some(Err(error)) => Err(error.into()),
         None => {
             eprintln!(
-                "eval run: interrupted; every fault was cleaned up, and the unfinished trials of campaign {} wait in the log (`eval up` resumes them)",
-                prepared.campaign_id
+                "{program} run: interrupted; every fault was cleaned up, and the unfinished trials of campaign {} wait in the log (`{program} up` resumes them)",
+                prepared.campaign_id,
+                program = schemas::program::name()
             );
             Err(Failure::Error(anyhow::anyhow!("interrupted")))
         }
@@ -229,19 +325,26 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     outcome
 }
 
-/// Brings the DuckDB file up to date with the log, so that `eval show`, `eval analyze`, … see
-/// the campaign at once. A running `eval up` owns the file and projects it itself.
+/// Brings the DuckDB file up to date with the log, so that `evalctl show`, `evalctl analyze`, … see
+/// the campaign at once. A running `evalctl up` owns the file and projects it itself.
 async fn project_campaign(global: &Global, log: &EventLog) {
     let path = super::project::db_path(global, None);
     let (writer, projection) = match super::project::open_writer(&path) {
         Ok(opened) => opened,
         Err(error) => {
-            eprintln!("eval run: the database is not updated here: {error:#}");
+            eprintln!(
+                "{program} run: the database is not updated here: {error:#}",
+                program = schemas::program::name()
+            );
             return;
         }
     };
     if let Err(error) = projector::stage::catch_up(log, writer, projection).await {
-        eprintln!("eval run: projecting into {}: {error}", path.display());
+        eprintln!(
+            "{program} run: projecting into {}: {error}",
+            path.display(),
+            program = schemas::program::name()
+        );
     }
 }
 
@@ -402,6 +505,13 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
 }
 
 impl Summary {
+    fn n_errored(&self) -> u32 {
+        self.cells
+            .values()
+            .map(|cell| cell.statuses.get("errored").copied().unwrap_or(0))
+            .sum()
+    }
+
     fn print(&self, campaign_id: &str) {
         println!("campaign {campaign_id}");
         println!(
@@ -428,7 +538,8 @@ impl Summary {
             );
         }
         println!(
-            "more: eval analyze {campaign_id} · eval show {campaign_id} · eval compare-baseline {campaign_id}"
+            "more: {program} analyze {campaign_id} · {program} show {campaign_id} · {program} compare-baseline {campaign_id}",
+            program = schemas::program::name()
         );
     }
 

@@ -1,4 +1,4 @@
-//! `eval score`, `eval rescore` and `eval import-legacy`: the scoring stage on its own,
+//! `evalctl score`, `evalctl rescore` and `evalctl import-legacy`: the scoring stage on its own,
 //! re-scoring by replay, and old results brought into the log.
 
 use std::path::PathBuf;
@@ -54,9 +54,10 @@ pub async fn score(global: &Global, args: ScoreArgs) -> Outcome {
     let log = EventLog::connect(&global.nats).await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
-        "eval score: scoring finished trials with {} from {}; Ctrl-C stops",
+        "{program} score: scoring finished trials with {} from {}; Ctrl-C stops",
         config.version(),
-        global.nats
+        global.nats,
+        program = schemas::program::name()
     );
     scoring::stage::run(log, config, shutdown).await?;
     Ok(())

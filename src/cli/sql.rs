@@ -1,4 +1,4 @@
-//! `eval sql`: read-only ad-hoc SQL over the DuckDB tables.
+//! `evalctl sql`: read-only ad-hoc SQL over the DuckDB tables.
 
 use std::io::Write;
 

@@ -1,4 +1,4 @@
-//! `eval up`: the embedded default. Uses the NATS server at `--nats` when one answers, else
+//! `evalctl up`: the embedded default. Uses the NATS server at `--nats` when one answers, else
 //! starts `nats-server -js` on that local port with its store under the data dir; creates the
 //! stream; runs every stage until Ctrl-C or SIGTERM; then stops the stages and the server it
 //! started (only that one, by its pid).
@@ -28,8 +28,8 @@ pub struct UpArgs {
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
-    /// Address of the web viewer and the read API (`eval sql`, `eval list`, … reach the
-    /// database through it while `eval up` owns the file). It has no authentication: keep it on
+    /// Address of the web viewer and the read API (`evalctl sql`, `evalctl list`, … reach the
+    /// database through it while `evalctl up` owns the file). It has no authentication: keep it on
     /// 127.0.0.1.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -53,11 +53,14 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let mut running = Vec::new();
     {
         let log = log.clone();
-        let config = super::worker::config(global, args.concurrency, &args.worker_id);
+        let config = super::worker::config(global, args.concurrency, &args.worker_id, None);
         let shutdown = shutdown.clone();
         stages.spawn(async move {
             if let Err(error) = chaos::worker::run(log, config, shutdown).await {
-                eprintln!("eval up: worker stopped: {error}");
+                eprintln!(
+                    "{program} up: worker stopped: {error}",
+                    program = schemas::program::name()
+                );
             }
         });
         running.push("worker");
@@ -68,7 +71,10 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
         let shutdown = shutdown.clone();
         stages.spawn(async move {
             if let Err(error) = ingest::capture::stage::run(log, config, shutdown).await {
-                eprintln!("eval up: capture stopped: {error}");
+                eprintln!(
+                    "{program} up: capture stopped: {error}",
+                    program = schemas::program::name()
+                );
             }
         });
         running.push("capture");
@@ -79,7 +85,10 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
         let shutdown = shutdown.clone();
         stages.spawn(async move {
             if let Err(error) = scoring::stage::run(log, config, shutdown).await {
-                eprintln!("eval up: scoring stopped: {error}");
+                eprintln!(
+                    "{program} up: scoring stopped: {error}",
+                    program = schemas::program::name()
+                );
             }
         });
         running.push("score");
@@ -92,8 +101,9 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             let database = viewer::api::Database::new(writer.reader()?);
             if !args.host.is_loopback() {
                 eprintln!(
-                    "eval up: warning: the viewer and read API listen on {} without authentication; anyone who reaches them can read every trial",
-                    args.host
+                    "{program} up: warning: the viewer and read API listen on {} without authentication; anyone who reaches them can read every trial",
+                    args.host,
+                    program = schemas::program::name()
                 );
             }
             let api = super::project::serve_api(
@@ -104,9 +114,10 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             )
             .await?;
             eprintln!(
-                "eval up: viewer and read API at {} (database {})",
+                "{program} up: viewer and read API at {} (database {})",
                 api.url,
-                path.display()
+                path.display(),
+                program = schemas::program::name()
             );
             _api = Some(api);
             let log = log.clone();
@@ -117,33 +128,47 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
                     projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
                         .await
                 {
-                    eprintln!("eval up: projector stopped: {error}");
+                    eprintln!(
+                        "{program} up: projector stopped: {error}",
+                        program = schemas::program::name()
+                    );
                 }
             });
             running.push("project");
         }
-        Err(error) => eprintln!("eval up: the projector does not run: {error:#}"),
+        Err(error) => eprintln!(
+            "{program} up: the projector does not run: {error:#}",
+            program = schemas::program::name()
+        ),
     }
     stages.close();
     eprintln!(
-        "eval up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
+        "{program} up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
         log.url(),
         server
             .as_ref()
             .and_then(LocalNats::pid)
             .map_or_else(|| "external".to_string(), |pid| pid.to_string()),
         running.join(", "),
+        program = schemas::program::name(),
     );
 
     shutdown.cancelled().await;
-    eprintln!("eval up: stopping");
+    eprintln!("{program} up: stopping", program = schemas::program::name());
     if tokio::time::timeout(DRAIN, stages.wait()).await.is_err() {
-        eprintln!("eval up: stages did not stop within {}s", DRAIN.as_secs());
+        eprintln!(
+            "{program} up: stages did not stop within {}s",
+            DRAIN.as_secs(),
+            program = schemas::program::name()
+        );
     }
     drop(log);
     if let Some(server) = server {
         server.stop(Duration::from_secs(5)).await;
-        eprintln!("eval up: nats-server stopped");
+        eprintln!(
+            "{program} up: nats-server stopped",
+            program = schemas::program::name()
+        );
     }
     Ok(())
 }
@@ -172,7 +197,7 @@ pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Opti
     }
 }
 
-/// The port of a local URL such as `nats://127.0.0.1:4222`; `eval up` starts a server only on
+/// The port of a local URL such as `nats://127.0.0.1:4222`; `evalctl up` starts a server only on
 /// this host.
 fn local_port(url: &str) -> anyhow::Result<u16> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -188,7 +213,8 @@ fn local_port(url: &str) -> anyhow::Result<u16> {
     };
     if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
         bail!(
-            "no NATS server answers at {url}, and eval up starts one only on this host (127.0.0.1); start the remote server, or use --nats nats://127.0.0.1:4222"
+            "no NATS server answers at {url}, and {program} up starts one only on this host (127.0.0.1); start the remote server, or use --nats nats://127.0.0.1:4222",
+            program = schemas::program::name()
         );
     }
     Ok(port)

@@ -1,4 +1,4 @@
-//! `eval validate FILE...`: every problem of every campaign file and the variant files it names.
+//! `evalctl validate FILE...`: every problem of every campaign file and the variant files it names.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
-//! `eval viewer`: the web viewer on its own. It serves the file opened read-only for each
-//! request (so that `eval up` or `eval project` can still take the file), and when the file's
+//! `evalctl viewer`: the web viewer on its own. It serves the file opened read-only for each
+//! request (so that `evalctl up` or `evalctl project` can still take the file), and when the file's
 //! owner is running, every query goes through the owner's API, which serves the same viewer
 //! itself.
 
@@ -21,7 +21,7 @@ pub struct ViewerArgs {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port to listen on.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(short, long, default_value_t = 8000)]
     port: u16,
     /// The DuckDB file (default: <data-dir>/eval.duckdb).
     #[arg(long)]
@@ -37,15 +37,17 @@ pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
             .is_ok_and(|reader| matches!(reader, viewer::reader::Reader::Remote { .. }))
     {
         eprintln!(
-            "eval viewer: process {} owns {} and serves the viewer itself at {}; this one reads through it",
+            "{program} viewer: process {} owns {} and serves the viewer itself at {}; this one reads through it",
             owner.pid,
             path.display(),
-            owner.url
+            owner.url,
+            program = schemas::program::name()
         );
     } else if !path.exists() {
         eprintln!(
-            "eval viewer: no database at {} yet; pages will say so until `eval project` (or `eval up`) builds it",
-            path.display()
+            "{program} viewer: no database at {} yet; pages will say so until `{program} project` (or `{program} up`) builds it",
+            path.display(),
+            program = schemas::program::name()
         );
     }
     let address = SocketAddr::new(args.host, args.port);
@@ -55,13 +57,15 @@ pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
     let local = listener.local_addr()?;
     if !args.host.is_loopback() {
         eprintln!(
-            "eval viewer: warning: listening on {} without authentication; anyone who reaches it can read every trial and run read-only SQL",
-            args.host
+            "{program} viewer: warning: listening on {} without authentication; anyone who reaches it can read every trial and run read-only SQL",
+            args.host,
+            program = schemas::program::name()
         );
     }
     eprintln!(
-        "eval viewer: http://{local}/ (database {}); Ctrl-C stops it",
-        path.display()
+        "{program} viewer: http://{local}/ (database {}); Ctrl-C stops it",
+        path.display(),
+        program = schemas::program::name()
     );
     axum::serve(listener, app(Source::file(path)))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -1,6 +1,6 @@
 //! The read commands over the DuckDB tables: `list`, `show`, `analyze`, `compare`,
 //! `compare-baseline`, `compare-variants`, `list-variants`. Answers come from the running
-//! `eval up` (or `eval project`) when there is one, else from the file opened read-only.
+//! `evalctl up` (or `evalctl project`) when there is one, else from the file opened read-only.
 
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ pub struct ReadOptions {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// At most this many campaigns, newest first.
-    #[arg(long, default_value_t = 20)]
+    #[arg(short = 'n', long, default_value_t = 20)]
     limit: usize,
     /// Skip this many first.
     #[arg(long, default_value_t = 0)]
@@ -39,7 +39,7 @@ pub struct ShowArgs {
     /// A campaign id (or any unique prefix); with --trial, a trial id.
     id: String,
     /// ID is a trial: show its timeline.
-    #[arg(long)]
+    #[arg(short, long)]
     trial: bool,
     #[command(flatten)]
     read: ReadOptions,
@@ -72,7 +72,7 @@ pub struct CompareBaselineArgs {
     campaign: String,
     /// The campaign whose baseline trials to compare against (default: the campaign's own
     /// baseline trials, else any campaign's with the same subject and chaos type).
-    #[arg(long)]
+    #[arg(short, long)]
     baseline_id: Option<String>,
     #[command(flatten)]
     read: ReadOptions,
@@ -84,8 +84,8 @@ pub struct CompareVariantsArgs {
     subject: String,
     /// The chaos type, such as `node_kill`.
     chaos: String,
-    /// Only these variants (comma-separated; default: every variant that ran).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these variants (comma-separated or repeated; default: every variant that ran).
+    #[arg(short, long, value_delimiter = ',')]
     variants: Vec<String>,
     #[command(flatten)]
     read: ReadOptions,

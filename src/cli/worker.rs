@@ -1,4 +1,4 @@
-//! `eval worker` and `eval chaos cleanup`: the trial worker on its own, and the cleanup of faults
+//! `evalctl worker` and `evalctl chaos cleanup`: the trial worker on its own, and the cleanup of faults
 //! that a dead worker left behind.
 
 use clap::{Args, Subcommand};
@@ -35,12 +35,18 @@ pub struct CleanupArgs {
 }
 
 /// The worker's configuration from the command line.
-pub fn config(global: &Global, concurrency: usize, worker_id: &str) -> chaos::worker::WorkerConfig {
+pub fn config(
+    global: &Global,
+    concurrency: usize,
+    worker_id: &str,
+    campaign: Option<&str>,
+) -> chaos::worker::WorkerConfig {
     chaos::worker::WorkerConfig {
         data_dir: global.data_dir.clone(),
         worker_id: worker_id.to_string(),
         concurrency: concurrency.clamp(1, 10),
         isolation: chaos::lab::Isolation::available(),
+        campaign: campaign.map(str::to_string),
     }
 }
 
@@ -48,12 +54,15 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
     let log = EventLog::connect(&global.nats).await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
-        "eval worker {}: taking trials from {} ({} at once); Ctrl-C stops",
-        args.worker_id, global.nats, args.concurrency
+        "{program} worker {}: taking trials from {} ({} at once); Ctrl-C stops",
+        args.worker_id,
+        global.nats,
+        args.concurrency,
+        program = schemas::program::name()
     );
     chaos::worker::run(
         log,
-        config(global, args.concurrency, &args.worker_id),
+        config(global, args.concurrency, &args.worker_id, None),
         shutdown,
     )
     .await?;

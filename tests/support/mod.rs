@@ -107,7 +107,7 @@ pub const MINUTE: Duration = Duration::from_secs(60);
 
 /// The `eval` binary with `args`, against the NATS server at `nats`, from the repository root.
 pub fn eval(nats: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eval"))
+    Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(args)
         .env("EVAL_NATS_URL", nats)
         .env("RUST_LOG", "off")
@@ -148,7 +148,7 @@ pub fn wait_until(patience: Duration, what: &str, mut ready: impl FnMut() -> boo
     }
 }
 
-/// `eval up` started by a test, stopped (SIGTERM) when dropped.
+/// `evalctl up` started by a test, stopped (SIGTERM) when dropped.
 pub struct Up {
     child: Child,
     stderr: PathBuf,
@@ -159,10 +159,10 @@ impl Up {
         Up::start_with(url, data_dir, &[])
     }
 
-    /// `eval up` with more arguments, such as `--port 0`.
+    /// `evalctl up` with more arguments, such as `--port 0`.
     pub fn start_with(url: &str, data_dir: &Path, args: &[&str]) -> Up {
         let stderr = data_dir.with_extension("stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_eval"))
+        let child = Command::new(env!("CARGO_BIN_EXE_evalctl"))
             .args(["up", "--nats", url, "--data-dir"])
             .arg(data_dir)
             .args(args)
@@ -201,7 +201,7 @@ impl Up {
 }
 
 impl Drop for Up {
-    /// A failing test still stops its `eval up` (which removes its labs).
+    /// A failing test still stops its `evalctl up` (which removes its labs).
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);

@@ -1,6 +1,6 @@
-//! `eval bench viewer`: fills a DuckDB file with a synthetic campaign set (campaigns of 1,000
+//! `evalctl bench viewer`: fills a DuckDB file with a synthetic campaign set (campaigns of 1,000
 //! trials, about 30 events each, every trial scored; two variants and baselines, three chaos
-//! types), serves it as `eval viewer` does, and times real HTTP requests to every page and API
+//! types), serves it as `evalctl viewer` does, and times real HTTP requests to every page and API
 //! route over loopback, printing p50/p95/p99 for each: once with every answer computed afresh
 //! (as on the first visit after the projector committed), once as the viewer runs, where a page
 //! asked again before the data changed comes from its cache.
@@ -76,7 +76,7 @@ pub struct ViewerBench {
     pub pages: Vec<PageTiming>,
 }
 
-/// The id of synthetic campaign `index`: a UUIDv7 as `eval publish` makes, one campaign an hour
+/// The id of synthetic campaign `index`: a UUIDv7 as `evalctl publish` makes, one campaign an hour
 /// from 2026-03-01 (the time in front, as in real ids, is what DuckDB's row-group statistics
 /// can skip by).
 fn campaign_id(index: u32) -> String {
@@ -311,7 +311,7 @@ fn time_routes(
 }
 
 /// Fills `path` with `trials` synthetic trials (or reuses it when an earlier run filled it with
-/// as many), serves it as `eval viewer` does (the file, read-only), and asks every route
+/// as many), serves it as `evalctl viewer` does (the file, read-only), and asks every route
 /// `requests` times.
 pub async fn viewer_bench(
     path: &Path,

@@ -1,4 +1,4 @@
-//! `eval events`: the log in order, one line per event or JSON lines, filtered by campaign, trial
+//! `evalctl events`: the log in order, one line per event or JSON lines, filtered by campaign, trial
 //! (any unique id prefix) and type, optionally following new events.
 
 use std::io::Write;

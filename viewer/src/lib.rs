@@ -1,4 +1,4 @@
-//! The views that never publish: `eval events`, the read-only SQL surface over DuckDB and the
+//! The views that never publish: `evalctl events`, the read-only SQL surface over DuckDB and the
 //! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
 //! that serves them while another process owns the DuckDB file; the web viewer (`web`) and its
 //! benchmark (`bench`).

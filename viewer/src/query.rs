@@ -1,4 +1,4 @@
-//! The read-only SQL surface over the DuckDB file, shared by `eval sql`, the read commands, the
+//! The read-only SQL surface over the DuckDB file, shared by `evalctl sql`, the read commands, the
 //! API and the web pages.
 //!
 //! Protection comes from DuckDB, not from parsing SQL here: every connection has
@@ -65,11 +65,11 @@ pub enum QueryError {
     Sql(String),
     #[error("the query ran longer than {0} ms and was stopped; narrow it, or raise --timeout")]
     Timeout(u64),
-    #[error("no database at {0}; run `eval project` (or `eval up`) to build it from the log first")]
+    #[error("no database at {0}; run `{program} project` (or `{program} up`) to build it from the log first", program = schemas::program::name())]
     NoDatabase(PathBuf),
     #[error("{0}")]
     Open(String),
-    #[error("the running `eval up` at {url} did not answer: {message}")]
+    #[error("the running `{program} up` at {url} did not answer: {message}", program = schemas::program::name())]
     Remote { url: String, message: String },
 }
 
@@ -83,8 +83,8 @@ pub fn open_read_only(path: &Path) -> Result<Connection, QueryError> {
         .map_err(|error| QueryError::Open(error.to_string()))?;
     let connection = projector::db::open_with(path, config).map_err(|error| match error {
         projector::Error::Locked { .. } => QueryError::Open(format!(
-            "{error}. If `eval up` is running, its API file next to the database was not found; is it running with the same --data-dir?"
-        )),
+            "{error}. If `{program} up` is running, its API file next to the database was not found; is it running with the same --data-dir?"
+        , program = schemas::program::name())),
         other => QueryError::Open(other.to_string()),
     })?;
     connection

@@ -1,5 +1,5 @@
 //! Where read commands get their answers: through the API of the process that owns the DuckDB
-//! file (`eval up`, or `eval project`) when one is running, else from the file opened read-only.
+//! file (`evalctl up`, or `evalctl project`) when one is running, else from the file opened read-only.
 //! DuckDB allows one writing process per file; the owner says where its API listens in a small
 //! file beside the database, so that a reader never meets a bare lock error.
 

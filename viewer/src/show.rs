@@ -1,4 +1,4 @@
-//! `eval show`: a campaign with its trials, or one trial's timeline in the terminal (phases and
+//! `evalctl show`: a campaign with its trials, or one trial's timeline in the terminal (phases and
 //! the agent's reasoning, tool calls and results relative to the injection, the state diff, every
 //! score).
 
@@ -21,7 +21,7 @@ fn text(row: &serde_json::Map<String, Value>, key: &str) -> String {
     row.get(key).map(display).unwrap_or_default()
 }
 
-/// `eval show ID`: a campaign (by id or prefix), or a trial with `trial`.
+/// `evalctl show ID`: a campaign (by id or prefix), or a trial with `trial`.
 pub fn show(reader: &Reader, id: &str, trial: bool) -> Result<View> {
     if trial {
         let trial_id = resolve(reader, "trials", "trial_id", id, "trial")?;
@@ -117,9 +117,10 @@ fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
             flags.join(",")
         );
     }
-    out.push_str(
-        "\n`eval show --trial ID` shows a trial's timeline; `eval analyze` its statistics\n",
-    );
+    out.push_str(&format!(
+        "\n`{program} show --trial ID` shows a trial's timeline; `{program} analyze` its statistics\n",
+        program = schemas::program::name()
+    ));
     Ok(View {
         json: json!({
             "campaign": header,

@@ -95,7 +95,8 @@ pub fn resolve(
     let ids: Vec<String> = result.rows.iter().map(|row| display(&row[0])).collect();
     match ids.as_slice() {
         [] => Err(ViewError::NotFound(format!(
-            "no {what} matches {prefix:?}; `eval list` shows the campaigns"
+            "no {what} matches {prefix:?}; `{program} list` shows the campaigns",
+            program = schemas::program::name()
         ))),
         [one] => Ok(one.clone()),
         many => Err(ViewError::Invalid(format!(
@@ -133,7 +134,7 @@ fn interval_json(interval: Option<Interval>) -> Value {
 // ---------------------------------------------------------------------------------------------
 // list
 
-/// `eval list`: campaigns, newest first; with `filter`, only those whose id, name, status or file
+/// `evalctl list`: campaigns, newest first; with `filter`, only those whose id, name, status or file
 /// name contains it (case-insensitive).
 pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) -> Result<View> {
     let condition = match filter.map(str::trim).filter(|text| !text.is_empty()) {
@@ -176,9 +177,10 @@ pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) 
     if rows.is_empty() && filter.is_some_and(|text| !text.trim().is_empty()) {
         text.push_str("no campaign matches the filter\n");
     } else if rows.is_empty() {
-        text.push_str(
-            "no campaigns yet (`eval publish FILE` adds one; `eval project` fills the database)\n",
-        );
+        text.push_str(&format!(
+            "no campaigns yet (`{program} publish FILE` adds one; `{program} project` fills the database)\n",
+            program = schemas::program::name()
+        ));
     } else {
         let _ = writeln!(
             text,
@@ -506,7 +508,7 @@ fn two_groups(
 // ---------------------------------------------------------------------------------------------
 // analyze
 
-/// `eval analyze CAMPAIGN`: per subject × chaos × variant (and baseline), the scorecard; with
+/// `evalctl analyze CAMPAIGN`: per subject × chaos × variant (and baseline), the scorecard; with
 /// `include_commands`, the commands run, by category.
 pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Result<View> {
     let campaign_id = resolve(reader, "campaigns", "campaign_id", campaign, "campaign")?;
@@ -607,7 +609,7 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
 // ---------------------------------------------------------------------------------------------
 // compare, compare-baseline, compare-variants, list-variants
 
-/// `eval compare A B`: the operator trials of two campaigns.
+/// `evalctl compare A B`: the operator trials of two campaigns.
 pub fn compare_campaigns(reader: &Reader, a: &str, b: &str) -> Result<View> {
     let a_id = resolve(reader, "campaigns", "campaign_id", a, "campaign")?;
     let b_id = resolve(reader, "campaigns", "campaign_id", b, "campaign")?;
@@ -632,7 +634,7 @@ fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-/// `eval compare-baseline CAMPAIGN`: per subject × chaos, the operator's trials against baseline
+/// `evalctl compare-baseline CAMPAIGN`: per subject × chaos, the operator's trials against baseline
 /// trials (the campaign's own, those of `baseline_id`, or any campaign's with the same subject
 /// and chaos type).
 pub fn compare_baseline(
@@ -719,7 +721,7 @@ pub fn compare_baseline(
     })
 }
 
-/// `eval compare-variants SUBJECT CHAOS`: the balanced scorecard of every variant (or those
+/// `evalctl compare-variants SUBJECT CHAOS`: the balanced scorecard of every variant (or those
 /// named) over all campaigns, and a verdict for each variant against the best one.
 pub fn compare_variants(
     reader: &Reader,
@@ -749,13 +751,15 @@ pub fn compare_variants(
     for wanted in variants {
         if !by_variant.contains_key(wanted) {
             return Err(ViewError::NotFound(format!(
-                "no scored trials of variant {wanted:?} for {subject} × {chaos}; `eval list-variants` shows what there is"
+                "no scored trials of variant {wanted:?} for {subject} × {chaos}; `{program} list-variants` shows what there is",
+                program = schemas::program::name()
             )));
         }
     }
     if by_variant.is_empty() {
         return Err(ViewError::NotFound(format!(
-            "no scored operator trials for {subject} × {chaos}; `eval list-variants` shows what there is"
+            "no scored operator trials for {subject} × {chaos}; `{program} list-variants` shows what there is",
+            program = schemas::program::name()
         )));
     }
     let mut text = format!(
@@ -817,7 +821,7 @@ pub fn compare_variants(
     })
 }
 
-/// `eval list-variants`: each variant with the subjects and faults it ran against.
+/// `evalctl list-variants`: each variant with the subjects and faults it ran against.
 pub fn list_variants(reader: &Reader) -> Result<View> {
     let result = query(
         reader,

@@ -1,10 +1,10 @@
 //! The lab runtime: a subject's nodes as real processes on this host. As root every node runs in
 //! its own network namespace, joined by veth pairs to a bridge in a namespace the lab creates,
 //! with its data dir on its own size-limited tmpfs; otherwise the nodes share loopback on ports
-//! of their own. Every node's client and peer ports are served by a delay proxy (`eval lab
+//! of their own. Every node's client and peer ports are served by a delay proxy (`evalctl lab
 //! proxy`) in front of the real process, which is how `latency` works without `sch_netem`.
 //!
-//! A lab's state is a JSON file, `<data-dir>/labs/<name>/lab.json`, so that `eval lab …` in
+//! A lab's state is a JSON file, `<data-dir>/labs/<name>/lab.json`, so that `evalctl lab …` in
 //! another process, or a worker after a crash, can find and clean it. Labs claim an index under
 //! `/tmp/eval-labs/` that fixes their namespace names, addresses and ports, so several labs run
 //! side by side without sharing any.
@@ -170,7 +170,7 @@ pub fn set_eval_binary(path: impl Into<PathBuf>) {
     let _ = EVAL_BINARY.set(path.into());
 }
 
-/// The `eval` binary, which serves `eval lab proxy`: `EVAL_BIN` when set, else the one named by
+/// The `eval` binary, which serves `evalctl lab proxy`: `EVAL_BIN` when set, else the one named by
 /// [`set_eval_binary`], else this process's own.
 pub fn eval_binary() -> PathBuf {
     std::env::var_os("EVAL_BIN")
@@ -213,8 +213,9 @@ impl Lab {
         if dir.join("lab.json").exists() {
             let _ = std::fs::remove_dir_all(&claim);
             return Err(Error::Lab(format!(
-                "lab {name} exists already ({}); `eval lab down --name {name}` first",
-                dir.display()
+                "lab {name} exists already ({}); `{program} lab down --name {name}` first",
+                dir.display(),
+                program = schemas::program::name()
             )));
         }
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -345,8 +346,9 @@ impl Lab {
         let text = std::fs::read_to_string(&file).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::Lab(format!(
-                    "no lab named {name} in {} (see `eval lab status`)",
-                    labs_dir(data_dir).display()
+                    "no lab named {name} in {} (see `{program} lab status`)",
+                    labs_dir(data_dir).display(),
+                    program = schemas::program::name()
                 ))
             } else {
                 Error::Io {

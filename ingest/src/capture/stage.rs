@@ -1,4 +1,4 @@
-//! The capture stage (`eval capture`; `eval up` and `eval run` run it too): a durable JetStream
+//! The capture stage (`evalctl capture`; `evalctl up` and `evalctl run` run it too): a durable JetStream
 //! pull consumer of `ChaosInjected` events that follows each injected trial's operator.db with
 //! [`follow`] until the trial is over.
 //!
@@ -58,7 +58,7 @@ const FILE_WAIT_SLACK: Duration = Duration::from_secs(60);
 pub struct StageConfig {
     /// Trials this stage follows at once; further injections wait in the consumer.
     pub max_trials: usize,
-    /// Receives a report when a trial's capture starts and when it ends (for `eval capture`'s
+    /// Receives a report when a trial's capture starts and when it ends (for `evalctl capture`'s
     /// lines).
     pub reports: Option<UnboundedSender<StageReport>>,
 }
@@ -166,7 +166,7 @@ pub async fn durable_consumer(log: &EventLog) -> Result<PullConsumer> {
     let config = consumer::pull::Config {
         durable_name: Some(CONSUMER_NAME.to_string()),
         description: Some(
-            "eval capture stage: follows the operator.db of every injected trial".to_string(),
+            "evalctl capture stage: follows the operator.db of every injected trial".to_string(),
         ),
         filter_subject: FILTER_SUBJECT.to_string(),
         ack_policy: consumer::AckPolicy::Explicit,

@@ -295,6 +295,23 @@ fn check_campaign(
             report(format!("subject_settings.{subject}"), message);
         }
     }
+    // Settings that are parsed but not used yet are refused, so that nobody believes a trial ran
+    // against their cluster when it ran on a fresh lab.
+    for (subject, settings) in &campaign.subject_settings {
+        if !settings.endpoints.is_empty() {
+            report(
+                format!("subject_settings.{subject}.endpoints"),
+                "is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints".to_string(),
+            );
+        }
+        if settings.namespace.is_some() {
+            report(
+                format!("subject_settings.{subject}.namespace"),
+                "is not used yet: the kubernetes runtime is not built; remove namespace"
+                    .to_string(),
+            );
+        }
+    }
 
     if !is_time_zone_name(&campaign.operator_timezone) {
         report(

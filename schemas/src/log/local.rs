@@ -1,5 +1,5 @@
 //! A local `nats-server -js` that this process starts, owns, and stops by its pid: the embedded
-//! default of `eval up`, and the server every test starts for itself.
+//! default of `evalctl up`, and the server every test starts for itself.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -33,18 +33,18 @@ pub const DEFAULT_IN_FLIGHT: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no NATS server answers at {url} ({reason}); start one with `eval up`, or point --nats / EVAL_NATS_URL at a running server"
-    )]
+        "no NATS server answers at {url} ({reason}); start one with `{program} up`, or point --nats / EVAL_NATS_URL at a running server"
+    , program = crate::program::name())]
     Unreachable { url: String, reason: String },
     #[error(
-        "the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `eval up` start one"
-    )]
+        "the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `{program} up` start one"
+    , program = crate::program::name())]
     NoJetStream { url: String, reason: String },
     #[error("stream {STREAM_NAME} on {url} has an incompatible configuration:\n{}\nfix it, or remove the stream (`nats stream rm {STREAM_NAME}`, losing its events), or use another server", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     IncompatibleStream { url: String, problems: Vec<String> },
     #[error(
-        "stream {STREAM_NAME} does not exist on {url}; publish a campaign first (`eval publish FILE`)"
-    )]
+        "stream {STREAM_NAME} does not exist on {url}; publish a campaign first (`{program} publish FILE`)"
+    , program = crate::program::name())]
     NoStream { url: String },
     #[error("publish to {subject} failed: {reason}")]
     Publish { subject: String, reason: String },

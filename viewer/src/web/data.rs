@@ -8,8 +8,8 @@ use crate::views::{ViewError, literal, resolve};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
-/// `/campaigns/{id}`: `eval show` (the campaign and its trials), `eval analyze` (the groups'
-/// scorecards), `eval compare-baseline` (null when it has nothing to compare), and the variants
+/// `/campaigns/{id}`: `evalctl show` (the campaign and its trials), `evalctl analyze` (the groups'
+/// scorecards), `evalctl compare-baseline` (null when it has nothing to compare), and the variants
 /// as published (name, model, prompt).
 pub fn campaign(reader: &Reader, id: &str) -> Result<Value> {
     let campaign_id = resolve(reader, "campaigns", "campaign_id", id, "campaign")?;
@@ -81,7 +81,7 @@ pub fn campaign(reader: &Reader, id: &str) -> Result<Value> {
 }
 
 /// `/variants`: the subject × chaos pairs that have variant trials, and for a chosen pair the
-/// `eval compare-variants` scorecard.
+/// `evalctl compare-variants` scorecard.
 pub fn variants(reader: &Reader, choice: Option<&(String, String)>) -> Result<Value> {
     // The list and the scorecard read independently: the scorecard on a connection of its own,
     // at the same time.

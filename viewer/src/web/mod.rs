@@ -5,7 +5,7 @@
 //! set of figures.
 //!
 //! Where answers come from is a `Source`: the database instance of the process that owns the
-//! file (`eval up`, `eval project`), or the file's path, opened for each request through
+//! file (`evalctl up`, `evalctl project`), or the file's path, opened for each request through
 //! `Reader::open` (read-only, or the owner's API when one is announced), so that a standalone
 //! viewer never holds the file between requests and an owner can start meanwhile.
 
@@ -108,7 +108,7 @@ impl PageCache {
 }
 
 impl Source {
-    /// The owner's database instance (`eval up`, `eval project`).
+    /// The owner's database instance (`evalctl up`, `evalctl project`).
     pub fn shared(database: Database) -> Source {
         Source::with(Origin::Shared(database))
     }
@@ -126,7 +126,7 @@ impl Source {
         }
     }
 
-    /// The same source computing every page afresh (for `eval bench viewer`).
+    /// The same source computing every page afresh (for `evalctl bench viewer`).
     pub fn without_cache(mut self) -> Source {
         self.cache = None;
         self
@@ -642,7 +642,7 @@ async fn sql_api_get(State(source): State<Source>, Query(params): Params) -> Pag
     Ok(Json(result).into_response())
 }
 
-/// The read API of `Reader::Remote`: the same answers as `eval sql`.
+/// The read API of `Reader::Remote`: the same answers as `evalctl sql`.
 async fn sql_api_post(State(source): State<Source>, body: axum::body::Bytes) -> PageResult {
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|error| {
         AppError::bad_request(format!(

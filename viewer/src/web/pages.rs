@@ -153,7 +153,7 @@ pub fn campaigns(data: &Value) -> Markup {
                 @if rows.is_empty() {
                     p.empty {
                         @if filter.is_empty() {
-                            "No campaigns yet: `eval publish FILE` adds one, `eval project` (or `eval up`) fills the database."
+                            "No campaigns yet: `evalctl publish FILE` adds one, `evalctl project` (or `evalctl up`) fills the database."
                         } @else { "No campaign matches “" (filter) "”." }
                     }
                 } @else {
@@ -610,7 +610,7 @@ pub fn sql(query: &str, answer: Option<Result<&QueryResult, &str>>) -> Markup {
         false,
         html! {
             h1 { "SQL" }
-            p.muted { "One read-only SELECT over the DuckDB tables, with the protections of `eval sql`: no writes, files, settings or extensions; at most 1,000 rows here (100,000 in the CSV) and 30 seconds." }
+            p.muted { "One read-only SELECT over the DuckDB tables, with the protections of `evalctl sql`: no writes, files, settings or extensions; at most 1,000 rows here (100,000 in the CSV) and 30 seconds." }
             form.sql method="get" action="/sql" {
                 textarea name="q" rows="6" spellcheck="false" aria-label="SQL query" placeholder="SELECT subject, chaos_type, outcome, count(*) FROM trial_summary GROUP BY ALL" { (query) }
                 div { button type="submit" { "Run" } span.muted.small { " Ctrl+Enter runs it" } }

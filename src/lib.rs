@@ -1,17 +1,18 @@
-//! The `eval` binary: argument parsing and dispatch to the stages' libraries.
+//! The `evalctl` program (also installed as `eval`): argument parsing and dispatch to the
+//! stages' libraries. The binaries are thin `main`s over [`main`].
 
 mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A harness that measures autonomous SRE agents under chaos: it breaks a database cluster on
 /// purpose, watches the operator repair it, scores the work, and keeps every trial as events
 /// on NATS JetStream.
 #[derive(Debug, Parser)]
-#[command(name = "eval", version, propagate_version = true)]
+#[command(name = "evalctl", version, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -42,8 +43,8 @@ enum Command {
     Up(cli::up::UpArgs),
     /// Read the log in order, one line per event (or JSON lines).
     Events(cli::events::EventsArgs),
-    /// Publish a campaign and run it to the end in this process: `eval run --subject etcd
-    /// --chaos node_kill`, or `eval run campaign FILE`.
+    /// Publish a campaign and run it to the end in this process: `evalctl run --subject etcd
+    /// --chaos node_kill`, or `evalctl run campaign FILE`.
     Run(cli::run::RunArgs),
     /// The trial worker alone: takes trials from the log and runs them on labs of its own.
     Worker(cli::worker::WorkerArgs),
@@ -66,7 +67,7 @@ enum Command {
     /// Read-only SQL over the DuckDB tables (see the README for tables and columns).
     Sql(cli::sql::SqlArgs),
     /// The web viewer: campaigns, trial timelines, variant scorecards, SQL, on 127.0.0.1:8000
-    /// (`eval up` serves the same pages on its own port).
+    /// (`evalctl up` serves the same pages on its own port).
     Viewer(cli::viewer::ViewerArgs),
     /// Campaigns, newest first, with progress and success rate.
     List(cli::views::ListArgs),
@@ -95,8 +96,15 @@ enum Command {
     Bench(cli::bench::BenchCommand),
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Parses the arguments and runs the command; `--help`, `--version` and error messages name the
+/// program as it was invoked (`evalctl` or `eval`).
+pub fn main() -> ExitCode {
+    let invoked = schemas::program::set_name_from_argv0(std::env::args_os().next().as_deref());
+    let matches = Cli::command().name(invoked).bin_name(invoked).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     cli::init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

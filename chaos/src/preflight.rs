@@ -1,0 +1,116 @@
+//! What this host and build can run, checked before a campaign is published (`evalctl run`,
+//! `run campaign`, `publish`), so that a trial that cannot run is refused in one line with its
+//! fix instead of ending `errored` after the campaign started.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use schemas::campaign::{ChaosType, Runtime, SubjectKind, TrialSpec};
+
+use crate::lab::Isolation;
+
+/// One reason some trials cannot run here, as one line that names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem(pub String);
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the checks look at: the host's programs and privileges. Tests give their own.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The lab's isolation on this host (namespaces need root).
+    pub isolation: Isolation,
+    /// Finds a program as the lab would start it.
+    pub find_program: fn(&str) -> Option<PathBuf>,
+}
+
+impl Host {
+    /// This host, as the worker on it would see it.
+    pub fn here() -> Host {
+        Host {
+            isolation: Isolation::available(),
+            find_program: find_on_path,
+        }
+    }
+}
+
+/// Every problem that keeps some of `trials` from running on `host`, each named once, sorted.
+/// Empty when every trial can run.
+pub fn check(trials: &[TrialSpec], host: &Host) -> Vec<Problem> {
+    let mut problems = BTreeSet::new();
+    let mut push = |message: String| {
+        problems.insert(Problem(message));
+    };
+    let combinations: BTreeSet<(SubjectKind, Runtime)> = trials
+        .iter()
+        .map(|trial| (trial.subject, trial.subject_settings.runtime))
+        .collect();
+    for (subject, runtime) in &combinations {
+        match (subject, runtime) {
+            (SubjectKind::Etcd, Runtime::Lab) => {
+                let etcd = crate::etcd::etcd_program();
+                if (host.find_program)(&etcd).is_none() {
+                    push(format!(
+                        "etcd on the lab runtime: the program {etcd:?} is not installed (install Debian's etcd-server, e.g. with scripts/setup, or name it with EVAL_ETCD)"
+                    ));
+                }
+                if host.isolation == Isolation::Namespaces {
+                    for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+                        if (host.find_program)(program).is_none() {
+                            push(format!(
+                                "the lab's network namespaces need {program:?}, which is not installed (apt-get install {package}, or scripts/setup)"
+                            ));
+                        }
+                    }
+                }
+            }
+            (SubjectKind::Tikv, Runtime::Lab) => push(
+                "tikv on the lab runtime: this build cannot drive TiKV yet (no PD/TiKV subject); run the campaign with subjects: [etcd]".to_string(),
+            ),
+            (_, Runtime::Kubernetes) => push(format!(
+                "{subject} on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab (the default)"
+            )),
+        }
+    }
+    let unsupported = host.isolation.unsupported_faults();
+    let chaos_types: BTreeSet<ChaosType> = trials
+        .iter()
+        .filter(|trial| trial.subject_settings.runtime == Runtime::Lab)
+        .map(|trial| trial.chaos.chaos_type())
+        .collect();
+    for chaos_type in chaos_types {
+        if let Some((_, reason)) = unsupported
+            .iter()
+            .find(|(name, _)| *name == chaos_type.as_str())
+        {
+            push(format!(
+                "{chaos_type} on this host: {reason}; run as root, or leave {chaos_type} out of chaos_types"
+            ));
+        }
+    }
+    problems.into_iter().collect()
+}
+
+/// `program` as `Command::new` would find it: a path when it has a slash, else the first
+/// executable file of that name in `PATH`.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return is_executable(Path::new(program)).then(|| PathBuf::from(program));
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}

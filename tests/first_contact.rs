@@ -1,0 +1,317 @@
+//! First contact, as a user types it: the installed `evalctl` through `bash -c` and `sh -c`
+//! (`eval` alone is a shell builtin), `eval` exec'd directly by programs, the seed harness's
+//! short flags, and the exit codes of `evalctl run` and `publish` for what cannot run here.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use schemas::log::EventLog;
+use schemas::log::local::TemporaryNats;
+use scoring::fixtures::TrialFixture;
+use support::{published, scored, text};
+
+/// A directory holding the two installed names, as `cargo install` or `scripts/setup` leave them.
+fn installed_bin_dir(root: &Path) -> std::path::PathBuf {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, target) in [
+        ("evalctl", env!("CARGO_BIN_EXE_evalctl")),
+        ("eval", env!("CARGO_BIN_EXE_eval")),
+    ] {
+        std::os::unix::fs::symlink(target, bin.join(name)).unwrap();
+    }
+    bin
+}
+
+/// `shell -c line` with the installed names first on PATH, as a user's terminal runs it.
+fn shell(shell: &str, line: &str, bin: &Path, data_dir: &Path) -> Output {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(shell)
+        .args(["-c", line])
+        .env("PATH", path)
+        .env("EVAL_DATA_DIR", data_dir)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_installed_command_works_as_typed_in_bash_and_sh() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let mut events = vec![published("firstcontact")];
+    for index in 0..3 {
+        events.extend(scored(
+            &TrialFixture::test()
+                .in_campaign("firstcontact")
+                .with_trial_index(index),
+        ));
+    }
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (writer, projection) = projector::Writer::open(&data_dir.join("eval.duckdb")).unwrap();
+    projector::stage::catch_up(&log, writer, projection)
+        .await
+        .unwrap();
+    let bin = installed_bin_dir(dir.path());
+
+    for sh in ["bash", "sh"] {
+        let output = shell(sh, "evalctl --version", &bin, &data_dir);
+        assert!(output.status.success(), "{sh}: {}", text(&output.stderr));
+        assert_eq!(
+            text(&output.stdout),
+            format!("evalctl {}\n", env!("CARGO_PKG_VERSION"))
+        );
+
+        let output = shell(sh, "evalctl list -n 5", &bin, &data_dir);
+        assert!(output.status.success(), "{sh}: {}", text(&output.stderr));
+        assert!(
+            text(&output.stdout).contains("firstcontact"),
+            "{sh}: {}",
+            text(&output.stdout)
+        );
+
+        // Parentheses and both kinds of quotes, as in the README.
+        let output = shell(
+            sh,
+            r#"evalctl sql "SELECT count(*) AS n, min(length('it''s')) AS quoted FROM trials WHERE campaign_id = 'firstcontact'" --json"#,
+            &bin,
+            &data_dir,
+        );
+        assert!(output.status.success(), "{sh}: {}", text(&output.stderr));
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            answer["rows"][0],
+            serde_json::json!([3, 4]),
+            "{sh}: {answer}"
+        );
+
+        // The builtin is what a shell runs for plain `eval`: that is why the name is evalctl.
+        let output = shell(sh, "eval --version", &bin, &data_dir);
+        assert!(
+            !text(&output.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{sh} ran the binary for `eval`"
+        );
+    }
+
+    // Programs that exec `eval` by name (a variant's command, systemd, subprocess with a list)
+    // reach the same program, which names itself as invoked.
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = Command::new("eval")
+        .arg("--version")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&output.stdout),
+        format!("eval {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = Command::new("eval")
+        .args(["list", "--no-such-flag"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("Usage: eval list"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = Command::new("evalctl")
+        .args(["show", "nosuchcampaign"])
+        .env("PATH", &path)
+        .env("EVAL_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stderr).contains("`evalctl list` shows the campaigns"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = Command::new("eval")
+        .args(["show", "nosuchcampaign"])
+        .env("PATH", &path)
+        .env("EVAL_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stderr).contains("`eval list` shows the campaigns"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// The seed harness's short flags are accepted beside the long ones.
+#[tokio::test]
+async fn the_seed_harness_short_flags() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let mut events = vec![published("shortflags")];
+    for index in 0..4 {
+        events.extend(scored(
+            &TrialFixture::test()
+                .in_campaign("shortflags")
+                .with_trial_index(index),
+        ));
+    }
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let (writer, projection) = projector::Writer::open(&db).unwrap();
+    projector::stage::catch_up(&log, writer, projection)
+        .await
+        .unwrap();
+    let db = db.display().to_string();
+    let run = |args: &[&str]| {
+        let output = support::eval(nats.url(), &[args, &["--db", &db, "--json"]].concat());
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let list = run(&["list", "-n", "1"]);
+    assert_eq!(list["campaigns"].as_array().unwrap().len(), 1);
+    let trial_id = scored(
+        &TrialFixture::test()
+            .in_campaign("shortflags")
+            .with_trial_index(0),
+    )[0]
+    .trial_id
+    .clone()
+    .unwrap();
+    let show = run(&["show", "-t", &trial_id]);
+    assert_eq!(show["trial"]["trial_id"], trial_id.as_str(), "{show}");
+    run(&["compare-baseline", "shortflags", "-b", "shortflags"]);
+    let variants = run(&["compare-variants", "etcd", "node_kill", "-v", "careful"]);
+    assert!(variants.to_string().contains("careful"), "{variants}");
+
+    // `viewer -p`: refused with a port clap cannot parse, which shows the flag is the port.
+    let output = support::eval(nats.url(), &["viewer", "-p", "not-a-port"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--port <PORT>"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// What cannot run here is refused before anything is published, one line per problem with its
+/// fix, exit code 2; the stream stays empty.
+#[tokio::test]
+async fn run_and_publish_refuse_what_cannot_run_before_publishing() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let output = support::eval(
+        nats.url(),
+        &[
+            "run",
+            "-s",
+            "tikv",
+            "-c",
+            "node_kill",
+            "-n",
+            "2",
+            "-b",
+            "--data-dir",
+            &data_dir,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: tikv on the lab runtime: this build cannot drive TiKV yet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+
+    let campaign = dir.path().join("k8s.yaml");
+    std::fs::write(
+        &campaign,
+        "name: on kubernetes\nsubjects: [etcd]\nchaos_types: [node_kill]\nsubject_settings:\n  etcd:\n    runtime: kubernetes\n",
+    )
+    .unwrap();
+    let output = support::eval(nats.url(), &["publish", &campaign.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("etcd on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Nothing reached the log.
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let stream = log.ensure_stream().await.unwrap();
+    let mut stream = stream;
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+
+    // A campaign built from flags, from a directory without campaigns/variants, says where it
+    // looked instead of running an empty default variant.
+    let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["run", "-c", "node_kill", "--data-dir", &data_dir])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("RUST_LOG", "off")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let looked = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("campaigns/variants");
+    assert!(
+        text(&output.stderr).contains(&format!("no variants directory at {}", looked.display())),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // --operator-running without an operator.db, and an --operator-db that does not exist.
+    let output = support::eval(
+        nats.url(),
+        &[
+            "run",
+            "-c",
+            "node_kill",
+            "--operator-running",
+            "--data-dir",
+            &data_dir,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .contains("--operator-running needs the running operator's operator.db"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = support::eval(
+        nats.url(),
+        &[
+            "run",
+            "campaign",
+            "campaigns/quickstart.yaml",
+            "--operator-db",
+            "/nonexistent/operator.db",
+            "--data-dir",
+            &data_dir,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--operator-db /nonexistent/operator.db: no such file"),
+        "{}",
+        text(&output.stderr)
+    );
+}
