@@ -24,7 +24,7 @@ fn no_server_gives_one_line_naming_the_url() {
         let stderr = text(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(&url), "{stderr}");
-        assert!(stderr.contains("eval up"), "{stderr}");
+        assert!(stderr.contains("evalctl up"), "{stderr}");
     }
 }
 
@@ -411,7 +411,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
     kill(Pid::from_raw(capture.id() as i32), Signal::SIGTERM).unwrap();
     assert!(capture.wait().unwrap().success());
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(stderr.contains("eval capture: following"), "{stderr}");
+    assert!(stderr.contains("evalctl capture: following"), "{stderr}");
     let output = eval(
         nats.url(),
         &[

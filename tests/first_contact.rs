@@ -239,7 +239,7 @@ async fn run_and_publish_refuse_what_cannot_run_before_publishing() {
     let campaign = dir.path().join("k8s.yaml");
     std::fs::write(
         &campaign,
-        "name: on kubernetes\nsubjects: [etcd]\nchaos_types: [node_kill]\nsubject_settings:\n  etcd:\n    runtime: kubernetes\n",
+        "name: on kubernetes\nsubjects: [etcd]\nchaos_types: [{type: node_kill}]\nsubject_settings:\n  etcd:\n    runtime: kubernetes\n",
     )
     .unwrap();
     let output = support::eval(nats.url(), &["publish", &campaign.display().to_string()]);
@@ -314,4 +314,43 @@ async fn run_and_publish_refuse_what_cannot_run_before_publishing() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// `list-variants --dir` lists the variant files of a directory, valid or not, with the first
+/// error of an invalid one at its file:line:col.
+#[test]
+fn list_variants_dir_lists_files_and_their_first_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(support::repo_root().join("campaigns/variants")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "name: broken\nmodel: m\ntools_confg: {}\n",
+    )
+    .unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let output = support::eval(
+        "nats://127.0.0.1:1",
+        &["list-variants", "--dir", &dir_arg, "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = answer["variants"].as_array().unwrap();
+    let careful = rows.iter().find(|row| row["name"] == "careful").unwrap();
+    assert_eq!(careful["valid"], true);
+    let broken = rows.iter().find(|row| row["name"] == "broken").unwrap();
+    assert_eq!(broken["valid"], false);
+    let error = broken["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "{dir_arg}/broken.yaml:3:1: unknown field \"tools_confg\""
+        )),
+        "{error}"
+    );
+    let output = support::eval("nats://127.0.0.1:1", &["list-variants", "--dir", &dir_arg]);
+    let table = text(&output.stdout);
+    assert!(table.lines().next().unwrap().starts_with("name"), "{table}");
+    assert!(table.contains("no: "), "{table}");
 }

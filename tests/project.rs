@@ -303,7 +303,7 @@ async fn eval_sql_refuses_writes_files_and_settings_locally_and_through_the_api(
     let output = eval(nats.url(), &["list", "--db", "/nonexistent/eval.duckdb"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("eval project"),
+        text(&output.stderr).contains("evalctl project"),
         "{}",
         text(&output.stderr)
     );

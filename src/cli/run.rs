@@ -210,6 +210,16 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     let shutdown = super::shutdown_on_signal();
     let (log, server) = super::up::connect_or_start(global).await?;
     let n_trials = prepared.trials.len();
+    match unfinished_trials_elsewhere(&log, &prepared.campaign_id).await {
+        Ok(waiting) if !waiting.is_empty() => eprintln!(
+            "{program} run: {} unfinished trials of {} other campaigns wait in the log; this run takes only its own (`{program} up` or `{program} worker` runs them)",
+            waiting.values().sum::<usize>(),
+            waiting.len(),
+            program = schemas::program::name()
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "could not count the trials waiting in the log"),
+    }
     ingest::publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |_| {}).await?;
     eprintln!(
         "{program} run: campaign {} ({:?}): {n_trials} trials",
@@ -346,6 +356,43 @@ async fn project_campaign(global: &Global, log: &EventLog) {
             program = schemas::program::name()
         );
     }
+}
+
+/// Trials requested and not finished, per campaign other than `campaign_id`, from the stream's
+/// per-subject counts (no message is read).
+async fn unfinished_trials_elsewhere(
+    log: &EventLog,
+    campaign_id: &str,
+) -> anyhow::Result<BTreeMap<String, usize>> {
+    let stream = log.ensure_stream().await?;
+    let requested = trials_with_event(&stream, "TrialRequested").await?;
+    let finished = trials_with_event(&stream, "TrialFinished").await?;
+    let mut waiting = BTreeMap::new();
+    for (campaign, _) in requested.difference(&finished) {
+        if campaign != campaign_id {
+            *waiting.entry(campaign.clone()).or_default() += 1;
+        }
+    }
+    Ok(waiting)
+}
+
+/// The (campaign, trial) pairs that have an event of `event_type`, from the subjects' names.
+async fn trials_with_event(
+    stream: &async_nats::jetstream::stream::Stream,
+    event_type: &str,
+) -> anyhow::Result<std::collections::HashSet<(String, String)>> {
+    let mut subjects = stream
+        .info_with_subjects(format!("eval.*.*.{event_type}"))
+        .await?;
+    let mut trials = std::collections::HashSet::new();
+    while let Some(entry) = subjects.next().await {
+        let (subject, _) = entry?;
+        let mut parts = subject.split('.').skip(1);
+        if let (Some(campaign), Some(trial)) = (parts.next(), parts.next()) {
+            trials.insert((campaign.to_string(), trial.to_string()));
+        }
+    }
+    Ok(trials)
 }
 
 async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {

@@ -93,6 +93,10 @@ pub struct CompareVariantsArgs {
 
 #[derive(Debug, Args)]
 pub struct ListVariantsArgs {
+    /// List the variant files of this directory (name, model, valid, first error) instead of
+    /// the variants that ran.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
     #[command(flatten)]
     read: ReadOptions,
 }
@@ -174,5 +178,118 @@ pub async fn compare_variants(global: &Global, args: CompareVariantsArgs) -> Out
 }
 
 pub async fn list_variants(global: &Global, args: ListVariantsArgs) -> Outcome {
-    answer(global, args.read, viewer::views::list_variants).await
+    match args.dir {
+        Some(dir) => list_variant_files(&dir, args.read.json),
+        None => answer(global, args.read, viewer::views::list_variants).await,
+    }
+}
+
+/// One variant file of a directory, as `list-variants --dir` shows it.
+#[derive(Debug, serde::Serialize)]
+struct VariantFileRow {
+    file: String,
+    /// The variant's `name:`, or the file's stem when the file is invalid.
+    name: String,
+    model: Option<String>,
+    valid: bool,
+    /// The first problem, as file:line:col: path: message.
+    error: Option<String>,
+}
+
+/// `list-variants --dir DIR`: every `*.yaml`/`*.yml` file of `dir`, parsed as a variant file.
+fn list_variant_files(dir: &std::path::Path, json: bool) -> Outcome {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            eprintln!(
+                "error: cannot list variant files in {}: {error}",
+                dir.display()
+            );
+            return Err(Failure::Invalid);
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|ext| ext.to_str()),
+                Some("yaml" | "yml")
+            )
+        })
+        .collect();
+    paths.sort();
+    let mut rows = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let stem = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|error| format!("{file}: cannot read: {error}"))
+            .and_then(|text| {
+                schemas::campaign::parse_variant(&file, &text).map_err(|diagnostics| {
+                    diagnostics
+                        .0
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| format!("{file}: invalid"))
+                })
+            });
+        rows.push(match parsed {
+            Ok(variant) => VariantFileRow {
+                file,
+                name: variant.name,
+                model: variant.model,
+                valid: true,
+                error: None,
+            },
+            Err(error) => VariantFileRow {
+                file,
+                name: stem,
+                model: None,
+                valid: false,
+                error: Some(error),
+            },
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "dir": dir.display().to_string(),
+                "variants": rows,
+            }))?
+        );
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no variant files (*.yaml, *.yml) in {}", dir.display());
+        return Ok(());
+    }
+    let name_width = rows
+        .iter()
+        .map(|row| row.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let model_width = rows
+        .iter()
+        .map(|row| row.model.as_deref().unwrap_or("-").len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    println!("{:<name_width$}  {:<model_width$}  valid", "name", "model");
+    for row in &rows {
+        println!(
+            "{:<name_width$}  {:<model_width$}  {}",
+            row.name,
+            row.model.as_deref().unwrap_or("-"),
+            match &row.error {
+                None => "yes".to_string(),
+                Some(error) => format!("no: {error}"),
+            }
+        );
+    }
+    Ok(())
 }
