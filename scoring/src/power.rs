@@ -270,6 +270,28 @@ fn random_order_pairs(rng: &mut Rng, firsts: u64, seconds: u64) -> u64 {
     pairs
 }
 
+/// The share of [`SIMULATIONS`] replicates that reject. With a `target`, it stops as soon as
+/// the share is sure to reach the target or sure to miss it, and returns a share on the same side
+/// of the target as the full count would (the search asks no more).
+fn simulated_power(target: Option<f64>, mut replicate_rejects: impl FnMut() -> bool) -> f64 {
+    let total = f64::from(SIMULATIONS);
+    let mut rejections = 0u32;
+    for done in 0..SIMULATIONS {
+        if let Some(target) = target {
+            if f64::from(rejections) / total >= target {
+                return f64::from(rejections) / total;
+            }
+            if f64::from(rejections + (SIMULATIONS - done)) / total < target {
+                return f64::from(rejections + (SIMULATIONS - done)) / total;
+            }
+        }
+        if replicate_rejects() {
+            rejections += 1;
+        }
+    }
+    f64::from(rejections) / total
+}
+
 /// Each value of `sample` as the index of its value among `distinct` (sorted, deduplicated).
 fn value_indices(sample: &[f64], distinct: &[f64]) -> Vec<usize> {
     sample
@@ -281,6 +303,17 @@ fn value_indices(sample: &[f64], distinct: &[f64]) -> Vec<usize> {
 /// The simulated power of the Mann–Whitney U test at `alpha` with `n` values per side drawn
 /// from `a` and `b`, counting rejections with `a` faster when `a_faster`, else slower.
 pub fn mann_whitney_power(a: &[f64], b: &[f64], a_faster: bool, n: u64, alpha: f64) -> f64 {
+    mann_whitney_simulation(a, b, a_faster, n, alpha, None)
+}
+
+fn mann_whitney_simulation(
+    a: &[f64],
+    b: &[f64],
+    a_faster: bool,
+    n: u64,
+    alpha: f64,
+    target: Option<f64>,
+) -> f64 {
     let mut distinct: Vec<f64> = a.iter().chain(b).copied().collect();
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
@@ -288,8 +321,7 @@ pub fn mann_whitney_power(a: &[f64], b: &[f64], a_faster: bool, n: u64, alpha: f
     let mut rng = Rng::seeded(POWER_SEED);
     let (mut count_a, mut count_b) = (vec![0u64; distinct.len()], vec![0u64; distinct.len()]);
     let half = (n * n) as f64 / 2.0;
-    let mut rejections = 0u32;
-    for _ in 0..SIMULATIONS {
+    simulated_power(target, || {
         count_a.fill(0);
         count_b.fill(0);
         for _ in 0..n {
@@ -304,11 +336,8 @@ pub fn mann_whitney_power(a: &[f64], b: &[f64], a_faster: bool, n: u64, alpha: f
         }
         let u_a = u_a as f64;
         let (p, _) = stats::mann_whitney_p_value(u_a, n as usize, n as usize, &[]);
-        if p < alpha && u_a != half && (u_a < half) == a_faster {
-            rejections += 1;
-        }
-    }
-    f64::from(rejections) / f64::from(SIMULATIONS)
+        p < alpha && u_a != half && (u_a < half) == a_faster
+    })
 }
 
 /// The values per side the Mann–Whitney U test needs to tell `a` from `b`, where `a_faster`
@@ -325,7 +354,7 @@ pub fn mann_whitney_sample_size(
     }
     let n_min = first_size_beyond(a.len() as u64, b.len() as u64);
     Some(smallest_sample(n_min, power, |n| {
-        mann_whitney_power(a, b, a_faster, n, alpha)
+        mann_whitney_simulation(a, b, a_faster, n, alpha, Some(power))
     }))
 }
 
@@ -333,6 +362,16 @@ pub fn mann_whitney_sample_size(
 /// differences (first minus second) are drawn from `differences`, counting rejections with
 /// positive differences ahead when `positive`, else negative ones.
 pub fn signed_rank_power(differences: &[f64], positive: bool, n: u64, alpha: f64) -> f64 {
+    signed_rank_simulation(differences, positive, n, alpha, None)
+}
+
+fn signed_rank_simulation(
+    differences: &[f64],
+    positive: bool,
+    n: u64,
+    alpha: f64,
+    target: Option<f64>,
+) -> f64 {
     let mut magnitudes: Vec<f64> = differences
         .iter()
         .filter(|d| **d != 0.0)
@@ -349,8 +388,7 @@ pub fn signed_rank_power(differences: &[f64], positive: bool, n: u64, alpha: f64
     let mut rng = Rng::seeded(POWER_SEED);
     let (mut count_positive, mut count_negative) =
         (vec![0u64; magnitudes.len()], vec![0u64; magnitudes.len()]);
-    let mut rejections = 0u32;
-    for _ in 0..SIMULATIONS {
+    simulated_power(target, || {
         count_positive.fill(0);
         count_negative.fill(0);
         let mut n_zero = 0u64;
@@ -363,7 +401,7 @@ pub fn signed_rank_power(differences: &[f64], positive: bool, n: u64, alpha: f64
         }
         let nonzero = n - n_zero;
         if nonzero == 0 {
-            continue;
+            return false;
         }
         // Ranks with ties broken at random: the positive ones of a group of equal magnitudes
         // take a random subset of its ranks.
@@ -389,11 +427,8 @@ pub fn signed_rank_power(differences: &[f64], positive: bool, n: u64, alpha: f64
             stats::signed_rank_normal_p_value(r_plus, nonzero as usize, &[])
         };
         let mean = (nonzero * (nonzero + 1)) as f64 / 4.0;
-        if p < alpha && r_plus != mean && (r_plus > mean) == positive {
-            rejections += 1;
-        }
-    }
-    f64::from(rejections) / f64::from(SIMULATIONS)
+        p < alpha && r_plus != mean && (r_plus > mean) == positive
+    })
 }
 
 /// The pairs the Wilcoxon signed-rank test needs to tell a difference like `differences` (first
@@ -408,7 +443,7 @@ pub fn signed_rank_sample_size(
         return None;
     }
     Some(smallest_sample(differences.len() as u64 + 1, power, |n| {
-        signed_rank_power(differences, positive, n, alpha)
+        signed_rank_simulation(differences, positive, n, alpha, Some(power))
     }))
 }
 
@@ -449,6 +484,23 @@ mod tests {
                 .filter(|k| 2 * k < d && stats::mcnemar_exact(d - k, *k).p_value < 0.05)
                 .max();
             assert_eq!(critical.at(d), expected, "d = {d}");
+        }
+    }
+
+    /// Stopping the replicates early never changes the search's answer.
+    #[test]
+    fn early_stopping_keeps_the_side_of_the_target() {
+        let (a, b) = ([10.0, 12.0, 14.0, 30.0], [11.0, 13.0, 15.0, 16.0, 40.0]);
+        let differences = [3.0, -1.0, 4.0, 0.0, 2.5, -2.0];
+        for n in [5, 9, 20, 40, 60] {
+            for target in [0.3, 0.8] {
+                let full = mann_whitney_power(&a, &b, true, n, 0.05);
+                let early = mann_whitney_simulation(&a, &b, true, n, 0.05, Some(target));
+                assert_eq!(full >= target, early >= target, "n = {n}: {full}, {early}");
+                let full = signed_rank_power(&differences, true, n, 0.05);
+                let early = signed_rank_simulation(&differences, true, n, 0.05, Some(target));
+                assert_eq!(full >= target, early >= target, "n = {n}: {full}, {early}");
+            }
         }
     }
 
