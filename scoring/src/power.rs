@@ -19,13 +19,18 @@
 //!   made by resampling would otherwise push every small replicate off the exact distribution),
 //!   and applies the p-value of the test as [`stats`] computes it: the exact distribution where
 //!   the test uses it (up to 8 per side; up to 50 pairs), the normal approximation beyond.
-//!   [`SIMULATIONS`] replicates from the fixed [`POWER_SEED`], the same draws at every n, so a
-//!   hint never changes between runs and the estimated power moves smoothly with n.
+//!   [`SIMULATIONS`] replicates, the generator reseeded with the fixed [`POWER_SEED`] at every
+//!   n, so a hint never changes between runs. The hint is then an estimate: within about one
+//!   standard error of the power (0.9 percentage points at 80%), a size or two either way.
 //!
-//! A replicate counts only when the test names the side the data favours: a rejection the other
-//! way would name the wrong winner. The search starts above what the data already has (see
-//! [`smallest_sample`]) and stops at [`MAX_PER_SIDE`] (or twice the data, if more), beyond which
-//! it says "more than".
+//! The power and significance level are the comparison's ([`crate::compare::CompareOptions`]:
+//! 80% and 0.05 by default; a test rejects when p < alpha, as the verdicts do). A table or
+//! replicate counts only when the test names the side the data favours: a rejection the other
+//! way would name the wrong winner. The search ([`smallest_sample`]) starts where an n-against-n
+//! design has more data than the comparison had ([`first_size_beyond`]), so a hint is never
+//! below the data, and stops at [`MAX_PER_SIDE`] (or twice the data, if more), beyond which it
+//! says "more than". The hint is the first n whose power reaches the target; the power of an
+//! exact test is a saw-tooth in n, so a slightly larger n can fall just short again.
 
 use crate::stats::{self, FisherNull, Rng};
 
@@ -50,7 +55,7 @@ pub enum SampleSize {
 }
 
 /// The smallest n per side, from `n_min`, at which `power_at(n)` reaches `target`: every n
-/// one by one for the first [`ONE_BY_ONE`] sizes, then doubling until the power is reached and
+/// one by one for the first 32 (`ONE_BY_ONE`) sizes, then doubling until the power is reached and
 /// bisection back to where it crosses the target (the saw-tooth of a discrete test's power is
 /// small next to n there). The search stops at `max(MAX_PER_SIDE, 2 n_min)`.
 pub fn smallest_sample(
