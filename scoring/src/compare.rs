@@ -1,7 +1,8 @@
 //! Comparisons of two groups of trials (campaign vs campaign, variant vs variant, agent vs
 //! baseline): each group's rates and medians with 95% intervals, and for each figure a verdict
 //! that names a winner only when the difference is significant, and otherwise says the data
-//! cannot tell and roughly how many trials would be needed.
+//! cannot tell and how many trials the test would need to tell a difference as large as the
+//! observed one (computed from the test's own power by [`crate::power`]).
 //!
 //! Errored trials are left out of everything: the harness failed, not the operator. When every
 //! graded trial of both sides has a partner that ran on the same seed (same subject, chaos,
@@ -16,6 +17,7 @@ use std::fmt;
 use schemas::campaign::TrialSpec;
 use schemas::event::{Outcome, TrialScored};
 
+use crate::power::{self, SampleSize};
 use crate::stats::{self, Interval};
 
 /// One side of a comparison.
@@ -92,7 +94,7 @@ pub struct CompareOptions {
     pub alpha: f64,
     /// Level of the intervals.
     pub confidence: f64,
-    /// Power the needed sample sizes are computed for.
+    /// Power the needed sample sizes are computed for (see [`crate::power`]).
     pub power: f64,
     pub bootstrap_resamples: u32,
     pub bootstrap_seed: u64,
@@ -194,10 +196,11 @@ pub struct Verdict {
     pub alpha: f64,
     /// The better side, only when the difference is significant at `alpha`.
     pub winner: Option<Side>,
-    /// Without a winner: about how many trials (pairs when paired) per side would show a
-    /// difference as large as the observed one at `alpha` with 80% power; `None` when no
-    /// difference was observed.
-    pub needed_per_side: Option<u64>,
+    /// Without a winner: how many trials (pairs when paired; for times, timed trials) per side
+    /// the test would need to name the better side at `alpha` with the comparison's power, if
+    /// the observed difference were the true one: always more data than the comparison had.
+    /// `None` when no difference was observed (or there was no test).
+    pub needed: Option<SampleSize>,
 }
 
 impl fmt::Display for Verdict {
@@ -230,11 +233,15 @@ impl fmt::Display for Verdict {
                     format_p(p),
                     self.test
                 )?;
-                match self.needed_per_side {
-                    Some(n) => write!(
+                let unit = if self.paired { "pairs" } else { "trials" };
+                match self.needed {
+                    Some(SampleSize::About(n)) => write!(
                         f,
-                        "; about {n} {} per side would be needed to tell a difference this large",
-                        if self.paired { "pairs" } else { "trials" }
+                        "; about {n} {unit} per side would be needed to tell a difference this large"
+                    ),
+                    Some(SampleSize::MoreThan(n)) => write!(
+                        f,
+                        "; more than {n} {unit} per side would be needed to tell a difference this large"
                     ),
                     None => f.write_str("; no difference was observed"),
                 }
@@ -249,14 +256,6 @@ fn format_p(p: f64) -> String {
     } else {
         format!("{p:.4}")
     }
-}
-
-fn z_alpha(alpha: f64) -> f64 {
-    stats::normal_quantile(1.0 - alpha / 2.0)
-}
-
-fn ceil_count(value: f64) -> Option<u64> {
-    (value.is_finite() && value > 0.0).then(|| value.ceil() as u64)
 }
 
 /// Success rates of two independent groups, by Fisher's exact test; the higher rate wins.
@@ -278,7 +277,7 @@ pub fn compare_rates(
         p_value: None,
         alpha,
         winner: None,
-        needed_per_side: None,
+        needed: None,
     };
     if a_n == 0 || b_n == 0 {
         return verdict;
@@ -289,14 +288,8 @@ pub fn compare_rates(
     let (p1, p2) = (a_success as f64 / a_n as f64, b_success as f64 / b_n as f64);
     if result.p_value < alpha && p1 != p2 {
         verdict.winner = Some(if p1 > p2 { Side::A } else { Side::B });
-    } else if p1 != p2 {
-        // Two proportions, equal groups (Fleiss): n = (za sqrt(2 pq) + zb sqrt(p1q1 + p2q2))^2 / d^2.
-        let mean = (p1 + p2) / 2.0;
-        let za = z_alpha(alpha);
-        let zb = stats::normal_quantile(power);
-        let numerator = za * (2.0 * mean * (1.0 - mean)).sqrt()
-            + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
-        verdict.needed_per_side = ceil_count(numerator * numerator / ((p1 - p2) * (p1 - p2)));
+    } else {
+        verdict.needed = power::fisher_sample_size(a_success, a_n, b_success, b_n, alpha, power);
     }
     verdict
 }
@@ -315,7 +308,7 @@ pub fn compare_rates_paired(pairs: &[(bool, bool)], alpha: f64, power: f64) -> V
         p_value: None,
         alpha,
         winner: None,
-        needed_per_side: None,
+        needed: None,
     };
     if pairs.is_empty() {
         return verdict;
@@ -325,15 +318,9 @@ pub fn compare_rates_paired(pairs: &[(bool, bool)], alpha: f64, power: f64) -> V
     verdict.p_value = Some(result.p_value);
     if result.p_value < alpha && only_a != only_b {
         verdict.winner = Some(if only_a > only_b { Side::A } else { Side::B });
-    } else if only_a != only_b {
-        // Connor (1987): n = (za sqrt(psi) + zb sqrt(psi - delta^2))^2 / delta^2.
-        let n = pairs.len() as f64;
-        let psi = (only_a + only_b) as f64 / n;
-        let delta = (only_a as f64 - only_b as f64) / n;
-        let za = z_alpha(alpha);
-        let zb = stats::normal_quantile(power);
-        let root = za * psi.sqrt() + zb * (psi - delta * delta).max(0.0).sqrt();
-        verdict.needed_per_side = ceil_count(root * root / (delta * delta));
+    } else {
+        verdict.needed =
+            power::mcnemar_sample_size(only_a, only_b, pairs.len() as u64, alpha, power);
     }
     verdict
 }
@@ -350,7 +337,7 @@ pub fn compare_times(metric: &str, a: &[f64], b: &[f64], alpha: f64, power: f64)
         p_value: None,
         alpha,
         winner: None,
-        needed_per_side: None,
+        needed: None,
     };
     let Some((result, _)) = stats::mann_whitney_u(a, b) else {
         return verdict;
@@ -366,10 +353,8 @@ pub fn compare_times(metric: &str, a: &[f64], b: &[f64], alpha: f64, power: f64)
             Side::B
         });
     } else if result.statistic != half {
-        // Noether (1987), equal groups: N = (za + zb)^2 / (3 (P - 1/2)^2) in all.
-        let p = result.statistic / (a.len() * b.len()) as f64;
-        let z = z_alpha(alpha) + stats::normal_quantile(power);
-        verdict.needed_per_side = ceil_count(z * z / (3.0 * (p - 0.5) * (p - 0.5)) / 2.0);
+        let a_faster = result.statistic < half;
+        verdict.needed = power::mann_whitney_sample_size(a, b, a_faster, alpha, power);
     }
     verdict
 }
@@ -386,7 +371,7 @@ pub fn compare_times_paired(metric: &str, pairs: &[(f64, f64)], alpha: f64, powe
         p_value: None,
         alpha,
         winner: None,
-        needed_per_side: None,
+        needed: None,
     };
     if !pairs.is_empty() && pairs.iter().all(|(a, b)| a == b) {
         // Every pair took the same time: nothing to test, and no difference to look for.
@@ -405,9 +390,7 @@ pub fn compare_times_paired(metric: &str, pairs: &[(f64, f64)], alpha: f64, powe
     if result.p_value < alpha && share != 0.5 {
         verdict.winner = Some(if share < 0.5 { Side::A } else { Side::B });
     } else if share != 0.5 {
-        // Noether (1987) for the signed-rank test: n = (za + zb)^2 / (3 (p' - 1/2)^2).
-        let z = z_alpha(alpha) + stats::normal_quantile(power);
-        verdict.needed_per_side = ceil_count(z * z / (3.0 * (share - 0.5) * (share - 0.5)));
+        verdict.needed = power::signed_rank_sample_size(&differences, share > 0.5, alpha, power);
     }
     verdict
 }

@@ -1,7 +1,8 @@
 //! Grading trials: the pure, versioned scorer ([`score()`]), command classification by rules
-//! ([`rules`]), thrashing detection ([`commands`]), statistics and comparisons ([`stats`],
-//! [`compare`]), and at the edges the scoring stage ([`stage::run`]) and re-scoring by replay
-//! ([`rescore()`]), which read the log and publish `TrialScored` events beside the old ones.
+//! ([`rules`]), thrashing detection ([`commands`]), statistics, comparisons and sample sizes
+//! ([`stats`], [`compare`], [`power`]), and at the edges the scoring stage ([`stage::run`]) and
+//! re-scoring by replay ([`rescore()`]), which read the log and publish `TrialScored` events
+//! beside the old ones.
 //!
 //! The core is sans-IO: [`score()`] takes a trial's events and settings and returns its grade.
 //! NATS is touched only by [`stage`], [`mod@rescore`] and [`mod@bench`].
@@ -10,6 +11,7 @@ pub mod bench;
 pub mod commands;
 pub mod compare;
 pub mod fixtures;
+pub mod power;
 pub mod rescore;
 pub mod rules;
 pub mod score;

@@ -314,7 +314,7 @@ pub fn bootstrap_medians(sample: &[f64], resamples: u32, seed: u64) -> Vec<f64> 
 }
 
 /// ln(k!) for k in 0..=n.
-fn ln_factorials(n: u64) -> Vec<f64> {
+pub(crate) fn ln_factorials(n: u64) -> Vec<f64> {
     let mut table = Vec::with_capacity(n as usize + 1);
     let mut sum = 0.0;
     table.push(0.0);
@@ -343,30 +343,57 @@ pub fn fisher_exact(a: u64, b: u64, c: u64, d: u64) -> TestResult {
         (a * d) as f64 / (b * c) as f64
     };
     let n = a + b + c + d;
-    let row = a + b;
-    let col = a + c;
-    let lf = ln_factorials(n);
-    let ln_pmf = |x: u64| {
-        lf[col as usize] - lf[x as usize] - lf[(col - x) as usize] + lf[(n - col) as usize]
-            - lf[(row - x) as usize]
-            - lf[(n - col - (row - x)) as usize]
-            - (lf[n as usize] - lf[row as usize] - lf[(n - row) as usize])
-    };
-    let low = col.saturating_sub(n - row);
-    let high = col.min(row);
-    let observed = ln_pmf(a);
-    // scipy's relative tolerance for "as likely".
-    let threshold = observed + (1.0f64 + 1e-7).ln();
-    let mut p = 0.0;
-    for x in low..=high {
-        let value = ln_pmf(x);
-        if value <= threshold {
-            p += value.exp();
-        }
-    }
+    let null = FisherNull::new(&ln_factorials(n), a + b, a + c, n);
     TestResult {
         statistic: odds_ratio,
-        p_value: p.min(1.0),
+        p_value: null.p_value(a),
+    }
+}
+
+/// The null distribution of Fisher's test for one set of margins (first row `row`, first column
+/// `col`, `n` in all): the hypergeometric probabilities of the top-left cell. Built once, it gives
+/// the p-value of every table with these margins, which the power computation needs by the
+/// million.
+pub(crate) struct FisherNull {
+    low: u64,
+    ln_pmf: Vec<f64>,
+    pmf: Vec<f64>,
+}
+
+impl FisherNull {
+    /// `ln_factorials` must reach at least `n`.
+    pub(crate) fn new(ln_factorials: &[f64], row: u64, col: u64, n: u64) -> FisherNull {
+        let lf = ln_factorials;
+        let ln_pmf = |x: u64| {
+            lf[col as usize] - lf[x as usize] - lf[(col - x) as usize] + lf[(n - col) as usize]
+                - lf[(row - x) as usize]
+                - lf[(n - col - (row - x)) as usize]
+                - (lf[n as usize] - lf[row as usize] - lf[(n - row) as usize])
+        };
+        let low = col.saturating_sub(n - row);
+        let high = col.min(row);
+        let ln_pmf: Vec<f64> = (low..=high).map(ln_pmf).collect();
+        let pmf = ln_pmf.iter().map(|value| value.exp()).collect();
+        FisherNull { low, ln_pmf, pmf }
+    }
+
+    /// The two-sided p-value of the table whose top-left cell is `a`: the probability of a
+    /// table as likely or less likely.
+    pub(crate) fn p_value(&self, a: u64) -> f64 {
+        // scipy's relative tolerance for "as likely".
+        let threshold = self.ln_pmf[(a - self.low) as usize] + (1.0f64 + 1e-7).ln();
+        let mut p = 0.0;
+        for (ln_value, value) in self.ln_pmf.iter().zip(&self.pmf) {
+            if *ln_value <= threshold {
+                p += value;
+            }
+        }
+        p.min(1.0)
+    }
+
+    /// The values the top-left cell can take.
+    pub(crate) fn range(&self) -> std::ops::RangeInclusive<u64> {
+        self.low..=self.low + self.ln_pmf.len() as u64 - 1
     }
 }
 
@@ -414,30 +441,34 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<(TestResult, Method)> {
     let (ranks, ties) = rank(&all);
     let r1: f64 = ranks[..n1].iter().sum();
     let u1 = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
+    let (p_value, method) = mann_whitney_p_value(u1, n1, n2, &ties);
+    Some((
+        TestResult {
+            statistic: u1,
+            p_value,
+        },
+        method,
+    ))
+}
+
+/// The two-sided p-value of the Mann–Whitney test for U of the first sample `u1`, sample sizes
+/// `n1` and `n2`, and the sizes of the tie groups of the pooled values (`[]`, or all ones, when
+/// there are no ties), by the rule of [`mann_whitney_u`].
+pub(crate) fn mann_whitney_p_value(u1: f64, n1: usize, n2: usize, ties: &[u64]) -> (f64, Method) {
     let u2 = (n1 * n2) as f64 - u1;
     let u = u1.max(u2);
     let has_ties = ties.iter().any(|&t| t > 1);
     let exact = (n1 <= 8 || n2 <= 8) && !has_ties;
-    let p = if exact {
-        2.0 * mann_whitney_sf(u.round() as u64, n1, n2)
+    if exact {
+        let p = 2.0 * mann_whitney_sf(u.round() as u64, n1, n2);
+        (p.min(1.0), Method::Exact)
     } else {
         let n = (n1 + n2) as f64;
         let tie_term: f64 = ties.iter().map(|&t| (t * t * t - t) as f64).sum();
         let s = ((n1 * n2) as f64 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
         let z = (u - (n1 * n2) as f64 / 2.0 - 0.5) / s;
-        2.0 * normal_sf(z)
-    };
-    Some((
-        TestResult {
-            statistic: u1,
-            p_value: p.min(1.0),
-        },
-        if exact {
-            Method::Exact
-        } else {
-            Method::Asymptotic
-        },
-    ))
+        ((2.0 * normal_sf(z)).min(1.0), Method::Asymptotic)
+    }
 }
 
 /// P(U >= u) under the null for sample sizes n1, n2: the number of arrangements with each U,
@@ -522,22 +553,11 @@ pub fn wilcoxon_signed_rank(pairs: &[(f64, f64)]) -> Option<(TestResult, Method)
         .sum();
     let statistic = r_plus.min(r_minus);
     let has_ties = ties.iter().any(|&t| t > 1);
-    let exact = differences.len() <= 50 && !has_ties && n_zero == 0;
+    let exact = signed_rank_is_exact(differences.len(), has_ties, n_zero);
     let p = if exact {
-        let counts = signed_rank_counts(n);
-        let total: f64 = counts.iter().sum();
-        let floor = r_plus.floor() as usize;
-        let ceil = r_plus.ceil() as usize;
-        let sf: f64 = counts[floor.min(counts.len())..].iter().sum::<f64>() / total;
-        let cdf: f64 = counts[..=ceil.min(counts.len() - 1)].iter().sum::<f64>() / total;
-        (2.0 * sf.min(cdf)).min(1.0)
+        signed_rank_exact_p_value(r_plus, &signed_rank_counts(n))
     } else {
-        let count = n as f64;
-        let mean = count * (count + 1.0) / 4.0;
-        let tie_term: f64 = ties.iter().map(|&t| (t * t * t - t) as f64).sum();
-        let se = ((count * (count + 1.0) * (2.0 * count + 1.0) - tie_term / 2.0) / 24.0).sqrt();
-        let z = (r_plus - mean) / se;
-        (2.0 * normal_sf(z.abs())).min(1.0)
+        signed_rank_normal_p_value(r_plus, n, &ties)
     };
     Some((
         TestResult {
@@ -552,8 +572,36 @@ pub fn wilcoxon_signed_rank(pairs: &[(f64, f64)]) -> Option<(TestResult, Method)
     ))
 }
 
+/// Whether [`wilcoxon_signed_rank`] uses the exact distribution: at most 50 pairs in all, no
+/// ties among the magnitudes and no zero differences.
+pub(crate) fn signed_rank_is_exact(n_pairs: usize, has_ties: bool, n_zero: usize) -> bool {
+    n_pairs <= 50 && !has_ties && n_zero == 0
+}
+
+/// The exact two-sided p-value of the positive rank sum `r_plus`, given
+/// [`signed_rank_counts`] of the number of non-zero differences.
+pub(crate) fn signed_rank_exact_p_value(r_plus: f64, counts: &[f64]) -> f64 {
+    let total: f64 = counts.iter().sum();
+    let floor = r_plus.floor() as usize;
+    let ceil = r_plus.ceil() as usize;
+    let sf: f64 = counts[floor.min(counts.len())..].iter().sum::<f64>() / total;
+    let cdf: f64 = counts[..=ceil.min(counts.len() - 1)].iter().sum::<f64>() / total;
+    (2.0 * sf.min(cdf)).min(1.0)
+}
+
+/// The two-sided p-value of the positive rank sum `r_plus` of `n` non-zero differences by the
+/// normal approximation, corrected for the tie groups `ties` of their magnitudes.
+pub(crate) fn signed_rank_normal_p_value(r_plus: f64, n: usize, ties: &[u64]) -> f64 {
+    let count = n as f64;
+    let mean = count * (count + 1.0) / 4.0;
+    let tie_term: f64 = ties.iter().map(|&t| (t * t * t - t) as f64).sum();
+    let se = ((count * (count + 1.0) * (2.0 * count + 1.0) - tie_term / 2.0) / 24.0).sqrt();
+    let z = (r_plus - mean) / se;
+    (2.0 * normal_sf(z.abs())).min(1.0)
+}
+
 /// How many of the 2^n sign assignments give each positive rank sum 0..=n(n+1)/2.
-fn signed_rank_counts(n: usize) -> Vec<f64> {
+pub(crate) fn signed_rank_counts(n: usize) -> Vec<f64> {
     let max = n * (n + 1) / 2;
     let mut counts = vec![0.0f64; max + 1];
     counts[0] = 1.0;

@@ -329,7 +329,7 @@ fn verdicts_name_a_winner_only_when_significant() {
     check(
         compare::compare_rates(12, 20, 10, 20, 0.05, 0.8),
         expect![
-            "success rate: the data cannot tell (p = 0.7512, Fisher's exact test, 20 vs 20); about 388 trials per side would be needed to tell a difference this large"
+            "success rate: the data cannot tell (p = 0.7512, Fisher's exact test, 20 vs 20); about 404 trials per side would be needed to tell a difference this large"
         ],
     );
     check(
@@ -378,7 +378,7 @@ fn verdicts_name_a_winner_only_when_significant() {
             0.8,
         ),
         expect![
-            "time to detect: the data cannot tell (p = 0.7000, Mann-Whitney U test, 3 vs 3); about 48 trials per side would be needed to tell a difference this large"
+            "time to detect: the data cannot tell (p = 0.7000, Mann-Whitney U test, 3 vs 3); about 47 trials per side would be needed to tell a difference this large"
         ],
     );
     let pairs: Vec<(f64, f64)> = A60.iter().copied().zip(B60.iter().copied()).collect();
@@ -419,7 +419,7 @@ fn comparisons_pair_trials_on_the_same_seed_and_leave_out_errored_ones() {
     let comparison = compare::compare(&a, &b, &CompareOptions::default());
     assert!(comparison.paired);
     expect![[r#"
-        success rate: the data cannot tell (p = 0.1250, McNemar's exact test, 12 pairs); about 22 pairs per side would be needed to tell a difference this large
+        success rate: the data cannot tell (p = 0.1250, McNemar's exact test, 12 pairs); about 23 pairs per side would be needed to tell a difference this large
         time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 12 pairs); no difference was observed
         time to recover: A is better (p = 0.0078, Wilcoxon signed-rank test, 8 pairs)
         A: 12/12 success, 95% [0.758, 1.000]; B: 8/12 success, 95% [0.391, 0.862]"#]]
@@ -517,5 +517,304 @@ fn gamma_and_beta_draws_have_their_means() {
             (mean - expected).abs() < 5.0 * sd,
             "Beta({a}, {b}): mean {mean}, expected {expected}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sample-size hints against the exact tests, computed here by brute-force enumeration of their
+// null distributions in integers (no code shared with the library).
+
+/// C(n, k), exactly.
+fn choose(n: u64, k: u64) -> u128 {
+    if k > n {
+        return 0;
+    }
+    (0..k).fold(1u128, |acc, i| acc * u128::from(n - i) / u128::from(i + 1))
+}
+
+/// Fisher's two-sided p-value of `[[a, b], [c, d]]`: the hypergeometric probability of every
+/// table with these margins that is no more likely than this one, compared in integers.
+fn fisher_p_by_enumeration(a: u64, b: u64, c: u64, d: u64) -> f64 {
+    let (row, col, n) = (a + b, a + c, a + b + c + d);
+    let weight = |x: u64| choose(row, x) * choose(n - row, col - x);
+    let observed = weight(a);
+    let low = col.saturating_sub(n - row);
+    let tail: u128 = (low..=col.min(row))
+        .map(weight)
+        .filter(|w| *w <= observed)
+        .sum();
+    tail as f64 / choose(n, col) as f64
+}
+
+/// McNemar's exact p-value: twice the binomial(d, 1/2) tail at the minority count.
+fn mcnemar_p_by_enumeration(only_a: u64, only_b: u64) -> f64 {
+    let d = only_a + only_b;
+    let tail: u128 = (0..=only_a.min(only_b)).map(|i| choose(d, i)).sum();
+    (2.0 * tail as f64 / 2f64.powi(d as i32)).min(1.0)
+}
+
+/// The exact Mann–Whitney p-value of n against n with every A value below every B value: the
+/// share of the C(2n, n) ways to pick A's ranks whose U is as extreme, both ways.
+fn mann_whitney_separated_p_by_enumeration(n: u32) -> f64 {
+    let (mut extreme, mut total) = (0u64, 0u64);
+    for mask in 0u32..1 << (2 * n) {
+        if mask.count_ones() != n {
+            continue;
+        }
+        total += 1;
+        // U of A: pairs with the A rank above the B rank.
+        let mut u = 0;
+        for i in 0..2 * n {
+            for j in 0..2 * n {
+                if mask & (1 << i) != 0 && mask & (1 << j) == 0 && i > j {
+                    u += 1;
+                }
+            }
+        }
+        if u == 0 || u == n * n {
+            extreme += 1;
+        }
+    }
+    extreme as f64 / total as f64
+}
+
+/// The exact signed-rank p-value of n positive differences: the share of the 2^n sign
+/// assignments whose positive rank sum is as extreme, both ways.
+fn signed_rank_all_positive_p_by_enumeration(n: u32) -> f64 {
+    let most = n * (n + 1) / 2;
+    let extreme = (0u32..1 << n)
+        .filter(|signs| {
+            let r_plus: u32 = (0..n)
+                .filter(|i| signs & (1 << i) != 0)
+                .map(|i| i + 1)
+                .sum();
+            r_plus == 0 || r_plus == most
+        })
+        .count();
+    extreme as f64 / f64::from(1u32 << n)
+}
+
+/// Binomial(n, p) probabilities.
+fn binomial(n: u64, p: f64) -> Vec<f64> {
+    (0..=n)
+        .map(|k| choose(n, k) as f64 * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32))
+        .collect()
+}
+
+/// Fisher's power by brute force: every table of n against n, weighted by its binomial
+/// probability, that rejects with the first side ahead.
+fn fisher_power_by_enumeration(p_high: f64, p_low: f64, n: u64) -> f64 {
+    let (high, low) = (binomial(n, p_high), binomial(n, p_low));
+    let mut power = 0.0;
+    for x in 0..=n {
+        for y in 0..x {
+            if fisher_p_by_enumeration(x, n - x, y, n - y) < 0.05 {
+                power += high[x as usize] * low[y as usize];
+            }
+        }
+    }
+    power
+}
+
+/// The first n from `n_min` whose power reaches 80%.
+fn first_n_with_power(n_min: u64, power: impl Fn(u64) -> f64) -> u64 {
+    (n_min..).find(|n| power(*n) >= 0.8).expect("reached")
+}
+
+#[test]
+fn hints_come_from_the_exact_tests_at_small_n() {
+    use scoring::power::SampleSize::About;
+    let close = |what: &str, actual: f64, expected: f64| {
+        assert!(
+            (actual - expected).abs() < 1e-12,
+            "{what}: {actual}, expected {expected}"
+        );
+    };
+
+    // Fisher, 100% against 0%: p = 0.1 at 3 per side, 2/70 = 0.0286 at 4 (scipy agrees).
+    close("fisher 3 vs 3", fisher_p_by_enumeration(3, 0, 0, 3), 0.1);
+    close(
+        "fisher 4 vs 4",
+        fisher_p_by_enumeration(4, 0, 0, 4),
+        2.0 / 70.0,
+    );
+    close(
+        "fisher 4 vs 2",
+        fisher_p_by_enumeration(4, 0, 0, 2),
+        1.0 / 15.0,
+    );
+    for n in 1..=12 {
+        close(
+            "fisher",
+            stats::fisher_exact(n, 0, 0, n).p_value,
+            fisher_p_by_enumeration(n, 0, 0, n),
+        );
+    }
+    // Every table of 4 vs 4 then rejects: 4 per side, which 4 vs 2 (the quickstart's
+    // compare-baseline) and 3 vs 3 both lack; 2 vs 2 needs 4 too, never 3.
+    for (a_n, b_n, needed) in [(4, 2, 4), (3, 3, 4), (2, 2, 4), (1, 3, 4)] {
+        let verdict = compare::compare_rates(a_n, a_n, 0, b_n, 0.05, 0.8);
+        assert_eq!(verdict.winner, None);
+        let by_enumeration = first_n_with_power(a_n.max(b_n).max(a_n.min(b_n) + 1), |n| {
+            if fisher_p_by_enumeration(n, 0, 0, n) < 0.05 {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        assert_eq!(by_enumeration, needed);
+        assert_eq!(verdict.needed, Some(About(needed)), "{a_n} vs {b_n}");
+    }
+    check(
+        compare::compare_rates(4, 4, 0, 2, 0.05, 0.8),
+        expect![[
+            "success rate: the data cannot tell (p = 0.0667, Fisher's exact test, 4 vs 2); about 4 trials per side would be needed to tell a difference this large"
+        ]],
+    );
+    // 75% against 25%: the first n from 5 whose exact power reaches 80%, by brute force.
+    let needed = first_n_with_power(5, |n| fisher_power_by_enumeration(0.75, 0.25, n));
+    assert_eq!(
+        compare::compare_rates(3, 4, 1, 4, 0.05, 0.8).needed,
+        Some(About(needed))
+    );
+    // scipy.stats.fisher_exact over the same tables: 0.7897 at 17, 0.8330 at 18.
+    assert_eq!(needed, 18);
+    close(
+        "power at 17",
+        fisher_power_by_enumeration(0.75, 0.25, 17),
+        0.789_664_759_911_112_4,
+    );
+    for n in [5, 10, 17, 18] {
+        close(
+            &format!("fisher power at {n}"),
+            scoring::power::fisher_power(0.75, 0.25, n, 0.05),
+            fisher_power_by_enumeration(0.75, 0.25, n),
+        );
+    }
+
+    // McNemar, every discordant pair one way: p = 2 / 2^5 = 0.0625 at 5, 2 / 2^6 = 0.03125 at 6.
+    close("mcnemar 5", mcnemar_p_by_enumeration(5, 0), 0.0625);
+    close("mcnemar 6", mcnemar_p_by_enumeration(6, 0), 0.03125);
+    for d in 1..=20 {
+        for k in 0..=d {
+            close(
+                "mcnemar",
+                stats::mcnemar_exact(d - k, k).p_value,
+                mcnemar_p_by_enumeration(d - k, k),
+            );
+        }
+    }
+    for n_pairs in [1usize, 2, 4, 5] {
+        let verdict = compare::compare_rates_paired(&vec![(true, false); n_pairs], 0.05, 0.8);
+        assert_eq!(verdict.winner, None);
+        assert_eq!(verdict.needed, Some(About(6)), "{n_pairs} pairs");
+    }
+    check(
+        compare::compare_rates_paired(&[(true, false); 4], 0.05, 0.8),
+        expect![[
+            "success rate: the data cannot tell (p = 0.1250, McNemar's exact test, 4 pairs); about 6 pairs per side would be needed to tell a difference this large"
+        ]],
+    );
+    // Three of four pairs discordant: the discordant count is binomial(n, 3/4), and the test
+    // rejects once it reaches 6: P(D >= 6) is 0.6785 at 8 pairs, 0.8343 at 9 (scipy agrees).
+    let at_least_six = |n: u64| {
+        binomial(n, 0.75)[6.min(n as usize + 1)..]
+            .iter()
+            .sum::<f64>()
+    };
+    close("P(D >= 6 | 8)", at_least_six(8), 0.678_543_090_820_312_6);
+    assert_eq!(first_n_with_power(5, at_least_six), 9);
+    let three_of_four = [(true, false), (true, false), (true, false), (true, true)];
+    assert_eq!(
+        compare::compare_rates_paired(&three_of_four, 0.05, 0.8).needed,
+        Some(About(9))
+    );
+
+    // Mann–Whitney, every A time below every B time: p = 0.1 at 3 per side, 2/70 at 4; the
+    // resampled data stays separated, so the power is 0 at 3 and 1 at 4.
+    close(
+        "mann-whitney 3",
+        mann_whitney_separated_p_by_enumeration(3),
+        0.1,
+    );
+    close(
+        "mann-whitney 4",
+        mann_whitney_separated_p_by_enumeration(4),
+        2.0 / 70.0,
+    );
+    for n in 1..=6u32 {
+        let a: Vec<f64> = (0..n).map(f64::from).collect();
+        let b: Vec<f64> = (n..2 * n).map(f64::from).collect();
+        let (result, _) = stats::mann_whitney_u(&a, &b).unwrap();
+        close(
+            "mann-whitney",
+            result.p_value,
+            mann_whitney_separated_p_by_enumeration(n),
+        );
+    }
+    for (a, b) in [
+        (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]),
+        (vec![1.0, 2.0], vec![3.0, 4.0, 5.0]),
+        (vec![1.0], vec![2.0]),
+    ] {
+        let verdict = compare::compare_times("time to recover", &a, &b, 0.05, 0.8);
+        assert_eq!(verdict.winner, None);
+        assert_eq!(verdict.needed, Some(About(4)), "{a:?} vs {b:?}");
+    }
+
+    // Signed-rank, every difference one way: p = 0.0625 at 5 pairs, 0.03125 at 6.
+    close(
+        "signed-rank 5",
+        signed_rank_all_positive_p_by_enumeration(5),
+        0.0625,
+    );
+    close(
+        "signed-rank 6",
+        signed_rank_all_positive_p_by_enumeration(6),
+        0.03125,
+    );
+    for n in 1..=10u32 {
+        let pairs: Vec<(f64, f64)> = (1..=n).map(|i| (f64::from(i) + 0.5, 0.0)).collect();
+        let (result, _) = stats::wilcoxon_signed_rank(&pairs).unwrap();
+        close(
+            "signed-rank",
+            result.p_value,
+            signed_rank_all_positive_p_by_enumeration(n),
+        );
+    }
+    for n_pairs in 1..=5u32 {
+        let pairs: Vec<(f64, f64)> = (1..=n_pairs)
+            .map(|i| (10.0 * f64::from(i), 20.0 * f64::from(i)))
+            .collect();
+        let verdict = compare::compare_times_paired("time to recover", &pairs, 0.05, 0.8);
+        assert_eq!(verdict.winner, None);
+        assert_eq!(verdict.needed, Some(About(6)), "{n_pairs} pairs");
+    }
+}
+
+#[test]
+fn hints_are_above_the_data_and_absent_when_they_cannot_be_honest() {
+    use scoring::power::SampleSize::{About, MoreThan};
+    // No difference: no hint.
+    assert_eq!(compare::compare_rates(3, 6, 3, 6, 0.05, 0.8).needed, None);
+    assert_eq!(
+        compare::compare_rates_paired(&[(true, false), (false, true)], 0.05, 0.8).needed,
+        None
+    );
+    // A difference too small for any size up to the cap: says so.
+    let verdict = compare::compare_rates(50, 100, 49, 100, 0.05, 0.8);
+    assert_eq!(verdict.needed, Some(MoreThan(1000)));
+    expect![[
+        "success rate: the data cannot tell (p = 1.0000, Fisher's exact test, 100 vs 100); more than 1000 trials per side would be needed to tell a difference this large"
+    ]]
+    .assert_eq(&verdict.to_string());
+    // Whatever the data, a hint is more data than it has.
+    for (a_success, a_n, b_success, b_n) in [(9, 10, 6, 10), (7, 9, 2, 4), (1, 2, 0, 1)] {
+        let verdict = compare::compare_rates(a_success, a_n, b_success, b_n, 0.05, 0.8);
+        assert_eq!(verdict.winner, None);
+        let Some(About(n)) = verdict.needed else {
+            panic!("{verdict}");
+        };
+        assert!(n >= a_n.max(b_n) && n > a_n.min(b_n), "{verdict}");
     }
 }

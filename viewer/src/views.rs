@@ -9,6 +9,7 @@ use schemas::event::Outcome;
 use scoring::compare::{
     CompareOptions, Comparison, GroupSummary, PairKey, Side, TrialResult, Verdict, compare,
 };
+use scoring::power::SampleSize;
 use scoring::stats::Interval;
 use serde_json::{Value, json};
 
@@ -433,7 +434,14 @@ fn verdict_json(verdict: &Verdict, a: &str, b: &str) -> Value {
         "p_value": verdict.p_value,
         "alpha": verdict.alpha,
         "winner": verdict.winner.map(|side| match side { Side::A => a, Side::B => b }),
-        "needed_per_side": verdict.needed_per_side,
+        "needed_per_side": match verdict.needed {
+            Some(SampleSize::About(n)) => Some(n),
+            _ => None,
+        },
+        "needed_more_than": match verdict.needed {
+            Some(SampleSize::MoreThan(n)) => Some(n),
+            _ => None,
+        },
         "text": named_verdict(verdict, a, b),
     })
 }
