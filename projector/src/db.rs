@@ -54,11 +54,20 @@ fn writer_config() -> Result<Config> {
     Ok(sandboxed_config()?.with("checkpoint_threshold", "256MB")?)
 }
 
-/// Opens `path`, turning DuckDB's lock error into one that says who holds the file.
+/// The DuckDB release this build links (the official library `scripts/install-duckdb` installs,
+/// or the same release compiled with `--features bundled`).
+pub const DUCKDB_VERSION: &str = "v1.5.6";
+
+/// Opens `path`, turning DuckDB's lock error into one that says who holds the file, and its
+/// storage-version error into one that names `--rebuild`.
 pub fn open_with(path: &Path, config: Config) -> Result<Connection> {
     Connection::open_with_flags(path, config).map_err(|error| {
         let text = error.to_string();
-        if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        if text.contains("created with a newer version of DuckDB") {
+            Error::NewerDuckdb {
+                path: path.to_path_buf(),
+            }
+        } else if text.contains("Could not set lock") || text.contains("Conflicting lock") {
             let holder = text
                 .split("PID ")
                 .nth(1)

@@ -27,6 +27,12 @@ pub enum Error {
     #[error("cannot open {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error(
+        "{path} was written by a newer DuckDB than this build's ({linked}); the file is derived from the log: run `{program} project --rebuild` to rebuild it",
+        linked = db::DUCKDB_VERSION,
+        program = schemas::program::name()
+    )]
+    NewerDuckdb { path: PathBuf },
+    #[error(
         "{path} was built by projector version {found}, this build writes version {}; run `{program} project --rebuild` to rebuild it from the log",
         schema::PROJECTOR_VERSION
     , program = schemas::program::name())]
