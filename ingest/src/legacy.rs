@@ -113,7 +113,8 @@ pub const REQUIRED_COLUMNS: &[(&str, &[&str])] = &[
     ),
 ];
 
-const OPTIONAL_CAMPAIGN_COLUMNS: &[&str] = &["baseline", "variant_name", "created_at", "trial_count"];
+const OPTIONAL_CAMPAIGN_COLUMNS: &[&str] =
+    &["baseline", "variant_name", "created_at", "trial_count"];
 const OPTIONAL_TRIAL_COLUMNS: &[&str] = &[
     "ticket_created_at",
     "resolved_at",
@@ -802,7 +803,10 @@ fn plan_campaign(
     // The campaign lists every chaos type of its row, those no trial ran with their defaults.
     let mut campaign_chaos_specs = chaos_entries.clone();
     for name in &campaign_chaos {
-        if !chaos_entries.iter().any(|c| c.chaos_type().as_str() == *name) {
+        if !chaos_entries
+            .iter()
+            .any(|c| c.chaos_type().as_str() == *name)
+        {
             campaign_chaos_specs.push(chaos_spec(name, None));
         }
     }

@@ -69,7 +69,10 @@ fn trials_of(events: &[Event]) -> Vec<Vec<Event>> {
 }
 
 fn seconds_after(from: schemas::event::Timestamp, to: schemas::event::Timestamp) -> String {
-    format!("+{:.1}s", (to.unix_micros() - from.unix_micros()) as f64 / 1e6)
+    format!(
+        "+{:.1}s",
+        (to.unix_micros() - from.unix_micros()) as f64 / 1e6
+    )
 }
 
 #[test]
@@ -263,7 +266,10 @@ fn health_is_the_seed_harness_rule() {
         serde_json::json!({"store_count": stores.len(), "stores": stores}).to_string()
     };
     assert!(healthy(&stores(&["Up", "Up", "Up"]), SubjectKind::Tikv));
-    assert!(!healthy(&stores(&["Up", "Disconnected", "Up"]), SubjectKind::Tikv));
+    assert!(!healthy(
+        &stores(&["Up", "Disconnected", "Up"]),
+        SubjectKind::Tikv
+    ));
     assert!(!healthy(&stores(&["Up", "Offline"]), SubjectKind::Tikv));
     assert!(!healthy(&stores(&[]), SubjectKind::Tikv), "no stores");
     assert!(!healthy(r#"{"healthy": true}"#, SubjectKind::Tikv));
