@@ -341,9 +341,9 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
 
     expect![[r#"
         etcd × node_kill: 2 variants, 24 scored trials
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)    2.0         0/12         0/12
-          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)    2.0        12/12         0/12
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)      1.6s / 9.4s    2.0         0/12         0/12
+          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)         1.6s / –    2.0        12/12         0/12
 
         against careful (the best success rate):
         careful vs hasty
@@ -355,9 +355,9 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
     .assert_eq(&run(&["compare-variants", "etcd", "node_kill", "--variants", "careful,hasty"]));
     expect![[r#"
         etcd × node_kill: 2 variants, 24 scored trials
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          alpha                    12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.2s [8.2–10.2s] (6)    2.0         6/12         0/12
-          beta                     12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.5s [8.5–10.5s] (6)    2.0         6/12         0/12
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          alpha                    12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.2s [8.2–10.2s] (6)      1.6s / 9.2s    2.0         6/12         0/12
+          beta                     12         50% [25–75%]     1.6s [1.2–1.9s] (12)     9.5s [8.5–10.5s] (6)      1.6s / 9.5s    2.0         6/12         0/12
 
         against alpha (the best success rate):
         alpha vs beta
@@ -371,9 +371,9 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
         campaign clear: the operator against doing nothing
 
         etcd × node_kill (baseline trials from this campaign)
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          operator                 24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
-          baseline                 12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)    0.0         0/12         0/12
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          operator                 24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)      1.6s / 9.4s    2.0        12/24         0/24
+          baseline                 12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)        – / 65.5s    0.0         0/12         0/12
           verdict (independent samples, α = 0.05):
             success rate: baseline is better (p = 0.0025, Fisher's exact test, 24 vs 12)
             time to detect: the data cannot tell (24 vs 0; too few values for Mann-Whitney U test)
@@ -383,10 +383,10 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
         campaign clear (quickstart): finished, 36/12 trials finished, 36 scored
 
         etcd × node_kill
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          (baseline)               12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)    0.0         0/12         0/12
-          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)    2.0         0/12         0/12
-          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)    2.0        12/12         0/12
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          (baseline)               12       100% [76–100%]                    – (0)  65.5s [62.5–68.5s] (12)        – / 65.5s    0.0         0/12         0/12
+          careful                  12       100% [76–100%]     1.6s [1.2–1.9s] (12)    9.4s [8.6–10.1s] (12)      1.6s / 9.4s    2.0         0/12         0/12
+          hasty                    12           0% [0–24%]     1.6s [1.2–1.9s] (12)                    – (0)         1.6s / –    2.0        12/12         0/12
 
         commands (most run first; categories by the built-in rules)
             CALLS  TRIALS  CATEGORY     RULE                     COMMAND
@@ -404,9 +404,9 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
     .assert_eq(&run(&["list-variants"]));
     expect![[r#"
         operator trials of campaign A (clear) vs campaign B (even)
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          A clear                  24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
-          B even                   24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)    2.0        12/24         0/24
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          A clear                  24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)      1.6s / 9.4s    2.0        12/24         0/24
+          B even                   24         50% [31–69%]     1.6s [1.3–1.8s] (24)    9.4s [8.6–10.1s] (12)      1.6s / 9.4s    2.0        12/24         0/24
           verdict (independent samples, α = 0.05):
             success rate: the data cannot tell (p = 1.0000, Fisher's exact test, 24 vs 24); no difference was observed
             time to detect: the data cannot tell (p = 1.0000, Mann-Whitney U test, 24 vs 24); no difference was observed

@@ -1,28 +1,10 @@
-//! `evalctl import-legacy` and `evalctl rescore` as a user runs them, on a real SQLite `eval.db` made
-//! with Debian's `sqlite3` and a real nats-server.
+//! `evalctl import-legacy` and `evalctl rescore` as a user runs them, on the seed harness's real
+//! `eval.db` (`ingest/testdata/seed-harness/`) and a real nats-server.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use schemas::log::local::TemporaryNats;
-
-const LEGACY: &str = r#"
-CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT, config_json TEXT);
-CREATE TABLE trials (
-  id INTEGER PRIMARY KEY, campaign_id INTEGER, subject TEXT, chaos_type TEXT,
-  started_at TEXT, chaos_injected_at TEXT, ticket_created_at TEXT, resolved_at TEXT,
-  ended_at TEXT, outcome TEXT, is_baseline INTEGER, initial_state TEXT, final_state TEXT,
-  chaos_metadata TEXT, commands TEXT);
-INSERT INTO campaigns VALUES (1, 'seed nightly', '2026-01-10T10:00:00', NULL);
-INSERT INTO trials VALUES (1, 1, 'tikv', 'node_kill', '2026-01-10T10:00:00',
-  '2026-01-10T10:00:10', '2026-01-10T10:00:14', '2026-01-10T10:01:00', '2026-01-10T10:01:05',
-  'success', 0, '{"healthy": true}', '{"healthy": true}', '{"target": "store-2"}',
-  '[{"command": "pd-ctl store", "timestamp": "2026-01-10T10:00:20"},
-    {"command": "systemctl restart tikv", "timestamp": "2026-01-10T10:00:40"}]');
-INSERT INTO trials VALUES (2, 1, 'tikv', 'node_kill', '2026-01-10T11:00:00',
-  '2026-01-10T11:00:10', NULL, NULL, '2026-01-10T11:05:10', 'timeout', 1,
-  '{"healthy": true}', '{"healthy": false}', NULL, NULL);
-"#;
 
 fn eval(nats: &str, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
@@ -43,14 +25,14 @@ fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("JSON output")
 }
 
+/// A copy of the seed harness's `eval.db` in `dir`.
 fn legacy_db(dir: &Path) -> std::path::PathBuf {
     let db = dir.join("eval.db");
-    let status = Command::new("sqlite3")
-        .arg(&db)
-        .arg(LEGACY)
-        .status()
-        .expect("sqlite3 runs (scripts/setup installs it)");
-    assert!(status.success());
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/testdata/seed-harness/eval.db"),
+        &db,
+    )
+    .unwrap();
     db
 }
 
@@ -62,25 +44,37 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
     let db = db.to_str().unwrap();
 
     let first = json(&eval(nats.url(), &["import-legacy", db, "--json"]));
-    assert_eq!(first["campaigns"][0]["name"], "seed nightly");
-    assert_eq!(first["campaigns"][0]["trials"], 2);
+    let trials: Vec<u64> = first["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|campaign| campaign["trials"].as_u64().unwrap())
+        .collect();
+    assert_eq!(trials, [5, 3, 4, 2], "{first}");
+    assert_eq!(
+        first["campaigns"][0]["name"],
+        "eval.db #1: tikv/latency default"
+    );
     assert!(first["stored"].as_u64().unwrap() > 10, "{first}");
     let again = json(&eval(nats.url(), &["import-legacy", db, "--json"]));
     assert_eq!(again["stored"], 0, "{again}");
 
     let scored = json(&eval(nats.url(), &["rescore", "--all", "--json"]));
     assert_eq!(scored["scorer_version"], "v1");
-    assert_eq!(scored["finished"], 2);
-    assert_eq!(scored["published"], 2);
-    assert_eq!(scored["by_outcome"]["success"], 1, "{scored}");
+    assert_eq!(scored["finished"], 14);
+    assert_eq!(scored["published"], 14);
+    // The seed harness's grades: 3 + 1 + 3 + 1 successes, 1 + 1 failures, 1 + 2 + 1 timeouts.
+    assert_eq!(scored["by_outcome"]["success"], 8, "{scored}");
+    assert_eq!(scored["by_outcome"]["failure"], 2, "{scored}");
+    assert_eq!(scored["by_outcome"]["timeout"], 4, "{scored}");
     let rerun = json(&eval(nats.url(), &["rescore", "--all", "--json"]));
     assert_eq!(rerun["published"], 0);
-    assert_eq!(rerun["already_scored"], 2);
+    assert_eq!(rerun["already_scored"], 14);
 
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,
-        "rules:\n  - name: restarts-are-destructive\n    category: destructive\n    argv: [systemctl, restart]\n",
+        "rules:\n  - name: metrics-are-destructive\n    category: destructive\n    argv: [tikv-ctl]\n",
     )
     .unwrap();
     let campaign = first["campaigns"][0]["campaign_id"].as_str().unwrap();
@@ -102,22 +96,26 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
             .starts_with("v1+"),
         "{custom}"
     );
-    assert_eq!(custom["published"], 2);
+    assert_eq!(custom["published"], 5);
 
     let events = eval(nats.url(), &["events", "--type", "TrialScored", "--json"]);
     let scores: Vec<serde_json::Value> = String::from_utf8_lossy(&events.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(scores.len(), 4, "the old scores stay beside the new ones");
-    let destructive: Vec<u64> = scores
-        .iter()
-        .map(|score| score["data"]["n_destructive"].as_u64().unwrap())
-        .collect();
-    assert!(
-        destructive.contains(&1),
-        "the user rule reclassified the restart: {destructive:?}"
-    );
+    assert_eq!(scores.len(), 19, "the old scores stay beside the new ones");
+    // Campaign 1's destructive calls: 2 by the built-in rules (`pd-ctl store delete 2` in two
+    // trials), 7 when the user's rule adds its five `tikv-ctl` calls.
+    let destructive = |custom: bool| -> u64 {
+        scores
+            .iter()
+            .filter(|score| score["campaign_id"] == campaign)
+            .filter(|score| (score["data"]["scorer_version"] != "v1") == custom)
+            .map(|score| score["data"]["n_destructive"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(destructive(false), 2);
+    assert_eq!(destructive(true), 7, "the user rule reclassified tikv-ctl");
 }
 
 #[test]

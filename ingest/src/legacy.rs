@@ -2,42 +2,80 @@
 //! so that old trials sit beside new ones and are graded by the current scorer (the scoring stage
 //! picks up their `TrialFinished`, or `evalctl rescore` replays them).
 //!
-//! # The legacy schema
+//! # The file: the seed harness's `eval.db`
 //!
-//! Two tables. Required columns must exist (an import without them stops and names every missing
-//! one); optional columns may be absent or NULL.
+//! The seed harness (the Python `eval/` package of `pikehouse/operator`, `runner/db.py`) writes two
+//! tables. What is read, column by column (required columns must exist, else the import stops and
+//! names every missing one; the others may be absent or NULL):
 //!
-//! `campaigns`
-//! - `id` (required; integer or text), `name` (required)
-//! - `created_at`, `config_json` (the campaign file as JSON or YAML text)
+//! `campaigns`: one row per campaign; subject, chaos, baseline and variant live here.
+//! - `id` (required): the campaign's integer id.
+//! - `subject_name` (required): `tikv` (the only subject the seed harness ran) or `etcd`; a campaign
+//!   file's several subjects are joined by commas, and the first known one is taken (the trials do
+//!   not say which they ran).
+//! - `chaos_type` (required): `node_kill`, `latency`, `disk_pressure`, `network_partition` (also
+//!   `process_pause`, `packet_loss` and the aliases `kill`, `delay`, `partition`, …); a campaign file's
+//!   several types are joined by commas (`node_kill,latency`).
+//! - `baseline`: 1 makes every trial of the campaign a baseline trial (no operator).
+//! - `variant_name`: the operator variant of every non-baseline trial; NULL or absent (files older
+//!   than the seed harness's migration) is `default`, as the seed harness reads it.
+//! - `created_at`: the time of `CampaignPublished`, and part of the campaign's id.
+//! - `trial_count`: only quoted in the imported campaign's description (trials that crashed in the
+//!   seed harness were never written, so it can exceed the rows).
 //!
-//! `trials`
-//! - `id`, `campaign_id` (references `campaigns.id`), `subject` (`etcd` or `tikv`), `chaos_type`
-//!   (`node_kill`, `process_pause`, `latency`, `packet_loss`, `network_partition`,
-//!   `disk_pressure`, or the seed harness's aliases `kill`, `pause`, `delay`, `loss`,
-//!   `partition`, `disk_full`), `started_at`, `ended_at` (all required)
-//! - `chaos_injected_at`, `ticket_created_at`, `resolved_at`: times of injection, the operator's
-//!   ticket and its resolution (for a baseline, `resolved_at` is when the subject healed)
-//! - `outcome` (`success`, `failure`, `timeout`, `error`, …), `variant`, `is_baseline`
-//! - `initial_state`, `final_state` (JSON; health is read from `healthy: bool`, or
-//!   `status`/`health` of `healthy`/`ok`), `chaos_metadata` (JSON: `params` of the fault, `target`)
-//! - `commands` (JSON list; each item a command string or an object with `command` (or `cmd`),
-//!   `tool`, `params`, `reasoning`, `timestamp`, `exit_code`, `output`)
+//! `trials`: one row per finished trial.
+//! - `id`, `campaign_id`, `started_at`, `chaos_injected_at`, `ended_at` (required).
+//! - `ticket_created_at`, `resolved_at`: the operator's ticket (the seed harness sets both or
+//!   neither); for a baseline trial, `resolved_at` is when the subject was healthy again.
+//! - `initial_state`, `final_state`: JSON snapshots; health is the seed harness's rule (below).
+//! - `chaos_metadata`: JSON of what was injected: `chaos_type` (which fault this trial ran, see
+//!   below), `target_container` or `isolated_container` (the `ChaosInjected` target), and the
+//!   parameters `min_ms`, `max_ms` (latency) and `fill_percent` (disk pressure).
+//! - `commands_json`: a JSON list of `{tool_name, tool_params, exit_code, timestamp}`, where
+//!   `tool_params` is itself a JSON *string* (`"{\"command\": \"pd-ctl store\", …}"`), parsed here
+//!   (an object is accepted too; a string that is not JSON is kept raw).
 //!
-//! Times are ISO 8601 with or without a zone (zone-less is UTC), or Unix seconds (or
-//! milliseconds past 10^11). A trial whose required values cannot be read is skipped and named in
-//! the report; the rest is imported.
+//! Not read: `sqlite_sequence`, the indexes, and any other table or column. Times are ISO 8601
+//! (the seed harness writes `+00:00`; zone-less times are UTC, as the seed harness reads them), or
+//! Unix seconds.
+//!
+//! # Which fault a trial ran
+//!
+//! The seed harness runs one fault per trial and records it in the trial's `chaos_metadata`
+//! (`{"chaos_type": "node_kill", "target_container": …, "signal": "SIGKILL"}`). So a trial's fault is
+//! its metadata's `chaos_type`; when the metadata names none (or an unknown one), the campaign's
+//! first chaos type, noted among the problems when the campaign has several. The imported campaign
+//! lists every chaos type of the row. Per-fault views (`analyze` groups, `compare-variants tikv
+//! latency`) therefore see a `node_kill,latency` campaign's trials under the fault each one ran,
+//! whereas the seed harness's own views treat `node_kill,latency` as one opaque chaos name (its
+//! `compare-variants tikv latency` leaves such a campaign out entirely).
+//!
+//! # Grades: the seed harness's rules, reproduced by the current scorer
+//!
+//! Health (`analysis/scoring.py`): a TiKV state is healthy when it has stores and every store's
+//! `state_name` is `Up`; another subject's when the JSON is a non-empty object; a state that is not
+//! JSON is unhealthy. That health is written into both `StateCaptured` events. The seed harness's
+//! outcome is success when `resolved_at` is set and the final state healthy, timeout when
+//! `resolved_at` is unset and the final state unhealthy, failure otherwise; it becomes the
+//! `TrialFinished` status. The seed harness grades without a deadline, so each trial's timeout is
+//! set just past its own end (at least [`DEFAULT_TIMEOUT_SECONDS`], the seed harness's wait): then
+//! the current scorer reaches the same outcome from the events (a resolution and a healthy final
+//! capture is a success; an unresolved trial is a timeout exactly when the harness said so). Two
+//! cases the seed harness never writes itself grade differently: an operator trial with
+//! `resolved_at` but no ticket (no detection, so not a success), and a baseline trial without
+//! `resolved_at` but healthy at the end (the current scorer counts the self-heal it sees at the
+//! final capture; the seed harness calls it a failure).
 //!
 //! # The events
 //!
-//! Each legacy campaign becomes a campaign `legacy-<hash of its id, name and creation time>` with
-//! `CampaignPublished`, then per trial `TrialRequested`, `TrialStarted`, `StateCaptured`
-//! (initial), `ChaosInjected`, `TicketOpened`, one `AgentLogRecorded` per command,
-//! `TicketResolved` (or, for a baseline, `SubjectHealthy`), `StateCaptured` (final),
-//! `ChaosCleanedUp`, `TrialFinished`, and last `CampaignFinished`. Every id derives from the
-//! campaign id and the event's place, and events the stream already holds are not sent again, so
-//! importing the same file twice adds nothing. A command without a time takes the ticket's time
-//! (else the injection's), so untimed repeats count as thrashing.
+//! Each legacy campaign becomes a campaign `legacy-<hash of the row's id, created_at, subject,
+//! chaos type, baseline and variant>` with `CampaignPublished`, then per trial `TrialRequested`,
+//! `TrialStarted`, `StateCaptured` (initial), `ChaosInjected`, `TicketOpened`, one
+//! `AgentLogRecorded` per command, `TicketResolved` (or, for a baseline, `SubjectHealthy`),
+//! `StateCaptured` (final), `ChaosCleanedUp`, `TrialFinished`, and last `CampaignFinished`. Every id
+//! derives from the campaign id and the event's place, and events the stream already holds are
+//! not sent again, so importing the same file twice adds nothing. A command without a time takes
+//! the ticket's time (else the injection's).
 //!
 //! The SQLite reading ([`read_legacy`]) and the publishing ([`import`]) are the edges; turning rows
 //! into events ([`plan`]) is pure.
@@ -62,36 +100,36 @@ use uuid::Uuid;
 
 /// Columns an `eval.db` must have, by table.
 pub const REQUIRED_COLUMNS: &[(&str, &[&str])] = &[
-    ("campaigns", &["id", "name"]),
+    ("campaigns", &["id", "subject_name", "chaos_type"]),
     (
         "trials",
         &[
             "id",
             "campaign_id",
-            "subject",
-            "chaos_type",
             "started_at",
+            "chaos_injected_at",
             "ended_at",
         ],
     ),
 ];
 
-const OPTIONAL_CAMPAIGN_COLUMNS: &[&str] = &["created_at", "config_json"];
+const OPTIONAL_CAMPAIGN_COLUMNS: &[&str] =
+    &["baseline", "variant_name", "created_at", "trial_count"];
 const OPTIONAL_TRIAL_COLUMNS: &[&str] = &[
-    "chaos_injected_at",
     "ticket_created_at",
     "resolved_at",
-    "outcome",
     "initial_state",
     "final_state",
     "chaos_metadata",
-    "commands",
-    "variant",
-    "is_baseline",
+    "commands_json",
 ];
 
-/// The trial timeout of a legacy campaign whose configuration does not say.
+/// The least timeout of an imported trial: the seed harness waits 300 s for a resolution (and for
+/// a baseline's self-heal).
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
+
+/// The variant of a campaign whose `variant_name` is NULL or absent, as the seed harness reads it.
+pub const DEFAULT_VARIANT: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LegacyError {
@@ -149,9 +187,13 @@ impl Cell {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegacyCampaign {
     pub id: String,
-    pub name: String,
+    pub subject_name: String,
+    pub chaos_type: String,
+    pub baseline: bool,
+    /// `variant_name`; `None` when NULL or absent.
+    pub variant_name: Option<String>,
     pub created_at: Cell,
-    pub config_json: Option<String>,
+    pub trial_count: Option<String>,
 }
 
 /// One row of `trials`; absent optional columns read as NULL.
@@ -159,23 +201,18 @@ pub struct LegacyCampaign {
 pub struct LegacyTrial {
     pub id: Cell,
     pub campaign_id: String,
-    pub subject: Option<String>,
-    pub chaos_type: Option<String>,
     pub started_at: Cell,
-    pub ended_at: Cell,
     pub chaos_injected_at: Cell,
     pub ticket_created_at: Cell,
     pub resolved_at: Cell,
-    pub outcome: Option<String>,
+    pub ended_at: Cell,
     pub initial_state: Option<String>,
     pub final_state: Option<String>,
     pub chaos_metadata: Option<String>,
-    pub commands: Option<String>,
-    pub variant: Option<String>,
-    pub is_baseline: Cell,
+    pub commands_json: Option<String>,
 }
 
-/// The rows of a legacy `eval.db`, trials in `id` order.
+/// The rows of a legacy `eval.db`, each table in `id` order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegacyDb {
     /// The database's file name, recorded in the events (not its whole path, so that the same
@@ -292,20 +329,26 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
         )
     };
 
-    let campaign_columns: Vec<&str> = ["id", "name"]
-        .into_iter()
-        .chain(OPTIONAL_CAMPAIGN_COLUMNS.iter().copied())
+    let campaign_columns: Vec<&str> = REQUIRED_COLUMNS[0]
+        .1
+        .iter()
+        .chain(OPTIONAL_CAMPAIGN_COLUMNS)
+        .copied()
         .collect();
     let mut statement = connection
         .prepare(&select("campaigns", &campaign_columns))
         .map_err(read_error)?;
     let campaigns = statement
         .query_map([], |row| {
+            let at = |index: usize| row.get_ref(index).map(cell);
             Ok(LegacyCampaign {
-                id: cell(row.get_ref(0)?).text().unwrap_or_default(),
-                name: cell(row.get_ref(1)?).text().unwrap_or_default(),
-                created_at: cell(row.get_ref(2)?),
-                config_json: cell(row.get_ref(3)?).text(),
+                id: at(0)?.text().unwrap_or_default(),
+                subject_name: at(1)?.text().unwrap_or_default(),
+                chaos_type: at(2)?.text().unwrap_or_default(),
+                baseline: at(3)?.truthy(),
+                variant_name: at(4)?.text(),
+                created_at: at(5)?,
+                trial_count: at(6)?.text(),
             })
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -314,8 +357,8 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
     let trial_columns: Vec<&str> = REQUIRED_COLUMNS[1]
         .1
         .iter()
+        .chain(OPTIONAL_TRIAL_COLUMNS)
         .copied()
-        .chain(OPTIONAL_TRIAL_COLUMNS.iter().copied())
         .collect();
     let mut statement = connection
         .prepare(&select("trials", &trial_columns))
@@ -326,20 +369,15 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
             Ok(LegacyTrial {
                 id: at(0)?,
                 campaign_id: at(1)?.text().unwrap_or_default(),
-                subject: at(2)?.text(),
-                chaos_type: at(3)?.text(),
-                started_at: at(4)?,
-                ended_at: at(5)?,
-                chaos_injected_at: at(6)?,
-                ticket_created_at: at(7)?,
-                resolved_at: at(8)?,
-                outcome: at(9)?.text(),
-                initial_state: at(10)?.text(),
-                final_state: at(11)?.text(),
-                chaos_metadata: at(12)?.text(),
-                commands: at(13)?.text(),
-                variant: at(14)?.text(),
-                is_baseline: at(15)?,
+                started_at: at(2)?,
+                chaos_injected_at: at(3)?,
+                ended_at: at(4)?,
+                ticket_created_at: at(5)?,
+                resolved_at: at(6)?,
+                initial_state: at(7)?.text(),
+                final_state: at(8)?.text(),
+                chaos_metadata: at(9)?.text(),
+                commands_json: at(10)?.text(),
             })
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -355,8 +393,8 @@ pub fn read_legacy(path: &Path) -> Result<LegacyDb> {
 }
 
 /// Reads a legacy time as the capture reads an operator's: ISO 8601 with or without a zone
-/// (zone-less is UTC here), or Unix seconds (milliseconds when above 10^11). `Ok(None)` for NULL
-/// or empty.
+/// (zone-less is UTC here, as the seed harness reads it), or Unix seconds (milliseconds when above
+/// 10^11). `Ok(None)` for NULL or empty.
 pub fn parse_time(value: &Cell) -> Result<Option<Timestamp>, String> {
     let value = match value {
         Cell::Null => ValueRef::Null,
@@ -365,6 +403,41 @@ pub fn parse_time(value: &Cell) -> Result<Option<Timestamp>, String> {
         Cell::Text(text) => ValueRef::Text(text.as_bytes()),
     };
     crate::capture::parse_operator_time(value, &crate::capture::OperatorZone::utc())
+}
+
+/// The seed harness's health of a state snapshot (`is_final_state_healthy`): for TiKV, stores
+/// exist and every one's `state_name` is `Up`; for another subject, a non-empty JSON value; text
+/// that is not JSON (or no snapshot) is unhealthy.
+pub fn seed_state_healthy(state: Option<&str>, subject: SubjectKind) -> bool {
+    let Some(state) = state.and_then(|text| serde_json::from_str::<Value>(text).ok()) else {
+        return false;
+    };
+    match subject {
+        SubjectKind::Tikv => match state.get("stores").and_then(Value::as_array) {
+            Some(stores) if !stores.is_empty() => stores
+                .iter()
+                .all(|store| store.get("state_name").and_then(Value::as_str) == Some("Up")),
+            _ => false,
+        },
+        SubjectKind::Etcd => match &state {
+            Value::Null | Value::Bool(false) => false,
+            Value::Object(map) => !map.is_empty(),
+            Value::Array(items) => !items.is_empty(),
+            Value::String(text) => !text.is_empty(),
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::Bool(true) => true,
+        },
+    }
+}
+
+/// The seed harness's outcome (`score_trial`): success when resolved and healthy at the end,
+/// timeout when unresolved and unhealthy, failure otherwise.
+pub fn seed_outcome(resolved: bool, final_healthy: bool) -> TrialStatus {
+    match (resolved, final_healthy) {
+        (true, true) => TrialStatus::Succeeded,
+        (false, false) => TrialStatus::TimedOut,
+        _ => TrialStatus::Failed,
+    }
 }
 
 /// The events of one legacy campaign.
@@ -381,18 +454,22 @@ pub struct PlannedCampaign {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportPlan {
     pub campaigns: Vec<PlannedCampaign>,
-    /// Trials left out, and values that were dropped, each with why.
+    /// Trials left out, and values that were dropped or guessed, each with why.
     pub problems: Vec<String>,
 }
 
-/// The campaign id of a legacy campaign: `legacy-` and 16 hex digits of a hash of its id, name
-/// and creation time, the same at every import.
+/// The campaign id of a legacy campaign: `legacy-` and 16 hex digits of a hash of its row (id,
+/// creation time, subject, chaos type, baseline flag and variant), the same at every import.
 pub fn legacy_campaign_id(campaign: &LegacyCampaign) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(b"eval legacy campaign v2\0");
     for part in [
         campaign.id.as_str(),
-        campaign.name.as_str(),
         &campaign.created_at.text().unwrap_or_default(),
+        campaign.subject_name.as_str(),
+        campaign.chaos_type.as_str(),
+        if campaign.baseline { "1" } else { "0" },
+        campaign.variant_name.as_deref().unwrap_or(DEFAULT_VARIANT),
     ] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
@@ -402,8 +479,9 @@ pub fn legacy_campaign_id(campaign: &LegacyCampaign) -> String {
     format!("legacy-{hex}")
 }
 
-fn chaos_spec(chaos_type: &str, metadata: Option<&Value>) -> Option<ChaosSpec> {
-    let name = match chaos_type.trim().to_ascii_lowercase().as_str() {
+/// Our name of a seed harness chaos type (or one of its aliases).
+fn chaos_name(chaos_type: &str) -> Option<&'static str> {
+    Some(match chaos_type.trim().to_ascii_lowercase().as_str() {
         "kill" | "node_kill" | "process_kill" => "node_kill",
         "pause" | "process_pause" | "sigstop" => "process_pause",
         "delay" | "latency" | "network_latency" => "latency",
@@ -411,36 +489,31 @@ fn chaos_spec(chaos_type: &str, metadata: Option<&Value>) -> Option<ChaosSpec> {
         "partition" | "network_partition" => "network_partition",
         "disk_full" | "disk" | "disk_pressure" => "disk_pressure",
         _ => return None,
+    })
+}
+
+/// The fault `name` with the parameters the seed harness's `chaos_metadata` records for it (the
+/// defaults when they are missing or out of range).
+fn chaos_spec(name: &str, metadata: Option<&Value>) -> ChaosSpec {
+    let keys: &[&str] = match name {
+        "latency" => &["min_ms", "max_ms"],
+        "disk_pressure" => &["fill_percent"],
+        _ => &[],
     };
-    let params = metadata
-        .and_then(|metadata| metadata.get("params"))
-        .filter(|params| params.is_object());
-    if let Some(params) = params
-        && let Ok(spec) = serde_json::from_value(json!({"type": name, "params": params}))
-    {
-        return Some(spec);
-    }
-    serde_json::from_value(json!({"type": name, "params": {}})).ok()
+    let params: serde_json::Map<String, Value> = keys
+        .iter()
+        .filter_map(|key| {
+            let value = metadata?.get(*key)?;
+            value.is_u64().then(|| (key.to_string(), value.clone()))
+        })
+        .collect();
+    serde_json::from_value(json!({"type": name, "params": params}))
+        .or_else(|_| serde_json::from_value(json!({"type": name, "params": {}})))
+        .expect("every fault has defaults")
 }
 
 fn subject_kind(subject: &str) -> Option<SubjectKind> {
     serde_json::from_value(Value::String(subject.trim().to_ascii_lowercase())).ok()
-}
-
-/// Health read from a state snapshot: `healthy: bool`, or `status`/`health` of healthy or ok.
-fn state_health(state: &Value) -> Option<bool> {
-    if let Some(healthy) = state.get("healthy").and_then(Value::as_bool) {
-        return Some(healthy);
-    }
-    for key in ["status", "health"] {
-        if let Some(text) = state.get(key).and_then(Value::as_str) {
-            return Some(matches!(
-                text.to_ascii_lowercase().as_str(),
-                "healthy" | "ok" | "up" | "green"
-            ));
-        }
-    }
-    None
 }
 
 fn parse_json(text: Option<&str>) -> Option<Value> {
@@ -448,77 +521,59 @@ fn parse_json(text: Option<&str>) -> Option<Value> {
     Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
 }
 
-fn status_of(outcome: Option<&str>, resolved: bool) -> TrialStatus {
-    match outcome.map(|o| o.trim().to_ascii_lowercase()).as_deref() {
-        Some("success" | "succeeded" | "resolved" | "pass" | "passed") => TrialStatus::Succeeded,
-        Some("failure" | "failed" | "fail") => TrialStatus::Failed,
-        Some("timeout" | "timed_out" | "timedout") => TrialStatus::TimedOut,
-        Some("error" | "errored") => TrialStatus::Errored,
-        _ if resolved => TrialStatus::Succeeded,
-        _ => TrialStatus::Failed,
-    }
-}
-
-/// One command of the legacy `commands` JSON.
+/// One command of `commands_json`.
 struct LegacyCommand {
     tool: String,
-    params: Value,
+    params: Option<Value>,
+    params_raw: Option<String>,
     timestamp: Option<Timestamp>,
     exit_code: Option<i64>,
-    output: Option<String>,
 }
 
+/// The commands of `commands_json`: objects `{tool_name, tool_params, exit_code, timestamp}` whose
+/// `tool_params` is a JSON string (or an object); a bare string is a shell command line.
 fn legacy_commands(text: &str) -> Result<Vec<LegacyCommand>, String> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|error| format!("commands are not JSON: {error}"))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|error| format!("commands_json is not JSON: {error}"))?;
     let Value::Array(items) = value else {
-        return Err("commands are not a JSON list".to_string());
+        return Err("commands_json is not a JSON list".to_string());
     };
     let mut commands = Vec::new();
     for item in items {
         match item {
             Value::String(line) => commands.push(LegacyCommand {
                 tool: "shell".to_string(),
-                params: json!({"command": line}),
+                params: Some(json!({"command": line})),
+                params_raw: None,
                 timestamp: None,
                 exit_code: None,
-                output: None,
             }),
             Value::Object(map) => {
-                let text = |keys: &[&str]| {
-                    keys.iter()
-                        .find_map(|key| map.get(*key).and_then(Value::as_str))
-                        .map(str::to_string)
+                let (params, params_raw) = match map.get("tool_params") {
+                    Some(Value::String(raw)) => match serde_json::from_str::<Value>(raw) {
+                        Ok(params) => (Some(params), None),
+                        Err(_) => (None, Some(raw.clone())),
+                    },
+                    Some(Value::Null) | None => (None, None),
+                    Some(params) => (Some(params.clone()), None),
                 };
-                let params = match map.get("params").or_else(|| map.get("tool_params")) {
-                    Some(Value::Object(params)) => Value::Object(params.clone()),
-                    _ => {
-                        let mut params = serde_json::Map::new();
-                        if let Some(line) = text(&["command", "cmd", "input"]) {
-                            params.insert("command".to_string(), Value::String(line));
-                        }
-                        if let Some(reasoning) = text(&["reasoning"]) {
-                            params.insert("reasoning".to_string(), Value::String(reasoning));
-                        }
-                        Value::Object(params)
-                    }
-                };
-                let timestamp = ["timestamp", "ts", "time", "at"]
-                    .iter()
-                    .find_map(|key| map.get(*key))
-                    .and_then(|value| match value {
-                        Value::String(text) => parse_time(&Cell::Text(text.clone())).ok().flatten(),
-                        Value::Number(number) => number
-                            .as_f64()
-                            .and_then(|x| parse_time(&Cell::Real(x)).ok().flatten()),
-                        _ => None,
-                    });
+                let timestamp = map.get("timestamp").and_then(|value| match value {
+                    Value::String(text) => parse_time(&Cell::Text(text.clone())).ok().flatten(),
+                    Value::Number(number) => number
+                        .as_f64()
+                        .and_then(|x| parse_time(&Cell::Real(x)).ok().flatten()),
+                    _ => None,
+                });
                 commands.push(LegacyCommand {
-                    tool: text(&["tool", "tool_name"]).unwrap_or_else(|| "shell".to_string()),
+                    tool: map
+                        .get("tool_name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("shell")
+                        .to_string(),
                     params,
+                    params_raw,
                     timestamp,
                     exit_code: map.get("exit_code").and_then(Value::as_i64),
-                    output: text(&["output", "result"]),
                 });
             }
             _ => {}
@@ -559,12 +614,12 @@ impl Builder<'_> {
 /// A trial whose required values were read.
 struct ReadyTrial<'a> {
     row: &'a LegacyTrial,
-    subject: SubjectKind,
     chaos: ChaosSpec,
     metadata: Option<Value>,
     started_at: Timestamp,
     ended_at: Timestamp,
-    variant: Option<String>,
+    injected_at: Option<Timestamp>,
+    timeout_seconds: u32,
 }
 
 /// Turns the rows into events. Pure: the same rows give the same events.
@@ -582,7 +637,9 @@ pub fn plan(db: &LegacyDb, producer: &Producer) -> ImportPlan {
         }
     }
     for campaign in &db.campaigns {
-        campaigns.push(plan_campaign(db, campaign, producer, &mut problems));
+        if let Some(planned) = plan_campaign(db, campaign, producer, &mut problems) {
+            campaigns.push(planned);
+        }
     }
     ImportPlan {
         campaigns,
@@ -595,110 +652,129 @@ fn plan_campaign(
     campaign: &LegacyCampaign,
     producer: &Producer,
     problems: &mut Vec<String>,
-) -> PlannedCampaign {
-    let campaign_id = legacy_campaign_id(campaign);
-    let config: Option<CampaignFile> = campaign.config_json.as_deref().and_then(|text| {
-        schemas::campaign::parse_campaign("config_json", text)
-            .map(|parsed| parsed.campaign)
-            .ok()
-    });
-    let config_value: Option<Value> = campaign
-        .config_json
-        .as_deref()
-        .and_then(|text| serde_json::from_str(text).ok());
-    let timeout_seconds = config
-        .as_ref()
-        .map(|c| c.trial_timeout_seconds)
-        .or_else(|| {
-            config_value
-                .as_ref()
-                .and_then(|v| v.get("trial_timeout_seconds"))
-                .and_then(Value::as_u64)
-                .map(|n| n as u32)
-        })
-        .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-    let campaign_variant = config.as_ref().and_then(|c| c.variant.clone()).or_else(|| {
-        config_value
-            .as_ref()
-            .and_then(|v| v.get("variant"))
-            .and_then(Value::as_str)
+) -> Option<PlannedCampaign> {
+    let campaign_label = format!("campaign {}", campaign.id);
+    let listed = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
             .map(str::to_string)
+            .collect()
+    };
+    let subject_names = listed(&campaign.subject_name);
+    let Some(subject) = subject_names.iter().find_map(|name| subject_kind(name)) else {
+        problems.push(format!(
+            "{campaign_label}: unknown subject {:?}; its trials are skipped",
+            campaign.subject_name
+        ));
+        return None;
+    };
+    if subject_names.len() > 1 {
+        problems.push(format!(
+            "{campaign_label}: several subjects {:?}; its trials are taken as {subject}",
+            campaign.subject_name
+        ));
+    }
+    let mut campaign_chaos: Vec<&'static str> = Vec::new();
+    for name in listed(&campaign.chaos_type) {
+        match chaos_name(&name) {
+            Some(ours) if !campaign_chaos.contains(&ours) => campaign_chaos.push(ours),
+            Some(_) => {}
+            None => problems.push(format!(
+                "{campaign_label}: unknown chaos type {name:?}; left out of the campaign"
+            )),
+        }
+    }
+    let Some(&first_chaos) = campaign_chaos.first() else {
+        problems.push(format!(
+            "{campaign_label}: no known chaos type in {:?}; its trials are skipped",
+            campaign.chaos_type
+        ));
+        return None;
+    };
+    let campaign_id = legacy_campaign_id(campaign);
+    let variant = (!campaign.baseline).then(|| {
+        campaign
+            .variant_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VARIANT.to_string())
     });
 
     // Read each trial's required values; skip the ones that cannot be.
     let mut ready = Vec::new();
     for row in db.trials.iter().filter(|t| t.campaign_id == campaign.id) {
         let label = format!(
-            "campaign {} trial {}",
-            campaign.id,
+            "{campaign_label} trial {}",
             row.id.text().unwrap_or_default()
         );
         let metadata = parse_json(row.chaos_metadata.as_deref());
-        let subject = row.subject.as_deref().and_then(subject_kind);
-        let chaos = row
-            .chaos_type
-            .as_deref()
-            .and_then(|t| chaos_spec(t, metadata.as_ref()));
+        let named = metadata
+            .as_ref()
+            .and_then(|m| m.get("chaos_type"))
+            .and_then(Value::as_str);
+        let chaos = match named.and_then(chaos_name) {
+            Some(name) => {
+                if !campaign_chaos.contains(&name) {
+                    problems.push(format!(
+                        "{label}: its chaos_metadata names {name}, not among the campaign's {:?}; taken as {name}",
+                        campaign.chaos_type
+                    ));
+                }
+                name
+            }
+            None => {
+                if campaign_chaos.len() > 1 {
+                    problems.push(format!(
+                        "{label}: its chaos_metadata names no known chaos type ({}); taken as the campaign's first, {first_chaos}",
+                        named.map_or_else(|| "none".to_string(), |n| format!("{n:?}"))
+                    ));
+                }
+                first_chaos
+            }
+        };
         let started_at = parse_time(&row.started_at);
         let ended_at = parse_time(&row.ended_at);
-        match (subject, chaos, started_at, ended_at) {
-            (Some(subject), Some(chaos), Ok(Some(started_at)), Ok(Some(ended_at))) => {
-                let baseline = row.is_baseline.truthy()
-                    || row
-                        .variant
-                        .as_deref()
-                        .is_some_and(|v| v.eq_ignore_ascii_case("baseline"));
-                let variant = if baseline {
-                    None
-                } else {
-                    Some(
-                        row.variant
-                            .clone()
-                            .or_else(|| campaign_variant.clone())
-                            .unwrap_or_else(|| "legacy".to_string()),
-                    )
-                };
-                ready.push(ReadyTrial {
-                    row,
-                    subject,
-                    chaos,
-                    metadata,
-                    started_at,
-                    ended_at,
-                    variant,
-                })
+        let (Ok(Some(started_at)), Ok(Some(ended_at))) = (&started_at, &ended_at) else {
+            let mut why = Vec::new();
+            for (name, time) in [("started_at", &started_at), ("ended_at", &ended_at)] {
+                match time {
+                    Ok(Some(_)) => {}
+                    Ok(None) => why.push(format!("no {name}")),
+                    Err(error) => why.push(format!("{name}: {error}")),
+                }
             }
-            (subject, chaos, started_at, ended_at) => {
-                let mut why = Vec::new();
-                if subject.is_none() {
-                    why.push(format!(
-                        "unknown subject {:?}",
-                        row.subject.as_deref().unwrap_or("")
-                    ));
-                }
-                if chaos.is_none() {
-                    why.push(format!(
-                        "unknown chaos type {:?}",
-                        row.chaos_type.as_deref().unwrap_or("")
-                    ));
-                }
-                for (name, time) in [("started_at", started_at), ("ended_at", ended_at)] {
-                    match time {
-                        Ok(Some(_)) => {}
-                        Ok(None) => why.push(format!("no {name}")),
-                        Err(error) => why.push(format!("{name}: {error}")),
-                    }
-                }
-                problems.push(format!("{label}: {}; skipped", why.join(", ")));
+            problems.push(format!("{label}: {}; skipped", why.join(", ")));
+            continue;
+        };
+        let injected_at = match parse_time(&row.chaos_injected_at) {
+            Ok(time) => time,
+            Err(error) => {
+                problems.push(format!(
+                    "{label}: chaos_injected_at: {error}; left out (the trial grades as errored)"
+                ));
+                None
             }
-        }
+        };
+        // Past the trial's own end: the seed harness grades without a deadline.
+        let ran_seconds = injected_at
+            .map(|injected| (ended_at.unix_micros() - injected.unix_micros()).div_euclid(1_000_000))
+            .unwrap_or(0);
+        let timeout_seconds =
+            u32::try_from(ran_seconds + 1).map_or(u32::MAX, |s| s.max(DEFAULT_TIMEOUT_SECONDS));
+        ready.push(ReadyTrial {
+            row,
+            chaos: chaos_spec(chaos, metadata.as_ref()),
+            metadata,
+            started_at: *started_at,
+            ended_at: *ended_at,
+            injected_at,
+            timeout_seconds,
+        });
     }
 
-    // The matrix of what ran: chaos entries in order of appearance, repetitions per cell.
+    // The matrix of what ran: chaos entries in order of appearance, repetitions per entry.
     let mut chaos_entries: Vec<ChaosSpec> = Vec::new();
-    let mut subjects: Vec<SubjectKind> = Vec::new();
-    let mut variants: Vec<String> = Vec::new();
-    let mut cells: BTreeMap<(SubjectKind, usize, Option<String>), u32> = BTreeMap::new();
+    let mut repetitions: BTreeMap<usize, u32> = BTreeMap::new();
     let mut specs = Vec::new();
     for (trial_index, trial) in ready.iter().enumerate() {
         let chaos_index = match chaos_entries.iter().position(|c| c == &trial.chaos) {
@@ -708,31 +784,31 @@ fn plan_campaign(
                 chaos_entries.len() - 1
             }
         };
-        if !subjects.contains(&trial.subject) {
-            subjects.push(trial.subject);
-        }
-        if let Some(variant) = &trial.variant
-            && !variants.contains(variant)
-        {
-            variants.push(variant.clone());
-        }
-        let repetition = cells
-            .entry((trial.subject, chaos_index, trial.variant.clone()))
-            .or_insert(0);
+        let repetition = repetitions.entry(chaos_index).or_insert(0);
         specs.push(TrialSpec {
             trial_index: trial_index as u32,
-            subject: trial.subject,
+            subject,
             subject_settings: SubjectSettings::default(),
             chaos_index: chaos_index as u32,
             chaos: trial.chaos.clone(),
-            variant: trial.variant.clone(),
-            baseline: trial.variant.is_none(),
+            variant: variant.clone(),
+            baseline: campaign.baseline,
             repetition: *repetition,
-            seed: legacy_seed(&campaign_id, trial.subject, chaos_index, *repetition),
-            timeout_seconds,
+            seed: legacy_seed(&campaign_id, subject, chaos_index, *repetition),
+            timeout_seconds: trial.timeout_seconds,
             cooldown_seconds: 0,
         });
         *repetition += 1;
+    }
+    // The campaign lists every chaos type of its row, those no trial ran with their defaults.
+    let mut campaign_chaos_specs = chaos_entries.clone();
+    for name in &campaign_chaos {
+        if !chaos_entries
+            .iter()
+            .any(|c| c.chaos_type().as_str() == *name)
+        {
+            campaign_chaos_specs.push(chaos_spec(name, None));
+        }
     }
 
     let first_start = ready.iter().map(|t| t.started_at).min();
@@ -741,30 +817,40 @@ fn plan_campaign(
         .flatten()
         .or(first_start)
         .unwrap_or_else(|| Timestamp::from_unix_micros(0).expect("the epoch"));
-    let n_baseline = specs.iter().filter(|s| s.baseline).count() as u32;
-    let campaign_file = config.clone().unwrap_or_else(|| {
-        let trials_per_combination = cells.values().copied().max().unwrap_or(1).max(1);
-        serde_json::from_value(json!({
-            "name": campaign.name,
-            "description": format!("imported from legacy {} (campaign {})", db.file_name, campaign.id),
-            "subjects": if subjects.is_empty() { vec![SubjectKind::Etcd] } else { subjects.clone() },
-            "chaos_types": if chaos_entries.is_empty() {
-                vec![chaos_spec("node_kill", None).expect("node_kill has defaults")]
-            } else {
-                chaos_entries.clone()
-            },
-            "trials_per_combination": trials_per_combination,
-            "include_baseline": n_baseline > 0,
-            "variants": if variants.is_empty() { None } else { Some(variants.clone()) },
-            "trial_timeout_seconds": timeout_seconds,
-        }))
-        .expect("a synthesized campaign is valid")
-    });
-    let file_text = campaign
-        .config_json
-        .clone()
-        .unwrap_or_else(|| serde_json::to_string_pretty(&campaign_file).unwrap_or_default());
-    let resolved_variants = variants
+    let timeout_seconds = ready
+        .iter()
+        .map(|t| t.timeout_seconds)
+        .max()
+        .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    let name = format!(
+        "{} #{}: {}/{} {}",
+        db.file_name,
+        campaign.id,
+        campaign.subject_name,
+        campaign.chaos_type,
+        variant.as_deref().unwrap_or("baseline")
+    );
+    let campaign_file: CampaignFile = serde_json::from_value(json!({
+        "name": name,
+        "description": format!(
+            "imported from the seed harness's {} (campaign {}: subject {:?}, chaos {:?}, baseline {}, variant {:?}, trial_count {})",
+            db.file_name,
+            campaign.id,
+            campaign.subject_name,
+            campaign.chaos_type,
+            campaign.baseline,
+            campaign.variant_name.as_deref().unwrap_or(DEFAULT_VARIANT),
+            campaign.trial_count.as_deref().unwrap_or("unknown"),
+        ),
+        "subjects": [subject],
+        "chaos_types": campaign_chaos_specs,
+        "trials_per_combination": repetitions.values().copied().max().unwrap_or(1).max(1),
+        "include_baseline": campaign.baseline,
+        "variants": variant.as_ref().map(|v| vec![v.clone()]),
+        "trial_timeout_seconds": timeout_seconds,
+    }))
+    .expect("a synthesized campaign is valid");
+    let resolved_variants = variant
         .iter()
         .filter_map(|name| {
             serde_json::from_value(json!({"name": name}))
@@ -786,28 +872,25 @@ fn plan_campaign(
         0,
         published_at,
         CampaignPublished {
-            name: campaign.name.clone(),
+            name: name.clone(),
             file_name: format!("{}#campaign/{}", db.file_name, campaign.id),
-            file_text,
+            file_text: serde_json::to_string_pretty(&campaign_file).unwrap_or_default(),
             campaign: campaign_file,
             variants: resolved_variants,
-            seed: legacy_seed(&campaign_id, SubjectKind::Etcd, usize::MAX, 0),
+            seed: legacy_seed(&campaign_id, subject, usize::MAX, 0),
             n_trials: specs.len() as u32,
-            n_baseline_trials: n_baseline,
+            n_baseline_trials: if campaign.baseline {
+                specs.len() as u32
+            } else {
+                0
+            },
         },
     );
     let mut by_status: BTreeMap<String, u32> = BTreeMap::new();
     let mut last_end = published_at;
     for (trial, spec) in ready.iter().zip(specs) {
         let status = trial_events(&mut builder, db, trial, spec, problems);
-        *by_status
-            .entry(
-                serde_json::to_value(status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-            )
-            .or_insert(0) += 1;
+        *by_status.entry(status.as_str().to_string()).or_insert(0) += 1;
         last_end = last_end.max(trial.ended_at);
     }
     let n_trials = ready.len() as u32;
@@ -820,17 +903,16 @@ fn plan_campaign(
             by_status,
         },
     );
-    PlannedCampaign {
+    Some(PlannedCampaign {
         legacy_id: campaign.id.clone(),
         campaign_id: campaign_id.clone(),
-        name: campaign.name.clone(),
+        name,
         n_trials,
         events: builder.events,
-    }
+    })
 }
 
-/// A trial seed shared by the variants (and baseline) of one subject, chaos entry and repetition,
-/// so that they pair in comparisons as trials of new campaigns do.
+/// A trial seed shared by the trials of one subject, chaos entry and repetition of a campaign.
 fn legacy_seed(
     campaign_id: &str,
     subject: SubjectKind,
@@ -877,7 +959,7 @@ fn trial_events(
             None
         }
     };
-    let injected_at = time("chaos_injected_at", &row.chaos_injected_at);
+    let injected_at = trial.injected_at;
     let ticket_at = time("ticket_created_at", &row.ticket_created_at);
     let resolved_at = time("resolved_at", &row.resolved_at);
     let operator_db = format!("legacy:{}", db.file_name);
@@ -889,6 +971,7 @@ fn trial_events(
         }
     };
     let baseline = spec.baseline;
+    let subject = spec.subject;
     let chaos_type = spec.chaos.chaos_type();
 
     push(
@@ -909,14 +992,14 @@ fn trial_events(
         }
         .into(),
     );
-    if let Some(state) = parse_json(row.initial_state.as_deref()) {
+    if let Some(text) = row.initial_state.as_deref() {
         push(
             builder,
             trial.started_at,
             StateCaptured {
                 phase: CapturePhase::Initial,
-                healthy: state_health(&state).unwrap_or(true),
-                state,
+                healthy: seed_state_healthy(Some(text), subject),
+                state: parse_json(Some(text)).unwrap_or(Value::Null),
             }
             .into(),
         );
@@ -929,7 +1012,7 @@ fn trial_events(
                 worker: "legacy-import".to_string(),
                 chaos: spec.chaos.clone(),
                 target: trial.metadata.as_ref().and_then(|m| {
-                    ["target", "node", "target_node"]
+                    ["target_container", "isolated_container", "target"]
                         .iter()
                         .find_map(|key| m.get(*key))
                         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
@@ -940,7 +1023,16 @@ fn trial_events(
             .into(),
         );
     }
-    let ticket = if baseline { None } else { ticket_at };
+    let ticket = if baseline {
+        if ticket_at.is_some() {
+            problems.push(format!(
+                "{label}: a baseline trial's ticket_created_at is left out (no operator ran)"
+            ));
+        }
+        None
+    } else {
+        ticket_at
+    };
     if let Some(at) = ticket {
         push(
             builder,
@@ -959,7 +1051,7 @@ fn trial_events(
             .into(),
         );
     }
-    if let Some(text) = row.commands.as_deref() {
+    if let Some(text) = row.commands_json.as_deref() {
         match legacy_commands(text) {
             Ok(commands) => {
                 let fallback = ticket.or(injected_at).unwrap_or(trial.started_at);
@@ -973,10 +1065,10 @@ fn trial_events(
                             session_id: format!("legacy-{ticket_id}"),
                             entry_id: index as i64 + 1,
                             entry_type: AgentLogEntryType::ToolCall,
-                            content: command.output,
+                            content: None,
                             tool_name: Some(command.tool),
-                            tool_params: Some(command.params),
-                            tool_params_raw: None,
+                            tool_params: command.params,
+                            tool_params_raw: command.params_raw,
                             exit_code: command.exit_code,
                             timestamp: at,
                         }
@@ -1015,19 +1107,15 @@ fn trial_events(
         ),
         _ => {}
     }
-    let status = status_of(row.outcome.as_deref(), resolved_at.is_some());
-    let final_state = parse_json(row.final_state.as_deref());
-    let final_healthy = final_state
-        .as_ref()
-        .and_then(state_health)
-        .unwrap_or(status == TrialStatus::Succeeded);
+    let final_healthy = seed_state_healthy(row.final_state.as_deref(), subject);
+    let status = seed_outcome(resolved_at.is_some(), final_healthy);
     push(
         builder,
         trial.ended_at,
         StateCaptured {
             phase: CapturePhase::Final,
             healthy: final_healthy,
-            state: final_state.unwrap_or(Value::Null),
+            state: parse_json(row.final_state.as_deref()).unwrap_or(Value::Null),
         }
         .into(),
     );
@@ -1047,13 +1135,10 @@ fn trial_events(
         trial.ended_at,
         TrialFinished {
             status,
-            reason: Some(match &row.outcome {
-                Some(outcome) => format!(
-                    "imported from legacy {} (outcome {outcome:?})",
-                    db.file_name
-                ),
-                None => format!("imported from legacy {}", db.file_name),
-            }),
+            reason: Some(format!(
+                "imported from legacy {}: the seed harness's outcome",
+                db.file_name
+            )),
         }
         .into(),
     );

@@ -1,193 +1,39 @@
-//! The import of a legacy `eval.db`, on real SQLite files built here: the events it becomes, the
-//! grades the current scorer gives them, a second import adding nothing, and a clear error for a
-//! file that is not such a database.
+//! The import of the seed harness's real `eval.db` (`testdata/seed-harness/`, written by that
+//! harness's own code): the trials it becomes, the current scorer giving every trial the seed
+//! harness's own grade and figures (`expected_cli.json`), a second import adding nothing, and a
+//! clear error for a file that is not such a database.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use expect_test::{Expect, expect};
+use expect_test::expect;
 use futures::StreamExt;
 use ingest::legacy::{self, LegacyError};
-use rusqlite::{Connection, params};
-use schemas::event::{Event, EventData, Producer};
+use rusqlite::Connection;
+use schemas::campaign::SubjectKind;
+use schemas::event::{Event, EventData, Outcome, Producer, TrialStatus};
 use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
+use scoring::score::{ScoringConfig, TrialScore, score};
+use serde_json::Value;
 
-const CONFIG: &str = r#"{"name": "nightly etcd", "subjects": ["etcd"], "chaos_types": [{"type": "node_kill"}], "trial_timeout_seconds": 120, "variant": "careful"}"#;
+fn seed_harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/seed-harness")
+}
 
-/// A legacy database as the seed harness left it. `trials` has no `variant` or `initial_state`
-/// column: optional columns may be missing.
-fn legacy_db(dir: &Path) -> PathBuf {
-    let path = dir.join("eval.db");
-    let db = Connection::open(&path).unwrap();
-    db.execute_batch(
-        "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT, config_json TEXT);
-         CREATE TABLE trials (
-             id INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL, subject TEXT, chaos_type TEXT,
-             started_at, chaos_injected_at, ticket_created_at, resolved_at, ended_at,
-             outcome TEXT, final_state TEXT, chaos_metadata TEXT, commands TEXT, is_baseline INTEGER);",
+fn seed_db() -> PathBuf {
+    seed_harness().join("eval.db")
+}
+
+/// What the seed harness's own CLI printed for `command` (`expected_cli.json`), as JSON.
+fn seed_cli(command: &str) -> Value {
+    let all: Value = serde_json::from_str(
+        &std::fs::read_to_string(seed_harness().join("expected_cli.json")).unwrap(),
     )
     .unwrap();
-    db.execute(
-        "INSERT INTO campaigns VALUES (1, 'nightly etcd', '2025-06-01 02:00:00', ?1), (2, 'old tikv', 1748736000, NULL)",
-        params![CONFIG],
-    )
-    .unwrap();
-    let mut insert = db
-        .prepare("INSERT INTO trials VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
-        .unwrap();
-    type Row<'a> = (
-        i64,
-        i64,
-        &'a str,
-        &'a str,
-        rusqlite::types::Value,
-        rusqlite::types::Value,
-        rusqlite::types::Value,
-        rusqlite::types::Value,
-        rusqlite::types::Value,
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<&'a str>,
-        i64,
-    );
-    use rusqlite::types::Value::{Integer, Null, Text};
-    let text = |value: &str| Text(value.to_string());
-    let rows: Vec<Row> = vec![
-        // Detected 2.5 s after injection, resolved after 50 s, healthy: a success.
-        (
-            1,
-            1,
-            "etcd",
-            "node_kill",
-            text("2025-06-01T02:00:00Z"),
-            text("2025-06-01T02:00:10Z"),
-            text("2025-06-01T02:00:12.5Z"),
-            text("2025-06-01T02:01:00Z"),
-            text("2025-06-01T02:01:30Z"),
-            Some("success"),
-            Some(r#"{"healthy": true}"#),
-            None,
-            Some(
-                r#"[{"command": "etcdctl endpoint status", "timestamp": "2025-06-01T02:00:15Z"},
-                     {"command": "systemctl restart etcd", "reasoning": "member down", "timestamp": "2025-06-01T02:00:40Z"}]"#,
-            ),
-            0,
-        ),
-        // The seed harness's alias `kill`; never resolved: a timeout. Untimed repeats thrash.
-        (
-            2,
-            1,
-            "etcd",
-            "kill",
-            text("2025-06-01 02:10:00"),
-            text("2025-06-01 02:10:10"),
-            text("2025-06-01 02:10:11"),
-            Null,
-            text("2025-06-01 02:12:10"),
-            Some("timeout"),
-            Some(r#"{"status": "degraded"}"#),
-            None,
-            Some(r#"["etcdctl member list", "etcdctl member list", "etcdctl member list"]"#),
-            0,
-        ),
-        // A baseline that healed by itself after 30 s.
-        (
-            3,
-            1,
-            "etcd",
-            "node_kill",
-            text("2025-06-01T02:20:00Z"),
-            text("2025-06-01T02:20:10Z"),
-            Null,
-            text("2025-06-01T02:20:40Z"),
-            text("2025-06-01T02:21:00Z"),
-            Some("success"),
-            Some(r#"{"healthy": true}"#),
-            None,
-            None,
-            1,
-        ),
-        // Unknown chaos and an unreadable start: skipped, and named in the report.
-        (
-            4,
-            1,
-            "etcd",
-            "cpu_burn",
-            text("yesterday"),
-            Null,
-            Null,
-            Null,
-            text("2025-06-01T02:25:00Z"),
-            Some("failure"),
-            None,
-            None,
-            None,
-            0,
-        ),
-        // Resolved while the subject is unhealthy: a failure. Zone-less times are UTC.
-        (
-            6,
-            1,
-            "etcd",
-            "node_kill",
-            text("2025-06-01T02:30:00.250"),
-            text("2025-06-01T02:30:01"),
-            text("2025-06-01T02:30:05"),
-            text("2025-06-01T02:31:00"),
-            text("2025-06-01T02:31:30"),
-            Some("failure"),
-            Some(r#"{"healthy": false}"#),
-            None,
-            None,
-            0,
-        ),
-        // Unix seconds; a latency fault with its parameters and target.
-        (
-            7,
-            2,
-            "tikv",
-            "latency",
-            Integer(1_748_736_000),
-            Integer(1_748_736_010),
-            Integer(1_748_736_013),
-            Integer(1_748_736_100),
-            Integer(1_748_736_200),
-            Some("success"),
-            Some(r#"{"healthy": true}"#),
-            Some(r#"{"params": {"min_ms": 100, "max_ms": 200}, "target": "tikv-2"}"#),
-            Some(
-                r#"[{"tool": "shell", "params": {"command": "pd-ctl -u http://pd:2379 store", "reasoning": "look"}, "timestamp": 1748736020}]"#,
-            ),
-            0,
-        ),
-        // A trial of a campaign that is not there.
-        (
-            8,
-            99,
-            "etcd",
-            "node_kill",
-            text("2025-06-01T03:00:00Z"),
-            Null,
-            Null,
-            Null,
-            text("2025-06-01T03:01:00Z"),
-            None,
-            None,
-            None,
-            None,
-            0,
-        ),
-    ];
-    for row in rows {
-        insert
-            .execute(params![
-                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
-                row.11, row.12, row.13
-            ])
-            .unwrap();
-    }
-    path
+    let run = &all[command];
+    assert_eq!(run["exit_code"], 0, "{command}: {run}");
+    serde_json::from_str(run["stdout"].as_str().unwrap()).unwrap()
 }
 
 fn producer() -> Producer {
@@ -197,115 +43,282 @@ fn producer() -> Producer {
     }
 }
 
-/// One line per event: campaign, trial (its index), type, time and what matters of its data.
-fn check_plan(path: &Path, expected: Expect) {
+fn plan_of(path: &Path) -> legacy::ImportPlan {
     let db = legacy::read_legacy(path).unwrap();
     let plan = legacy::plan(&db, &producer());
     assert_eq!(plan, legacy::plan(&db, &producer()), "planning is pure");
+    plan
+}
+
+/// A campaign's events split by trial, in order.
+fn trials_of(events: &[Event]) -> Vec<Vec<Event>> {
+    let mut trials: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for event in events {
+        if let Some(trial) = &event.trial_id {
+            if !trials.contains_key(trial) {
+                order.push(trial.clone());
+            }
+            trials.entry(trial.clone()).or_default().push(event.clone());
+        }
+    }
+    order
+        .into_iter()
+        .map(|trial| trials.remove(&trial).unwrap())
+        .collect()
+}
+
+fn seconds_after(from: schemas::event::Timestamp, to: schemas::event::Timestamp) -> String {
+    format!(
+        "+{:.1}s",
+        (to.unix_micros() - from.unix_micros()) as f64 / 1e6
+    )
+}
+
+#[test]
+fn the_seed_harness_file_becomes_one_campaign_per_row_and_one_trial_per_row() {
+    let plan = plan_of(&seed_db());
     let mut out = String::new();
     for campaign in &plan.campaigns {
         out.push_str(&format!(
             "campaign {} ({}) as {}: {} trials\n",
             campaign.legacy_id, campaign.name, campaign.campaign_id, campaign.n_trials
         ));
-        for event in &campaign.events {
-            let trial = match &event.data {
-                EventData::TrialRequested(requested) => format!(
-                    " #{} {} {} {} rep {} timeout {}s",
-                    requested.trial.trial_index,
-                    requested.trial.subject,
-                    serde_json::to_string(&requested.trial.chaos).unwrap(),
-                    requested.trial.variant.as_deref().unwrap_or("baseline"),
-                    requested.trial.repetition,
-                    requested.trial.timeout_seconds
-                ),
-                EventData::StateCaptured(capture) => format!(" healthy={}", capture.healthy),
-                EventData::AgentLogRecorded(entry) => format!(
-                    " {} {}",
-                    entry.tool_name.as_deref().unwrap_or("?"),
-                    entry.tool_params.as_ref().unwrap()
-                ),
-                EventData::TrialFinished(finished) => format!(" {:?}", finished.status),
-                EventData::ChaosInjected(injected) => {
-                    format!(" target={}", injected.target.as_deref().unwrap_or("-"))
+        for trial in trials_of(&campaign.events) {
+            let mut line = String::new();
+            let mut injected = None;
+            let mut commands = Vec::new();
+            for event in &trial {
+                match &event.data {
+                    EventData::TrialRequested(requested) => line.push_str(&format!(
+                        "  #{} {} {} {} rep {} timeout {}s",
+                        requested.trial.trial_index,
+                        requested.trial.subject,
+                        serde_json::to_string(&requested.trial.chaos).unwrap(),
+                        requested.trial.variant.as_deref().unwrap_or("baseline"),
+                        requested.trial.repetition,
+                        requested.trial.timeout_seconds
+                    )),
+                    EventData::ChaosInjected(chaos) => {
+                        injected = Some(event.occurred_at);
+                        line.push_str(&format!(", target {}", chaos.target.as_deref().unwrap()));
+                    }
+                    EventData::TicketOpened(_) => line.push_str(&format!(
+                        ", ticket {}",
+                        seconds_after(injected.unwrap(), event.occurred_at)
+                    )),
+                    EventData::TicketResolved(_) => line.push_str(&format!(
+                        ", resolved {}",
+                        seconds_after(injected.unwrap(), event.occurred_at)
+                    )),
+                    EventData::SubjectHealthy(_) => line.push_str(&format!(
+                        ", healthy {}",
+                        seconds_after(injected.unwrap(), event.occurred_at)
+                    )),
+                    EventData::StateCaptured(capture) => line.push_str(&format!(
+                        ", {:?} {}",
+                        capture.phase,
+                        if capture.healthy {
+                            "healthy"
+                        } else {
+                            "unhealthy"
+                        }
+                    )),
+                    EventData::AgentLogRecorded(entry) => commands.push(
+                        // `tool_params` was a JSON string in the file: here it is an object.
+                        entry.tool_params.as_ref().unwrap()["command"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    ),
+                    EventData::TrialFinished(finished) => {
+                        line.push_str(&format!(", {}", finished.status.as_str()))
+                    }
+                    _ => {}
                 }
-                EventData::CampaignFinished(finished) => format!(" {:?}", finished.by_status),
-                _ => String::new(),
-            };
-            out.push_str(&format!(
-                "  {} {}{}\n",
-                event.occurred_at,
-                event.event_type(),
-                trial
-            ));
+            }
+            out.push_str(&format!("{line}; commands {commands:?}\n"));
         }
     }
     for problem in &plan.problems {
         out.push_str(&format!("problem: {problem}\n"));
     }
-    expected.assert_eq(&out);
+    expect![[r#"
+        campaign 1 (eval.db #1: tikv/latency default) as legacy-50a9a620767a3408: 5 trials
+          #0 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} default rep 0 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +6.5s, resolved +48.0s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #1 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} default rep 1 timeout 303s, Initial healthy, target tikv-tikv1-1, ticket +9.0s, Final unhealthy, timed_out; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #2 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} default rep 2 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +4.0s, resolved +61.5s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #3 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} default rep 3 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +12.0s, resolved +80.0s, Final unhealthy, failed; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics", "pd-ctl store delete 2"]
+          #4 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} default rep 4 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +7.5s, resolved +55.0s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics", "pd-ctl store delete 2"]
+        campaign 2 (eval.db #2: tikv/latency baseline) as legacy-7c1a4e175ff45da4: 3 trials
+          #0 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} baseline rep 0 timeout 303s, Initial healthy, target tikv-tikv1-1, Final unhealthy, timed_out; commands []
+          #1 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} baseline rep 1 timeout 300s, Initial healthy, target tikv-tikv1-1, healthy +140.0s, Final healthy, succeeded; commands []
+          #2 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} baseline rep 2 timeout 303s, Initial healthy, target tikv-tikv1-1, Final unhealthy, timed_out; commands []
+        campaign 3 (eval.db #3: tikv/latency sonnet-careful) as legacy-e9996e9e2c7bdec9: 4 trials
+          #0 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} sonnet-careful rep 0 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +5.0s, resolved +40.0s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #1 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} sonnet-careful rep 1 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +5.5s, resolved +44.0s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #2 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} sonnet-careful rep 2 timeout 303s, Initial healthy, target tikv-tikv1-1, ticket +8.0s, Final healthy, failed; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #3 tikv {"type":"latency","params":{"target":"random","min_ms":50,"max_ms":150}} sonnet-careful rep 3 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +6.0s, resolved +39.5s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+        campaign 4 (eval.db #4: tikv/node_kill,latency default) as legacy-eb9a4668e196970a: 2 trials
+          #0 tikv {"type":"node_kill","params":{"target":"random"}} default rep 0 timeout 300s, Initial healthy, target tikv-tikv1-1, ticket +3.0s, resolved +30.0s, Final healthy, succeeded; commands ["pd-ctl store", "pd-ctl store", "tikv-ctl --host tikv1:20160 metrics"]
+          #1 tikv {"type":"node_kill","params":{"target":"random"}} default rep 1 timeout 303s, Initial healthy, target tikv-tikv1-1, Final unhealthy, timed_out; commands []
+    "#]]
+    .assert_eq(&out);
+}
+
+/// A campaign's figures as the seed harness's `analyze N --json` names them, from our scores.
+fn seed_figures(scores: &[TrialScore], events: &[Vec<Event>]) -> Value {
+    let count = |outcome: Outcome| scores.iter().filter(|s| s.outcome == outcome).count();
+    let mean = |values: Vec<f64>| {
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let detect: Vec<f64> = scores
+        .iter()
+        .filter_map(|s| s.time_to_detect_ms)
+        .map(|ms| ms as f64 / 1000.0)
+        .collect();
+    // The seed harness's time to resolve counts every resolution (even when the final state is
+    // unhealthy): the import's `TicketResolved` or, for a baseline, `SubjectHealthy`.
+    let resolve: Vec<f64> = events
+        .iter()
+        .filter_map(|trial| {
+            let injected = trial.iter().find_map(|e| match e.data {
+                EventData::ChaosInjected(_) => Some(e.occurred_at),
+                _ => None,
+            })?;
+            let resolved = trial.iter().find_map(|e| match e.data {
+                EventData::TicketResolved(_) | EventData::SubjectHealthy(_) => Some(e.occurred_at),
+                _ => None,
+            })?;
+            Some((resolved.unix_micros() - injected.unix_micros()) as f64 / 1e6)
+        })
+        .collect();
+    serde_json::json!({
+        "trial_count": scores.len(),
+        "success_count": count(Outcome::Success),
+        "failure_count": count(Outcome::Failure),
+        "timeout_count": count(Outcome::Timeout),
+        "win_rate": count(Outcome::Success) as f64 / scores.len() as f64,
+        "avg_time_to_detect_sec": mean(detect),
+        "avg_time_to_resolve_sec": mean(resolve),
+        "total_commands": scores.iter().map(|s| s.commands.n_calls).sum::<u32>(),
+        "total_unique_commands": scores.iter().map(|s| s.commands.n_unique()).sum::<u32>(),
+    })
+}
+
+fn assert_close(ours: &Value, theirs: &Value, what: &str) {
+    match (ours.as_f64(), theirs.as_f64()) {
+        (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{what}: ours {a}, seed {b}"),
+        _ => assert_eq!(ours, theirs, "{what}"),
+    }
 }
 
 #[test]
-fn legacy_rows_become_the_events_of_a_trial() {
+fn the_current_scorer_gives_every_campaign_the_seed_harness_figures() {
+    let plan = plan_of(&seed_db());
+    assert_eq!(plan.campaigns.len(), 4);
+    for campaign in &plan.campaigns {
+        let trials = trials_of(&campaign.events);
+        let scores: Vec<TrialScore> = trials
+            .iter()
+            .map(|events| score(events, &ScoringConfig::default()))
+            .collect();
+        // The scorer agrees with the seed harness's outcome, which the import wrote as the status.
+        for trial_score in &scores {
+            let expected = match trial_score.trial_status.unwrap() {
+                TrialStatus::Succeeded => Outcome::Success,
+                TrialStatus::Failed => Outcome::Failure,
+                TrialStatus::TimedOut => Outcome::Timeout,
+                TrialStatus::Errored => Outcome::Errored,
+            };
+            assert_eq!(trial_score.outcome, expected, "{trial_score}");
+        }
+        let ours = seed_figures(&scores, &trials);
+        let theirs = seed_cli(&format!("analyze {} --json", campaign.legacy_id));
+        for key in [
+            "trial_count",
+            "success_count",
+            "failure_count",
+            "timeout_count",
+            "win_rate",
+            "avg_time_to_detect_sec",
+            "avg_time_to_resolve_sec",
+            "total_commands",
+            "total_unique_commands",
+        ] {
+            assert_close(
+                &ours[key],
+                &theirs[key],
+                &format!("campaign {} {key}", campaign.legacy_id),
+            );
+        }
+    }
+}
+
+#[test]
+fn health_is_the_seed_harness_rule() {
+    let healthy = |state: &str, subject| legacy::seed_state_healthy(Some(state), subject);
+    let stores = |states: &[&str]| {
+        let stores: Vec<Value> = states
+            .iter()
+            .map(|state| serde_json::json!({"id": 1, "state_name": state}))
+            .collect();
+        serde_json::json!({"store_count": stores.len(), "stores": stores}).to_string()
+    };
+    assert!(healthy(&stores(&["Up", "Up", "Up"]), SubjectKind::Tikv));
+    assert!(!healthy(
+        &stores(&["Up", "Disconnected", "Up"]),
+        SubjectKind::Tikv
+    ));
+    assert!(!healthy(&stores(&["Up", "Offline"]), SubjectKind::Tikv));
+    assert!(!healthy(&stores(&[]), SubjectKind::Tikv), "no stores");
+    assert!(!healthy(r#"{"healthy": true}"#, SubjectKind::Tikv));
+    assert!(!healthy("not json", SubjectKind::Tikv));
+    assert!(!legacy::seed_state_healthy(None, SubjectKind::Tikv));
+    assert!(healthy(r#"{"members": 3}"#, SubjectKind::Etcd));
+    assert!(!healthy("{}", SubjectKind::Etcd));
+
+    assert_eq!(legacy::seed_outcome(true, true), TrialStatus::Succeeded);
+    assert_eq!(legacy::seed_outcome(true, false), TrialStatus::Failed);
+    assert_eq!(legacy::seed_outcome(false, true), TrialStatus::Failed);
+    assert_eq!(legacy::seed_outcome(false, false), TrialStatus::TimedOut);
+}
+
+#[test]
+fn a_file_from_before_the_variant_migration_reads_as_the_default_variant() {
     let dir = tempfile::tempdir().unwrap();
-    check_plan(
-        &legacy_db(dir.path()),
-        expect![[r#"
-        campaign 1 (nightly etcd) as legacy-6b38587731101c8a: 4 trials
-          2025-06-01T02:00:00.000000Z CampaignPublished
-          2025-06-01T02:00:00.000000Z TrialRequested #0 etcd {"type":"node_kill","params":{"target":"random"}} careful rep 0 timeout 120s
-          2025-06-01T02:00:00.000000Z TrialStarted
-          2025-06-01T02:00:10.000000Z ChaosInjected target=-
-          2025-06-01T02:00:12.500000Z TicketOpened
-          2025-06-01T02:00:15.000000Z AgentLogRecorded shell {"command":"etcdctl endpoint status"}
-          2025-06-01T02:00:40.000000Z AgentLogRecorded shell {"command":"systemctl restart etcd","reasoning":"member down"}
-          2025-06-01T02:01:00.000000Z TicketResolved
-          2025-06-01T02:01:30.000000Z StateCaptured healthy=true
-          2025-06-01T02:01:30.000000Z ChaosCleanedUp
-          2025-06-01T02:01:30.000000Z TrialFinished Succeeded
-          2025-06-01T02:10:00.000000Z TrialRequested #1 etcd {"type":"node_kill","params":{"target":"random"}} careful rep 1 timeout 120s
-          2025-06-01T02:10:00.000000Z TrialStarted
-          2025-06-01T02:10:10.000000Z ChaosInjected target=-
-          2025-06-01T02:10:11.000000Z TicketOpened
-          2025-06-01T02:10:11.000000Z AgentLogRecorded shell {"command":"etcdctl member list"}
-          2025-06-01T02:10:11.000000Z AgentLogRecorded shell {"command":"etcdctl member list"}
-          2025-06-01T02:10:11.000000Z AgentLogRecorded shell {"command":"etcdctl member list"}
-          2025-06-01T02:12:10.000000Z StateCaptured healthy=false
-          2025-06-01T02:12:10.000000Z ChaosCleanedUp
-          2025-06-01T02:12:10.000000Z TrialFinished TimedOut
-          2025-06-01T02:20:00.000000Z TrialRequested #2 etcd {"type":"node_kill","params":{"target":"random"}} baseline rep 0 timeout 120s
-          2025-06-01T02:20:00.000000Z TrialStarted
-          2025-06-01T02:20:10.000000Z ChaosInjected target=-
-          2025-06-01T02:20:40.000000Z SubjectHealthy
-          2025-06-01T02:21:00.000000Z StateCaptured healthy=true
-          2025-06-01T02:21:00.000000Z ChaosCleanedUp
-          2025-06-01T02:21:00.000000Z TrialFinished Succeeded
-          2025-06-01T02:30:00.250000Z TrialRequested #3 etcd {"type":"node_kill","params":{"target":"random"}} careful rep 2 timeout 120s
-          2025-06-01T02:30:00.250000Z TrialStarted
-          2025-06-01T02:30:01.000000Z ChaosInjected target=-
-          2025-06-01T02:30:05.000000Z TicketOpened
-          2025-06-01T02:31:00.000000Z TicketResolved
-          2025-06-01T02:31:30.000000Z StateCaptured healthy=false
-          2025-06-01T02:31:30.000000Z ChaosCleanedUp
-          2025-06-01T02:31:30.000000Z TrialFinished Failed
-          2025-06-01T02:31:30.000000Z CampaignFinished {"failed": 1, "succeeded": 2, "timed_out": 1}
-        campaign 2 (old tikv) as legacy-b08b73b187899e98: 1 trials
-          2025-06-01T00:00:00.000000Z CampaignPublished
-          2025-06-01T00:00:00.000000Z TrialRequested #0 tikv {"type":"latency","params":{"target":"random","min_ms":100,"max_ms":200}} legacy rep 0 timeout 300s
-          2025-06-01T00:00:00.000000Z TrialStarted
-          2025-06-01T00:00:10.000000Z ChaosInjected target=tikv-2
-          2025-06-01T00:00:13.000000Z TicketOpened
-          2025-06-01T00:00:20.000000Z AgentLogRecorded shell {"command":"pd-ctl -u http://pd:2379 store","reasoning":"look"}
-          2025-06-01T00:01:40.000000Z TicketResolved
-          2025-06-01T00:03:20.000000Z StateCaptured healthy=true
-          2025-06-01T00:03:20.000000Z ChaosCleanedUp
-          2025-06-01T00:03:20.000000Z TrialFinished Succeeded
-          2025-06-01T00:03:20.000000Z CampaignFinished {"succeeded": 1}
-        problem: trial 8: campaign "99" is not in table campaigns; skipped
-        problem: campaign 1 trial 4: unknown chaos type "cpu_burn", started_at: unreadable time "yesterday"; skipped
-    "#]],
-    );
+    let path = dir.path().join("eval.db");
+    std::fs::copy(seed_db(), &path).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX idx_campaigns_variant;
+             ALTER TABLE campaigns DROP COLUMN variant_name;
+             UPDATE trials SET chaos_metadata = '{}' WHERE id = 13;",
+        )
+        .unwrap();
+    let plan = plan_of(&path);
+    let variants: Vec<String> = plan
+        .campaigns
+        .iter()
+        .flat_map(|campaign| campaign.events.iter())
+        .filter_map(|event| match &event.data {
+            EventData::TrialRequested(requested) => Some(format!(
+                "{}/{}",
+                requested.trial.chaos.chaos_type(),
+                requested.trial.variant.as_deref().unwrap_or("baseline")
+            )),
+            _ => None,
+        })
+        .collect();
+    expect![[r#"["latency/default", "latency/default", "latency/default", "latency/default", "latency/default", "latency/baseline", "latency/baseline", "latency/baseline", "latency/default", "latency/default", "latency/default", "latency/default", "node_kill/default", "node_kill/default"]"#]]
+        .assert_eq(&format!("{variants:?}"));
+    expect![[r#"
+        [
+            "campaign 4 trial 13: its chaos_metadata names no known chaos type (none); taken as the campaign's first, node_kill",
+        ]
+    "#]]
+    .assert_debug_eq(&plan.problems);
 }
 
 async fn read_all(log: &EventLog) -> Vec<Event> {
@@ -318,60 +331,63 @@ async fn read_all(log: &EventLog) -> Vec<Event> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imported_trials_are_graded_by_the_current_scorer_and_a_second_import_adds_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = legacy_db(dir.path());
+async fn the_real_file_is_imported_once_and_rescored_as_the_seed_harness_graded_it() {
     let nats = TemporaryNats::start().await.unwrap();
     let log = EventLog::connect(nats.url()).await.unwrap();
 
-    let report = legacy::import(&log, &path).await.unwrap();
-    assert_eq!(report.campaigns.len(), 2);
+    let report = legacy::import(&log, &seed_db()).await.unwrap();
+    let ids: Vec<(&str, u32)> = report
+        .campaigns
+        .iter()
+        .map(|campaign| (campaign.legacy_id.as_str(), campaign.n_trials))
+        .collect();
+    assert_eq!(ids, [("1", 5), ("2", 3), ("3", 4), ("4", 2)]);
     assert_eq!(report.summary.stored, report.n_events);
     assert_eq!(report.already_stored, 0);
-    assert_eq!(report.problems.len(), 2, "{:#?}", report.problems);
-    let stored = read_all(&log).await;
-    assert_eq!(stored.len() as u64, report.n_events);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(read_all(&log).await.len() as u64, report.n_events);
 
     let graded = scoring::rescore(
         &log,
         &scoring::RescoreFilter::All,
-        &scoring::ScoringConfig::default(),
+        &ScoringConfig::default(),
         |_| {},
     )
     .await
     .unwrap();
-    assert_eq!((graded.n_finished, graded.n_published), (5, 5));
-    let mut lines: Vec<String> = read_all(&log)
-        .await
-        .into_iter()
-        .filter_map(|event| match event.data {
-            EventData::TrialScored(scored) => Some(format!(
-                "{} {:?} baseline={} ttd={:?} ttr={:?} heal={:?} commands={} thrashing={:?}",
-                event.campaign_id,
-                scored.outcome,
-                scored.baseline,
-                scored.time_to_detect_ms,
-                scored.time_to_resolve_ms,
-                scored.time_to_heal_ms,
-                scored.n_commands,
-                scored.thrashing_commands,
-            )),
-            _ => None,
-        })
-        .collect();
-    lines.sort();
-    expect![[r#"
-        legacy-6b38587731101c8a Failure baseline=false ttd=Some(4000) ttr=None heal=None commands=0 thrashing=[]
-        legacy-6b38587731101c8a Success baseline=false ttd=Some(2500) ttr=Some(50000) heal=Some(80000) commands=2 thrashing=[]
-        legacy-6b38587731101c8a Success baseline=true ttd=None ttr=None heal=Some(30000) commands=0 thrashing=[]
-        legacy-6b38587731101c8a Timeout baseline=false ttd=Some(1000) ttr=None heal=None commands=3 thrashing=["shell: etcdctl member list"]
-        legacy-b08b73b187899e98 Success baseline=false ttd=Some(3000) ttr=Some(90000) heal=Some(190000) commands=1 thrashing=[]"#]].assert_eq(&lines.join("\n"));
+    assert_eq!((graded.n_finished, graded.n_published), (14, 14));
+    let mut by_campaign: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for event in read_all(&log).await {
+        if let EventData::TrialScored(scored) = event.data {
+            *by_campaign
+                .entry(event.campaign_id)
+                .or_default()
+                .entry(format!("{:?}", scored.outcome))
+                .or_default() += 1;
+        }
+    }
+    for campaign in &report.campaigns {
+        let theirs = seed_cli(&format!("analyze {} --json", campaign.legacy_id));
+        let ours = &by_campaign[&campaign.campaign_id];
+        for (outcome, key) in [
+            ("Success", "success_count"),
+            ("Failure", "failure_count"),
+            ("Timeout", "timeout_count"),
+        ] {
+            assert_eq!(
+                u64::from(ours.get(outcome).copied().unwrap_or(0)),
+                theirs[key].as_u64().unwrap(),
+                "campaign {} {key}",
+                campaign.legacy_id
+            );
+        }
+    }
 
     // The same file again: every event is there already, nothing is sent.
-    let again = legacy::import(&log, &path).await.unwrap();
+    let again = legacy::import(&log, &seed_db()).await.unwrap();
     assert_eq!(again.summary.stored, 0);
     assert_eq!(again.already_stored, report.n_events);
-    assert_eq!(read_all(&log).await.len() as u64, report.n_events + 5);
+    assert_eq!(read_all(&log).await.len() as u64, report.n_events + 14);
 }
 
 fn error_text(error: LegacyError, dir: &Path) -> String {
@@ -406,13 +422,14 @@ async fn a_file_that_is_not_a_legacy_database_is_refused_clearly() {
         .unwrap();
     expect![[r#"<dir>/other.db is not a legacy eval.db: no table "campaigns" (it has runs); no table "trials" (it has runs)"#]].assert_eq(&error_text(read(&other), dir.path()));
 
+    // Subject and chaos type on the trials instead of the campaign: not the seed harness's schema.
     let partial = dir.path().join("partial.db");
     Connection::open(&partial)
         .unwrap()
         .execute_batch(
-            "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, title TEXT);
-             CREATE TABLE trials (id INTEGER PRIMARY KEY, campaign_id INTEGER, subject TEXT, started_at TEXT);",
+            "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE trials (id INTEGER PRIMARY KEY, campaign_id INTEGER, subject TEXT, chaos_type TEXT, started_at TEXT);",
         )
         .unwrap();
-    expect!["<dir>/partial.db is not a legacy eval.db: table campaigns lacks column name (it has id, title); table trials lacks columns chaos_type, ended_at (it has id, campaign_id, subject, started_at)"].assert_eq(&error_text(read(&partial), dir.path()));
+    expect!["<dir>/partial.db is not a legacy eval.db: table campaigns lacks columns subject_name, chaos_type (it has id, name); table trials lacks columns chaos_injected_at, ended_at (it has id, campaign_id, subject, chaos_type, started_at)"].assert_eq(&error_text(read(&partial), dir.path()));
 }

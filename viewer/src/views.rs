@@ -1,6 +1,12 @@
 //! The seed harness's read commands, by their names, over the DuckDB tables: `list`, `show`,
 //! `analyze`, `compare`, `compare-baseline`, `compare-variants`, `list-variants`. Each builds a
 //! JSON value (what `--json` prints) and a text rendering of it. Every figure carries its n.
+//!
+//! Beside the medians and intervals, each scorecard carries the seed harness's own figures, so an
+//! imported `eval.db` reads as it did there: outcome counts, the mean time to detect (over the
+//! detected trials), the mean time to resolve over every trial with a resolution whatever its
+//! outcome (a baseline's self-heal; the seed harness's `avg_time_to_resolve_sec`, whereas the
+//! median time to recover counts successes alone), and total, unique and destructive commands.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -230,7 +236,11 @@ struct Graded {
     variant: Option<String>,
     baseline: bool,
     result: TrialResult,
+    /// Injection → resolution whatever the outcome (a baseline's self-heal), as the seed harness
+    /// averages it; `result.time_to_recover_ms` is the successes' alone.
+    time_to_resolve_any_ms: Option<i64>,
     n_commands: i64,
+    n_unique_commands: i64,
     n_destructive: i64,
     n_thrashing: i64,
 }
@@ -255,8 +265,11 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
                     t.score_time_to_detect_ms AS time_to_detect_ms,
                     t.score_time_to_resolve_ms AS time_to_resolve_ms,
                     t.score_time_to_heal_ms AS time_to_heal_ms, t.score_n_commands AS n_commands,
-                    t.score_n_destructive AS n_destructive, t.score_n_thrashing AS n_thrashing
-             FROM trials t
+                    t.score_n_destructive AS n_destructive, t.score_n_thrashing AS n_thrashing,
+                    epoch_us(t.injected_at) AS injected_us,
+                    epoch_us(t.ticket_resolved_at) AS ticket_resolved_us,
+                    s.n_unique_commands AS n_unique_commands
+             FROM trials t LEFT JOIN latest_scores s ON s.trial_id = t.trial_id
              WHERE t.score_outcome IS NOT NULL AND ({condition})
              ORDER BY t.campaign_id, t.trial_index"
         ),
@@ -279,6 +292,9 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
         n_commands,
         n_destructive,
         n_thrashing,
+        injected_us,
+        ticket_resolved_us,
+        n_unique_commands,
     ] = [
         "subject",
         "chaos_type",
@@ -295,6 +311,9 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
         "n_commands",
         "n_destructive",
         "n_thrashing",
+        "injected_us",
+        "ticket_resolved_us",
+        "n_unique_commands",
     ]
     .map(column);
     let mut out = Vec::with_capacity(rows.len());
@@ -316,6 +335,22 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
             _ => None,
         };
         let detected = rows.bool(row, detected).unwrap_or(false);
+        // A resolution of an unhealthy subject has no score time: the ticket's resolution gives it.
+        let time_to_resolve_any_ms = if baseline {
+            rows.int(row, time_to_heal)
+        } else {
+            rows.int(row, time_to_resolve).or_else(|| {
+                match (
+                    rows.int(row, injected_us),
+                    rows.int(row, ticket_resolved_us),
+                ) {
+                    (Some(injected), Some(resolved)) if detected => {
+                        Some((resolved - injected).div_euclid(1000).max(0))
+                    }
+                    _ => None,
+                }
+            })
+        };
         out.push(Graded {
             subject: text(subject),
             chaos_type: text(chaos_type),
@@ -333,7 +368,9 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
                     rows.int(row, time_to_resolve)
                 },
             },
+            time_to_resolve_any_ms,
             n_commands: rows.int(row, n_commands).unwrap_or(0),
+            n_unique_commands: rows.int(row, n_unique_commands).unwrap_or(0),
             n_destructive: rows.int(row, n_destructive).unwrap_or(0),
             n_thrashing: rows.int(row, n_thrashing).unwrap_or(0),
         });
@@ -354,20 +391,42 @@ fn group_json(label: &str, trials: &[&Graded], options: &CompareOptions) -> (Val
     let with_destructive = graded.iter().filter(|t| t.n_destructive > 0).count();
     let with_thrashing = graded.iter().filter(|t| t.n_thrashing > 0).count();
     let commands: i64 = graded.iter().map(|t| t.n_commands).sum();
+    let count = |outcome: Outcome| {
+        graded
+            .iter()
+            .filter(|t| t.result.outcome == outcome)
+            .count()
+    };
+    let mean = |values: Vec<i64>| {
+        (!values.is_empty()).then(|| values.iter().sum::<i64>() as f64 / values.len() as f64)
+    };
+    let resolve_times: Vec<i64> = graded
+        .iter()
+        .filter_map(|t| t.time_to_resolve_any_ms)
+        .collect();
     let value = json!({
         "group": label,
         "n_trials": summary.n_trials,
         "n_errored": summary.n_errored,
         "n_graded": summary.n_graded,
         "n_success": summary.n_success,
+        "n_failure": count(Outcome::Failure),
+        "n_timeout": count(Outcome::Timeout),
         "success_rate": summary.success_rate,
         "success_interval": interval_json(summary.success_interval),
         "n_detected": summary.n_detected,
         "median_time_to_detect_ms": summary.median_time_to_detect_ms,
         "time_to_detect_interval_ms": interval_json(summary.time_to_detect_interval),
+        "mean_time_to_detect_ms": mean(graded.iter().filter_map(|t| t.result.time_to_detect_ms).collect()),
         "n_recovered": graded.iter().filter(|t| t.result.time_to_recover_ms.is_some()).count(),
         "median_time_to_recover_ms": summary.median_time_to_recover_ms,
         "time_to_recover_interval_ms": interval_json(summary.time_to_recover_interval),
+        // Over every trial with a resolution (a baseline's self-heal), whatever its outcome.
+        "n_time_to_resolve": resolve_times.len(),
+        "mean_time_to_resolve_ms": mean(resolve_times),
+        "n_commands": commands,
+        "n_unique_commands": graded.iter().map(|t| t.n_unique_commands).sum::<i64>(),
+        "n_destructive_commands": graded.iter().map(|t| t.n_destructive).sum::<i64>(),
         "mean_commands": (n > 0).then(|| commands as f64 / n as f64),
         "n_with_destructive": with_destructive,
         "destructive_rate": share(with_destructive),
@@ -379,12 +438,13 @@ fn group_json(label: &str, trials: &[&Graded], options: &CompareOptions) -> (Val
 
 fn scorecard_header() -> String {
     format!(
-        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>6} {:>12} {:>12}\n",
+        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>16} {:>6} {:>12} {:>12}\n",
         "",
         "n",
         "success [95% CI]",
         "median TTD [95% CI] (n)",
         "median TTR [95% CI] (n)",
+        "mean TTD / TTR",
         "cmds",
         "destructive",
         "thrashing"
@@ -395,7 +455,7 @@ fn scorecard_line(group: &Value, summary: &GroupSummary) -> String {
     let count = |key: &str| group[key].as_u64().unwrap_or(0);
     let n = summary.n_graded;
     format!(
-        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>6} {:>12} {:>12}\n",
+        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>16} {:>6} {:>12} {:>12}\n",
         group["group"].as_str().unwrap_or(""),
         summary.n_trials,
         format!(
@@ -414,6 +474,11 @@ fn scorecard_line(group: &Value, summary: &GroupSummary) -> String {
             seconds(summary.median_time_to_recover_ms),
             interval_seconds(summary.time_to_recover_interval),
             count("n_recovered")
+        ),
+        format!(
+            "{} / {}",
+            seconds(group["mean_time_to_detect_ms"].as_f64()),
+            seconds(group["mean_time_to_resolve_ms"].as_f64())
         ),
         group["mean_commands"]
             .as_f64()
