@@ -394,6 +394,7 @@ fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()
                     time_to_resolve_ms: c.get()?,
                     time_to_heal_ms: c.get()?,
                     n_commands: c.get()?,
+                    n_unique_commands: c.get()?,
                     n_destructive: c.get()?,
                     n_thrashing: c.get()?,
                 };

@@ -73,6 +73,7 @@ pub struct TrialScore {
     pub time_to_resolve_ms: Option<i64>,
     pub time_to_heal_ms: Option<i64>,
     pub n_commands: Option<i32>,
+    pub n_unique_commands: Option<i32>,
     pub n_destructive: Option<i32>,
     pub n_thrashing: Option<i32>,
 }
@@ -410,6 +411,7 @@ impl Projection {
                     time_to_resolve_ms: scored.time_to_resolve_ms,
                     time_to_heal_ms: scored.time_to_heal_ms,
                     n_commands: i32::try_from(scored.n_commands).ok(),
+                    n_unique_commands: i32::try_from(scored.n_unique_commands).ok(),
                     n_destructive: i32::try_from(scored.n_destructive).ok(),
                     n_thrashing: i32::try_from(scored.n_thrashing).ok(),
                 });
@@ -681,6 +683,7 @@ fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
         .bigint(score.time_to_resolve_ms)
         .bigint(score.time_to_heal_ms)
         .int(score.n_commands)
+        .int(score.n_unique_commands)
         .int(score.n_destructive)
         .int(score.n_thrashing)
         .end();

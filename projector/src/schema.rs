@@ -296,6 +296,11 @@ pub const TRIALS: Table = Table {
         ),
         col("score_n_commands", Int, "the latest score: tool calls"),
         col(
+            "score_n_unique_commands",
+            Int,
+            "the latest score: distinct commands",
+        ),
+        col(
             "score_n_destructive",
             Int,
             "the latest score: calls classified `destructive`",
@@ -576,7 +581,7 @@ pub const PROGRESS_SQL: &str = "CREATE TABLE IF NOT EXISTS projector_progress (
     stream VARCHAR, last_sequence UBIGINT, projector_version INTEGER, updated_at TIMESTAMP);";
 
 /// Changes whenever a table's definition does; a file of another version is rebuilt.
-pub const PROJECTOR_VERSION: i32 = 4;
+pub const PROJECTOR_VERSION: i32 = 5;
 
 /// A view and its meaning.
 #[derive(Debug)]

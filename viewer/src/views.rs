@@ -268,8 +268,8 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
                     t.score_n_destructive AS n_destructive, t.score_n_thrashing AS n_thrashing,
                     epoch_us(t.injected_at) AS injected_us,
                     epoch_us(t.ticket_resolved_at) AS ticket_resolved_us,
-                    s.n_unique_commands AS n_unique_commands
-             FROM trials t LEFT JOIN latest_scores s ON s.trial_id = t.trial_id
+                    t.score_n_unique_commands AS n_unique_commands
+             FROM trials t
              WHERE t.score_outcome IS NOT NULL AND ({condition})
              ORDER BY t.campaign_id, t.trial_index"
         ),
