@@ -917,6 +917,7 @@ fn trial_events(
                 phase: CapturePhase::Initial,
                 healthy: state_health(&state).unwrap_or(true),
                 state,
+                watch_health: None,
             }
             .into(),
         );
@@ -1028,6 +1029,7 @@ fn trial_events(
             phase: CapturePhase::Final,
             healthy: final_healthy,
             state: final_state.unwrap_or(Value::Null),
+            watch_health: None,
         }
         .into(),
     );
