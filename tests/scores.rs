@@ -69,7 +69,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
     assert_eq!(again["stored"], 0, "{again}");
 
     let scored = json(&eval(nats.url(), &["rescore", "--all", "--json"]));
-    assert_eq!(scored["scorer_version"], "v1");
+    assert_eq!(scored["scorer_version"], "v2");
     assert_eq!(scored["finished"], 2);
     assert_eq!(scored["published"], 2);
     assert_eq!(scored["by_outcome"]["success"], 1, "{scored}");
@@ -99,7 +99,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
         custom["scorer_version"]
             .as_str()
             .unwrap()
-            .starts_with("v1+"),
+            .starts_with("v2+"),
         "{custom}"
     );
     assert_eq!(custom["published"], 2);

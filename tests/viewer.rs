@@ -257,7 +257,7 @@ async fn trial_page_interleaves_the_timeline_and_shows_state_scores_and_chaos() 
         "ChaosCleanedUp",
         "State: initial and final",
         "class=\"changed\"",
-        "v1",
+        "v2",
     ] {
         assert!(body.contains(expected), "{expected:?} missing");
     }
