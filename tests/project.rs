@@ -481,7 +481,13 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
         }
         events.extend(scored(&hasty));
     }
-    events.extend(support::comparison_trial("quiet", index, Some("careful"), 0, true));
+    events.extend(support::comparison_trial(
+        "quiet",
+        index,
+        Some("careful"),
+        0,
+        true,
+    ));
     events.extend(support::comparison_trial("quiet", index + 1, None, 0, true));
     log.publish_all(events, 256, |_| {}).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
