@@ -540,8 +540,6 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
         careful vs hasty
           verdict (paired tests: the trials ran on the same seeds, α = 0.05):
             success rate: the data cannot tell (p = 0.5000, McNemar's exact test, 4 pairs); about 14 pairs per side would be needed to tell a difference this large
-            time to detect: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
-            time to recover: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
     "#]].assert_eq(&run(&["compare-variants", "etcd", "none"]));
     expect![[r#"
         operator trials of campaign A (quiet) vs campaign B (quiet)

@@ -536,7 +536,9 @@ fn comparison_json(comparison: &Comparison, a: &str, b: &str) -> Value {
     })
 }
 
-fn comparison_text(comparison: &Comparison, a: &str, b: &str) -> String {
+/// The verdicts in words; for control trials only the success rate's (no fault to detect or
+/// recover from).
+fn comparison_text(comparison: &Comparison, a: &str, b: &str, control: bool) -> String {
     let mut text = format!(
         "  verdict ({}, α = {}):\n",
         if comparison.paired {
@@ -546,11 +548,17 @@ fn comparison_text(comparison: &Comparison, a: &str, b: &str) -> String {
         },
         comparison.success.alpha
     );
-    for verdict in [
+    let verdicts = [
         &comparison.success,
         &comparison.time_to_detect,
         &comparison.time_to_recover,
-    ] {
+    ];
+    let shown = if control {
+        &verdicts[..1]
+    } else {
+        &verdicts[..]
+    };
+    for verdict in shown {
         let _ = writeln!(text, "    {}", named_verdict(verdict, a, b));
     }
     text
@@ -572,7 +580,7 @@ fn two_groups(
     let mut text = scorecard_header();
     text.push_str(&scorecard_line(&a_json, &a_summary));
     text.push_str(&scorecard_line(&b_json, &b_summary));
-    text.push_str(&comparison_text(&comparison, a_label, b_label));
+    text.push_str(&comparison_text(&comparison, a_label, b_label, false));
     let json = json!({
         "groups": [a_json, b_json],
         "comparison": comparison_json(&comparison, a_label, b_label),
@@ -914,7 +922,7 @@ pub fn compare_variants(
             let results: Vec<TrialResult> = members.iter().map(|t| t.result.clone()).collect();
             let comparison = compare(&best_results, &results, &options);
             let _ = writeln!(text, "{best_name} vs {name}");
-            text.push_str(&comparison_text(&comparison, best_name, name));
+            text.push_str(&comparison_text(&comparison, best_name, name, control));
             verdicts.push(comparison_json(&comparison, best_name, name));
         }
     }
