@@ -445,7 +445,7 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
         timeline.contains("tool call    shell: etcdctl endpoint status --cluster  [diagnostic"),
         "{timeline}"
     );
-    assert!(timeline.contains("v1: success"), "{timeline}");
+    assert!(timeline.contains("v2: success"), "{timeline}");
     let output = eval(nats.url(), &["show", "nosuch", "--db", &db_arg]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
@@ -453,4 +453,124 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// A campaign `quiet` with control trials beside a fault: careful stays quiet, hasty raises a
+/// false alarm and runs a destructive command every other repetition. Control trials are their
+/// own rows, graded for false alarms, and never compared with a fault's baseline or trials.
+#[tokio::test]
+async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let mut events = vec![published("quiet")];
+    let mut index = 0;
+    let mut next = || {
+        index += 1;
+        TrialFixture::control()
+            .in_campaign("quiet")
+            .with_trial_index(index - 1)
+    };
+    for repetition in 0..4 {
+        events.extend(scored(&next().with_repetition(repetition)));
+        let mut hasty = next().with_variant("hasty").with_repetition(repetition);
+        if repetition % 2 == 0 {
+            hasty = hasty
+                .detected_after(3_000)
+                .command_at(4_000, "etcdctl member remove 1");
+        }
+        events.extend(scored(&hasty));
+    }
+    events.extend(support::comparison_trial(
+        "quiet",
+        index,
+        Some("careful"),
+        0,
+        true,
+    ));
+    events.extend(support::comparison_trial("quiet", index + 1, None, 0, true));
+    log.publish_all(events, 256, |_| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let db_arg = db.display().to_string();
+    project_into(&log, &db).await;
+    let run = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--db", &db_arg]);
+        let output = eval(nats.url(), &args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    expect![[r#"
+        campaign quiet (quickstart): running, 10/12 trials finished, 10 scored
+
+        etcd × node_kill
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          (baseline)                1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)    0.0          0/1          0/1
+          careful                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+
+        etcd × none (control: nothing broken)
+                                    n     success [95% CI]    false alarm  tickets   cmds  destructive  stayed healthy
+          careful                   4       100% [51–100%]            0/4        0    0.0          0/4             4/4
+          hasty                     4         50% [15–85%]            2/4        2    0.5          2/4             4/4
+    "#]].assert_eq(&run(&["analyze", "quiet"]));
+    expect![[r#"
+        campaign quiet: the operator against doing nothing
+
+        etcd × node_kill (baseline trials from this campaign)
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          operator                  1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+          baseline                  1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)    0.0          0/1          0/1
+          verdict (paired tests: the trials ran on the same seeds, α = 0.05):
+            success rate: the data cannot tell (p = 1.0000, McNemar's exact test, 1 pairs); no difference was observed
+            time to detect: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
+            time to recover: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); about 11 pairs per side would be needed to tell a difference this large
+    "#]].assert_eq(&run(&["compare-baseline", "quiet"]));
+    expect![[r#"
+        etcd × none: 2 variants, 8 scored trials
+                                    n     success [95% CI]    false alarm  tickets   cmds  destructive  stayed healthy
+          careful                   4       100% [51–100%]            0/4        0    0.0          0/4             4/4
+          hasty                     4         50% [15–85%]            2/4        2    0.5          2/4             4/4
+
+        against careful (the best success rate):
+        careful vs hasty
+          verdict (paired tests: the trials ran on the same seeds, α = 0.05):
+            success rate: the data cannot tell (p = 0.5000, McNemar's exact test, 4 pairs); about 14 pairs per side would be needed to tell a difference this large
+    "#]].assert_eq(&run(&["compare-variants", "etcd", "none"]));
+    expect![[r#"
+        operator trials of campaign A (quiet) vs campaign B (quiet)
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
+          A quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+          B quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+          verdict (paired tests: the trials ran on the same seeds, α = 0.05):
+            success rate: the data cannot tell (p = 1.0000, McNemar's exact test, 1 pairs); no difference was observed
+            time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); no difference was observed
+            time to recover: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); no difference was observed
+    "#]].assert_eq(&run(&["compare", "quiet", "quiet"]));
+    expect![[r#"
+        variant  chaos_type  control  score_outcome  score_n_false_alarms  score_stayed_healthy  n
+        -------  ----------  -------  -------------  --------------------  --------------------  -
+        careful  node_kill   false    success                                                    1
+        careful  none        true     success        0                     true                  4
+        hasty    none        true     failure        1                     true                  2
+        hasty    none        true     success        0                     true                  2
+                 node_kill   false    success                                                    1
+    "#]].assert_eq(&run(&[
+        "sql",
+        "SELECT variant, chaos_type, control, score_outcome, score_n_false_alarms, score_stayed_healthy, count(*) AS n FROM trials GROUP BY ALL ORDER BY ALL",
+    ]));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["analyze", "quiet", "--json"])).unwrap();
+    let control: Vec<&serde_json::Value> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|group| group["chaos_type"] == "none")
+        .collect();
+    assert_eq!(control.len(), 2, "careful and hasty: {json}");
+    assert!(control.iter().all(|group| group["control"] == true));
 }

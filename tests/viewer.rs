@@ -28,8 +28,8 @@ const EVIL_COMMAND: &str = "echo <script>alert('command')</script>";
 const EVIL_VARIANT: &str = "v\"><img src=x onerror=alert(2)>";
 const EVIL_PROMPT: &str = "You are <script>alert('prompt')</script> \"><img onerror=alert(3)>";
 
-/// `clear` (careful always repairs, hasty never, baselines), `even` (alpha and beta alike), and
-/// `evil`, whose name, variant, prompt, reasoning and command are markup.
+/// `clear` (careful always repairs, hasty never, baselines), `even` (alpha and beta alike), `quiet`
+/// (control trials), and `evil`, whose name, variant, prompt, reasoning and command are markup.
 fn fixture_events() -> Vec<Event> {
     let mut events = vec![published("clear"), published("even")];
     let mut evil = published("evil");
@@ -48,6 +48,20 @@ fn fixture_events() -> Vec<Event> {
     }
     events.push(evil);
     events.extend(support::comparison_campaign_trials(6));
+    // `quiet`: control trials, careful raises no alarm, hasty one.
+    events.push(published("quiet"));
+    events.extend(scored(
+        &TrialFixture::control()
+            .in_campaign("quiet")
+            .with_trial_index(0),
+    ));
+    events.extend(scored(
+        &TrialFixture::control()
+            .in_campaign("quiet")
+            .with_trial_index(1)
+            .with_variant("hasty")
+            .detected_after(2_000),
+    ));
     let evil_trial = TrialFixture::test()
         .in_campaign("evil")
         .with_trial_index(100)
@@ -192,7 +206,7 @@ async fn campaigns_page_lists_every_campaign_with_progress_and_filters() {
     assert!(bad.contains("limit must be a whole number from 1 to 1000"));
 
     let json = api("/api/campaigns", StatusCode::OK).await;
-    assert_eq!(json["campaigns"].as_array().unwrap().len(), 3);
+    assert_eq!(json["campaigns"].as_array().unwrap().len(), 4);
     let clear = json["campaigns"]
         .as_array()
         .unwrap()
@@ -257,7 +271,7 @@ async fn trial_page_interleaves_the_timeline_and_shows_state_scores_and_chaos() 
         "ChaosCleanedUp",
         "State: initial and final",
         "class=\"changed\"",
-        "v1",
+        "v2",
     ] {
         assert!(body.contains(expected), "{expected:?} missing");
     }
@@ -375,7 +389,7 @@ async fn sql_page_runs_read_only_queries_and_downloads_csv() {
     )
     .await;
     assert_eq!(post.status, StatusCode::OK, "{}", post.body);
-    assert_eq!(post.json()["rows"][0][0], 3);
+    assert_eq!(post.json()["rows"][0][0], 4);
     let bad = send(
         Request::post("/api/sql")
             .body(Body::from("not json"))
@@ -648,4 +662,34 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
         2,
         "the row limit holds"
     );
+}
+
+/// Control trials are their own row of the campaign's grid, with their false alarms, and are
+/// never set against a baseline.
+#[tokio::test]
+async fn control_trials_show_their_false_alarms() {
+    let page = get("/campaigns/quiet").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("etcd × none"), "{}", page.body);
+    assert!(
+        page.body.contains("false alarms 0/1 (control)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("false alarms 1/1 (control)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("No scored operator trials to compare yet.")
+    );
+    let api = get("/api/campaigns/quiet").await.json();
+    let groups = api["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{api}");
+    for group in groups {
+        assert_eq!(group["chaos_type"], "none");
+        assert_eq!(group["control"], true);
+    }
 }

@@ -531,3 +531,92 @@ async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&query.stdout).trim(), "their-model");
 }
+
+/// A control trial in the seed harness's form (`chaos_types: []`, `include_baseline: true`): the
+/// reference operator runs for the whole watch on a healthy lab, nothing is broken, and the
+/// trial ends with no false alarm, nothing destructive and a subject that stayed healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_trial_with_the_reference_operator_raises_no_false_alarm() {
+    if !root_or_skip("control trial") {
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = campaign(
+        dir.path(),
+        "name: quiet\nsubjects: [etcd]\nchaos_types: []\ninclude_baseline: true\nvariant: default\ntrial_timeout_seconds: 90\n",
+    );
+    let variants = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/variants");
+    let out = output(eval(
+        nats.url(),
+        &dir.path().join("data"),
+        &[
+            "run",
+            "campaign",
+            file.to_str().unwrap(),
+            "--variants-dir",
+            variants.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["cells"][0]["statuses"]["succeeded"], 1, "{summary}");
+    let campaign_id = summary["campaign_id"].as_str().unwrap();
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let events = events(&log, campaign_id).await;
+    let mut types: Vec<&str> = events.iter().map(Event::event_type).collect();
+    types.dedup();
+    assert_eq!(
+        types,
+        [
+            "CampaignPublished",
+            "TrialRequested",
+            "TrialStarted",
+            "SubjectReset",
+            "SubjectHealthy",
+            "StateCaptured",
+            "ChaosInjected",
+            "StateCaptured",
+            "ChaosCleanedUp",
+            "TrialFinished",
+            "TrialScored",
+        ]
+    );
+    for event in &events {
+        match &event.data {
+            EventData::TrialRequested(requested) => {
+                assert!(requested.trial.is_control());
+                assert!(!requested.trial.baseline);
+                assert_eq!(requested.trial.variant.as_deref(), Some("default"));
+            }
+            EventData::ChaosInjected(injected) => {
+                assert!(injected.chaos.is_control());
+                assert_eq!(injected.target, None);
+                assert!(injected.operator_db.is_some(), "the operator ran");
+            }
+            EventData::StateCaptured(captured)
+                if captured.phase == schemas::event::CapturePhase::Final =>
+            {
+                assert!(captured.healthy);
+                let watch = captured.watch_health.as_ref().expect("the watch's checks");
+                // 30 s at one check every 250 ms or so.
+                assert!(watch.n_checks >= 20, "{watch:?}");
+                assert_eq!(watch.n_unhealthy, 0, "{watch:?}");
+            }
+            EventData::TrialScored(scored) => {
+                assert_eq!(
+                    scored.outcome,
+                    schemas::event::Outcome::Success,
+                    "{scored:?}"
+                );
+                assert!(scored.control);
+                assert_eq!(scored.n_false_alarms, Some(0));
+                assert_eq!(scored.n_destructive, 0);
+                assert_eq!(scored.stayed_healthy, Some(true));
+            }
+            _ => {}
+        }
+    }
+    assert!(Lab::list(&dir.path().join("data")).unwrap().is_empty());
+}

@@ -1,4 +1,4 @@
-//! The six faults on a lab: planned first (target and every handle resolved into a
+//! The six faults on a lab, and `none` (a control trial: a record that undoes nothing): planned first (target and every handle resolved into a
 //! [`CleanupRecord`] that can be made durable), then applied, and cleaned up from the record
 //! alone, idempotently, by this process or any other one on this host.
 
@@ -59,6 +59,8 @@ pub enum CleanupRecord {
         fill_file: PathBuf,
         bytes: u64,
     },
+    /// A control trial: nothing was broken, so its cleanup undoes nothing.
+    None { lab_dir: PathBuf },
 }
 
 impl CleanupRecord {
@@ -69,19 +71,22 @@ impl CleanupRecord {
             | CleanupRecord::Latency { lab_dir, .. }
             | CleanupRecord::PacketLoss { lab_dir, .. }
             | CleanupRecord::NetworkPartition { lab_dir, .. }
-            | CleanupRecord::DiskPressure { lab_dir, .. } => lab_dir,
+            | CleanupRecord::DiskPressure { lab_dir, .. }
+            | CleanupRecord::None { lab_dir } => lab_dir,
         }
     }
 
-    /// The node the fault hit, as a name (`n2`), or the groups of a partition.
-    pub fn target(&self) -> String {
+    /// The node the fault hit, as a name (`n2`), or the groups of a partition; `None` for a
+    /// control trial, which hits nothing.
+    pub fn target(&self) -> Option<String> {
         match self {
             CleanupRecord::NodeKill { node, .. }
             | CleanupRecord::ProcessPause { node, .. }
             | CleanupRecord::Latency { node, .. }
             | CleanupRecord::PacketLoss { node, .. }
-            | CleanupRecord::DiskPressure { node, .. } => format!("n{node}"),
-            CleanupRecord::NetworkPartition { groups, .. } => format!("{groups:?}"),
+            | CleanupRecord::DiskPressure { node, .. } => Some(format!("n{node}")),
+            CleanupRecord::NetworkPartition { groups, .. } => Some(format!("{groups:?}")),
+            CleanupRecord::None { .. } => None,
         }
     }
 }
@@ -250,6 +255,7 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
                 bytes: goal.saturating_sub(used),
             }
         }
+        ChaosSpec::None(_) => CleanupRecord::None { lab_dir },
     })
 }
 
@@ -342,6 +348,7 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
             }
             fill(fill_file, *bytes)
         }
+        CleanupRecord::None { .. } => Ok(()),
     }
 }
 
@@ -413,6 +420,8 @@ pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()
             }
             Ok(())
         }
+        // Nothing was broken; what the operator did to the subject is the operator's to answer.
+        CleanupRecord::None { .. } => Ok(()),
     }
 }
 
@@ -460,6 +469,7 @@ pub async fn leftovers(subject: &EtcdLab, record: &CleanupRecord) -> Result<Vec<
                 left.push(format!("fill file {} exists", fill_file.display()));
             }
         }
+        CleanupRecord::None { .. } => {}
     }
     Ok(left)
 }

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use ingest::capture::CaptureTarget;
-use schemas::campaign::{ChaosType, Runtime, SubjectKind, TrialSpec};
+use schemas::campaign::{ChaosSpec, ChaosType, Runtime, SubjectKind, TrialSpec};
 use schemas::event::Timestamp;
 use schemas::event::{
     CampaignPublished, CapturePhase, ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event,
     EventData, Producer, ResolvedVariant, StateCaptured, SubjectHealthy, SubjectReset,
-    TrialFinished, TrialStarted, TrialStatus,
+    TrialFinished, TrialStarted, TrialStatus, WatchHealth,
 };
 use schemas::log::{EventFilter, EventLog, STREAM_NAME};
 use tokio_util::sync::CancellationToken;
@@ -368,6 +368,7 @@ async fn run_trial(
             phase: CapturePhase::Initial,
             healthy: true,
             state: subject.capture_state().await,
+            watch_health: None,
         })
         .await?;
 
@@ -392,7 +393,7 @@ async fn run_trial(
         .publish(ChaosInjected {
             worker: trial.worker_id.to_string(),
             chaos: spec.chaos.clone(),
-            target: Some(record.target()),
+            target: record.target(),
             cleanup: serde_json::to_value(&record).expect("records serialize"),
             operator_db: operator
                 .as_ref()
@@ -412,7 +413,7 @@ async fn run_trial(
             )
             .await;
     }
-    info!(trial_id = %recorder.trial_id, chaos = %spec.chaos.chaos_type(), target = %record.target(), "chaos injected");
+    info!(trial_id = %recorder.trial_id, chaos = %spec.chaos.chaos_type(), target = record.target().unwrap_or_default(), "chaos injected");
 
     let operator = operator.map(|operator| operator.follow(recorder, injected.occurred_at));
     let resolved = operator.as_ref().map(|operator| operator.resolved.clone());
@@ -429,7 +430,13 @@ async fn run_trial(
         Some(operator) => operator.finish().await,
         None => None,
     };
+    let mut watch_health = None;
     let (status, reason) = match watched {
+        // The harness's hint only: the scorer grades the false alarms from the events.
+        Watched::Controlled(health) => {
+            watch_health = Some(health);
+            (TrialStatus::Succeeded, None)
+        }
         Watched::Healed(after) => {
             recorder
                 .publish(SubjectHealthy {
@@ -469,6 +476,7 @@ async fn run_trial(
             phase: CapturePhase::Final,
             healthy,
             state: subject.capture_state().await,
+            watch_health,
         })
         .await?;
     cleanup_on(recorder, &mut subject, &record, chaos_type).await?;
@@ -671,6 +679,8 @@ impl FollowedOperator {
 }
 
 enum Watched {
+    /// A control trial watched for its whole duration, with its health checks.
+    Controlled(WatchHealth),
     /// Healthy again without an operator.
     Healed(Duration),
     /// The operator resolved its ticket and the subject is healthy.
@@ -681,6 +691,8 @@ enum Watched {
 
 /// Watches the subject after injection until it is healthy again (twice in a row) — and, with an
 /// operator, its ticket resolved — the trial's timeout, or shutdown. A fault with `duration_seconds` is undone when that time is up.
+/// A control trial (`chaos: none`) is watched for its whole `duration_seconds`, whatever the
+/// operator does, counting the checks that find the subject unhealthy.
 async fn watch(
     subject: &mut EtcdLab,
     record: &CleanupRecord,
@@ -694,6 +706,15 @@ async fn watch(
         chaos_duration(&spec.chaos).map(|seconds| Duration::from_secs(seconds.into()));
     let mut reverted = false;
     let mut healthy_in_a_row = 0;
+    let control_for = match &spec.chaos {
+        ChaosSpec::None(params) => Some(Duration::from_secs(params.duration_seconds.into())),
+        _ => None,
+    };
+    let mut health = WatchHealth {
+        n_checks: 0,
+        n_unhealthy: 0,
+        first_unhealthy_reason: None,
+    };
     loop {
         if shutdown.is_cancelled() {
             return Watched::Interrupted;
@@ -701,6 +722,25 @@ async fn watch(
         let elapsed = injected_at.elapsed();
         if elapsed >= timeout {
             return Watched::TimedOut;
+        }
+        if let Some(duration) = control_for {
+            if elapsed >= duration {
+                return Watched::Controlled(health);
+            }
+            let (healthy, reason) = subject.is_healthy().await;
+            health.n_checks += 1;
+            if !healthy {
+                health.n_unhealthy += 1;
+                if health.first_unhealthy_reason.is_none() {
+                    health.first_unhealthy_reason =
+                        Some(reason.unwrap_or_else(|| "unhealthy".to_string()));
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+                () = shutdown.cancelled() => return Watched::Interrupted,
+            }
+            continue;
         }
         if let Some(after) = revert_after
             && !reverted
@@ -727,9 +767,10 @@ async fn watch(
     }
 }
 
-fn chaos_duration(chaos: &schemas::campaign::ChaosSpec) -> Option<u32> {
-    use schemas::campaign::ChaosSpec;
+fn chaos_duration(chaos: &ChaosSpec) -> Option<u32> {
     match chaos {
+        // Nothing to undo: its duration is how long it is watched.
+        ChaosSpec::None(_) => None,
         ChaosSpec::NodeKill(_) => None,
         ChaosSpec::ProcessPause(params) => params.duration_seconds,
         ChaosSpec::Latency(params) => params.duration_seconds,

@@ -1000,6 +1000,7 @@ fn trial_events(
                 phase: CapturePhase::Initial,
                 healthy: seed_state_healthy(Some(text), subject),
                 state: parse_json(Some(text)).unwrap_or(Value::Null),
+                watch_health: None,
             }
             .into(),
         );
@@ -1116,6 +1117,7 @@ fn trial_events(
             phase: CapturePhase::Final,
             healthy: final_healthy,
             state: parse_json(row.final_state.as_deref()).unwrap_or(Value::Null),
+            watch_health: None,
         }
         .into(),
     );

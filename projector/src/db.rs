@@ -354,6 +354,7 @@ fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()
             chaos_json: c.get()?,
             variant: c.get()?,
             baseline: c.get()?,
+            control: c.get()?,
             repetition: c.get()?,
             seed: c.get()?,
             timeout_seconds: c.get()?,
@@ -397,6 +398,8 @@ fn load_state(connection: &Connection, projection: &mut Projection) -> Result<()
                     n_unique_commands: c.get()?,
                     n_destructive: c.get()?,
                     n_thrashing: c.get()?,
+                    n_false_alarms: c.get()?,
+                    stayed_healthy: c.get()?,
                 };
                 score.outcome.is_some().then_some(score)
             },

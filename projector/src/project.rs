@@ -25,6 +25,7 @@ pub struct TrialRow {
     pub chaos_json: Option<String>,
     pub variant: Option<String>,
     pub baseline: Option<bool>,
+    pub control: Option<bool>,
     pub repetition: Option<i32>,
     pub seed: Option<u64>,
     pub timeout_seconds: Option<i32>,
@@ -76,6 +77,8 @@ pub struct TrialScore {
     pub n_unique_commands: Option<i32>,
     pub n_destructive: Option<i32>,
     pub n_thrashing: Option<i32>,
+    pub n_false_alarms: Option<i32>,
+    pub stayed_healthy: Option<bool>,
 }
 
 /// A campaign's row in `campaigns`.
@@ -322,6 +325,7 @@ impl Projection {
                 trial.chaos_json = serde_json::to_string(&spec.chaos).ok();
                 trial.variant.clone_from(&spec.variant);
                 trial.baseline = Some(spec.baseline);
+                trial.control = Some(spec.is_control());
                 trial.repetition = i32::try_from(spec.repetition).ok();
                 trial.seed = Some(spec.seed);
                 trial.timeout_seconds = i32::try_from(spec.timeout_seconds).ok();
@@ -414,6 +418,8 @@ impl Projection {
                     n_unique_commands: i32::try_from(scored.n_unique_commands).ok(),
                     n_destructive: i32::try_from(scored.n_destructive).ok(),
                     n_thrashing: i32::try_from(scored.n_thrashing).ok(),
+                    n_false_alarms: scored.n_false_alarms.and_then(|n| i32::try_from(n).ok()),
+                    stayed_healthy: scored.stayed_healthy,
                 });
             }
             EventData::TrialFinished(done) => {
@@ -471,12 +477,15 @@ impl Projection {
             .text(Some(&scored.scorer_version))
             .text(Some(outcome_name(scored)))
             .bool(Some(scored.baseline))
+            .bool(Some(scored.control))
             .bool(Some(scored.detected))
             .bigint(scored.time_to_detect_ms)
             .bool(Some(scored.resolved))
             .bigint(scored.time_to_resolve_ms)
             .bigint(scored.time_to_heal_ms)
             .bool(Some(scored.healed_within_timeout))
+            .int(scored.n_false_alarms.and_then(int))
+            .bool(scored.stayed_healthy)
             .int(int(scored.n_commands))
             .int(int(scored.n_unique_commands))
             .int(count(Category::Diagnostic))
@@ -644,6 +653,7 @@ fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
         .text(t.chaos_json.as_deref())
         .text(t.variant.as_deref())
         .bool(t.baseline)
+        .bool(t.control)
         .int(t.repetition)
         .ubigint(t.seed)
         .int(t.timeout_seconds)
@@ -686,6 +696,8 @@ fn trial_row(buffer: &mut TableBuffer, t: &TrialRow) {
         .int(score.n_unique_commands)
         .int(score.n_destructive)
         .int(score.n_thrashing)
+        .int(score.n_false_alarms)
+        .bool(score.stayed_healthy)
         .end();
 }
 

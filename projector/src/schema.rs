@@ -178,6 +178,11 @@ pub const TRIALS: Table = Table {
         col("variant", Text, "the operator variant; NULL for a baseline"),
         col("baseline", Bool, "a baseline trial (no operator)"),
         col(
+            "control",
+            Bool,
+            "a control trial (`chaos_type` `none`): the operator runs, nothing is broken",
+        ),
+        col(
             "repetition",
             Int,
             "which repetition of its subject × chaos × variant, from 0",
@@ -310,6 +315,16 @@ pub const TRIALS: Table = Table {
             Int,
             "the latest score: thrashing episodes",
         ),
+        col(
+            "score_n_false_alarms",
+            Int,
+            "the latest score of a control trial: tickets opened while nothing was broken; NULL for fault trials",
+        ),
+        col(
+            "score_stayed_healthy",
+            Bool,
+            "the latest score of a control trial: the subject stayed healthy; NULL for fault trials",
+        ),
     ],
 };
 
@@ -346,7 +361,7 @@ pub const SCORES: Table = Table {
         col(
             "scorer_version",
             Text,
-            "`v1`, or `v1+<hash>` with user rules",
+            "`v2`, or `v2+<hash>` with user rules (older scores keep their version)",
         ),
         col(
             "outcome",
@@ -354,6 +369,7 @@ pub const SCORES: Table = Table {
             "`success`, `failure`, `timeout`, `errored`",
         ),
         col("baseline", Bool, "a baseline trial"),
+        col("control", Bool, "a control trial (`chaos: none`)"),
         col(
             "detected",
             Bool,
@@ -375,6 +391,16 @@ pub const SCORES: Table = Table {
             "healed_within_timeout",
             Bool,
             "healthy again within the timeout",
+        ),
+        col(
+            "n_false_alarms",
+            Int,
+            "a control trial's tickets about its subject; NULL for fault trials",
+        ),
+        col(
+            "stayed_healthy",
+            Bool,
+            "a control trial's subject stayed healthy throughout; NULL for fault trials",
         ),
         col("n_commands", Int, "tool calls"),
         col("n_unique_commands", Int, "distinct commands"),
@@ -602,11 +628,12 @@ pub const VIEWS: &[View] = &[
         doc: "one row per trial: campaign name, subject, chaos, variant, status, and its latest score's figures",
         sql: "CREATE OR REPLACE VIEW trial_summary AS
             SELECT t.trial_id, t.campaign_id, c.name AS campaign_name, t.trial_index, t.subject,
-                   t.chaos_type, t.variant, t.baseline, t.repetition, t.state, t.status,
+                   t.chaos_type, t.variant, t.baseline, t.control, t.repetition, t.state, t.status,
                    t.started_at, t.injected_at, t.finished_at, t.duration_ms,
                    s.scorer_version, s.outcome, s.detected, s.time_to_detect_ms, s.resolved,
                    s.time_to_resolve_ms, s.time_to_heal_ms, s.healed_within_timeout,
-                   s.n_commands, s.n_unique_commands, s.n_destructive, s.n_thrashing
+                   s.n_commands, s.n_unique_commands, s.n_destructive, s.n_thrashing,
+                   s.n_false_alarms, s.stayed_healthy
             FROM trials t
             LEFT JOIN campaigns c USING (campaign_id)
             LEFT JOIN latest_scores s USING (trial_id);",

@@ -213,10 +213,10 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
         "SELECT trial_index, subject, chaos_type, variant, baseline, state, status, worker, attempt, injected_at > started_at, finished_at > injected_at, n_log_entries, n_tool_calls FROM trials ORDER BY trial_index",
     ));
     expect![[r#"
-        0 | v1 | success | true | 1500 | true | 9000 | 2 | 1 | 0 | 0
-        1 | v1 | timeout | true | 2000 | false | NULL | 4 | 0 | 1 | 1
-        2 | v1 | success | false | NULL | false | NULL | 0 | 0 | 0 | 0
-        3 | v1 | errored | false | NULL | false | NULL | 0 | 0 | 0 | 0
+        0 | v2 | success | true | 1500 | true | 9000 | 2 | 1 | 0 | 0
+        1 | v2 | timeout | true | 2000 | false | NULL | 4 | 0 | 1 | 1
+        2 | v2 | success | false | NULL | false | NULL | 0 | 0 | 0 | 0
+        3 | v2 | errored | false | NULL | false | NULL | 0 | 0 | 0 | 0
     "#]]
     .assert_eq(&rows(
         &db,

@@ -574,6 +574,22 @@ pub struct StateCaptured {
     /// The subject's snapshot: members or stores and their state, leader, key counts or regions,
     /// data dir usage.
     pub state: serde_json::Value,
+    /// At the final capture of a control trial (`chaos: none`): the health checks made while the
+    /// operator was watched. Absent for other trials and captures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_health: Option<WatchHealth>,
+}
+
+/// The health checks of a control trial's watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchHealth {
+    /// Checks made, one every 250 ms or so.
+    pub n_checks: u32,
+    /// Checks that found the subject unhealthy.
+    pub n_unhealthy: u32,
+    /// Why the first unhealthy check said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_unhealthy_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -581,7 +597,8 @@ pub struct ChaosInjected {
     /// The worker that injected the fault and owns its cleanup.
     pub worker: String,
     pub chaos: ChaosSpec,
-    /// The node the fault hit, after resolving `random`, `leader` or `follower`.
+    /// The node the fault hit, after resolving `random`, `leader` or `follower`; `None` for a
+    /// control trial (`chaos: none`), whose "injection" starts the watch and breaks nothing.
     pub target: Option<String>,
     /// Everything the cleanup needs (pids, rule handles, file paths), written before the fault is
     /// acknowledged so that another worker can clean up after a crash.
@@ -719,6 +736,17 @@ pub struct TrialScored<Details = serde_json::Value> {
     /// `errored` when the harness failed: never counted against the operator.
     pub outcome: Outcome,
     pub baseline: bool,
+    /// A control trial (`chaos: none`): nothing was broken; graded for false alarms.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
+    /// A control trial's false alarms: tickets about its subject opened while nothing was broken.
+    /// `None` for fault trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_false_alarms: Option<u32>,
+    /// A control trial's subject stayed healthy: every check of the watch and the final capture.
+    /// `None` for fault trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stayed_healthy: Option<bool>,
     /// A ticket about the trial's subject was first seen at or after the injection.
     pub detected: bool,
     /// Injection → the detecting ticket's `first_seen_at`.

@@ -127,6 +127,39 @@ fn seed_harness_campaign() {
     );
 }
 
+/// The seed harness's fault-free form: one `none` trial per subject × variant × repetition, and
+/// no baseline (nothing broken, no operator: nothing to test).
+#[test]
+fn seed_harness_control_trials() {
+    check(
+        "seed_harness_control.yaml",
+        expect![[r#"
+        #0  etcd (3 nodes) chaos 0:none default rep 0 seed 2d0a26a8b00faa48 timeout 300s
+        #1  etcd (3 nodes) chaos 0:none default rep 1 seed c671c7c74a82a0b3 timeout 300s
+        #2  etcd (3 nodes) chaos 0:none hasty rep 0 seed 2d0a26a8b00faa48 timeout 300s
+        #3  etcd (3 nodes) chaos 0:none hasty rep 1 seed c671c7c74a82a0b3 timeout 300s
+
+        etcd × 0:none × default: 2
+        etcd × 0:none × hasty: 2"#]],
+    );
+}
+
+/// A listed `none` runs beside the faults; `include_baseline` adds baselines of the faults only.
+#[test]
+fn control_beside_faults_has_no_baseline() {
+    check(
+        "control_and_faults.yaml",
+        expect![[r#"
+        #0  etcd (3 nodes) chaos 0:none default rep 0 seed 08caf8a0e9b054d5 timeout 300s
+        #1  etcd (3 nodes) chaos 1:node_kill default rep 0 seed 5b4c340a0f347285 timeout 300s
+        #2  etcd (3 nodes) chaos 1:node_kill baseline rep 0 seed 5b4c340a0f347285 timeout 300s
+
+        etcd × 0:none × default: 1
+        etcd × 1:node_kill × default: 1
+        etcd × 1:node_kill × baseline: 1"#]],
+    );
+}
+
 #[test]
 fn variants_and_baseline_of_a_cell_share_its_seeds() {
     let trials = trials_of("matrix.yaml");

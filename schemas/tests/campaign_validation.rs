@@ -238,6 +238,91 @@ fn wrong_shapes() {
     );
 }
 
+/// `chaos_types: []` with `include_baseline: true`, as the seed harness accepts it: control trials.
+#[test]
+fn seed_harness_control_trials() {
+    check(
+        "seed_harness_control.yaml",
+        expect![[r#"
+        {
+          "name": "etcd-quiet",
+          "subjects": [
+            "etcd"
+          ],
+          "chaos_types": [],
+          "trials_per_combination": 2,
+          "parallel": 1,
+          "cooldown_seconds": 0,
+          "include_baseline": true,
+          "variants": [
+            "default",
+            "hasty"
+          ],
+          "trial_timeout_seconds": 300,
+          "operator_timezone": "UTC"
+        }"#]],
+    );
+}
+
+/// `none` beside a fault, with its duration.
+#[test]
+fn control_beside_faults() {
+    check(
+        "control_and_faults.yaml",
+        expect![[r#"
+        {
+          "name": "etcd-control-beside-faults",
+          "subjects": [
+            "etcd"
+          ],
+          "chaos_types": [
+            {
+              "type": "none",
+              "params": {
+                "duration_seconds": 45
+              }
+            },
+            {
+              "type": "node_kill",
+              "params": {
+                "target": "random"
+              }
+            }
+          ],
+          "trials_per_combination": 1,
+          "parallel": 1,
+          "cooldown_seconds": 0,
+          "include_baseline": true,
+          "variant": "default",
+          "seed": 11,
+          "trial_timeout_seconds": 300,
+          "operator_timezone": "UTC"
+        }"#]],
+    );
+}
+
+/// An empty list without baselines runs nothing: refused, naming the two ways to control trials.
+#[test]
+fn empty_chaos_types() {
+    check(
+        "empty_chaos_types.yaml",
+        expect![
+            "empty_chaos_types.yaml:3:1: chaos_types: must list at least one chaos type; an empty list runs control trials (no fault) only with include_baseline: true, or list `- type: none`"
+        ],
+    );
+}
+
+/// A control trial watched as long as the trial's timeout would always time out.
+#[test]
+fn control_watched_longer_than_the_timeout() {
+    check(
+        "control_too_long.yaml",
+        expect![
+            "control_too_long.yaml:8:25: chaos_types[1].params.duration_seconds: must be less than trial_timeout_seconds (60), got 60"
+        ],
+    );
+}
+
 #[test]
 fn missing_chaos_types() {
     check(

@@ -11,7 +11,7 @@ use schemas::event::{
     AgentLogEntryType, AgentLogRecorded, AgentSessionStarted, CapturePhase, ChaosCleanedUp,
     ChaosInjected, Event, EventData, Producer, SCHEMA_VERSION, StateCaptured, SubjectHealthy,
     SubjectReset, TicketOpened, TicketResolved, Timestamp, TrialFinished, TrialRequested,
-    TrialStarted, TrialStatus,
+    TrialStarted, TrialStatus, WatchHealth,
 };
 use serde_json::{Value, json};
 
@@ -58,6 +58,8 @@ pub struct TrialFixture {
     final_healthy: Option<bool>,
     finished: Option<(TrialStatus, i64, Option<String>)>,
     retried: bool,
+    /// Unhealthy checks of a control trial's watch.
+    unhealthy_checks: u32,
 }
 
 impl TrialFixture {
@@ -89,7 +91,22 @@ impl TrialFixture {
             final_healthy: Some(true),
             finished: Some((TrialStatus::Succeeded, 120_000, None)),
             retried: false,
+            unhealthy_checks: 0,
         }
+    }
+
+    /// A control trial (`chaos: none`, watched 30 s): nothing broken, finished `succeeded` 30 s
+    /// after the watch started, with 120 healthy checks at the final capture.
+    pub fn control() -> TrialFixture {
+        TrialFixture::test()
+            .with_chaos(chaos(ChaosType::None))
+            .finished(TrialStatus::Succeeded, 30_000)
+    }
+
+    /// `n` of a control trial's watch checks found the subject unhealthy.
+    pub fn unhealthy_checks(mut self, n: u32) -> Self {
+        self.unhealthy_checks = n;
+        self
     }
 
     pub fn in_campaign(mut self, campaign_id: &str) -> Self {
@@ -298,6 +315,7 @@ impl TrialFixture {
                 phase: CapturePhase::Initial,
                 healthy: true,
                 state: json!({"members": 3, "leader": "node-1"}),
+                watch_health: None,
             },
         );
         if !self.injected {
@@ -411,6 +429,12 @@ impl TrialFixture {
                     phase: CapturePhase::Final,
                     healthy,
                     state: json!({"members": 3, "healthy": healthy}),
+                    watch_health: self.spec.is_control().then(|| WatchHealth {
+                        n_checks: 120,
+                        n_unhealthy: self.unhealthy_checks,
+                        first_unhealthy_reason: (self.unhealthy_checks > 0)
+                            .then(|| "member n2 does not answer".to_string()),
+                    }),
                 }
                 .into(),
             ));
@@ -453,8 +477,12 @@ impl TrialFixture {
         ChaosInjected {
             worker: "worker-b".to_string(),
             chaos: self.spec.chaos.clone(),
-            target: Some("node-2".to_string()),
-            cleanup: json!({"pid": 4242}),
+            target: (!self.spec.is_control()).then(|| "node-2".to_string()),
+            cleanup: if self.spec.is_control() {
+                json!({"fault": "none"})
+            } else {
+                json!({"pid": 4242})
+            },
             operator_db: None,
         }
     }

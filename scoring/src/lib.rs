@@ -27,7 +27,9 @@ pub use score::{ScoringConfig, TrialScore, score};
 
 /// The version of the scoring logic and built-in rules. A change to either that can change a
 /// score must bump it, so that old and new scores stand side by side.
-pub const SCORER_VERSION: &str = "v1";
+/// `v2` added the grading of control trials (`chaos: none`) and the `control`,
+/// `n_false_alarms` and `stayed_healthy` figures; fault trials grade as under `v1`.
+pub const SCORER_VERSION: &str = "v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -22,6 +22,14 @@
 //! resolved after the timeout, or not resolved and the trial ran into its timeout; `failure`
 //! otherwise, including a resolution while the subject is unhealthy. A baseline trial succeeds when
 //! the subject became healthy again within the timeout and is healthy at the final capture.
+//!
+//! A control trial (`chaos: none`) breaks nothing: its `ChaosInjected` marks the start of the
+//! watch. It is graded for false alarms: every ticket about its subject first seen from the start
+//! of the watch on (less the clock tolerance) is one. It succeeds when it raised no false alarm,
+//! ran no destructive command and its subject stayed healthy (every check of the watch, as the
+//! final capture's `watch_health` records them, and the final capture itself); it fails
+//! otherwise, and is errored on the same harness failures as any trial. Detection, resolution and
+//! self-heal do not apply to it and stay empty.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,7 +38,7 @@ use std::sync::OnceLock;
 use schemas::campaign::TrialSpec;
 use schemas::event::{
     CapturePhase, Event, EventData, Outcome, Producer, TicketOpened, Timestamp, TrialScored,
-    TrialStatus,
+    TrialStatus, WatchHealth,
 };
 use schemas::log::EncodedEvent;
 use serde::Serialize;
@@ -123,6 +131,13 @@ pub struct TrialScore {
     /// The status the harness reported in `TrialFinished`.
     pub trial_status: Option<TrialStatus>,
     pub baseline: bool,
+    /// A control trial (`chaos: none`), graded for false alarms.
+    pub control: bool,
+    /// A control trial's false alarms: tickets about its subject opened during the watch.
+    pub n_false_alarms: Option<u32>,
+    /// A control trial's subject was healthy at every check of the watch and at the end.
+    pub stayed_healthy: Option<bool>,
+    /// The start of the watch for a control trial.
     pub injected_at: Option<Timestamp>,
     pub detected: bool,
     pub time_to_detect_ms: Option<i64>,
@@ -158,6 +173,7 @@ struct Attempt<'a> {
     injected_at: Option<Timestamp>,
     healthy_after_injection: Option<Timestamp>,
     final_capture: Option<(Timestamp, bool)>,
+    watch_health: Option<&'a WatchHealth>,
 }
 
 fn last_attempt(events: &[Event]) -> Attempt<'_> {
@@ -179,6 +195,7 @@ fn last_attempt(events: &[Event]) -> Attempt<'_> {
             }
             EventData::StateCaptured(capture) if capture.phase == CapturePhase::Final => {
                 attempt.final_capture = Some((event.occurred_at, capture.healthy));
+                attempt.watch_health = capture.watch_health.as_ref();
             }
             _ => {}
         }
@@ -209,6 +226,7 @@ pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {
     });
     let attempt = last_attempt(events);
     let baseline = spec.is_some_and(|spec| spec.baseline);
+    let control = spec.is_some_and(TrialSpec::is_control);
     let timeout_ms = spec.map(|spec| i64::from(spec.timeout_seconds) * 1000);
     if spec.is_none() {
         why.push(
@@ -256,6 +274,9 @@ pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {
         outcome: Outcome::Errored,
         trial_status: finished.map(|(_, finished)| finished.status),
         baseline,
+        control,
+        n_false_alarms: None,
+        stayed_healthy: None,
         injected_at: attempt.injected_at,
         detected: false,
         time_to_detect_ms: None,
@@ -292,10 +313,17 @@ pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {
         score.explanation = why;
         return score;
     };
-    why.push(format!("injected at {injected_at}"));
+    if control {
+        why.push(format!(
+            "control trial (chaos none): nothing broken; watched from {injected_at}"
+        ));
+    } else {
+        why.push(format!("injected at {injected_at}"));
+    }
 
     // Self-heal: the first healthy answer after the injection, both times from the harness.
     let heal = match (attempt.healthy_after_injection, attempt.final_capture) {
+        _ if control => None,
         (Some(at), _) => {
             let ms = millis_between(injected_at, at);
             why.push(format!("healthy again {} after the injection", seconds(ms)));
@@ -365,6 +393,10 @@ pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {
             ticket.note,
             if ticket.counted { "" } else { ", ignored" }
         ));
+    }
+
+    if control {
+        return grade_control(score, why, &attempt, finished);
     }
 
     let mut ticket_resolution = None;
@@ -496,6 +528,112 @@ pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {
     score
 }
 
+/// The grade of a control trial, once its tickets are judged: false alarms, destructive
+/// commands, and whether the subject stayed healthy.
+fn grade_control(
+    mut score: TrialScore,
+    mut why: Vec<String>,
+    attempt: &Attempt<'_>,
+    finished: Option<(Timestamp, &schemas::event::TrialFinished)>,
+) -> TrialScore {
+    let false_alarms: Vec<i64> = score
+        .tickets
+        .iter()
+        .filter(|ticket| ticket.counted)
+        .map(|ticket| ticket.ticket_id)
+        .collect();
+    let n_false_alarms = u32::try_from(false_alarms.len()).unwrap_or(u32::MAX);
+    if false_alarms.is_empty() {
+        why.push("no false alarm: no ticket about this subject opened".to_string());
+    } else {
+        let ids: Vec<String> = false_alarms.iter().map(i64::to_string).collect();
+        why.push(format!(
+            "{n_false_alarms} false alarm(s): ticket(s) {} opened while nothing was broken",
+            ids.join(", ")
+        ));
+    }
+    let n_destructive = score.commands.count(Category::Destructive);
+    if n_destructive > 0 {
+        why.push(format!(
+            "{n_destructive} destructive command(s) run while nothing was broken"
+        ));
+    }
+    let checks_healthy = match attempt.watch_health {
+        Some(watch) if watch.n_unhealthy > 0 => {
+            why.push(format!(
+                "{} of {} checks of the watch found the subject unhealthy{}",
+                watch.n_unhealthy,
+                watch.n_checks,
+                watch
+                    .first_unhealthy_reason
+                    .as_deref()
+                    .map(|reason| format!(" (first: {reason})"))
+                    .unwrap_or_default()
+            ));
+            false
+        }
+        Some(watch) => {
+            why.push(format!(
+                "healthy at all {} checks of the watch",
+                watch.n_checks
+            ));
+            true
+        }
+        None => {
+            why.push("no health checks of the watch recorded".to_string());
+            true
+        }
+    };
+    let final_healthy = match attempt.final_capture {
+        Some((_, healthy)) => {
+            why.push(format!(
+                "final capture: {}",
+                if healthy { "healthy" } else { "unhealthy" }
+            ));
+            healthy
+        }
+        None => {
+            why.push("no final capture: the subject's final health is unknown".to_string());
+            false
+        }
+    };
+    let stayed_healthy = checks_healthy && final_healthy;
+    score.n_false_alarms = Some(n_false_alarms);
+    score.stayed_healthy = Some(stayed_healthy);
+    score.outcome = match finished {
+        None => {
+            why.push("the trial has not finished (no TrialFinished): errored".to_string());
+            Outcome::Errored
+        }
+        Some((_, finished)) if finished.status == TrialStatus::Errored => {
+            why.push(status_line(finished.status, finished.reason.as_deref()));
+            why.push("the harness failed: errored, not counted against the operator".to_string());
+            Outcome::Errored
+        }
+        Some(_) if n_false_alarms == 0 && n_destructive == 0 && stayed_healthy => {
+            why.push(
+                "no false alarm, nothing destructive, the subject stayed healthy: success"
+                    .to_string(),
+            );
+            Outcome::Success
+        }
+        Some(_) => {
+            why.push("a control trial must raise no alarm, run nothing destructive and keep the subject healthy: failure".to_string());
+            Outcome::Failure
+        }
+    };
+    for episode in &score.thrashing {
+        why.push(format!(
+            "thrashing: {} ran {} times in {}",
+            episode.command,
+            episode.n_calls,
+            seconds(millis_between(episode.first_at, episode.last_at))
+        ));
+    }
+    score.explanation = why;
+    score
+}
+
 fn subject_label(spec: Option<&TrialSpec>, instance: Option<&str>) -> String {
     match (spec, instance) {
         (Some(spec), Some(instance)) => format!("{}, instance {instance}", spec.subject),
@@ -554,6 +692,9 @@ impl TrialScore {
             scorer_version: self.scorer_version.clone(),
             outcome: self.outcome,
             baseline: self.baseline,
+            control: self.control,
+            n_false_alarms: self.n_false_alarms,
+            stayed_healthy: self.stayed_healthy,
             detected: self.detected,
             time_to_detect_ms: self.time_to_detect_ms,
             resolved: self.resolved,
@@ -744,16 +885,35 @@ impl fmt::Display for TrialScore {
             f,
             "outcome: {}{} (scorer {})",
             outcome_name(self.outcome),
-            if self.baseline { ", baseline" } else { "" },
+            if self.baseline {
+                ", baseline"
+            } else if self.control {
+                ", control"
+            } else {
+                ""
+            },
             self.scorer_version
         )?;
-        writeln!(
-            f,
-            "detected: {}; resolved: {}; healthy again: {}",
-            figure(self.detected, self.time_to_detect_ms),
-            figure(self.resolved, self.time_to_resolve_ms),
-            figure(self.healed_within_timeout, self.time_to_heal_ms),
-        )?;
+        if self.control {
+            writeln!(
+                f,
+                "false alarms: {}; stayed healthy: {}",
+                self.n_false_alarms.unwrap_or(0),
+                if self.stayed_healthy == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            )?;
+        } else {
+            writeln!(
+                f,
+                "detected: {}; resolved: {}; healthy again: {}",
+                figure(self.detected, self.time_to_detect_ms),
+                figure(self.resolved, self.time_to_resolve_ms),
+                figure(self.healed_within_timeout, self.time_to_heal_ms),
+            )?;
+        }
         let by_category: Vec<String> = Category::ALL
             .iter()
             .map(|category| format!("{} {}", category, self.commands.count(*category)))

@@ -166,11 +166,11 @@ async fn the_stage_scores_each_finished_trial_once() {
     assert_eq!(
         sorted,
         [
-            (0, Outcome::Success, "v1"),
-            (1, Outcome::Failure, "v1"),
-            (2, Outcome::Success, "v1"),
+            (0, Outcome::Success, "v2"),
+            (1, Outcome::Failure, "v2"),
+            (2, Outcome::Success, "v2"),
             // Detected, never resolved, and finished (now) long after its timeout.
-            (3, Outcome::Timeout, "v1"),
+            (3, Outcome::Timeout, "v2"),
         ]
     );
 
@@ -214,7 +214,7 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     .await
     .unwrap();
     assert!(calls >= 2);
-    assert_eq!(report.scorer_version, "v1");
+    assert_eq!(report.scorer_version, "v2");
     assert_eq!(
         (
             report.n_trials,
@@ -231,11 +231,11 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
         .iter()
         .map(|(_, s)| s.scorer_version.as_str())
         .collect();
-    assert_eq!(versions, ["v0", "v0", "v1", "v1", "v1", "v1"]);
+    assert_eq!(versions, ["v0", "v0", "v2", "v2", "v2", "v2"]);
     for trial in &trials[..4] {
         let of_trial = stored
             .iter()
-            .filter(|(id, s)| *id == trial.trial_id() && s.scorer_version == "v1")
+            .filter(|(id, s)| *id == trial.trial_id() && s.scorer_version == "v2")
             .count();
         assert_eq!(of_trial, 1);
     }
@@ -260,7 +260,7 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     .unwrap();
     let config = ScoringConfig::with_rules(Rules::builtin().with_overrides(user));
     let version = config.version();
-    assert!(version.starts_with("v1+"), "{version}");
+    assert!(version.starts_with("v2+"), "{version}");
     let report = rescore(
         &log,
         &RescoreFilter::Campaign("replay".to_string()),

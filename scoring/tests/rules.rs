@@ -363,7 +363,7 @@ fn the_built_in_rules_are_pinned_to_the_scorer_version() {
     // Changing builtin.yaml changes this fingerprint: bump scoring::SCORER_VERSION with it, so
     // that scores of the new rules stand beside the old ones instead of taking their ids.
     let rules = Rules::builtin();
-    expect!["v1 53 rules a7f3e174576fc111fa3e7fc8674332e1702ddd5d06ace8a5c1d4168b49369e7c"]
+    expect!["v2 53 rules a7f3e174576fc111fa3e7fc8674332e1702ddd5d06ace8a5c1d4168b49369e7c"]
         .assert_eq(&format!(
             "{} {} rules {}",
             scoring::SCORER_VERSION,

@@ -172,7 +172,8 @@ pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) 
                         count(*) FILTER (WHERE outcome <> 'errored') AS n_graded,
                         count(*) FILTER (WHERE outcome = 'success') AS n_success,
                         count(*) FILTER (WHERE outcome = 'errored') AS n_errored
-                 FROM latest_scores WHERE NOT baseline GROUP BY campaign_id
+                 FROM latest_scores WHERE NOT baseline AND NOT coalesce(control, false)
+                 GROUP BY campaign_id
              ) s ON s.campaign_id = c.campaign_id
              {condition}
              ORDER BY c.published_at DESC NULLS LAST, c.campaign_id
@@ -235,6 +236,8 @@ struct Graded {
     chaos_type: String,
     variant: Option<String>,
     baseline: bool,
+    /// A control trial (`chaos: none`): graded for false alarms, never compared with a fault's.
+    control: bool,
     result: TrialResult,
     /// Injection → resolution whatever the outcome (a baseline's self-heal), as the seed harness
     /// averages it; `result.time_to_recover_ms` is the successes' alone.
@@ -243,6 +246,8 @@ struct Graded {
     n_unique_commands: i64,
     n_destructive: i64,
     n_thrashing: i64,
+    n_false_alarms: i64,
+    stayed_healthy: bool,
 }
 
 fn outcome_of(text: &str) -> Option<Outcome> {
@@ -268,7 +273,10 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
                     t.score_n_destructive AS n_destructive, t.score_n_thrashing AS n_thrashing,
                     epoch_us(t.injected_at) AS injected_us,
                     epoch_us(t.ticket_resolved_at) AS ticket_resolved_us,
-                    t.score_n_unique_commands AS n_unique_commands
+                    t.score_n_unique_commands AS n_unique_commands,
+                    coalesce(t.control, t.chaos_type = 'none') AS control,
+                    t.score_n_false_alarms AS n_false_alarms,
+                    t.score_stayed_healthy AS stayed_healthy
              FROM trials t
              WHERE t.score_outcome IS NOT NULL AND ({condition})
              ORDER BY t.campaign_id, t.trial_index"
@@ -295,6 +303,9 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
         injected_us,
         ticket_resolved_us,
         n_unique_commands,
+        control,
+        n_false_alarms,
+        stayed_healthy,
     ] = [
         "subject",
         "chaos_type",
@@ -314,6 +325,9 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
         "injected_us",
         "ticket_resolved_us",
         "n_unique_commands",
+        "control",
+        "n_false_alarms",
+        "stayed_healthy",
     ]
     .map(column);
     let mut out = Vec::with_capacity(rows.len());
@@ -356,6 +370,7 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
             chaos_type: text(chaos_type),
             variant: rows.text(row, variant).map(str::to_string),
             baseline,
+            control: rows.bool(row, control).unwrap_or(false),
             result: TrialResult {
                 pair_key,
                 outcome,
@@ -373,6 +388,8 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
             n_unique_commands: rows.int(row, n_unique_commands).unwrap_or(0),
             n_destructive: rows.int(row, n_destructive).unwrap_or(0),
             n_thrashing: rows.int(row, n_thrashing).unwrap_or(0),
+            n_false_alarms: rows.int(row, n_false_alarms).unwrap_or(0),
+            stayed_healthy: rows.bool(row, stayed_healthy).unwrap_or(false),
         });
     }
     Ok(out)
@@ -434,6 +451,64 @@ fn group_json(label: &str, trials: &[&Graded], options: &CompareOptions) -> (Val
         "thrashing_rate": share(with_thrashing),
     });
     (value, summary)
+}
+
+/// A control group's figures: the summary (success = no false alarm, nothing destructive,
+/// healthy throughout) plus the false alarms.
+fn control_group_json(
+    label: &str,
+    trials: &[&Graded],
+    options: &CompareOptions,
+) -> (Value, GroupSummary) {
+    let (mut value, summary) = group_json(label, trials, options);
+    let graded: Vec<&&Graded> = trials
+        .iter()
+        .filter(|t| t.result.outcome != Outcome::Errored)
+        .collect();
+    let n = graded.len();
+    let with_false_alarm = graded.iter().filter(|t| t.n_false_alarms > 0).count();
+    value["control"] = json!(true);
+    value["n_with_false_alarm"] = json!(with_false_alarm);
+    value["false_alarm_rate"] = json!((n > 0).then(|| with_false_alarm as f64 / n as f64));
+    value["n_false_alarms"] = json!(graded.iter().map(|t| t.n_false_alarms).sum::<i64>());
+    value["n_stayed_healthy"] = json!(graded.iter().filter(|t| t.stayed_healthy).count());
+    (value, summary)
+}
+
+fn control_scorecard_header() -> String {
+    format!(
+        "  {:<22} {:>4} {:>20} {:>14} {:>8} {:>6} {:>12} {:>15}\n",
+        "",
+        "n",
+        "success [95% CI]",
+        "false alarm",
+        "tickets",
+        "cmds",
+        "destructive",
+        "stayed healthy"
+    )
+}
+
+fn control_scorecard_line(group: &Value, summary: &GroupSummary) -> String {
+    let count = |key: &str| group[key].as_u64().unwrap_or(0);
+    let n = summary.n_graded;
+    format!(
+        "  {:<22} {:>4} {:>20} {:>14} {:>8} {:>6} {:>12} {:>15}\n",
+        group["group"].as_str().unwrap_or(""),
+        summary.n_trials,
+        format!(
+            "{}{}",
+            percent(summary.success_rate),
+            interval_percent(summary.success_interval)
+        ),
+        format!("{}/{n}", count("n_with_false_alarm")),
+        count("n_false_alarms"),
+        group["mean_commands"]
+            .as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{x:.1}")),
+        format!("{}/{n}", count("n_with_destructive")),
+        format!("{}/{n}", count("n_stayed_healthy")),
+    )
 }
 
 fn scorecard_header() -> String {
@@ -534,7 +609,9 @@ fn comparison_json(comparison: &Comparison, a: &str, b: &str) -> Value {
     })
 }
 
-fn comparison_text(comparison: &Comparison, a: &str, b: &str) -> String {
+/// The verdicts in words; for control trials only the success rate's (no fault to detect or
+/// recover from).
+fn comparison_text(comparison: &Comparison, a: &str, b: &str, control: bool) -> String {
     let mut text = format!(
         "  verdict ({}, α = {}):\n",
         if comparison.paired {
@@ -544,11 +621,17 @@ fn comparison_text(comparison: &Comparison, a: &str, b: &str) -> String {
         },
         comparison.success.alpha
     );
-    for verdict in [
+    let verdicts = [
         &comparison.success,
         &comparison.time_to_detect,
         &comparison.time_to_recover,
-    ] {
+    ];
+    let shown = if control {
+        &verdicts[..1]
+    } else {
+        &verdicts[..]
+    };
+    for verdict in shown {
         let _ = writeln!(text, "    {}", named_verdict(verdict, a, b));
     }
     text
@@ -570,7 +653,7 @@ fn two_groups(
     let mut text = scorecard_header();
     text.push_str(&scorecard_line(&a_json, &a_summary));
     text.push_str(&scorecard_line(&b_json, &b_summary));
-    text.push_str(&comparison_text(&comparison, a_label, b_label));
+    text.push_str(&comparison_text(&comparison, a_label, b_label, false));
     let json = json!({
         "groups": [a_json, b_json],
         "comparison": comparison_json(&comparison, a_label, b_label),
@@ -625,12 +708,25 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
     );
     let mut json_groups = Vec::new();
     for ((subject, chaos), variants) in &groups {
-        let _ = writeln!(text, "\n{subject} × {chaos}");
-        text.push_str(&scorecard_header());
+        // Control trials (chaos none) are their own rows, graded for false alarms.
+        let control = variants.values().flatten().all(|trial| trial.control);
+        if control {
+            let _ = writeln!(text, "\n{subject} × {chaos} (control: nothing broken)");
+            text.push_str(&control_scorecard_header());
+        } else {
+            let _ = writeln!(text, "\n{subject} × {chaos}");
+            text.push_str(&scorecard_header());
+        }
         for (label, members) in variants {
-            let (value, summary) = group_json(label, members, &options);
-            text.push_str(&scorecard_line(&value, &summary));
-            let mut value = value;
+            let mut value = if control {
+                let (value, summary) = control_group_json(label, members, &options);
+                text.push_str(&control_scorecard_line(&value, &summary));
+                value
+            } else {
+                let (value, summary) = group_json(label, members, &options);
+                text.push_str(&scorecard_line(&value, &summary));
+                value
+            };
             value["subject"] = json!(subject);
             value["chaos_type"] = json!(chaos);
             json_groups.push(value);
@@ -690,7 +786,11 @@ pub fn compare_campaigns(reader: &Reader, a: &str, b: &str) -> Result<View> {
     let select = |id: &str| {
         graded(
             reader,
-            &format!("t.campaign_id = {} AND NOT t.baseline", literal(id)),
+            // Control trials are graded for false alarms: not comparable with fault trials.
+            &format!(
+                "t.campaign_id = {} AND NOT t.baseline AND NOT coalesce(t.control, false)",
+                literal(id)
+            ),
         )
     };
     let (a_trials, b_trials) = (select(&a_id)?, select(&b_id)?);
@@ -726,7 +826,11 @@ pub fn compare_baseline(
         &format!("t.campaign_id = {}", literal(&campaign_id)),
     )?;
     let mut groups: BTreeMap<(String, String), Vec<&Graded>> = BTreeMap::new();
-    for trial in own_trials.iter().filter(|trial| !trial.baseline) {
+    // Control trials have no baseline: nothing was broken, and no operator means nothing to test.
+    for trial in own_trials
+        .iter()
+        .filter(|trial| !trial.baseline && !trial.control)
+    {
         groups
             .entry((trial.subject.clone(), trial.chaos_type.clone()))
             .or_default()
@@ -734,7 +838,8 @@ pub fn compare_baseline(
     }
     if groups.is_empty() {
         return Err(ViewError::NotFound(format!(
-            "campaign {campaign_id} has no scored operator trials yet"
+            "campaign {campaign_id} has no scored operator trials of a fault yet (control trials have no baseline; `{program} analyze` shows their false alarms)",
+            program = schemas::program::name()
         )));
     }
     let mut text = format!("campaign {campaign_id}: the operator against doing nothing\n");
@@ -840,12 +945,24 @@ pub fn compare_variants(
         by_variant.len(),
         by_variant.values().map(Vec::len).sum::<usize>()
     );
-    text.push_str(&scorecard_header());
+    let control = trials.iter().all(|trial| trial.control);
+    text.push_str(&if control {
+        control_scorecard_header()
+    } else {
+        scorecard_header()
+    });
     let mut cards = Vec::new();
     let mut best: Option<(&String, f64, f64)> = None;
     for (name, members) in &by_variant {
-        let (mut value, summary) = group_json(name, members, &options);
-        text.push_str(&scorecard_line(&value, &summary));
+        let (mut value, summary) = if control {
+            let (value, summary) = control_group_json(name, members, &options);
+            text.push_str(&control_scorecard_line(&value, &summary));
+            (value, summary)
+        } else {
+            let (value, summary) = group_json(name, members, &options);
+            text.push_str(&scorecard_line(&value, &summary));
+            (value, summary)
+        };
         value["times_to_detect_ms"] = members
             .iter()
             .filter_map(|t| t.result.time_to_detect_ms)
@@ -878,7 +995,7 @@ pub fn compare_variants(
             let results: Vec<TrialResult> = members.iter().map(|t| t.result.clone()).collect();
             let comparison = compare(&best_results, &results, &options);
             let _ = writeln!(text, "{best_name} vs {name}");
-            text.push_str(&comparison_text(&comparison, best_name, name));
+            text.push_str(&comparison_text(&comparison, best_name, name, control));
             verdicts.push(comparison_json(&comparison, best_name, name));
         }
     }

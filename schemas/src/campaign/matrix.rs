@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::model::{CampaignFile, ChaosSpec, ChaosType, SubjectKind, SubjectSettings};
+use super::model::{CampaignFile, ChaosSpec, ChaosType, NoneParams, SubjectKind, SubjectSettings};
 
 /// One trial of the matrix, as carried by `TrialRequested`: everything a worker needs to run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -13,7 +13,8 @@ pub struct TrialSpec {
     pub trial_index: u32,
     pub subject: SubjectKind,
     pub subject_settings: SubjectSettings,
-    /// Position of this fault in the campaign's `chaos_types` list.
+    /// Position of this fault in the campaign's `chaos_types` list; 0 for the control trials an
+    /// empty list with `include_baseline` stands for.
     pub chaos_index: u32,
     /// The fault, with every default filled in.
     pub chaos: ChaosSpec,
@@ -30,12 +31,29 @@ pub struct TrialSpec {
     pub cooldown_seconds: u32,
 }
 
+impl TrialSpec {
+    /// A control trial: the operator runs, nothing is broken (`chaos: none`).
+    pub fn is_control(&self) -> bool {
+        self.chaos.is_control()
+    }
+}
+
 /// Expands `campaign` into its trials: for each subject, each chaos entry, each variant, each
-/// repetition a trial; then, when `include_baseline` is set, for each subject, each chaos entry,
-/// each repetition a baseline trial. `variants` are the resolved variant names in campaign order
+/// repetition a trial; then, when `include_baseline` is set, for each subject, each chaos entry
+/// but `none`, each repetition a baseline trial. An empty `chaos_types` with `include_baseline`
+/// (the seed harness's fault-free form) stands for one `none` entry with its defaults, without
+/// baselines: control trials only. `variants` are the resolved variant names in campaign order
 /// (empty gives only the baselines); `seed` is the campaign's seed (the file's `seed`, or the one
 /// drawn at publish time).
 pub fn expand(campaign: &CampaignFile, variants: &[String], seed: u64) -> Vec<TrialSpec> {
+    let implied_control;
+    let chaos_types: &[ChaosSpec] = if campaign.chaos_types.is_empty() && campaign.include_baseline
+    {
+        implied_control = [ChaosSpec::None(NoneParams::default())];
+        &implied_control
+    } else {
+        &campaign.chaos_types
+    };
     let mut trials = Vec::new();
     let mut push = |subject: SubjectKind,
                     chaos_index: usize,
@@ -62,7 +80,7 @@ pub fn expand(campaign: &CampaignFile, variants: &[String], seed: u64) -> Vec<Tr
         });
     };
     for &subject in &campaign.subjects {
-        for (chaos_index, chaos) in campaign.chaos_types.iter().enumerate() {
+        for (chaos_index, chaos) in chaos_types.iter().enumerate() {
             for variant in variants {
                 for repetition in 0..campaign.trials_per_combination {
                     push(subject, chaos_index, chaos, Some(variant), repetition);
@@ -72,7 +90,12 @@ pub fn expand(campaign: &CampaignFile, variants: &[String], seed: u64) -> Vec<Tr
     }
     if campaign.include_baseline {
         for &subject in &campaign.subjects {
-            for (chaos_index, chaos) in campaign.chaos_types.iter().enumerate() {
+            // Nothing broken and no operator: such a trial would test nothing.
+            for (chaos_index, chaos) in chaos_types
+                .iter()
+                .enumerate()
+                .filter(|(_, chaos)| !chaos.is_control())
+            {
                 for repetition in 0..campaign.trials_per_combination {
                     push(subject, chaos_index, chaos, None, repetition);
                 }

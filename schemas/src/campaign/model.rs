@@ -23,8 +23,10 @@ pub struct CampaignFile {
     #[schemars(length(min = 1))]
     pub subjects: Vec<SubjectKind>,
     /// The faults to inject, each a full axis of the matrix. The same type may appear more than
-    /// once with different parameters.
-    #[schemars(length(min = 1))]
+    /// once with different parameters. `none` breaks nothing: a control trial that counts the
+    /// operator's false alarms. An empty list is accepted only with `include_baseline: true`
+    /// (the seed harness's fault-free form): it runs one `none` control trial per subject ×
+    /// variant × repetition.
     pub chaos_types: Vec<ChaosSpec>,
     /// Trials for every subject × chaos type × variant.
     #[serde(default = "default_one")]
@@ -39,7 +41,9 @@ pub struct CampaignFile {
     #[schemars(range(min = 0, max = 86400))]
     pub cooldown_seconds: u32,
     /// Add, for every subject × chaos type, the same number of trials with the same chaos and no
-    /// operator, to measure how the subject heals by itself.
+    /// operator, to measure how the subject heals by itself. `none` entries get no such baseline
+    /// (with nothing broken and no operator, nothing is tested); with an empty `chaos_types` it
+    /// asks for control trials instead (see `chaos_types`).
     #[serde(default)]
     pub include_baseline: bool,
     /// The operator variant to evaluate: a file in `variants/` next to the campaign (or in
@@ -204,6 +208,9 @@ pub enum ChaosSpec {
     NetworkPartition(#[serde(default)] NetworkPartitionParams),
     /// Fill the node's own data filesystem to `fill_percent` with a file the fault owns.
     DiskPressure(#[serde(default)] DiskPressureParams),
+    /// No fault: a control trial. The operator runs and is watched for `duration_seconds` while
+    /// nothing is broken; every ticket it opens is a false alarm.
+    None(#[serde(default)] NoneParams),
 }
 
 /// The kind of a fault, without parameters.
@@ -218,16 +225,19 @@ pub enum ChaosType {
     PacketLoss,
     NetworkPartition,
     DiskPressure,
+    /// No fault: a control trial.
+    None,
 }
 
 impl ChaosType {
-    pub const ALL: [ChaosType; 6] = [
+    pub const ALL: [ChaosType; 7] = [
         ChaosType::NodeKill,
         ChaosType::ProcessPause,
         ChaosType::Latency,
         ChaosType::PacketLoss,
         ChaosType::NetworkPartition,
         ChaosType::DiskPressure,
+        ChaosType::None,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -238,7 +248,13 @@ impl ChaosType {
             ChaosType::PacketLoss => "packet_loss",
             ChaosType::NetworkPartition => "network_partition",
             ChaosType::DiskPressure => "disk_pressure",
+            ChaosType::None => "none",
         }
+    }
+
+    /// A control trial's type: nothing is broken.
+    pub fn is_control(self) -> bool {
+        self == ChaosType::None
     }
 }
 
@@ -257,7 +273,13 @@ impl ChaosSpec {
             ChaosSpec::PacketLoss(_) => ChaosType::PacketLoss,
             ChaosSpec::NetworkPartition(_) => ChaosType::NetworkPartition,
             ChaosSpec::DiskPressure(_) => ChaosType::DiskPressure,
+            ChaosSpec::None(_) => ChaosType::None,
         }
+    }
+
+    /// A control trial's chaos: nothing is broken.
+    pub fn is_control(&self) -> bool {
+        self.chaos_type().is_control()
     }
 }
 
@@ -425,6 +447,28 @@ impl Default for DiskPressureParams {
     }
 }
 
+/// Parameters of `none`, the control trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoneParams {
+    /// How long the operator is watched while nothing is broken, in seconds; less than
+    /// `trial_timeout_seconds`.
+    #[serde(default = "default_control_duration")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub duration_seconds: u32,
+}
+
+impl Default for NoneParams {
+    fn default() -> Self {
+        NoneParams {
+            duration_seconds: default_control_duration(),
+        }
+    }
+}
+
+fn default_control_duration() -> u32 {
+    30
+}
 fn default_subjects() -> Vec<SubjectKind> {
     vec![SubjectKind::Tikv]
 }

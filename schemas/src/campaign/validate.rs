@@ -218,6 +218,12 @@ fn check_campaign(
         }
     }
 
+    if campaign.chaos_types.is_empty() && !campaign.include_baseline {
+        report(
+            "chaos_types".to_string(),
+            "must list at least one chaos type; an empty list runs control trials (no fault) only with include_baseline: true, or list `- type: none`".to_string(),
+        );
+    }
     for (index, chaos) in campaign.chaos_types.iter().enumerate() {
         if let Some(first) = campaign.chaos_types[..index]
             .iter()
@@ -251,6 +257,18 @@ fn check_campaign(
         }
         if let ChaosSpec::NetworkPartition(partition) = chaos {
             check_partition_groups(campaign, partition, &params_path, &mut report);
+        }
+        // A control trial ends after its duration; one that long would end as timed out.
+        if let ChaosSpec::None(control) = chaos
+            && control.duration_seconds >= campaign.trial_timeout_seconds
+        {
+            report(
+                format!("{params_path}.duration_seconds"),
+                format!(
+                    "must be less than trial_timeout_seconds ({}), got {}",
+                    campaign.trial_timeout_seconds, control.duration_seconds
+                ),
+            );
         }
     }
 
@@ -360,6 +378,7 @@ fn chaos_target(chaos: &ChaosSpec) -> Option<&Target> {
         ChaosSpec::PacketLoss(params) => Some(&params.target),
         ChaosSpec::NetworkPartition(params) => params.groups.is_none().then_some(&params.target),
         ChaosSpec::DiskPressure(params) => Some(&params.target),
+        ChaosSpec::None(_) => None,
     }
 }
 

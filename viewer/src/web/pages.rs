@@ -267,7 +267,11 @@ pub fn campaign(data: &Value) -> Markup {
                             @for label in &labels { td {
                                 @if let Some(group) = row.get(label) {
                                     (rate_cell(group))
-                                    br; span.muted.small { "TTD " (seconds(&group["median_time_to_detect_ms"])) " · TTR " (seconds(&group["median_time_to_recover_ms"])) }
+                                    @if group["control"].as_bool() == Some(true) {
+                                        br; span.muted.small { "false alarms " (group["n_with_false_alarm"].as_u64().unwrap_or(0)) "/" (group["n_graded"].as_u64().unwrap_or(0)) " (control)" }
+                                    } @else {
+                                        br; span.muted.small { "TTD " (seconds(&group["median_time_to_detect_ms"])) " · TTR " (seconds(&group["median_time_to_recover_ms"])) }
+                                    }
                                 } @else { span.muted { "–" } }
                             } }
                         } } }
