@@ -509,9 +509,9 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
         campaign quiet (quickstart): running, 10/12 trials finished, 10 scored
 
         etcd × node_kill
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          (baseline)                1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)    0.0          0/1          0/1
-          careful                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          (baseline)                1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)        – / 60.0s    0.0          0/1          0/1
+          careful                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)      1.0s / 8.0s    2.0          0/1          0/1
 
         etcd × none (control: nothing broken)
                                     n     success [95% CI]    false alarm  tickets   cmds  destructive  stayed healthy
@@ -522,13 +522,13 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
         campaign quiet: the operator against doing nothing
 
         etcd × node_kill (baseline trials from this campaign)
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          operator                  1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
-          baseline                  1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)    0.0          0/1          0/1
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          operator                  1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)      1.0s / 8.0s    2.0          0/1          0/1
+          baseline                  1       100% [21–100%]                    – (0)   60.0s [60.0–60.0s] (1)        – / 60.0s    0.0          0/1          0/1
           verdict (paired tests: the trials ran on the same seeds, α = 0.05):
             success rate: the data cannot tell (p = 1.0000, McNemar's exact test, 1 pairs); no difference was observed
             time to detect: the data cannot tell (0 pairs; too few values for Wilcoxon signed-rank test)
-            time to recover: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); about 11 pairs per side would be needed to tell a difference this large
+            time to recover: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); about 6 pairs per side would be needed to tell a difference this large
     "#]].assert_eq(&run(&["compare-baseline", "quiet"]));
     expect![[r#"
         etcd × none: 2 variants, 8 scored trials
@@ -539,13 +539,13 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
         against careful (the best success rate):
         careful vs hasty
           verdict (paired tests: the trials ran on the same seeds, α = 0.05):
-            success rate: the data cannot tell (p = 0.5000, McNemar's exact test, 4 pairs); about 14 pairs per side would be needed to tell a difference this large
+            success rate: the data cannot tell (p = 0.5000, McNemar's exact test, 4 pairs); about 15 pairs per side would be needed to tell a difference this large
     "#]].assert_eq(&run(&["compare-variants", "etcd", "none"]));
     expect![[r#"
         operator trials of campaign A (quiet) vs campaign B (quiet)
-                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   cmds  destructive    thrashing
-          A quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
-          B quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)    2.0          0/1          0/1
+                                    n     success [95% CI]  median TTD [95% CI] (n)  median TTR [95% CI] (n)   mean TTD / TTR   cmds  destructive    thrashing
+          A quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)      1.0s / 8.0s    2.0          0/1          0/1
+          B quiet                   1       100% [21–100%]      1.0s [1.0–1.0s] (1)      8.0s [8.0–8.0s] (1)      1.0s / 8.0s    2.0          0/1          0/1
           verdict (paired tests: the trials ran on the same seeds, α = 0.05):
             success rate: the data cannot tell (p = 1.0000, McNemar's exact test, 1 pairs); no difference was observed
             time to detect: the data cannot tell (p = 1.0000, Wilcoxon signed-rank test, 1 pairs); no difference was observed

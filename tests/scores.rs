@@ -110,7 +110,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
         scores
             .iter()
             .filter(|score| score["campaign_id"] == campaign)
-            .filter(|score| (score["data"]["scorer_version"] != "v1") == custom)
+            .filter(|score| (score["data"]["scorer_version"] != "v2") == custom)
             .map(|score| score["data"]["n_destructive"].as_u64().unwrap())
             .sum()
     };
