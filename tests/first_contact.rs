@@ -41,26 +41,33 @@ fn shell(shell: &str, line: &str, bin: &Path, data_dir: &Path) -> Output {
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_installed_command_works_as_typed_in_bash_and_sh() {
+/// A campaign of `n_trials` scored fixture trials in a real nats-server, projected into
+/// `db`; the server lives as long as the returned value.
+async fn projected_campaign(campaign_id: &str, n_trials: u32, db: &Path) -> TemporaryNats {
     let nats = TemporaryNats::start().await.unwrap();
     let log = EventLog::connect(nats.url()).await.unwrap();
     log.ensure_stream().await.unwrap();
-    let mut events = vec![published("firstcontact")];
-    for index in 0..3 {
+    let mut events = vec![published(campaign_id)];
+    for index in 0..n_trials {
         events.extend(scored(
             &TrialFixture::test()
-                .in_campaign("firstcontact")
+                .in_campaign(campaign_id)
                 .with_trial_index(index),
         ));
     }
     log.publish_all(events, 64, |_| {}).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let (writer, projection) = projector::Writer::open(&data_dir.join("eval.duckdb")).unwrap();
+    let (writer, projection) = projector::Writer::open(db).unwrap();
     projector::stage::catch_up(&log, writer, projection)
         .await
         .unwrap();
+    nats
+}
+
+#[tokio::test]
+async fn the_installed_command_works_as_typed_in_bash_and_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let _nats = projected_campaign("firstcontact", 3, &data_dir.join("eval.duckdb")).await;
     let bin = installed_bin_dir(dir.path());
 
     for sh in ["bash", "sh"] {
@@ -152,24 +159,9 @@ async fn the_installed_command_works_as_typed_in_bash_and_sh() {
 /// The seed harness's short flags are accepted beside the long ones.
 #[tokio::test]
 async fn the_seed_harness_short_flags() {
-    let nats = TemporaryNats::start().await.unwrap();
-    let log = EventLog::connect(nats.url()).await.unwrap();
-    log.ensure_stream().await.unwrap();
-    let mut events = vec![published("shortflags")];
-    for index in 0..4 {
-        events.extend(scored(
-            &TrialFixture::test()
-                .in_campaign("shortflags")
-                .with_trial_index(index),
-        ));
-    }
-    log.publish_all(events, 64, |_| {}).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("eval.duckdb");
-    let (writer, projection) = projector::Writer::open(&db).unwrap();
-    projector::stage::catch_up(&log, writer, projection)
-        .await
-        .unwrap();
+    let nats = projected_campaign("shortflags", 4, &db).await;
     let db = db.display().to_string();
     let run = |args: &[&str]| {
         let output = support::eval(nats.url(), &[args, &["--db", &db, "--json"]].concat());
@@ -353,4 +345,99 @@ fn list_variants_dir_lists_files_and_their_first_error() {
     let table = text(&output.stdout);
     assert!(table.lines().next().unwrap().starts_with("name"), "{table}");
     assert!(table.contains("no: "), "{table}");
+}
+
+/// `evalctl run` takes only its own campaign's trials (another campaign's unfinished trial is
+/// counted and left in the log), and exits 3 when some of its trials ended `errored`: here the
+/// `etcd` program exists (so the preflight passes) but cannot start a member.
+#[tokio::test]
+async fn run_takes_only_its_own_trials_and_exits_3_when_some_errored() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    // A campaign that no worker of this host could run, published for workers elsewhere.
+    let elsewhere = dir.path().join("elsewhere.yaml");
+    std::fs::write(
+        &elsewhere,
+        "name: for another host\nsubjects: [tikv]\nchaos_types: [{type: node_kill}]\n",
+    )
+    .unwrap();
+    let output = support::eval(
+        nats.url(),
+        &[
+            "publish",
+            &elsewhere.display().to_string(),
+            "--no-preflight",
+            "--campaign-id",
+            "elsewhere",
+            "--variants-dir",
+            "campaigns/variants",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args([
+            "run",
+            "-c",
+            "node_kill",
+            "--timeout",
+            "20",
+            "--data-dir",
+            &data_dir,
+        ])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("EVAL_ETCD", "/bin/false")
+        .env("RUST_LOG", "off")
+        .current_dir(support::repo_root())
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "1 unfinished trials of 1 other campaigns wait in the log; this run takes only its own"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("trial 1/1 "), "{stderr}");
+    assert!(stderr.contains(": errored ("), "{stderr}");
+    assert!(stderr.contains("1 trials ended errored"), "{stderr}");
+
+    // The other campaign's trial is still unfinished, and run's own consumer is gone.
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let stream = log.ensure_stream().await.unwrap();
+    let output = support::eval(
+        nats.url(),
+        &[
+            "events",
+            "--campaign",
+            "elsewhere",
+            "--type",
+            "TrialFinished",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "",
+        "the other campaign's trial ran"
+    );
+    let consumers: Vec<String> = {
+        use futures::StreamExt;
+        stream
+            .consumer_names()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        consumers
+            .iter()
+            .all(|name| !name.starts_with("eval-worker-run-")),
+        "{consumers:?}"
+    );
 }

@@ -136,6 +136,21 @@ fn read(path: &Path) -> Result<String, PrepareError> {
     })
 }
 
+/// The `*.yaml` and `*.yml` files among `entries`, sorted: the variant files of a directory.
+pub fn yaml_files(entries: std::fs::ReadDir) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|ext| ext.to_str()),
+                Some("yaml" | "yml")
+            )
+        })
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// The variant files of one directory, each parsed once.
 struct VariantCatalog {
     dir: PathBuf,
@@ -161,17 +176,7 @@ impl VariantCatalog {
                 });
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                matches!(
-                    path.extension().and_then(|ext| ext.to_str()),
-                    Some("yaml" | "yml")
-                )
-            })
-            .collect();
-        paths.sort();
-        for path in paths {
+        for path in yaml_files(entries) {
             let stem = path
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())

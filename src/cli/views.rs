@@ -208,18 +208,8 @@ fn list_variant_files(dir: &std::path::Path, json: bool) -> Outcome {
             return Err(Failure::Invalid);
         }
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            matches!(
-                path.extension().and_then(|ext| ext.to_str()),
-                Some("yaml" | "yml")
-            )
-        })
-        .collect();
-    paths.sort();
     let mut rows = Vec::new();
-    for path in paths {
+    for path in ingest::campaign_files::yaml_files(entries) {
         let file = path.display().to_string();
         let stem = path
             .file_stem()
