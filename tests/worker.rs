@@ -468,11 +468,16 @@ async fn a_managed_operator_is_started_captured_and_graded() {
     assert_eq!(survivors, Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
-    if !root_or_skip("external operator") {
-        return;
-    }
+/// How the external operator's file reaches the campaign: the file's `operator_db`, or the seed
+/// harness's flags on the command line.
+enum External {
+    CampaignField,
+    /// `--operator-db PATH --operator-running`, with a variant that has a `command`, which must
+    /// not be started.
+    SeedHarnessFlags,
+}
+
+async fn run_with_an_external_operator(mode: External) {
     let nats = TemporaryNats::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -495,21 +500,40 @@ async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
     std::fs::create_dir_all(&variants).unwrap();
     std::fs::write(
         variants.join("external.yaml"),
-        "name: external\nmodel: their-model\n",
+        "name: external\nmodel: their-model\ncommand: [/bin/false]\n",
     )
     .unwrap();
+    let operator_db_field = match mode {
+        External::CampaignField => format!("operator_db: {}\n", operator_db.display()),
+        External::SeedHarnessFlags => String::new(),
+    };
     let file = campaign(
         dir.path(),
         &format!(
-            "name: external\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n    params: {{target: 3}}\nvariant: external\noperator_db: {}\ntrial_timeout_seconds: 90\n",
-            operator_db.display()
+            "name: external\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n    params: {{target: 3}}\nvariant: external\n{operator_db_field}trial_timeout_seconds: 90\n"
         ),
     );
-    let out = output(eval(
-        nats.url(),
-        &data,
-        &["run", "campaign", file.to_str().unwrap(), "--json"],
-    ));
+    let operator_db_arg = operator_db.display().to_string();
+    let mut args = vec!["run", "campaign", file.to_str().unwrap(), "--json"];
+    if let External::SeedHarnessFlags = mode {
+        let started = std::time::Instant::now();
+        while !operator_db.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the operator never wrote its file"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        args.extend(["--operator-db", &operator_db_arg, "--operator-running"]);
+    } else {
+        // The variant's command would take precedence over the campaign's operator_db.
+        std::fs::write(
+            variants.join("external.yaml"),
+            "name: external\nmodel: their-model\n",
+        )
+        .unwrap();
+    }
+    let out = output(eval(nats.url(), &data, &args));
     let _ = operator.kill();
     let _ = operator.wait();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -530,6 +554,24 @@ async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&query.stdout).trim(), "their-model");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_operator_is_captured_from_the_campaigns_operator_db() {
+    if !root_or_skip("external operator") {
+        return;
+    }
+    run_with_an_external_operator(External::CampaignField).await;
+}
+
+/// The seed harness's `--operator-db PATH --operator-running`: the variant's own `command`
+/// (`/bin/false`, which would fail the trial) is not started; the running operator repairs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_harness_flags_run_trials_against_an_already_running_operator() {
+    if !root_or_skip("external operator through --operator-db and --operator-running") {
+        return;
+    }
+    run_with_an_external_operator(External::SeedHarnessFlags).await;
 }
 
 /// A control trial in the seed harness's form (`chaos_types: []`, `include_baseline: true`): the
