@@ -441,3 +441,44 @@ async fn run_takes_only_its_own_trials_and_exits_3_when_some_errored() {
         "{consumers:?}"
     );
 }
+
+/// A database a newer DuckDB wrote (a real DuckDB 2.0.0 file, as earlier builds left behind) is
+/// rebuilt from the log by the projector, saying why; a read command names `--rebuild`.
+#[tokio::test]
+async fn a_file_written_by_a_newer_duckdb_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = projected_campaign("rebuilt", 2, &dir.path().join("elsewhere.duckdb")).await;
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let db = data_dir.join("eval.duckdb");
+    std::fs::copy(
+        support::repo_root().join("projector/testdata/written-by-duckdb-2.0.0.duckdb"),
+        &db,
+    )
+    .unwrap();
+    let data_arg = data_dir.display().to_string();
+    let output = support::eval(nats.url(), &["list", "--data-dir", &data_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("was written by a newer DuckDB than this build's (v1.5.6); the file is derived from the log: run `evalctl project --rebuild`"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = support::eval(
+        nats.url(),
+        &["project", "--until-caught-up", "--data-dir", &data_arg],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "evalctl: {} was written by a newer DuckDB than this build's (v1.5.6); rebuilding it from the log",
+            db.display()
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = support::eval(nats.url(), &["list", "--data-dir", &data_arg, "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(list["campaigns"][0]["campaign_id"], "rebuilt");
+}

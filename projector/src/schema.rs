@@ -607,7 +607,7 @@ pub const PROGRESS_SQL: &str = "CREATE TABLE IF NOT EXISTS projector_progress (
     stream VARCHAR, last_sequence UBIGINT, projector_version INTEGER, updated_at TIMESTAMP);";
 
 /// Changes whenever a table's definition does; a file of another version is rebuilt.
-pub const PROJECTOR_VERSION: i32 = 5;
+pub const PROJECTOR_VERSION: i32 = 6;
 
 /// A view and its meaning.
 #[derive(Debug)]

@@ -102,21 +102,28 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     Ok(())
 }
 
-/// Opens the file for writing; a file of an older projector is rebuilt from the log.
+/// Opens the file for writing; a file of another projector version, or one a newer DuckDB
+/// wrote, is rebuilt from the log (the file is derived from it).
 pub fn open_writer(
     path: &Path,
 ) -> anyhow::Result<(projector::Writer, projector::project::Projection)> {
-    match projector::Writer::open(path) {
+    let why = match projector::Writer::open(path) {
         Err(projector::Error::Version { found, .. }) => {
-            eprintln!(
-                "eval: {} was built by projector version {found}; rebuilding it from the log",
-                path.display()
-            );
-            projector::stage::delete_file(path)?;
-            Ok(projector::Writer::open(path)?)
+            format!("was built by projector version {found}")
         }
-        other => Ok(other?),
-    }
+        Err(projector::Error::NewerDuckdb { .. }) => format!(
+            "was written by a newer DuckDB than this build's ({})",
+            projector::db::DUCKDB_VERSION
+        ),
+        other => return Ok(other?),
+    };
+    eprintln!(
+        "{program}: {} {why}; rebuilding it from the log",
+        path.display(),
+        program = schemas::program::name()
+    );
+    projector::stage::delete_file(path)?;
+    Ok(projector::Writer::open(path)?)
 }
 
 /// Progress lines on stderr: a line per commit that moved at least 1% (or 10 s) forward.
@@ -170,7 +177,10 @@ pub async fn serve_api(
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) if address.port() != 0 => {
-            eprintln!("eval: cannot listen on {address} ({error}); using any free port");
+            eprintln!(
+                "{program}: cannot listen on {address} ({error}); using any free port",
+                program = schemas::program::name()
+            );
             tokio::net::TcpListener::bind(SocketAddr::new(address.ip(), 0))
                 .await
                 .with_context(|| format!("cannot listen on {}", address.ip()))?
@@ -187,7 +197,10 @@ pub async fn serve_api(
             .with_graceful_shutdown(async move { served.cancelled().await })
             .await
         {
-            eprintln!("eval: the read API stopped: {error}");
+            eprintln!(
+                "{program}: the read API stopped: {error}",
+                program = schemas::program::name()
+            );
         }
     });
     let announcement = ApiAnnouncement::write(db_path, &url)

@@ -178,16 +178,21 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
 pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Option<LocalNats>)> {
     match EventLog::connect(&global.nats).await {
         Ok(log) => {
-            eprintln!("eval: using the NATS server at {}", global.nats);
+            eprintln!(
+                "{program}: using the NATS server at {}",
+                global.nats,
+                program = schemas::program::name()
+            );
             Ok((log, None))
         }
         Err(schemas::log::Error::Unreachable { .. }) => {
             let port = local_port(&global.nats)?;
             let dir = global.data_dir.join("nats");
             eprintln!(
-                "eval: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
+                "{program}: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
                 global.nats,
-                dir.display()
+                dir.display(),
+                program = schemas::program::name()
             );
             let server = LocalNats::start(&dir, Some(port)).await?;
             let log = EventLog::connect(server.url()).await?;
