@@ -132,28 +132,20 @@ async fn the_installed_command_works_as_typed_in_bash_and_sh() {
         "{}",
         text(&output.stderr)
     );
-    let output = Command::new("evalctl")
-        .args(["show", "nosuchcampaign"])
-        .env("PATH", &path)
-        .env("EVAL_DATA_DIR", &data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        text(&output.stderr).contains("`evalctl list` shows the campaigns"),
-        "{}",
-        text(&output.stderr)
-    );
-    let output = Command::new("eval")
-        .args(["show", "nosuchcampaign"])
-        .env("PATH", &path)
-        .env("EVAL_DATA_DIR", &data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        text(&output.stderr).contains("`eval list` shows the campaigns"),
-        "{}",
-        text(&output.stderr)
-    );
+    // Messages that say what to type next name the program as it was started.
+    for name in ["evalctl", "eval"] {
+        let output = Command::new(name)
+            .args(["show", "nosuchcampaign"])
+            .env("PATH", &path)
+            .env("EVAL_DATA_DIR", &data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            text(&output.stderr).contains(&format!("`{name} list` shows the campaigns")),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+    }
 }
 
 /// The seed harness's short flags are accepted beside the long ones.
