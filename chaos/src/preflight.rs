@@ -114,3 +114,71 @@ fn is_executable(path: &Path) -> bool {
         .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trials(yaml: &str) -> Vec<TrialSpec> {
+        let parsed = schemas::campaign::parse_campaign("c.yaml", yaml).expect("a valid campaign");
+        schemas::campaign::expand(&parsed.campaign, &["default".to_string()], 1)
+    }
+
+    fn host(isolation: Isolation, find_program: fn(&str) -> Option<PathBuf>) -> Host {
+        Host {
+            isolation,
+            find_program,
+        }
+    }
+
+    fn check_lines(yaml: &str, host: &Host) -> Vec<String> {
+        check(&trials(yaml), host)
+            .into_iter()
+            .map(|problem| problem.0)
+            .collect()
+    }
+
+    const ETCD: &str = "name: c\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n  - type: packet_loss\n  - type: disk_pressure\n";
+
+    #[test]
+    fn a_host_with_everything_runs_every_fault() {
+        let everything = host(Isolation::Namespaces, |name| Some(PathBuf::from(name)));
+        assert_eq!(check_lines(ETCD, &everything), Vec::<String>::new());
+    }
+
+    #[test]
+    fn missing_programs_and_root_are_named_once_each_with_their_fix() {
+        let nothing = host(Isolation::Namespaces, |_| None);
+        assert_eq!(
+            check_lines(ETCD, &nothing),
+            [
+                "etcd on the lab runtime: the program \"etcd\" is not installed (install Debian's etcd-server, e.g. with scripts/setup, or name it with EVAL_ETCD)",
+                "the lab's network namespaces need \"ip\", which is not installed (apt-get install iproute2, or scripts/setup)",
+                "the lab's network namespaces need \"nft\", which is not installed (apt-get install nftables, or scripts/setup)",
+            ]
+        );
+        let not_root = host(Isolation::Loopback, |name| Some(PathBuf::from(name)));
+        assert_eq!(
+            check_lines(ETCD, &not_root),
+            [
+                "disk_pressure on this host: needs root: a size-limited filesystem per node; run as root, or leave disk_pressure out of chaos_types",
+                "packet_loss on this host: needs root: nftables rules in per-node network namespaces; run as root, or leave packet_loss out of chaos_types",
+            ]
+        );
+    }
+
+    #[test]
+    fn subjects_and_runtimes_this_build_cannot_drive() {
+        let everything = host(Isolation::Namespaces, |name| Some(PathBuf::from(name)));
+        assert_eq!(
+            check_lines(
+                "name: c\nsubjects: [tikv, etcd]\nchaos_types: [{type: node_kill}]\nsubject_settings:\n  etcd: {runtime: kubernetes}\n",
+                &everything
+            ),
+            [
+                "etcd on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab (the default)",
+                "tikv on the lab runtime: this build cannot drive TiKV yet (no PD/TiKV subject); run the campaign with subjects: [etcd]",
+            ]
+        );
+    }
+}
