@@ -328,6 +328,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
                 target: Some("2".to_string()),
                 cleanup: serde_json::json!({}),
                 operator_db: Some(operator_db.display().to_string()),
+                operator_host: Some("capture-host".to_string()),
             }
             .into(),
         ];
@@ -385,9 +386,19 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
 
     let stdout_path = dir.path().join("capture.out");
     let stderr_path = dir.path().join("capture.err");
+    // A capture stage on another host leaves the trial to the one on its host.
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["capture", "--json", "--nats", nats.url()])
+        .env("RUST_LOG", "off")
+        .env("EVAL_HOST", "another-host")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut capture = Command::new(env!("CARGO_BIN_EXE_evalctl"))
         .args(["capture", "--json", "--nats", nats.url()])
         .env("RUST_LOG", "off")
+        .env("EVAL_HOST", "capture-host")
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
@@ -410,8 +421,29 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
 
     kill(Pid::from_raw(capture.id() as i32), Signal::SIGTERM).unwrap();
     assert!(capture.wait().unwrap().success());
+    kill(Pid::from_raw(elsewhere.id() as i32), Signal::SIGTERM).unwrap();
+    let elsewhere = elsewhere.wait_with_output().unwrap();
+    assert!(elsewhere.status.success());
+    assert_eq!(text(&elsewhere.stdout), "", "the other host captured nothing");
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(stderr.contains("evalctl capture: following"), "{stderr}");
+    assert!(
+        stderr.contains("evalctl capture: following the operator.db of every trial injected on capture-host"),
+        "{stderr}"
+    );
+    // The end of the capture: the ticket and its session as last written, every entry counted.
+    let output = eval(
+        nats.url(),
+        &["events", "--trial", &trial_id[..8], "--type", "OperatorCaptureFinished", "--json"],
+    );
+    let finished: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let data = &finished["data"];
+    assert_eq!(data["status"], "read", "{finished}");
+    assert_eq!(data["n_log_entries"], 3, "{finished}");
+    assert_eq!(data["ticket"]["id"], ticket_id, "{finished}");
+    assert_eq!(data["ticket"]["status"], "resolved", "{finished}");
+    assert_eq!(data["ticket"]["violation_key"], "member_unreachable:2");
+    assert_eq!(data["sessions"][0]["session_id"], "s-1", "{finished}");
+    assert_eq!(data["operator_db"], operator_db.display().to_string());
     let output = eval(
         nats.url(),
         &[

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use ingest::capture::CaptureTarget;
 use schemas::campaign::{ChaosSpec, ChaosType, Runtime, SubjectKind, TrialSpec};
-use schemas::event::Timestamp;
 use schemas::event::{
     CampaignPublished, CapturePhase, ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event,
     EventData, Producer, ResolvedVariant, StateCaptured, SubjectHealthy, SubjectReset,
@@ -41,8 +39,6 @@ pub const CONSUMER: &str = "eval-worker";
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a running trial tells JetStream it is still being worked on.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// How long the capture waits for a managed operator to create its operator.db.
-const CAPTURE_WAIT: Duration = Duration::from_secs(30);
 /// How often the subject is checked while a trial is watched.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -389,7 +385,7 @@ async fn run_trial(
                 .await;
         }
     };
-    let injected = recorder
+    recorder
         .publish(ChaosInjected {
             worker: trial.worker_id.to_string(),
             chaos: spec.chaos.clone(),
@@ -398,6 +394,10 @@ async fn run_trial(
             operator_db: operator
                 .as_ref()
                 .map(|operator| operator.operator_db.display().to_string()),
+            // The capture stage on this host takes the trial.
+            operator_host: operator
+                .as_ref()
+                .map(|_| schemas::event::host_name()),
         })
         .await?;
     let injected_at = Instant::now();
@@ -415,7 +415,7 @@ async fn run_trial(
     }
     info!(trial_id = %recorder.trial_id, chaos = %spec.chaos.chaos_type(), target = record.target().unwrap_or_default(), "chaos injected");
 
-    let operator = operator.map(|operator| operator.follow(recorder, injected.occurred_at));
+    let operator = operator.map(|operator| operator.follow(recorder));
     let resolved = operator.as_ref().map(|operator| operator.resolved.clone());
     let watched = watch(
         &mut subject,
@@ -426,10 +426,9 @@ async fn run_trial(
         shutdown,
     )
     .await;
-    let capture_problem = match operator {
-        Some(operator) => operator.finish().await,
-        None => None,
-    };
+    if let Some(operator) = operator {
+        operator.finish().await;
+    }
     let mut watch_health = None;
     let (status, reason) = match watched {
         // The harness's hint only: the scorer grades the false alarms from the events.
@@ -462,11 +461,6 @@ async fn run_trial(
             cleanup_on(recorder, &mut subject, &record, chaos_type).await?;
             return Ok(TrialEnd::Interrupted);
         }
-    };
-    let reason = match (reason, capture_problem) {
-        (Some(reason), Some(problem)) => Some(format!("{reason}; capture: {problem}")),
-        (None, Some(problem)) => Some(format!("capture: {problem}")),
-        (reason, None) => reason,
     };
     // The operator may have restarted nodes from its own process: take their pids from disk.
     subject.lab.reload()?;
@@ -577,20 +571,14 @@ async fn start_operator(
     let operator_db = std::path::absolute(&operator_db).unwrap_or(operator_db);
     Ok(Some(StartedOperator {
         process,
-        subject: trial.spec.subject,
         operator_db,
-        variant: resolved.variant,
-        operator_timezone: campaign.campaign.operator_timezone.clone(),
     }))
 }
 
 struct StartedOperator {
     /// `None` for an external operator, which the worker neither starts nor stops.
     process: Option<ManagedOperator>,
-    subject: SubjectKind,
     operator_db: PathBuf,
-    variant: schemas::campaign::VariantFile,
-    operator_timezone: String,
 }
 
 impl StartedOperator {
@@ -600,26 +588,10 @@ impl StartedOperator {
         }
     }
 
-    /// Starts following the operator's database from the injection on, and watching the log
-    /// for the trial's `TicketResolved`.
-    fn follow(self, recorder: &Recorder<'_>, injected_at: Timestamp) -> FollowedOperator {
-        let stop = CancellationToken::new();
-        let target = CaptureTarget {
-            campaign_id: recorder.campaign_id.to_string(),
-            trial_id: recorder.trial_id.to_string(),
-            operator_db: self.operator_db,
-            subject: self.subject,
-            injected_at,
-            operator_timezone: self.operator_timezone,
-            variant: Some(self.variant),
-        };
-        let capture = {
-            let log = recorder.log.clone();
-            let stop = stop.clone();
-            tokio::spawn(
-                async move { ingest::capture::follow(&log, target, CAPTURE_WAIT, stop).await },
-            )
-        };
+    /// Starts watching the log for the trial's `TicketResolved`, which the capture stage (the
+    /// only reader of operator.db) publishes: one consumer of that one subject, not a replay of
+    /// the trial.
+    fn follow(self, recorder: &Recorder<'_>) -> FollowedOperator {
         let resolved = Arc::new(AtomicBool::new(false));
         let watcher = {
             let log = recorder.log.clone();
@@ -641,8 +613,6 @@ impl StartedOperator {
         };
         FollowedOperator {
             process: self.process,
-            capture,
-            stop,
             watcher,
             resolved,
         }
@@ -651,30 +621,17 @@ impl StartedOperator {
 
 struct FollowedOperator {
     process: Option<ManagedOperator>,
-    capture: tokio::task::JoinHandle<
-        Result<ingest::capture::CaptureReport, ingest::capture::CaptureError>,
-    >,
-    stop: CancellationToken,
     watcher: tokio::task::JoinHandle<()>,
     resolved: Arc<AtomicBool>,
 }
 
 impl FollowedOperator {
-    /// Stops the capture (after a last read) and the operator; returns what went wrong with the
-    /// capture, if anything.
-    async fn finish(self) -> Option<String> {
-        self.stop.cancel();
+    /// Stops watching and stops the operator.
+    async fn finish(self) {
         self.watcher.abort();
-        let problem = match tokio::time::timeout(Duration::from_secs(10), self.capture).await {
-            Ok(Ok(Ok(_))) => None,
-            Ok(Ok(Err(error))) => Some(error.to_string()),
-            Ok(Err(error)) => Some(error.to_string()),
-            Err(_) => Some("did not stop within 10s".to_string()),
-        };
         if let Some(process) = self.process {
             process.stop(STOP_GRACE).await;
         }
-        problem
     }
 }
 

@@ -1020,6 +1020,7 @@ fn trial_events(
                 }),
                 cleanup: trial.metadata.clone().unwrap_or(Value::Null),
                 operator_db: None,
+                operator_host: None,
             }
             .into(),
         );
@@ -1072,6 +1073,7 @@ fn trial_events(
                             tool_params_raw: command.params_raw,
                             exit_code: command.exit_code,
                             timestamp: at,
+                            row: None,
                         }
                         .into(),
                     );

@@ -109,6 +109,7 @@ impl Setup {
                 target: Some("2".to_string()),
                 cleanup: serde_json::json!({}),
                 operator_db: operator_db.map(|path| path.display().to_string()),
+                operator_host: operator_db.map(|_| schemas::event::host_name()),
             },
         );
         injected.occurred_at = injected_at();
@@ -182,7 +183,7 @@ impl Setup {
     async fn consumer_backlog(&self) -> (u64, usize) {
         let stream = self.log.stream().await.unwrap();
         let mut consumer = stream
-            .get_consumer::<pull::Config>(stage::CONSUMER_NAME)
+            .get_consumer::<pull::Config>(&stage::consumer_name(&schemas::event::host_name()))
             .await
             .unwrap();
         let info = consumer.info().await.unwrap();

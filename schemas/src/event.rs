@@ -87,15 +87,26 @@ pub struct Producer {
 impl Producer {
     /// The producer for `stage` on this host.
     pub fn here(stage: &str) -> Producer {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_else(|| "unknown".to_string());
         Producer {
             stage: stage.to_string(),
-            host,
+            host: host_name(),
         }
     }
+}
+
+/// The name of this host as events name it: `$EVAL_HOST` when set (several harness hosts
+/// simulated on one machine, or a name that outlives the machine's), else the system's host
+/// name. `ChaosInjected.operator_host` and the capture stage that takes a trial compare these.
+pub fn host_name() -> String {
+    std::env::var("EVAL_HOST")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// One event of the log: the envelope and its typed data.
@@ -475,6 +486,8 @@ events! {
     AgentLogRecorded,
     /// The operator resolved the ticket.
     TicketResolved,
+    /// The capture stage read a trial's operator.db for the last time, after the trial ended.
+    OperatorCaptureFinished,
     /// The fault's cleanup ran and the subject is back to its configuration.
     ChaosCleanedUp,
     /// The fault's cleanup failed; the record says what is left behind.
@@ -608,7 +621,17 @@ pub struct ChaosInjected {
     /// trials without an operator, and events written before the capture stage existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_db: Option<String>,
+    /// The host whose file system holds `operator_db` (the worker's host name): only a capture
+    /// stage on that host takes the trial. Absent in events written before it was recorded, which
+    /// any capture stage takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_host: Option<String>,
 }
+
+/// A row of an operator.db table as the operator wrote it, keyed by the contract's column names
+/// (`schemas::operator_db`): SQLite integers and reals as JSON numbers, text as strings, NULL as
+/// null (a blob as null: the contract has none).
+pub type OperatorRow = std::collections::BTreeMap<String, serde_json::Value>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TicketOpened {
@@ -659,6 +682,11 @@ pub struct AgentLogRecorded {
     pub tool_params_raw: Option<String>,
     pub exit_code: Option<i64>,
     pub timestamp: Timestamp,
+    /// The row as written, every column of the contract's `agent_log_entries` but `content`
+    /// (which is the field above): the projector's `operator_log_entries` comes from it. Absent in
+    /// events captured before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<OperatorRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -666,6 +694,53 @@ pub struct TicketResolved {
     pub operator_db: String,
     pub ticket_id: i64,
     pub resolved_at: Timestamp,
+}
+
+/// What the capture stage found of a trial's operator.db file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorDbStatus {
+    /// Read to the end of the trial.
+    Read,
+    /// It never appeared.
+    Missing,
+    /// It could not be read (corrupt, not the contract's schema, a row the capture cannot read).
+    Unreadable,
+}
+
+impl OperatorDbStatus {
+    /// The name on the wire: `read`, `missing`, `unreadable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorDbStatus::Read => "read",
+            OperatorDbStatus::Missing => "missing",
+            OperatorDbStatus::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// The end of one trial's operator.db capture, published by the capture stage after the trial's
+/// `TrialFinished` and a last read: every capture event of the trial is in the log before it.
+/// Scoring grades an operator trial once both are in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OperatorCaptureFinished {
+    /// The `ChaosInjected` whose capture this ends (each attempt of a trial has its own).
+    pub injection_id: Uuid,
+    pub operator_db: String,
+    pub status: OperatorDbStatus,
+    /// What went wrong, when not `read`; the events published before it stay in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub modified_at: Option<Timestamp>,
+    /// The trial's ticket as the operator last wrote it (every contract column); `None` when the
+    /// operator opened none.
+    pub ticket: Option<OperatorRow>,
+    /// The ticket's `agent_sessions` rows as last written.
+    #[serde(default)]
+    pub sessions: Vec<OperatorRow>,
+    /// `AgentLogRecorded` events of the trial from this file.
+    pub n_log_entries: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -6,4 +6,5 @@ pub mod campaign;
 pub mod event;
 pub mod ids;
 pub mod log;
+pub mod operator_db;
 pub mod program;

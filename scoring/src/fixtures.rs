@@ -396,6 +396,7 @@ impl TrialFixture {
                         tool_params_raw: None,
                         exit_code: (entry_type == AgentLogEntryType::ToolResult).then_some(0),
                         timestamp: operator(ms),
+                        row: None,
                     }
                     .into(),
                 ));
@@ -484,6 +485,7 @@ impl TrialFixture {
                 json!({"pid": 4242})
             },
             operator_db: None,
+            operator_host: None,
         }
     }
 }

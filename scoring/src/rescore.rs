@@ -7,12 +7,14 @@
 //! after an interrupted one, publishes only what is missing.
 //!
 //! A replay reads a campaign to the end of the stream. One task pulls the messages and picks those
-//! the scorer reads; another parses them, scores each trial as soon as its `TrialFinished`
-//! arrives, encodes its `TrialScored` and drops the trial's events. Scores are published once all
-//! of the campaign has been read, because an event of a trial may follow its `TrialFinished` (a
-//! capture running late) and a published score cannot be taken back: such a trial's score is
-//! discarded, and the trial is read again from the stream (on its own, or with the others in one
-//! more read of the campaign when there are many) and scored once more before the publish.
+//! the scorer reads; another parses them, scores each trial as soon as it is complete (its
+//! `TrialFinished` and, for an operator trial, its `OperatorCaptureFinished`: every captured
+//! event comes before it), encodes its `TrialScored` and drops the trial's events. Scores are
+//! published once all of the campaign has been read. A trial finished without the end of its
+//! capture (a log written before captures announced their end, or no capture stage ran) is scored
+//! at the end of the read from the events kept; one that still gets an event after it was scored
+//! (which the harness does not write) is read again from the stream before the publish, because
+//! a published score cannot be taken back.
 //! Campaigns are replayed one at a time; memory holds the events of the trials not finished yet
 //! (without the bulky fields the scorer never reads) and the encoded scores.
 
@@ -28,7 +30,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::score::{ScoringConfig, outcome_name, score, scored_event_id};
+use crate::score::{Completeness, ScoringConfig, outcome_name, score, scored_event_id};
 use crate::{Error, Result};
 
 /// Which campaigns to re-score.
@@ -63,6 +65,9 @@ pub struct RescoreReport {
     pub n_published: u64,
     /// Finished trials that already had a `TrialScored` of this version.
     pub n_already_scored: u64,
+    /// Operator trials scored without the end of their capture in the log (older logs, or no
+    /// capture stage ran for them): graded from what was captured.
+    pub n_without_capture_end: u64,
     /// Newly scored trials by outcome (`success`, `failure`, `timeout`, `errored`).
     pub by_outcome: BTreeMap<String, u64>,
 }
@@ -112,10 +117,11 @@ pub async fn rescore(
         replay.read(log, &mut progress).await?;
         let trials = std::mem::take(&mut replay.trials);
         report.n_trials += trials.len() as u64;
-        // Trials with events after their `TrialFinished`, to score again from the stream.
+        // Trials with events after they were scored, to score again from the stream.
         let again: HashSet<&str> = trials
             .iter()
-            .filter(|trial| trial.finished && trial.scored.is_none())
+            .filter(|trial| trial.completeness.finished() && trial.scored.is_none())
+            .filter(|trial| trial.events.is_empty())
             .filter(|trial| {
                 let id = scored_event_id(campaign_id, &trial.trial_id, &version);
                 !trial.scored_ids.contains(&id)
@@ -125,7 +131,7 @@ pub async fn rescore(
         let mut read_again = read_trials_again(log, campaign_id, &again).await?;
         let mut to_publish = Vec::new();
         for trial in trials {
-            if !trial.finished {
+            if !trial.completeness.finished() {
                 continue;
             }
             report.n_finished += 1;
@@ -136,6 +142,12 @@ pub async fn rescore(
             }
             let (outcome, event) = match trial.scored {
                 Some(scored) => scored,
+                // Finished, its capture's end never came: graded from what the log holds.
+                None if !trial.events.is_empty() => {
+                    report.n_without_capture_end += 1;
+                    let trial_score = score(&trial.events, config);
+                    (trial_score.outcome, trial_score.encode(&producer))
+                }
                 None => {
                     let events = read_again.remove(&trial.trial_id).unwrap_or_default();
                     if events.iter().any(|event| event.id == id) {
@@ -176,10 +188,10 @@ struct TrialEvents {
     events: Vec<Event>,
     /// Ids of the trial's `TrialScored` events (the only ones a new score's id can equal).
     scored_ids: HashSet<Uuid>,
-    finished: bool,
-    /// The outcome and encoded `TrialScored` made when `TrialFinished` was read, whereupon
-    /// `events` was emptied. `None` for a finished trial means it must be read again: its score
-    /// of this version is there already, or an event followed the `TrialFinished`.
+    completeness: Completeness,
+    /// The outcome and encoded `TrialScored` made when the trial was complete, whereupon
+    /// `events` was emptied. `None` for a finished trial with no events kept means it must be
+    /// read again: its score of this version is there already, or an event followed its score.
     scored: Option<(Outcome, EncodedEvent)>,
 }
 
@@ -294,7 +306,7 @@ impl CampaignReplay<'_, '_> {
             trial_id: trial_id.to_string(),
             events: Vec::new(),
             scored_ids: HashSet::new(),
-            finished: false,
+            completeness: Completeness::default(),
             scored: None,
         });
         self.index_of
@@ -314,16 +326,17 @@ impl CampaignReplay<'_, '_> {
                 trial.scored_ids.insert(event.id);
                 return;
             }
-            _ if trial.finished => {
-                // The trial's events are gone: score it again from the stream at the end.
+            _ if trial.events.is_empty() && trial.completeness.complete() => {
+                // Scored, and its events are gone: score it again from the stream at the end.
                 trial.scored = None;
                 return;
             }
-            EventData::TrialFinished(_) => trial.finished = true,
             _ => {}
         }
+        let was_complete = trial.completeness.complete();
+        trial.completeness.observe(&event);
         trial.events.push(event);
-        if trial.finished {
+        if !was_complete && trial.completeness.complete() {
             let events = std::mem::take(&mut trial.events);
             let id = scored_event_id(self.campaign_id, &trial.trial_id, self.version);
             if !trial.scored_ids.contains(&id) {
@@ -424,6 +437,12 @@ fn keep_for_scoring(event: &mut Event) -> bool {
         }
         EventData::AgentLogRecorded(entry) => {
             entry.content = None;
+            entry.row = None;
+            true
+        }
+        EventData::OperatorCaptureFinished(finished) => {
+            finished.ticket = None;
+            finished.sessions = Vec::new();
             true
         }
         EventData::ChaosInjected(injected) => {

@@ -211,6 +211,62 @@ fn names_subject(named: &str, spec: Option<&TrialSpec>, instance: Option<&str>) 
         || instance.is_some_and(|instance| named.eq_ignore_ascii_case(instance))
 }
 
+/// Whether a trial's events are all in the log, read in log order: its `TrialFinished`, and for
+/// an attempt whose injection names an operator.db, that capture's `OperatorCaptureFinished`
+/// (which the capture stage publishes after the trial's end, so every capture event comes before
+/// it). Scoring grades a trial once it is complete.
+#[derive(Debug, Clone, Default)]
+pub struct Completeness {
+    finished: bool,
+    /// The injection of the latest attempt whose capture has not ended yet.
+    awaiting_capture: Option<Uuid>,
+    /// Injections whose capture ended.
+    captured: Vec<Uuid>,
+}
+
+impl Completeness {
+    /// The completeness of a trial's events.
+    pub fn of(events: &[Event]) -> Completeness {
+        let mut completeness = Completeness::default();
+        for event in events {
+            completeness.observe(event);
+        }
+        completeness
+    }
+
+    pub fn observe(&mut self, event: &Event) {
+        match &event.data {
+            // A new attempt: an earlier attempt's capture no longer holds the trial back.
+            EventData::TrialStarted(_) => self.awaiting_capture = None,
+            EventData::ChaosInjected(injected) => {
+                self.awaiting_capture = injected
+                    .operator_db
+                    .as_ref()
+                    .map(|_| event.id)
+                    .filter(|id| !self.captured.contains(id));
+            }
+            EventData::OperatorCaptureFinished(finished) => {
+                self.captured.push(finished.injection_id);
+                if self.awaiting_capture == Some(finished.injection_id) {
+                    self.awaiting_capture = None;
+                }
+            }
+            EventData::TrialFinished(_) => self.finished = true,
+            _ => {}
+        }
+    }
+
+    /// The trial has its `TrialFinished`.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The trial is finished and its operator.db capture, if it has one, has ended.
+    pub fn complete(&self) -> bool {
+        self.finished && self.awaiting_capture.is_none()
+    }
+}
+
 /// Grades one trial from its events, in log order. Pure: the same events and settings always give
 /// the same score.
 pub fn score(events: &[Event], config: &ScoringConfig) -> TrialScore {

@@ -1,34 +1,37 @@
-//! The scoring stage: a durable JetStream pull consumer of `TrialFinished` events that reads each
-//! finished trial's events, scores them, and publishes `TrialScored` with an id derived from the
-//! campaign, trial and scorer version.
+//! The scoring stage: a durable JetStream pull consumer of `TrialFinished` and
+//! `OperatorCaptureFinished` events that reads the trial's events and, once the trial is
+//! complete ([`Completeness`]: finished, and its operator.db capture ended when it has an
+//! operator), scores them and publishes `TrialScored` with an id derived from the campaign, trial
+//! and scorer version. Whichever of the two events comes second triggers the score, so every
+//! event the capture read is in it.
 //!
 //! Delivery, as Vector's NATS source does it: a message is acknowledged only after its
-//! `TrialScored` is acknowledged by the stream (or was already there); a failure is negatively
-//! acknowledged, so it comes back after a pause; an envelope that can never be read is
-//! terminated, with an error logged. Redelivery is harmless: the derived id makes JetStream drop
-//! a second publish within its duplicate window, and beyond it the stage sees the stored
-//! `TrialScored` among the trial's events and publishes nothing.
-//!
-//! A trial is scored from the events in the log when its `TrialFinished` arrives; operator events
-//! captured after that are taken into account by a re-score (`evalctl rescore`).
+//! `TrialScored` is acknowledged by the stream (or was already there, or the trial waits for the
+//! other event); a failure is negatively acknowledged, so it comes back after a pause; an
+//! envelope that can never be read is terminated, with an error logged. Redelivery is harmless:
+//! the derived id makes JetStream drop a second publish within its duplicate window, and beyond
+//! it the stage sees the stored `TrialScored` among the trial's events and publishes nothing.
 
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use schemas::event::{Event, Producer};
-use schemas::log::{EventFilter, EventLog};
+use schemas::log::{DurableSpec, EventFilter, EventLog};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::score::{ScoringConfig, score, scored_event_id};
+use crate::score::{Completeness, ScoringConfig, score, scored_event_id};
 use crate::{Error, Result};
 
 /// The durable consumer's name; every scoring stage shares it, so they compete for trials.
 pub const CONSUMER_NAME: &str = "scoring";
-/// What the consumer receives: every `TrialFinished`.
-pub const FILTER_SUBJECT: &str = "eval.*.*.TrialFinished";
+/// What the consumer receives: every `TrialFinished` and `OperatorCaptureFinished`.
+pub const FILTER_SUBJECTS: [&str; 2] = [
+    "eval.*.*.TrialFinished",
+    "eval.*.*.OperatorCaptureFinished",
+];
 /// How long the server waits for an acknowledgement before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 /// How long a failed trial waits before it is delivered again.
@@ -39,6 +42,11 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(5);
 pub enum Handled {
     Published,
     AlreadyScored,
+    /// Finished, but its operator.db capture has not ended yet: its `OperatorCaptureFinished`
+    /// triggers the score.
+    AwaitingCapture,
+    /// Its capture ended before the trial did: its `TrialFinished` triggers the score.
+    NotFinished,
 }
 
 /// Runs the scoring stage until `shutdown` is cancelled; the trial being scored then is finished
@@ -74,7 +82,7 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
         let finished = match Event::from_json(&message.payload) {
             Ok(event) => event,
             Err(error) => {
-                warn!(subject = %message.subject, %error, "unreadable TrialFinished envelope; terminating its delivery");
+                warn!(subject = %message.subject, %error, "unreadable envelope; terminating its delivery");
                 if let Err(error) = message.ack_with(AckKind::Term).await {
                     warn!(%error, "terminating a delivery failed");
                 }
@@ -82,7 +90,7 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
             }
         };
         let Some(trial_id) = finished.trial_id.clone() else {
-            debug!(subject = %message.subject, "TrialFinished without a trial id; nothing to score");
+            debug!(subject = %message.subject, "an event without a trial id; nothing to score");
             ack(&message).await;
             continue;
         };
@@ -119,40 +127,17 @@ async fn ack(message: &async_nats::jetstream::Message) {
     }
 }
 
-/// The stage's durable consumer, created on first use. An existing consumer of that name must
-/// filter the same subject.
+/// The stage's durable consumer, created on first use (and brought to the current filter).
 pub async fn durable_consumer(log: &EventLog) -> Result<PullConsumer> {
-    let stream = log.ensure_stream().await?;
-    let config = consumer::pull::Config {
-        durable_name: Some(CONSUMER_NAME.to_string()),
-        description: Some("eval scoring stage: scores every finished trial".to_string()),
-        filter_subject: FILTER_SUBJECT.to_string(),
-        ack_policy: consumer::AckPolicy::Explicit,
-        deliver_policy: consumer::DeliverPolicy::All,
-        ack_wait: ACK_WAIT,
-        ..Default::default()
-    };
-    let mut consumer = stream
-        .get_or_create_consumer(CONSUMER_NAME, config)
-        .await
-        .map_err(|error| Error::Consumer {
-            consumer: CONSUMER_NAME.to_string(),
-            reason: error.to_string(),
-        })?;
-    let info = consumer.info().await.map_err(|error| Error::Consumer {
-        consumer: CONSUMER_NAME.to_string(),
-        reason: error.to_string(),
-    })?;
-    if info.config.filter_subject != FILTER_SUBJECT {
-        return Err(Error::Consumer {
-            consumer: CONSUMER_NAME.to_string(),
-            reason: format!(
-                "exists with filter {:?}, expected {FILTER_SUBJECT:?}; remove it (`nats consumer rm EVAL {CONSUMER_NAME}`) and restart",
-                info.config.filter_subject
-            ),
-        });
-    }
-    Ok(consumer)
+    Ok(log
+        .durable_consumer(&DurableSpec {
+            name: CONSUMER_NAME.to_string(),
+            description: "eval scoring stage: scores every finished trial".to_string(),
+            filter_subjects: FILTER_SUBJECTS.map(str::to_string).to_vec(),
+            ack_wait: ACK_WAIT,
+            max_deliver: None,
+        })
+        .await?)
 }
 
 /// Reads one trial's events in log order; envelopes that cannot be read are skipped.
@@ -189,6 +174,13 @@ pub async fn score_trial(
     let id = scored_event_id(campaign_id, trial_id, version);
     if events.iter().any(|event| event.id == id) {
         return Ok(Handled::AlreadyScored);
+    }
+    let completeness = Completeness::of(&events);
+    if !completeness.finished() {
+        return Ok(Handled::NotFinished);
+    }
+    if !completeness.complete() {
+        return Ok(Handled::AwaitingCapture);
     }
     let trial_score = score(&events, config);
     log.publish(&trial_score.to_event(producer)).await?;

@@ -27,6 +27,7 @@ pub fn config(
     StageConfig {
         max_trials: max_trials.max(1),
         reports,
+        host: schemas::event::host_name(),
     }
 }
 
@@ -35,7 +36,8 @@ pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
     let shutdown = super::shutdown_on_signal();
     let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
     eprintln!(
-        "{program} capture: following the operator.db of every injected trial from {} ({} at once); Ctrl-C stops",
+        "{program} capture: following the operator.db of every trial injected on {} from {} ({} at once); Ctrl-C stops",
+        schemas::event::host_name(),
         global.nats,
         args.max_trials,
         program = schemas::program::name()

@@ -195,6 +195,19 @@ pub fn summary(event: &Event) -> String {
             format!("{:?} {}", data.entry_type, text.replace('\n', " "))
         }
         EventData::TicketResolved(data) => format!("ticket {}", data.ticket_id),
+        EventData::OperatorCaptureFinished(data) => format!(
+            "{} {}, ticket {}, {} log entries{}",
+            data.operator_db,
+            data.status.as_str(),
+            data.ticket
+                .as_ref()
+                .and_then(|ticket| ticket.get("id"))
+                .map_or("none".to_string(), |id| id.to_string()),
+            data.n_log_entries,
+            data.error
+                .as_deref()
+                .map_or(String::new(), |error| format!(": {error}"))
+        ),
         EventData::ChaosCleanedUp(data) => {
             format!("{} in {} ms", data.chaos_type, data.duration_ms)
         }

@@ -1,6 +1,8 @@
-//! The capture stage (`evalctl capture`; `evalctl up` and `evalctl run` run it too): a durable JetStream
-//! pull consumer of `ChaosInjected` events that follows each injected trial's operator.db with
-//! [`follow`] until the trial is over.
+//! The capture stage (`evalctl capture`; `evalctl up` and `evalctl run` run it too): the only
+//! reader of operator.db, and its only writer (the trial's variant, into the ticket). A durable
+//! JetStream pull consumer of `ChaosInjected` events per host (`capture-<host>`) follows each
+//! trial injected on its host (`operator_host`) with [`follow`] until the trial is over, then
+//! publishes `OperatorCaptureFinished`, which scoring waits for.
 //!
 //! What a trial's capture needs comes from the log: the operator.db from the injection's
 //! `operator_db` (written by the worker; an injection without one has no operator and is
@@ -11,27 +13,31 @@
 //! is already over when its injection is delivered (a stage started late, or restarted) is read
 //! once, to catch up, and not followed.
 //!
-//! Delivery, as in the scoring stage: an injection is acknowledged only after its trial is over
-//! and the rows read last are published; while the trial runs, the stage tells JetStream it is
-//! still at work (AckProgress); on shutdown it reads once more, publishes, and hands the
-//! injection back (NAK) to the next capture stage; a failure that may pass (the log, a locked
-//! file) comes back after a pause, one that will not (a corrupt file, a bad row) is reported and
-//! terminated. Every event id derives from the trial, the file and the row, so the worker's own
-//! capture, a second stage or a restarted one publish only duplicates, which JetStream drops;
-//! beyond its duplicate window [`follow`] starts from the cursor the log implies.
+//! Delivery, as in the scoring stage: an injection is acknowledged only after its trial is over,
+//! the rows read last are published and `OperatorCaptureFinished` is durable; while the trial
+//! runs, the stage tells JetStream it is still at work (AckProgress); on shutdown it reads once
+//! more, publishes, and hands the injection back (NAK) to the next capture stage; a failure that
+//! may pass (the log, a locked file) comes back after a pause, one that will not (a missing or
+//! corrupt file, a bad row) ends the capture with `OperatorCaptureFinished` saying why and is
+//! terminated. Every event id derives from the trial, the file and the row, so a second stage or
+//! a restarted one publishes only duplicates, which JetStream drops; beyond its duplicate window
+//! [`follow`] starts from the cursor the log implies.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use schemas::campaign::TrialSpec;
-use schemas::event::{CampaignPublished, ChaosInjected, Event, EventData};
-use schemas::log::{EventFilter, EventLog};
+use schemas::event::{
+    CampaignPublished, ChaosInjected, Event, EventData, OperatorCaptureFinished, OperatorDbStatus,
+    Producer, Timestamp,
+};
+use schemas::log::{DurableSpec, EventFilter, EventLog};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +46,22 @@ use tracing::{debug, info, warn};
 
 use super::{CaptureError, CaptureReport, CaptureTarget, Result, follow};
 
-/// The durable consumer's name; every capture stage shares it, so they compete for trials.
-pub const CONSUMER_NAME: &str = "capture";
+/// The durable consumer of the capture stages on `host`: they compete for its trials, and the
+/// stages of another host have a consumer of their own (each sees every injection and takes only
+/// those whose operator.db is on its host).
+pub fn consumer_name(host: &str) -> String {
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("capture-{safe}")
+}
 /// What the consumer receives: every `ChaosInjected`.
 pub const FILTER_SUBJECT: &str = "eval.*.*.ChaosInjected";
 /// How long the server waits for an acknowledgement (or a progress note) before redelivering.
@@ -61,6 +81,9 @@ pub struct StageConfig {
     /// Receives a report when a trial's capture starts and when it ends (for `evalctl capture`'s
     /// lines).
     pub reports: Option<UnboundedSender<StageReport>>,
+    /// This host's name ([`schemas::event::host_name`]): the trials whose
+    /// `ChaosInjected.operator_host` names it are captured here.
+    pub host: String,
 }
 
 impl Default for StageConfig {
@@ -68,6 +91,7 @@ impl Default for StageConfig {
         StageConfig {
             max_trials: 64,
             reports: None,
+            host: schemas::event::host_name(),
         }
     }
 }
@@ -120,8 +144,8 @@ struct Shared {
 /// Runs the capture stage until `shutdown` is cancelled; the trials followed then get a last
 /// read and are handed back. Fails when the consumer cannot be created.
 pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken) -> Result<()> {
-    let consumer = durable_consumer(&log).await?;
-    debug!(consumer = CONSUMER_NAME, "capture stage started");
+    let consumer = durable_consumer(&log, &config.host).await?;
+    debug!(consumer = %consumer_name(&config.host), "capture stage started");
     let permits = Arc::new(Semaphore::new(config.max_trials.max(1)));
     let shared = Arc::new(Shared {
         log,
@@ -155,40 +179,19 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     Ok(())
 }
 
-/// The stage's durable consumer, created on first use. An existing consumer of that name must
-/// filter the same subject.
-pub async fn durable_consumer(log: &EventLog) -> Result<PullConsumer> {
-    let consumer_error = |reason: String| CaptureError::Consumer {
-        consumer: CONSUMER_NAME.to_string(),
-        reason,
-    };
-    let stream = log.ensure_stream().await?;
-    let config = consumer::pull::Config {
-        durable_name: Some(CONSUMER_NAME.to_string()),
-        description: Some(
-            "evalctl capture stage: follows the operator.db of every injected trial".to_string(),
-        ),
-        filter_subject: FILTER_SUBJECT.to_string(),
-        ack_policy: consumer::AckPolicy::Explicit,
-        deliver_policy: consumer::DeliverPolicy::All,
-        ack_wait: ACK_WAIT,
-        ..Default::default()
-    };
-    let mut consumer = stream
-        .get_or_create_consumer(CONSUMER_NAME, config)
-        .await
-        .map_err(|error| consumer_error(error.to_string()))?;
-    let info = consumer
-        .info()
-        .await
-        .map_err(|error| consumer_error(error.to_string()))?;
-    if info.config.filter_subject != FILTER_SUBJECT {
-        return Err(consumer_error(format!(
-            "exists with filter {:?}, expected {FILTER_SUBJECT:?}; remove it (`nats consumer rm EVAL {CONSUMER_NAME}`) and restart",
-            info.config.filter_subject
-        )));
-    }
-    Ok(consumer)
+/// The durable consumer of the stages on `host`, created on first use.
+pub async fn durable_consumer(log: &EventLog, host: &str) -> Result<PullConsumer> {
+    Ok(log
+        .durable_consumer(&DurableSpec {
+            name: consumer_name(host),
+            description: format!(
+                "evalctl capture stages on {host}: follow the operator.db of every trial injected there"
+            ),
+            filter_subjects: vec![FILTER_SUBJECT.to_string()],
+            ack_wait: ACK_WAIT,
+            max_deliver: None,
+        })
+        .await?)
 }
 
 /// One `ChaosInjected`: follow its trial's operator.db, then acknowledge, hand back, retry or
@@ -214,6 +217,16 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
         reply(&message, AckKind::Ack).await;
         return;
     };
+    if let EventData::ChaosInjected(ChaosInjected {
+        operator_host: Some(host),
+        ..
+    }) = &injection.data
+        && *host != shared.config.host
+    {
+        debug!(%trial_id, %host, "the operator.db is on another host; its capture stage takes it");
+        reply(&message, AckKind::Ack).await;
+        return;
+    }
     let operator_db = PathBuf::from(operator_db);
     let sequence = match message.info() {
         Ok(info) => info.stream_sequence,
@@ -270,6 +283,23 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
         .expect("following")
         .remove(&sequence);
 
+    // The end of the capture goes into the log before the injection is acknowledged: a trial
+    // whose capture ended (over, or failed for good) is graded once it is there.
+    let ending = match &captured {
+        Ok(Captured {
+            report, over: true, ..
+        }) => Some(Ok(report)),
+        Err(error) if !passing(error) => Some(Err(error)),
+        _ => None,
+    };
+    if let Some(ending) = ending {
+        let event = finished_event(&injection, &trial_id, &operator_db, ending).await;
+        if let Err(error) = shared.log.publish(&event).await {
+            warn!(%campaign_id, %trial_id, %error, "publishing the end of a capture failed; it will be retried");
+            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+            return;
+        }
+    }
     let (caught_up, outcome) = match captured {
         Ok(Captured {
             report,
@@ -311,6 +341,73 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
             outcome,
         }));
     }
+}
+
+/// The `OperatorCaptureFinished` of a capture that ended: what the file held at the end (its
+/// ticket and sessions as last written), or why it could not be read.
+async fn finished_event(
+    injection: &Event,
+    trial_id: &str,
+    operator_db: &Path,
+    ending: std::result::Result<&CaptureReport, &CaptureError>,
+) -> Event {
+    let metadata = std::fs::metadata(operator_db).ok();
+    let mut finished = OperatorCaptureFinished {
+        injection_id: injection.id,
+        operator_db: operator_db.display().to_string(),
+        status: OperatorDbStatus::Read,
+        error: None,
+        size_bytes: metadata.as_ref().map(|metadata| metadata.len()),
+        modified_at: metadata
+            .and_then(|metadata| metadata.modified().ok())
+            .map(|time| Timestamp::from_datetime(time.into())),
+        ticket: None,
+        sessions: Vec::new(),
+        n_log_entries: 0,
+    };
+    match ending {
+        Ok(report) => {
+            finished.n_log_entries = report.n_log_entries;
+            if let Some(ticket_id) = report.ticket_id {
+                let path = operator_db.to_path_buf();
+                let read =
+                    tokio::task::spawn_blocking(move || super::final_rows(&path, ticket_id)).await;
+                match read {
+                    Ok(Ok((ticket, sessions))) => {
+                        finished.ticket = ticket;
+                        finished.sessions = sessions;
+                    }
+                    Ok(Err(error)) => {
+                        finished.status = OperatorDbStatus::Unreadable;
+                        finished.error = Some(error.to_string());
+                    }
+                    Err(error) => {
+                        finished.status = OperatorDbStatus::Unreadable;
+                        finished.error = Some(format!("the reading task failed: {error}"));
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            finished.status = match error {
+                CaptureError::MissingFile { .. } => OperatorDbStatus::Missing,
+                _ => OperatorDbStatus::Unreadable,
+            };
+            finished.error = Some(error.to_string());
+        }
+    }
+    let id = schemas::ids::derived_event_id(
+        &injection.campaign_id,
+        &format!("OperatorCaptureFinished/{trial_id}/{}", injection.id),
+        0,
+    );
+    Event::new(
+        &Producer::here("capture"),
+        &injection.campaign_id,
+        Some(trial_id),
+        finished,
+    )
+    .with_id(id)
 }
 
 /// A failure that a later attempt may not meet: the log, or the operator holding its lock.

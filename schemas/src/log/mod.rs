@@ -4,7 +4,10 @@
 //! This lives beside the wire types because the stream's name, subjects, headers and
 //! configuration are as much a contract between the stages as the events are.
 
+mod durable;
 pub mod local;
+
+pub use durable::DurableSpec;
 
 use std::time::Duration;
 
@@ -50,6 +53,8 @@ pub enum Error {
     Publish { subject: String, reason: String },
     #[error("reading stream {STREAM_NAME} failed: {0}")]
     Read(String),
+    #[error("consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
