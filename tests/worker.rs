@@ -455,6 +455,38 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         .collect();
     let distinct: std::collections::HashSet<&String> = rows.iter().collect();
     assert_eq!(distinct.len(), rows.len(), "{rows:?}");
+    // The capture's end carries the ticket as the operator last wrote it, with the variant.
+    let capture_end = all
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::OperatorCaptureFinished(end) => Some(end.clone()),
+            _ => None,
+        })
+        .expect("the capture announced its end");
+    assert_eq!(capture_end.injection_id, all[position("ChaosInjected")].id);
+    assert!(position("TrialFinished") < position("OperatorCaptureFinished"));
+    assert!(position("OperatorCaptureFinished") < position("TrialScored"));
+    let ticket = capture_end.ticket.as_ref().expect("a ticket");
+    assert_eq!(ticket["status"], "resolved", "{capture_end:?}");
+    assert_eq!(ticket["variant_model"], "scripted-model", "{capture_end:?}");
+
+    // DuckDB comes from the log alone: with the operator.db gone, a rebuild equals the live
+    // projection `evalctl run` made while the file was there.
+    let duckdb = data.join("eval.duckdb");
+    let live = dump_tables(&duckdb);
+    assert!(live.contains("scripted-model"), "the operator's rows are projected");
+    for entry in std::fs::read_dir(&trial_dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("operator.db") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let rebuilt = output(eval(
+        nats.url(),
+        &data,
+        &["project", "--rebuild", "--until-caught-up"],
+    ));
+    assert!(rebuilt.status.success());
+    assert_eq!(dump_tables(&duckdb), live);
     assert!(Lab::list(&data).unwrap().is_empty());
     // The node the operator restarted from its own process went with the lab too.
     let data_text = data.display().to_string();
@@ -466,6 +498,31 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         .filter(|cmdline| cmdline.contains(&data_text) && cmdline.starts_with("etcd"))
         .collect();
     assert_eq!(survivors, Vec::<String>::new());
+}
+
+/// Every projected table's rows, sorted, as text.
+fn dump_tables(path: &Path) -> String {
+    let connection = duckdb::Connection::open(path).unwrap();
+    let mut out = String::new();
+    for table in projector::schema::TABLES {
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {} ORDER BY ALL",
+                table.name
+            ))
+            .unwrap();
+        let mut rows = statement.query([]).unwrap();
+        out.push_str(&format!("== {}\n", table.name));
+        while let Some(row) = rows.next().unwrap() {
+            let n = row.as_ref().column_count();
+            let cells: Vec<String> = (0..n)
+                .map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default())
+                .collect();
+            out.push_str(&cells.join(" | "));
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// How the external operator's file reaches the campaign: the file's `operator_db`, or the seed

@@ -177,6 +177,34 @@ impl Row<'_> {
         self
     }
 
+    /// A cell an operator wrote (an [`schemas::event::OperatorRow`] value), in the column's kind:
+    /// text keeps numbers as their text, integer columns take integers or integer text; anything
+    /// else is NULL.
+    pub fn written(mut self, value: Option<&serde_json::Value>) -> Self {
+        use serde_json::Value;
+        let value = value.filter(|value| !value.is_null());
+        let integer = || match value {
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .or_else(|| number.as_f64().map(|x| x as i64)),
+            Some(Value::String(text)) => text.trim().parse().ok(),
+            _ => None,
+        };
+        match self.builder() {
+            Builder::Text(builder) => match value {
+                Some(Value::String(text)) => builder.append_value(text),
+                Some(other) => builder.append_value(other.to_string()),
+                None => builder.append_null(),
+            },
+            Builder::BigInt(builder) => builder.append_option(integer()),
+            Builder::Int(builder) => {
+                builder.append_option(integer().and_then(|n| i32::try_from(n).ok()))
+            }
+            _ => self.mismatch("an operator's cell"),
+        }
+        self
+    }
+
     /// Ends the row; every column must have been written.
     pub fn end(self) {
         assert_eq!(

@@ -1,15 +1,12 @@
 //! The DuckDB file: opening it for writing (one writer), creating the tables, loading the fold's
 //! state back, and committing a batch of rows together with the stream sequence they reach.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Config, Connection, params};
 use schemas::event::Timestamp;
 
-use crate::buffer::TableBuffer;
-use crate::operator::{self, OPERATOR_TABLES};
 use crate::project::{Batch, CampaignRow, Projection, TrialRow, TrialScore};
 use crate::schema::{self, Kind, PROJECTOR_VERSION, Table};
 use crate::{Error, Result};
@@ -23,8 +20,6 @@ pub struct Writer {
     path: PathBuf,
     /// The last sequence committed to the file.
     committed: u64,
-    /// operator.db files already reported as missing or unreadable in this process.
-    reported: HashSet<String>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -144,7 +139,6 @@ impl Writer {
             connection,
             path: path.to_path_buf(),
             committed: last_sequence,
-            reported: HashSet::new(),
         };
         Ok((writer, projection))
     }
@@ -158,8 +152,7 @@ impl Writer {
         Ok(self.connection.try_clone()?)
     }
 
-    /// Writes every pending row, the rows of changed trials and campaigns, the operator.db files
-    /// due, and the last sequence, in one transaction. After an error the projection no longer
+    /// Writes every pending row, the rows of changed trials and campaigns, and the last sequence, in one transaction. After an error the projection no longer
     /// matches the file: drop it and open the file again.
     pub fn commit(&mut self, projection: &mut Projection) -> Result<CommitStats> {
         self.commit_batch(projection.take_batch())
@@ -172,24 +165,8 @@ impl Writer {
             events: batch.events,
             last_sequence: batch.last_sequence,
         };
-        let files: Vec<operator::FileRead> = batch
-            .files
-            .iter()
-            .map(|path| operator::read_file(path))
-            .collect();
-        for file in &files {
-            if file.status != "read" && self.reported.insert(file.path.clone()) {
-                eprintln!(
-                    "{program} project: operator.db {} is {}: {}; its tables are skipped",
-                    file.path,
-                    file.status,
-                    file.error.as_deref().unwrap_or(""),
-                    program = schemas::program::name()
-                );
-            }
-        }
         self.connection.execute_batch("BEGIN TRANSACTION;")?;
-        match self.write(batch, files) {
+        match self.write(batch) {
             Ok(()) => {
                 let started = std::time::Instant::now();
                 self.connection.execute_batch("COMMIT;")?;
@@ -204,7 +181,7 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, batch: Batch, files: Vec<operator::FileRead>) -> Result<()> {
+    fn write(&mut self, batch: Batch) -> Result<()> {
         let started = std::time::Instant::now();
         let scored = batch
             .appended
@@ -228,14 +205,9 @@ impl Writer {
         self.replace(&schema::TRIALS, "trial_id", &keys, rows)?;
         let (keys, rows) = batch.campaigns;
         self.replace(&schema::CAMPAIGNS, "campaign_id", &keys, rows)?;
-        let replaced = started.elapsed();
-        for file in files {
-            self.write_file(file)?;
-        }
         tracing::debug!(
             append_ms = appended.as_millis(),
-            replace_ms = (replaced - appended).as_millis(),
-            files_ms = (started.elapsed() - replaced).as_millis(),
+            replace_ms = (started.elapsed() - appended).as_millis(),
             "commit parts"
         );
         self.connection.execute(
@@ -271,33 +243,6 @@ impl Writer {
         self.append(table, rows)
     }
 
-    fn write_file(&self, mut file: operator::FileRead) -> Result<()> {
-        for (table, _) in OPERATOR_TABLES {
-            self.connection.execute(
-                &format!("DELETE FROM {} WHERE operator_db = ?", table.name),
-                params![file.path],
-            )?;
-        }
-        for buffer in &mut file.tables {
-            self.append(buffer.table, buffer.take_batch())?;
-        }
-        self.connection.execute(
-            "DELETE FROM operator_db_files WHERE operator_db = ?",
-            params![file.path],
-        )?;
-        let mut row = TableBuffer::new(&schema::OPERATOR_DB_FILES);
-        row.row()
-            .text(Some(&file.path))
-            .text(Some(file.status))
-            .text(file.error.as_deref())
-            .ubigint(file.size_bytes)
-            .time(file.modified_at)
-            .int(file.counts[0])
-            .int(file.counts[1])
-            .int(file.counts[2])
-            .end();
-        self.append(row.table, row.take_batch())
-    }
 }
 
 /// `text` as a SQL string literal.

@@ -1,5 +1,6 @@
-//! The event log and the operator.db files it names, projected into DuckDB tables through Arrow
-//! record batches. Exactly once: the last stream sequence applied is committed in the same
+//! The event log, and nothing else, projected into DuckDB tables through Arrow record batches:
+//! what operators wrote arrives in the capture stage's events, how commands are classified in
+//! the scores' details, so a projector on any host rebuilds the same tables. Exactly once: the last stream sequence applied is committed in the same
 //! transaction as the rows it produced, so a restart resumes after it, and a rebuild (deleting the
 //! file and replaying the stream) gives the same tables.
 
@@ -8,7 +9,6 @@ use std::path::PathBuf;
 pub mod bench;
 pub mod buffer;
 pub mod db;
-pub mod operator;
 pub mod project;
 pub mod schema;
 pub mod stage;

@@ -2,13 +2,16 @@
 //! stream order; the rows it yields wait in buffers until the writer commits them together with
 //! the stream sequence they reach.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use duckdb::arrow::record_batch::RecordBatch;
-use schemas::event::{AgentLogEntryType, CapturePhase, Event, EventData, Timestamp, TrialScored};
+use schemas::event::{
+    AgentLogEntryType, AgentLogRecorded, CapturePhase, Event, EventData, OperatorCaptureFinished,
+    OperatorRow, Timestamp, TrialScored,
+};
 use schemas::log::StoredMessage;
 use scoring::commands::CommandId;
-use scoring::rules::{Category, Rules};
+use scoring::rules::Category;
 
 use crate::buffer::TableBuffer;
 use crate::schema;
@@ -120,14 +123,13 @@ impl CampaignRow {
 /// What one commit writes, taken out of the projection by [`Projection::take_batch`].
 #[derive(Debug)]
 pub struct Batch {
-    /// New rows of `events`, `scores`, `commands` and `agent_log`.
+    /// New rows of the append-only tables (`events`, `scores`, `tool_calls`, `agent_log`, the
+    /// `operator_*` tables, …).
     pub appended: Vec<(&'static schema::Table, RecordBatch)>,
     /// The rows of the trials that changed, and the keys of those to delete first.
     pub trials: (Vec<String>, RecordBatch),
     /// The same for campaigns.
     pub campaigns: (Vec<String>, RecordBatch),
-    /// operator.db files to read (named by trials that finished).
-    pub files: BTreeSet<String>,
     /// Events applied into this batch.
     pub events: usize,
     /// The last stream sequence applied into it.
@@ -144,17 +146,17 @@ pub struct Projection {
     pub dirty_campaigns: BTreeSet<String>,
     pub events: TableBuffer,
     pub scores: TableBuffer,
-    pub commands: TableBuffer,
+    pub tool_calls: TableBuffer,
+    pub score_commands: TableBuffer,
     pub agent_log: TableBuffer,
-    /// operator.db files to read at the next commit (named by a trial that finished).
-    pub pending_files: BTreeSet<String>,
-    /// Every operator.db the log named, by trial, for the enrichment.
-    trial_files: HashMap<String, HashSet<String>>,
+    pub operator_db_files: TableBuffer,
+    pub operator_tickets: TableBuffer,
+    pub operator_sessions: TableBuffer,
+    pub operator_log_entries: TableBuffer,
     /// The last stream sequence applied.
     pub last_sequence: u64,
     /// Events applied since the last commit.
     pub uncommitted: usize,
-    rules: Rules,
 }
 
 impl Projection {
@@ -166,13 +168,15 @@ impl Projection {
             dirty_campaigns: BTreeSet::new(),
             events: TableBuffer::new(&schema::EVENTS),
             scores: TableBuffer::new(&schema::SCORES),
-            commands: TableBuffer::new(&schema::COMMANDS),
+            tool_calls: TableBuffer::new(&schema::TOOL_CALLS),
+            score_commands: TableBuffer::new(&schema::SCORE_COMMANDS),
             agent_log: TableBuffer::new(&schema::AGENT_LOG),
-            pending_files: BTreeSet::new(),
-            trial_files: HashMap::new(),
+            operator_db_files: TableBuffer::new(&schema::OPERATOR_DB_FILES),
+            operator_tickets: TableBuffer::new(&schema::OPERATOR_TICKETS),
+            operator_sessions: TableBuffer::new(&schema::OPERATOR_SESSIONS),
+            operator_log_entries: TableBuffer::new(&schema::OPERATOR_LOG_ENTRIES),
             last_sequence,
             uncommitted: 0,
-            rules: Rules::builtin(),
         }
     }
 
@@ -286,9 +290,13 @@ impl Projection {
         };
         if let EventData::TrialScored(scored) = &event.data {
             self.score_row(sequence, event, trial_id, scored);
+            self.score_command_rows(sequence, event, trial_id, scored);
         }
         if let EventData::AgentLogRecorded(entry) = &event.data {
             self.log_rows(sequence, event, trial_id, entry);
+        }
+        if let EventData::OperatorCaptureFinished(finished) = &event.data {
+            self.capture_rows(sequence, event, trial_id, finished);
         }
 
         let mut started = false;
@@ -434,23 +442,7 @@ impl Projection {
             }
             _ => {}
         }
-        let files = operator_db_of(&event.data);
         let campaign_id = trial.campaign_id.clone();
-        let named = trial.operator_db.clone();
-        if let Some(file) = files {
-            self.trial_files
-                .entry(trial_id.to_string())
-                .or_default()
-                .insert(file.to_string());
-        }
-        if finished {
-            // The file named by the trial's row survives a restart of the projector; the set of
-            // every file it named lives in memory only.
-            self.pending_files.extend(named);
-            if let Some(files) = self.trial_files.get(trial_id) {
-                self.pending_files.extend(files.iter().cloned());
-            }
-        }
         if started || finished {
             let campaign = self.campaign(&campaign_id);
             campaign.n_started += i32::from(started);
@@ -528,6 +520,7 @@ impl Projection {
             .text(entry.tool_params_raw.as_deref())
             .bigint(entry.exit_code)
             .end();
+        self.operator_entry_row(sequence, event, trial_id, entry);
         if entry.entry_type != AgentLogEntryType::ToolCall {
             return;
         }
@@ -536,9 +529,7 @@ impl Projection {
             entry.tool_params.as_ref(),
             entry.tool_params_raw.as_deref(),
         );
-        let classification = command.classify(&self.rules);
-        let decided = classification.decided_by.as_ref();
-        self.commands
+        self.tool_calls
             .row()
             .ubigint(Some(sequence))
             .text(Some(&event.campaign_id))
@@ -548,10 +539,133 @@ impl Projection {
             .bigint(Some(entry.entry_id))
             .text(Some(&command.tool))
             .text(Some(&command.text))
-            .text(Some(classification.category.as_str()))
-            .text(decided.map(|by| by.rule.as_str()))
-            .text(decided.map(|by| by.matched.as_str()))
             .end();
+    }
+
+    /// The `operator_log_entries` row of an entry: as written when the capture sent the row,
+    /// else (events captured before rows travelled, legacy imports) from the typed fields.
+    fn operator_entry_row(
+        &mut self,
+        sequence: u64,
+        event: &Event,
+        trial_id: &str,
+        entry: &AgentLogRecorded,
+    ) {
+        let typed = || {
+            let mut row = OperatorRow::new();
+            row.insert("id".to_string(), entry.entry_id.into());
+            row.insert("session_id".to_string(), entry.session_id.clone().into());
+            row.insert(
+                "entry_type".to_string(),
+                entry_type_name(entry.entry_type).into(),
+            );
+            row.insert("tool_name".to_string(), entry.tool_name.clone().into());
+            row.insert(
+                "tool_params".to_string(),
+                entry
+                    .tool_params_raw
+                    .clone()
+                    .or_else(|| entry.tool_params.as_ref().map(|params| params.to_string()))
+                    .into(),
+            );
+            row.insert("exit_code".to_string(), entry.exit_code.into());
+            row.insert("timestamp".to_string(), entry.timestamp.to_string().into());
+            row
+        };
+        let mut written = entry.row.clone().unwrap_or_else(typed);
+        written.insert("content".to_string(), entry.content.clone().into());
+        operator_row(
+            &mut self.operator_log_entries,
+            sequence,
+            event,
+            trial_id,
+            &entry.operator_db,
+            &written,
+        );
+    }
+
+    /// The rows of a capture's end: the file, the trial's ticket and its sessions.
+    fn capture_rows(
+        &mut self,
+        sequence: u64,
+        event: &Event,
+        trial_id: &str,
+        finished: &OperatorCaptureFinished,
+    ) {
+        let count = |n: usize| i32::try_from(n).ok();
+        self.operator_db_files
+            .row()
+            .ubigint(Some(sequence))
+            .text(Some(&event.campaign_id))
+            .text(Some(trial_id))
+            .text(Some(&finished.operator_db))
+            .text(Some(&event.producer.host))
+            .text(Some(finished.status.as_str()))
+            .text(finished.error.as_deref())
+            .ubigint(finished.size_bytes)
+            .time(finished.modified_at)
+            .int(count(usize::from(finished.ticket.is_some())))
+            .int(count(finished.sessions.len()))
+            .int(i32::try_from(finished.n_log_entries).ok())
+            .end();
+        if let Some(ticket) = &finished.ticket {
+            operator_row(
+                &mut self.operator_tickets,
+                sequence,
+                event,
+                trial_id,
+                &finished.operator_db,
+                ticket,
+            );
+        }
+        for session in &finished.sessions {
+            operator_row(
+                &mut self.operator_sessions,
+                sequence,
+                event,
+                trial_id,
+                &finished.operator_db,
+                session,
+            );
+        }
+    }
+
+    /// The `score_commands` rows of a score: each distinct command with the category, rule and
+    /// match the scorer gave it (its `details.commands`).
+    fn score_command_rows(
+        &mut self,
+        sequence: u64,
+        event: &Event,
+        trial_id: &str,
+        scored: &TrialScored,
+    ) {
+        let Some(commands) = scored.details.get("commands").and_then(|c| c.as_array()) else {
+            return;
+        };
+        for command in commands {
+            let text = |key: &str| command.get(key).and_then(|value| value.as_str());
+            let rule = text("rule");
+            // The scorer leaves out `matched` when it is the whole command.
+            let matched = text("matched").or(rule.and(text("command")));
+            self.score_commands
+                .row()
+                .ubigint(Some(sequence))
+                .text(Some(&event.campaign_id))
+                .text(Some(trial_id))
+                .text(Some(&scored.scorer_version))
+                .text(text("tool"))
+                .text(text("command"))
+                .text(text("category"))
+                .text(rule)
+                .text(matched)
+                .int(
+                    command
+                        .get("n_calls")
+                        .and_then(|n| n.as_u64())
+                        .and_then(|n| i32::try_from(n).ok()),
+                )
+                .end();
+        }
     }
 
     /// Everything applied since the last commit, for the writer: the projection then starts the
@@ -560,8 +674,13 @@ impl Projection {
         let appended = [
             &mut self.events,
             &mut self.scores,
-            &mut self.commands,
+            &mut self.tool_calls,
+            &mut self.score_commands,
             &mut self.agent_log,
+            &mut self.operator_db_files,
+            &mut self.operator_tickets,
+            &mut self.operator_sessions,
+            &mut self.operator_log_entries,
         ]
         .into_iter()
         .filter(|buffer| !buffer.is_empty())
@@ -573,7 +692,6 @@ impl Projection {
             appended,
             trials: (replaced_trials, trials.take_batch()),
             campaigns: (replaced_campaigns, campaigns.take_batch()),
-            files: std::mem::take(&mut self.pending_files),
             events: self.uncommitted,
             last_sequence: self.last_sequence,
         };
@@ -614,14 +732,26 @@ impl Projection {
     }
 }
 
-fn operator_db_of(data: &EventData) -> Option<&str> {
-    match data {
-        EventData::TicketOpened(ticket) => Some(&ticket.operator_db),
-        EventData::AgentSessionStarted(session) => Some(&session.operator_db),
-        EventData::AgentLogRecorded(entry) => Some(&entry.operator_db),
-        EventData::TicketResolved(resolved) => Some(&resolved.operator_db),
-        _ => None,
+/// One row of an `operator_*` table: where it came from, then the contract's columns as written.
+fn operator_row(
+    buffer: &mut TableBuffer,
+    sequence: u64,
+    event: &Event,
+    trial_id: &str,
+    operator_db: &str,
+    written: &OperatorRow,
+) {
+    let table = buffer.table;
+    let mut row = buffer
+        .row()
+        .ubigint(Some(sequence))
+        .text(Some(&event.campaign_id))
+        .text(Some(trial_id))
+        .text(Some(operator_db));
+    for column in &table.columns[schema::OPERATOR_PREFIX..] {
+        row = row.written(written.get(column.name));
     }
+    row.end();
 }
 
 fn outcome_name(scored: &TrialScored) -> &'static str {

@@ -427,9 +427,9 @@ pub const SCORES: Table = Table {
     ],
 };
 
-pub const COMMANDS: Table = Table {
-    name: "commands",
-    doc: "one row per tool call, classified by the built-in rules",
+pub const TOOL_CALLS: Table = Table {
+    name: "tool_calls",
+    doc: "one row per tool call, as the operator made it (the `commands` view adds how the trial's latest score classified it)",
     columns: &[
         col(
             "seq",
@@ -447,6 +447,23 @@ pub const COMMANDS: Table = Table {
             Text,
             "the command line, or the parameters as JSON",
         ),
+    ],
+};
+
+pub const SCORE_COMMANDS: Table = Table {
+    name: "score_commands",
+    doc: "each distinct command of every `TrialScored`, classified by the rules that score used (its `details`)",
+    columns: &[
+        col("seq", UBigInt, "stream sequence of the `TrialScored` event"),
+        col("campaign_id", Text, "its campaign"),
+        col("trial_id", Text, "its trial"),
+        col("scorer_version", Text, "the score's version"),
+        col("tool_name", Text, "the operator's tool"),
+        col(
+            "command",
+            Text,
+            "the command line, or the parameters as JSON",
+        ),
         col(
             "category",
             Text,
@@ -458,6 +475,7 @@ pub const COMMANDS: Table = Table {
             "the rule that decided the category; NULL for `other`",
         ),
         col("matched", Text, "the part of the command the rule matched"),
+        col("n_calls", Int, "calls of it in the trial"),
     ],
 };
 
@@ -495,24 +513,48 @@ pub const AGENT_LOG: Table = Table {
 
 pub const OPERATOR_DB_FILES: Table = Table {
     name: "operator_db_files",
-    doc: "each operator.db the log names, and whether the projector could read it",
+    doc: "each end of an operator.db capture (`OperatorCaptureFinished`: one per operator trial, per attempt): what the capture stage found of the file",
     columns: &[
-        col("operator_db", Text, "the file's path"),
+        col(
+            "seq",
+            UBigInt,
+            "stream sequence of the `OperatorCaptureFinished` event",
+        ),
+        col("campaign_id", Text, "its campaign"),
+        col("trial_id", Text, "its trial"),
+        col("operator_db", Text, "the file's path on the capture's host"),
+        col("capture_host", Text, "the host whose capture stage read it"),
         col("status", Text, "`read`, `missing` or `unreadable`"),
         col("error", Text, "what went wrong, when not read"),
-        col("size_bytes", UBigInt, "its size when read"),
-        col("modified_at", Time, "its modification time when read"),
-        col("n_tickets", Int, "rows read from `tickets`"),
-        col("n_sessions", Int, "rows read from `agent_sessions`"),
-        col("n_log_entries", Int, "rows read from `agent_log_entries`"),
+        col("size_bytes", UBigInt, "its size at the end of the trial"),
+        col("modified_at", Time, "its modification time then"),
+        col("n_tickets", Int, "the trial's tickets captured from it (0 or 1)"),
+        col("n_sessions", Int, "the ticket's sessions"),
+        col("n_log_entries", Int, "the sessions' log entries captured"),
     ],
 };
 
+/// The columns every operator table starts with: where the row came from.
+macro_rules! operator_columns {
+    ($event:literal; $($contract:expr),* $(,)?) => {
+        &[
+            col("seq", UBigInt, concat!("stream sequence of the `", $event, "` event that carried the row")),
+            col("campaign_id", Text, "its campaign"),
+            col("trial_id", Text, "its trial"),
+            col("operator_db", Text, "the file the row comes from"),
+            $($contract),*
+        ]
+    };
+}
+
+/// The columns before the contract's in each `operator_*` table.
+pub const OPERATOR_PREFIX: usize = 4;
+
 pub const OPERATOR_TICKETS: Table = Table {
     name: "operator_tickets",
-    doc: "the `tickets` table of every operator.db the log names, as the operator wrote it",
-    columns: &[
-        col("operator_db", Text, "the file the row comes from"),
+    doc: "the trial's ticket of every operator trial, as the operator last wrote it (from `OperatorCaptureFinished`)",
+    columns: operator_columns![
+        "OperatorCaptureFinished";
         col("id", BigInt, "the ticket's row id"),
         col("violation_key", Text, ""),
         col("invariant_name", Text, ""),
@@ -547,9 +589,9 @@ pub const OPERATOR_TICKETS: Table = Table {
 
 pub const OPERATOR_SESSIONS: Table = Table {
     name: "operator_sessions",
-    doc: "the `agent_sessions` table of every operator.db the log names",
-    columns: &[
-        col("operator_db", Text, "the file the row comes from"),
+    doc: "the agent sessions on each operator trial's ticket, as last written (from `OperatorCaptureFinished`)",
+    columns: operator_columns![
+        "OperatorCaptureFinished";
         col("id", BigInt, "the row id"),
         col("session_id", Text, ""),
         col("ticket_id", BigInt, ""),
@@ -567,9 +609,9 @@ pub const OPERATOR_SESSIONS: Table = Table {
 
 pub const OPERATOR_LOG_ENTRIES: Table = Table {
     name: "operator_log_entries",
-    doc: "the `agent_log_entries` table of every operator.db the log names",
-    columns: &[
-        col("operator_db", Text, "the file the row comes from"),
+    doc: "the `agent_log_entries` rows of each operator trial's sessions, as written (from `AgentLogRecorded`)",
+    columns: operator_columns![
+        "AgentLogRecorded";
         col("id", BigInt, "the row id"),
         col("session_id", Text, ""),
         col(
@@ -593,7 +635,8 @@ pub const TABLES: &[&Table] = &[
     &TRIALS,
     &EVENTS,
     &SCORES,
-    &COMMANDS,
+    &TOOL_CALLS,
+    &SCORE_COMMANDS,
     &AGENT_LOG,
     &OPERATOR_DB_FILES,
     &OPERATOR_TICKETS,
@@ -607,7 +650,7 @@ pub const PROGRESS_SQL: &str = "CREATE TABLE IF NOT EXISTS projector_progress (
     stream VARCHAR, last_sequence UBIGINT, projector_version INTEGER, updated_at TIMESTAMP);";
 
 /// Changes whenever a table's definition does; a file of another version is rebuilt.
-pub const PROJECTOR_VERSION: i32 = 6;
+pub const PROJECTOR_VERSION: i32 = 7;
 
 /// A view and its meaning.
 #[derive(Debug)]
@@ -618,6 +661,17 @@ pub struct View {
 }
 
 pub const VIEWS: &[View] = &[
+    View {
+        name: "commands",
+        doc: "one row per tool call (`tool_calls`), classified as the trial's latest score classified it (`score_commands`): `category` (`diagnostic`, `remediation`, `destructive`, `other`; NULL until the trial is scored), `rule` (NULL for `other`) and `matched`",
+        sql: "CREATE OR REPLACE VIEW commands AS
+            SELECT c.seq, c.campaign_id, c.trial_id, c.logged_at, c.session_id, c.entry_id,
+                   c.tool_name, c.command, sc.category, sc.rule, sc.matched
+            FROM tool_calls c
+            LEFT JOIN scores s ON s.trial_id = c.trial_id AND s.latest
+            LEFT JOIN score_commands sc
+                   ON sc.seq = s.seq AND sc.tool_name = c.tool_name AND sc.command = c.command;",
+    },
     View {
         name: "latest_scores",
         doc: "per trial, its most recent `TrialScored` (the last in the stream)",

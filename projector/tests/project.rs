@@ -1,12 +1,16 @@
 //! The projector against a real nats-server and real DuckDB files: the rows of a scripted
-//! campaign, resuming after a stop, rebuild equality, unknown events, operator.db enrichment.
+//! campaign, resuming after a stop, rebuild equality, unknown events, and the operator's rows,
+//! which come from the capture's events alone.
 
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
 use expect_test::expect;
 use projector::stage::{Options, Report};
-use schemas::event::{Event, OtherEvent, Producer, TrialStatus};
+use schemas::event::{
+    Event, EventData, OperatorCaptureFinished, OperatorDbStatus, OperatorRow, OtherEvent, Producer,
+    TrialStatus,
+};
 use schemas::log::EventLog;
 use schemas::log::local::TemporaryNats;
 use scoring::fixtures::TrialFixture;
@@ -20,8 +24,9 @@ fn repo_root() -> PathBuf {
 }
 
 /// A campaign's events: the quickstart's `CampaignPublished`, five trials of different fates,
-/// each scored, and one event of a type this build does not know.
-fn campaign_events(operator_db: &Path) -> Vec<Event> {
+/// each scored, and one event of a type this build does not know. The first trial's capture
+/// ended with `status` (its ticket and session as the operator last wrote them when `read`).
+fn campaign_events(operator_db: &Path, status: OperatorDbStatus) -> Vec<Event> {
     let prepared = ingest::campaign_files::prepare(
         &repo_root().join("campaigns/quickstart.yaml"),
         None,
@@ -58,6 +63,9 @@ fn campaign_events(operator_db: &Path) -> Vec<Event> {
         for event in &mut trial_events {
             retarget_operator_db(event, operator_db);
         }
+        if index == 0 {
+            trial_events.push(capture_end(&trial_events, operator_db, status));
+        }
         if trial_events
             .iter()
             .any(|event| event.event_type() == "TrialFinished")
@@ -92,31 +100,59 @@ fn retarget_operator_db(event: &mut Event, path: &Path) {
     }
 }
 
-/// A small operator.db with the contract's tables.
-fn write_operator_db(path: &Path) {
-    let connection = rusqlite::Connection::open(path).unwrap();
-    connection
-        .execute_batch(
-            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, violation_key TEXT, invariant_name TEXT,
-                store_id TEXT, status TEXT, held INTEGER, batch_key TEXT, occurrence_count INTEGER,
-                first_seen_at TEXT, last_seen_at TEXT, resolved_at TEXT, message TEXT, severity TEXT,
-                diagnosis TEXT, metric_snapshot TEXT, subject_context TEXT, variant_model TEXT,
-                variant_system_prompt TEXT, variant_tools_config TEXT, created_at TEXT, updated_at TEXT);
-             CREATE TABLE agent_sessions (id INTEGER PRIMARY KEY, session_id TEXT, ticket_id INTEGER,
-                status TEXT, started_at TEXT, ended_at TEXT, outcome_summary TEXT, created_at TEXT);
-             CREATE TABLE agent_log_entries (id INTEGER PRIMARY KEY, session_id TEXT, entry_type TEXT,
-                content TEXT, raw_content TEXT, tool_name TEXT, tool_params TEXT, exit_code INTEGER,
-                timestamp TEXT, created_at TEXT);
-             INSERT INTO tickets (violation_key, invariant_name, status, occurrence_count, first_seen_at, severity)
-                VALUES ('etcd-unhealthy', 'member_reachable', 'resolved', 3, '2026-03-01 10:00:06', 'critical');
-             INSERT INTO agent_sessions (session_id, ticket_id, status, started_at)
-                VALUES ('s-1', 1, 'completed', '2026-03-01 10:00:07');
-             INSERT INTO agent_log_entries (session_id, entry_type, content, tool_name, tool_params, exit_code, timestamp)
-                VALUES ('s-1', 'reasoning', 'node 2 is down', NULL, NULL, NULL, '2026-03-01 10:00:08'),
-                       ('s-1', 'tool_call', NULL, 'shell', '{\"command\": \"etcdctl member list\"}', NULL, '2026-03-01 10:00:09'),
-                       ('s-1', 'tool_result', 'ok', 'shell', NULL, 0, '2026-03-01 10:00:10');",
-        )
-        .unwrap();
+fn written(cells: &[(&str, serde_json::Value)]) -> OperatorRow {
+    cells
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.clone()))
+        .collect()
+}
+
+/// The capture stage's `OperatorCaptureFinished` for a trial's events: the ticket and its
+/// session as the operator last wrote them (zone-less times, an integer `held`).
+fn capture_end(trial: &[Event], operator_db: &Path, status: OperatorDbStatus) -> Event {
+    let injection = trial
+        .iter()
+        .find(|event| event.event_type() == "ChaosInjected")
+        .expect("the trial was injected");
+    let read = status == OperatorDbStatus::Read;
+    let finished = OperatorCaptureFinished {
+        injection_id: injection.id,
+        operator_db: operator_db.display().to_string(),
+        status,
+        error: (!read).then(|| "operator.db did not appear within 90s".to_string()),
+        size_bytes: read.then_some(24_576),
+        modified_at: None,
+        ticket: read.then(|| {
+            written(&[
+                ("id", 1.into()),
+                ("violation_key", "etcd-unhealthy".into()),
+                ("invariant_name", "member_reachable".into()),
+                ("status", "resolved".into()),
+                ("held", 0.into()),
+                ("occurrence_count", 3.into()),
+                ("first_seen_at", "2026-03-01 10:00:06".into()),
+                ("severity", "critical".into()),
+            ])
+        }),
+        sessions: if read {
+            vec![written(&[
+                ("id", 1.into()),
+                ("session_id", "s-1".into()),
+                ("ticket_id", 1.into()),
+                ("status", "completed".into()),
+                ("started_at", "2026-03-01 10:00:07".into()),
+            ])]
+        } else {
+            Vec::new()
+        },
+        n_log_entries: if read { 2 } else { 0 },
+    };
+    Event::new(
+        &Producer::here("capture"),
+        &injection.campaign_id,
+        injection.trial_id.as_deref(),
+        EventData::OperatorCaptureFinished(finished),
+    )
 }
 
 async fn project(log: &EventLog, path: &Path) -> Report {
@@ -183,9 +219,9 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
     let log = EventLog::connect(nats.url()).await.unwrap();
     log.ensure_stream().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // No operator.db file exists: the operator's rows come from the events alone.
     let operator_db = dir.path().join("operator.db");
-    write_operator_db(&operator_db);
-    let events = campaign_events(&operator_db);
+    let events = campaign_events(&operator_db, OperatorDbStatus::Read);
     let n_events = events.len() as u64;
     log.publish_all(events, 64, |_| {}).await.unwrap();
 
@@ -260,10 +296,10 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
     "#]]
     .assert_eq(&rows(
         &db,
-        "SELECT type, read_error, data FROM events WHERE type NOT IN (SELECT unnest(['CampaignPublished','TrialRequested','TrialStarted','SubjectReset','SubjectHealthy','StateCaptured','ChaosInjected','TicketOpened','AgentSessionStarted','AgentLogRecorded','TicketResolved','ChaosCleanedUp','TrialFinished','TrialScored']))",
+        "SELECT type, read_error, data FROM events WHERE type NOT IN (SELECT unnest(['CampaignPublished','TrialRequested','TrialStarted','SubjectReset','SubjectHealthy','StateCaptured','ChaosInjected','TicketOpened','AgentSessionStarted','AgentLogRecorded','TicketResolved','OperatorCaptureFinished','ChaosCleanedUp','TrialFinished','TrialScored']))",
     ));
     expect![[r#"
-        read | 1 | 1 | 3
+        read | 1 | 1 | 2
     "#]]
     .assert_eq(&rows(
         &db,
@@ -271,7 +307,12 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
     ));
     expect![[r#"
         member_reachable | resolved | 3 | 2026-03-01 10:00:06
-        s-1 | tool_call | shell | {"command": "etcdctl member list"}
+        session-1 | tool_call | shell | {"command":"etcdctl endpoint status --cluster","reasoning":"checking at 3000 ms"}
+        session-1 | tool_call | shell | {"command":"eval lab node start 2","reasoning":"checking at 6000 ms"}
+        session-1 | tool_call | shell | {"command":"etcdctl member remove 8e9e05c52164694d","reasoning":"checking at 3000 ms"}
+        session-1 | tool_call | shell | {"command":"systemctl restart etcd","reasoning":"checking at 4000 ms"}
+        session-1 | tool_call | shell | {"command":"systemctl restart etcd","reasoning":"checking at 5000 ms"}
+        session-1 | tool_call | shell | {"command":"systemctl restart etcd","reasoning":"checking at 6000 ms"}
     "#]]
     .assert_eq(&rows(
         &db,
@@ -287,8 +328,7 @@ async fn resumed_runs_equal_a_rebuild_and_apply_nothing_twice() {
     log.ensure_stream().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let operator_db = dir.path().join("operator.db");
-    write_operator_db(&operator_db);
-    let events = campaign_events(&operator_db);
+    let events = campaign_events(&operator_db, OperatorDbStatus::Read);
     let incremental = dir.path().join("incremental.duckdb");
 
     // The log grows in three parts; the projector catches up after each, one event per commit
@@ -342,22 +382,23 @@ async fn resumed_runs_equal_a_rebuild_and_apply_nothing_twice() {
 }
 
 #[tokio::test]
-async fn a_missing_operator_db_is_recorded_and_skipped() {
+async fn a_capture_that_found_no_file_is_recorded() {
     let nats = TemporaryNats::start().await.unwrap();
     let log = EventLog::connect(nats.url()).await.unwrap();
     log.ensure_stream().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("gone/operator.db");
-    log.publish_all(campaign_events(&missing), 64, |_| {})
+    log.publish_all(campaign_events(&missing, OperatorDbStatus::Missing), 64, |_| {})
         .await
         .unwrap();
     let db = dir.path().join("eval.duckdb");
     project(&log, &db).await;
     let files = rows(
         &db,
-        "SELECT status, error IS NOT NULL FROM operator_db_files",
+        "SELECT status, error IS NOT NULL, n_tickets FROM operator_db_files",
     );
-    assert_eq!(files, "missing | true\n");
+    assert_eq!(files, "missing | true | 0\n");
+    assert_eq!(rows(&db, "SELECT count(*) FROM operator_tickets"), "0\n");
     assert_eq!(rows(&db, "SELECT count(*) FROM trials"), "5\n");
 }
 
@@ -483,5 +524,79 @@ fn a_trial_scored_again_has_only_its_newest_score_as_the_latest() {
             (0, "success".to_string(), 3, newest(0).unwrap()),
             (1, "success".to_string(), 5, newest(1).unwrap()),
         ]
+    );
+}
+
+/// Under a user's rules the `commands` view classifies each call as the trial's latest score did:
+/// the projector stores what the scores say, it never classifies on its own. Re-scored with rules
+/// that call `systemctl restart` destructive, the same log's commands follow the new scores.
+#[tokio::test]
+async fn under_user_rules_the_commands_agree_with_the_scores() {
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let events = campaign_events(&dir.path().join("operator.db"), OperatorDbStatus::Read);
+    log.publish_all(events.clone(), 64, |_| {}).await.unwrap();
+    let user = scoring::rules::Rules::parse(
+        "team.yaml",
+        "rules:\n  - name: restart-is-destructive\n    category: destructive\n    argv: [systemctl, restart]\n",
+    )
+    .unwrap();
+    let config = ScoringConfig {
+        rules: scoring::rules::Rules::builtin().with_overrides(user),
+        ..ScoringConfig::default()
+    };
+    let producer = Producer::here("rescore");
+    let mut trials: Vec<String> = events.iter().filter_map(|e| e.trial_id.clone()).collect();
+    trials.dedup();
+    for trial_id in trials {
+        let of_trial: Vec<Event> = events
+            .iter()
+            .filter(|event| {
+                event.trial_id.as_deref() == Some(&trial_id)
+                    && event.event_type() != "TrialScored"
+            })
+            .cloned()
+            .collect();
+        if of_trial.iter().any(|e| e.event_type() == "TrialFinished") {
+            log.publish(&score(&of_trial, &config).to_event(&producer))
+                .await
+                .unwrap();
+        }
+    }
+    let db = dir.path().join("eval.duckdb");
+    project(&log, &db).await;
+    expect![[r#"
+        1 | etcdctl member remove 8e9e05c52164694d | destructive | etcdctl-member-remove | v2+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
+    "#]]
+    .assert_eq(&rows(
+        &db,
+        "SELECT t.trial_index, c.command, c.category, c.rule, left(s.scorer_version, 3)
+         FROM commands c JOIN trials t USING (trial_id) JOIN latest_scores s USING (trial_id)
+         WHERE t.trial_index = 1 ORDER BY c.seq",
+    ));
+    // Every trial's counts by category in `commands` are its latest score's.
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM latest_scores s
+             LEFT JOIN (SELECT trial_id,
+                               count(*) FILTER (WHERE category = 'destructive') AS destructive,
+                               count(*) FILTER (WHERE category = 'remediation') AS remediation,
+                               count(*) FILTER (WHERE category = 'diagnostic') AS diagnostic,
+                               count(*) AS calls
+                        FROM commands GROUP BY trial_id) c USING (trial_id)
+             WHERE (coalesce(c.destructive, 0), coalesce(c.remediation, 0), coalesce(c.diagnostic, 0), coalesce(c.calls, 0))
+                   IS DISTINCT FROM (s.n_destructive, s.n_remediation, s.n_diagnostic, s.n_commands)",
+        ),
+        "0\n"
+    );
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM commands WHERE category IS NULL"),
+        "0\n"
     );
 }

@@ -158,8 +158,6 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
                 apply(event, &mut projection);
             }
             if projection.uncommitted >= COMMIT_EVERY {
-                // The synthetic trials name an operator.db that does not exist.
-                projection.pending_files.clear();
                 writer
                     .commit(&mut projection)
                     .map_err(|error| error.to_string())?;
@@ -173,7 +171,6 @@ pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, St
             ));
         }
     }
-    projection.pending_files.clear();
     writer
         .commit(&mut projection)
         .map_err(|error| error.to_string())?;
