@@ -137,6 +137,8 @@ async fn a_trial_runs_end_to_end_with_every_lifecycle_event_in_order() {
             "StateCaptured",
             "ChaosCleanedUp",
             "TrialFinished",
+            // The capture stage ends the trial's capture after its end; the score follows it.
+            "OperatorCaptureFinished",
             "TrialScored",
         ]
     );
@@ -679,6 +681,8 @@ async fn a_control_trial_with_the_reference_operator_raises_no_false_alarm() {
             "StateCaptured",
             "ChaosCleanedUp",
             "TrialFinished",
+            // The capture stage ends the trial's capture after its end; the score follows it.
+            "OperatorCaptureFinished",
             "TrialScored",
         ]
     );
