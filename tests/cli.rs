@@ -424,16 +424,29 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
     kill(Pid::from_raw(elsewhere.id() as i32), Signal::SIGTERM).unwrap();
     let elsewhere = elsewhere.wait_with_output().unwrap();
     assert!(elsewhere.status.success());
-    assert_eq!(text(&elsewhere.stdout), "", "the other host captured nothing");
+    assert_eq!(
+        text(&elsewhere.stdout),
+        "",
+        "the other host captured nothing"
+    );
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(
-        stderr.contains("evalctl capture: following the operator.db of every trial injected on capture-host"),
+        stderr.contains(
+            "evalctl capture: following the operator.db of every trial injected on capture-host"
+        ),
         "{stderr}"
     );
     // The end of the capture: the ticket and its session as last written, every entry counted.
     let output = eval(
         nats.url(),
-        &["events", "--trial", &trial_id[..8], "--type", "OperatorCaptureFinished", "--json"],
+        &[
+            "events",
+            "--trial",
+            &trial_id[..8],
+            "--type",
+            "OperatorCaptureFinished",
+            "--json",
+        ],
     );
     let finished: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
     let data = &finished["data"];

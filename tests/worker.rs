@@ -476,9 +476,16 @@ async fn a_managed_operator_is_started_captured_and_graded() {
     // projection `evalctl run` made while the file was there.
     let duckdb = data.join("eval.duckdb");
     let live = dump_tables(&duckdb);
-    assert!(live.contains("scripted-model"), "the operator's rows are projected");
+    assert!(
+        live.contains("scripted-model"),
+        "the operator's rows are projected"
+    );
     for entry in std::fs::read_dir(&trial_dir).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("operator.db") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("operator.db")
+        {
             std::fs::remove_file(entry.path()).unwrap();
         }
     }

@@ -9,55 +9,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Error, Result};
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tickets (
-    id INTEGER PRIMARY KEY,
-    violation_key TEXT NOT NULL,
-    invariant_name TEXT NOT NULL,
-    store_id TEXT,
-    status TEXT NOT NULL DEFAULT 'open',
-    held INTEGER NOT NULL DEFAULT 0,
-    batch_key TEXT,
-    occurrence_count INTEGER NOT NULL DEFAULT 1,
-    first_seen_at TEXT NOT NULL,
-    last_seen_at TEXT NOT NULL,
-    resolved_at TEXT,
-    message TEXT,
-    severity TEXT,
-    diagnosis TEXT,
-    metric_snapshot TEXT,
-    subject_context TEXT,
-    variant_model TEXT,
-    variant_system_prompt TEXT,
-    variant_tools_config TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tickets_violation_key ON tickets (violation_key, status);
-CREATE TABLE IF NOT EXISTS agent_sessions (
-    id INTEGER PRIMARY KEY,
-    session_id TEXT NOT NULL UNIQUE,
-    ticket_id INTEGER REFERENCES tickets (id),
-    status TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    outcome_summary TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS agent_log_entries (
-    id INTEGER PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    entry_type TEXT NOT NULL,
-    content TEXT,
-    raw_content TEXT,
-    tool_name TEXT,
-    tool_params TEXT,
-    exit_code INTEGER,
-    timestamp TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-";
-
 /// Now, as ISO 8601 UTC with microseconds and `Z`.
 pub fn now() -> String {
     chrono::Utc::now()
@@ -141,7 +92,9 @@ impl OperatorDb {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "operator.db is not in WAL mode");
         }
-        connection.execute_batch(SCHEMA).map_err(error)?;
+        connection
+            .execute_batch(&schemas::operator_db::ddl())
+            .map_err(error)?;
         Ok(OperatorDb {
             path: path.to_path_buf(),
             connection: Arc::new(Mutex::new(connection)),

@@ -395,9 +395,7 @@ async fn run_trial(
                 .as_ref()
                 .map(|operator| operator.operator_db.display().to_string()),
             // The capture stage on this host takes the trial.
-            operator_host: operator
-                .as_ref()
-                .map(|_| schemas::event::host_name()),
+            operator_host: operator.as_ref().map(|_| schemas::event::host_name()),
         })
         .await?;
     let injected_at = Instant::now();

@@ -16,7 +16,7 @@ use schemas::log::{EventFilter, EventLog};
 use tokio_util::sync::CancellationToken;
 
 mod operator_db;
-use operator_db::{SCHEMA, create_db, entry, prepared_db, resolve, session, ticket, variants_of};
+use operator_db::{create_db, entry, prepared_db, resolve, schema, session, ticket, variants_of};
 
 const CAMPAIGN: &str = "capture-test";
 const TRIAL: &str = "trial-1";
@@ -458,8 +458,11 @@ async fn bad_files_get_clear_errors() {
     // A missing table: the capture waits for the schema as long as for the file, then names it.
     let no_entries = dir.path().join("no_entries.db");
     let db = Connection::open(&no_entries).unwrap();
-    db.execute_batch(&SCHEMA.replace("CREATE TABLE agent_log_entries", "CREATE TABLE agent_log"))
-        .unwrap();
+    db.execute_batch(&schema().replace(
+        "CREATE TABLE IF NOT EXISTS agent_log_entries",
+        "CREATE TABLE agent_log",
+    ))
+    .unwrap();
     let error = capture::follow(
         &log,
         target(&no_entries, "UTC", None),
@@ -474,7 +477,7 @@ async fn bad_files_get_clear_errors() {
     // A missing column.
     let no_context = dir.path().join("no_context.db");
     let db = Connection::open(&no_context).unwrap();
-    db.execute_batch(&SCHEMA.replace("subject_context TEXT,", ""))
+    db.execute_batch(&schema().replace("subject_context TEXT,", ""))
         .unwrap();
     let error = capture::poll(
         &target(&no_context, "UTC", None),
@@ -490,7 +493,7 @@ async fn bad_files_get_clear_errors() {
     // A missing variant column, only when there is a variant to write.
     let no_variant = dir.path().join("no_variant.db");
     let db = Connection::open(&no_variant).unwrap();
-    db.execute_batch(&SCHEMA.replace("variant_tools_config TEXT,", ""))
+    db.execute_batch(&schema().replace("variant_tools_config TEXT,", ""))
         .unwrap();
     assert!(
         capture::poll(

@@ -242,7 +242,6 @@ impl Writer {
         }
         self.append(table, rows)
     }
-
 }
 
 /// `text` as a SQL string literal.

@@ -528,7 +528,11 @@ pub const OPERATOR_DB_FILES: Table = Table {
         col("error", Text, "what went wrong, when not read"),
         col("size_bytes", UBigInt, "its size at the end of the trial"),
         col("modified_at", Time, "its modification time then"),
-        col("n_tickets", Int, "the trial's tickets captured from it (0 or 1)"),
+        col(
+            "n_tickets",
+            Int,
+            "the trial's tickets captured from it (0 or 1)",
+        ),
         col("n_sessions", Int, "the ticket's sessions"),
         col("n_log_entries", Int, "the sessions' log entries captured"),
     ],

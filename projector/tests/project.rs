@@ -388,9 +388,13 @@ async fn a_capture_that_found_no_file_is_recorded() {
     log.ensure_stream().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("gone/operator.db");
-    log.publish_all(campaign_events(&missing, OperatorDbStatus::Missing), 64, |_| {})
-        .await
-        .unwrap();
+    log.publish_all(
+        campaign_events(&missing, OperatorDbStatus::Missing),
+        64,
+        |_| {},
+    )
+    .await
+    .unwrap();
     let db = dir.path().join("eval.duckdb");
     project(&log, &db).await;
     let files = rows(
@@ -554,8 +558,7 @@ async fn under_user_rules_the_commands_agree_with_the_scores() {
         let of_trial: Vec<Event> = events
             .iter()
             .filter(|event| {
-                event.trial_id.as_deref() == Some(&trial_id)
-                    && event.event_type() != "TrialScored"
+                event.trial_id.as_deref() == Some(&trial_id) && event.event_type() != "TrialScored"
             })
             .cloned()
             .collect();

@@ -155,6 +155,10 @@ mod tests {
             }
         }
         assert!(ddl.contains("session_id TEXT NOT NULL UNIQUE"));
-        assert!(VARIANT_COLUMNS.iter().all(|name| TICKETS.column_names().any(|c| c == *name)));
+        assert!(
+            VARIANT_COLUMNS
+                .iter()
+                .all(|name| TICKETS.column_names().any(|c| c == *name))
+        );
     }
 }

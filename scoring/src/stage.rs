@@ -28,10 +28,8 @@ use crate::{Error, Result};
 /// The durable consumer's name; every scoring stage shares it, so they compete for trials.
 pub const CONSUMER_NAME: &str = "scoring";
 /// What the consumer receives: every `TrialFinished` and `OperatorCaptureFinished`.
-pub const FILTER_SUBJECTS: [&str; 2] = [
-    "eval.*.*.TrialFinished",
-    "eval.*.*.OperatorCaptureFinished",
-];
+pub const FILTER_SUBJECTS: [&str; 2] =
+    ["eval.*.*.TrialFinished", "eval.*.*.OperatorCaptureFinished"];
 /// How long the server waits for an acknowledgement before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 /// How long a failed trial waits before it is delivered again.

@@ -1,6 +1,7 @@
 //! `evalctl operator run`: the reference operator (crate `agents`), a monitor and a runbook agent
 //! that need no model. As a variant's managed `command: [eval, operator, run]`, every option
-//! comes from the trial's environment.
+//! comes from the trial's environment. `evalctl operator schema`: the operator.db contract's
+//! SQL, for operators (and test fixtures) that create their file from it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +15,10 @@ use crate::Global;
 pub enum OperatorCommand {
     /// Run the reference operator against a subject until Ctrl-C or SIGTERM.
     Run(RunArgs),
+    /// Print the operator.db contract as SQL (`CREATE TABLE IF NOT EXISTS …`): the tables the
+    /// capture reads, for an operator to create its file with (`sqlite3 operator.db "$(evalctl
+    /// operator schema)"`).
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +53,10 @@ pub async fn run(global: &Global, command: OperatorCommand) -> Outcome {
                 monitor_every: Duration::from_secs_f64(args.monitor_every.max(0.1)),
             };
             agents::run(config, super::shutdown_on_signal()).await?;
+            Ok(())
+        }
+        OperatorCommand::Schema => {
+            print!("{}", schemas::operator_db::ddl());
             Ok(())
         }
     }

@@ -149,4 +149,3 @@ pub async fn seed_cursor(
     }
     Ok((cursor, n_events))
 }
-

@@ -183,4 +183,3 @@ pub fn capture_event_id(target: &CaptureTarget, identity: &str, key: &str) -> uu
         0,
     )
 }
-

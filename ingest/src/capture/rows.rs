@@ -290,7 +290,6 @@ pub fn poll(
     Ok(events)
 }
 
-
 /// A ticket row that is the trial's.
 struct FoundTicket {
     id: i64,
@@ -619,4 +618,3 @@ fn row_time<const N: usize>(
     }
     Err(bad(columns[0].0, "no time".to_string()))
 }
-

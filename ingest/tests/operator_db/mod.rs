@@ -8,31 +8,17 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-/// The operator.db contract's tables, as the operator creates them.
-pub const SCHEMA: &str = "
-CREATE TABLE tickets (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, violation_key TEXT, invariant_name TEXT, store_id TEXT,
-    status TEXT NOT NULL DEFAULT 'open', held INTEGER DEFAULT 0, batch_key TEXT,
-    occurrence_count INTEGER DEFAULT 1, first_seen_at TEXT, last_seen_at TEXT, resolved_at TEXT,
-    message TEXT, severity TEXT, diagnosis TEXT, metric_snapshot TEXT, subject_context TEXT,
-    variant_model TEXT, variant_system_prompt TEXT, variant_tools_config TEXT,
-    created_at TEXT, updated_at TEXT);
-CREATE TABLE agent_sessions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL UNIQUE,
-    ticket_id INTEGER REFERENCES tickets(id), status TEXT DEFAULT 'running', started_at TEXT,
-    ended_at TEXT, outcome_summary TEXT, created_at TEXT);
-CREATE TABLE agent_log_entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, entry_type TEXT NOT NULL,
-    content TEXT, raw_content TEXT, tool_name TEXT, tool_params TEXT, exit_code INTEGER,
-    timestamp TEXT, created_at TEXT);
-";
+/// The operator.db contract's tables, as the reference operator creates them.
+pub fn schema() -> String {
+    schemas::operator_db::ddl()
+}
 
 pub fn create_db(path: &Path, wal: bool) -> Connection {
     let db = Connection::open(path).unwrap();
     if wal {
         db.pragma_update(None, "journal_mode", "wal").unwrap();
     }
-    db.execute_batch(SCHEMA).unwrap();
+    db.execute_batch(&schema()).unwrap();
     db
 }
 
