@@ -103,6 +103,7 @@ pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
                 "finished": report.n_finished,
                 "published": report.n_published,
                 "already_scored": report.n_already_scored,
+                "without_capture_end": report.n_without_capture_end,
                 "by_outcome": report.by_outcome,
             })
         );
@@ -117,6 +118,12 @@ pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
         );
         for (outcome, n) in &report.by_outcome {
             println!("  {outcome}: {n}");
+        }
+        if report.n_without_capture_end > 0 {
+            println!(
+                "  {} operator trial(s) graded without the end of their operator.db capture in the log (no capture stage ran for them, or the log predates it)",
+                report.n_without_capture_end
+            );
         }
     }
     Ok(())
