@@ -14,16 +14,15 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use schemas::event::{Event, Producer};
-use schemas::log::{DurableSpec, EventFilter, EventLog};
+use schemas::log::{DurableSpec, EventFilter, EventLog, next_delivery};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::Result;
 use crate::score::{Completeness, ScoringConfig, score, scored_event_id};
-use crate::{Error, Result};
 
 /// The durable consumer's name; every scoring stage shares it, so they compete for trials.
 pub const CONSUMER_NAME: &str = "scoring";
@@ -48,48 +47,30 @@ pub enum Handled {
 }
 
 /// Runs the scoring stage until `shutdown` is cancelled; the trial being scored then is finished
-/// first. Fails when the consumer cannot be created or disappears.
+/// first. Fails when the consumer cannot be created (a fetch that fails is logged and tried again).
 pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationToken) -> Result<()> {
     let consumer = durable_consumer(&log).await?;
     let version = config.version();
     let producer = Producer::here("score");
     info!(%version, consumer = CONSUMER_NAME, "scoring stage started");
-    let consumer_error = |reason: String| Error::Consumer {
-        consumer: CONSUMER_NAME.to_string(),
-        reason,
-    };
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|error| consumer_error(error.to_string()))?;
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            next = messages.next() => next,
-        };
-        let message = match next {
-            None => return Err(consumer_error("the message stream ended".to_string())),
-            Some(Err(error)) => {
-                // Missed heartbeats and the like: the pull stream recovers by itself.
-                warn!(%error, "scoring consumer");
-                continue;
-            }
-            Some(Ok(message)) => message,
-        };
+    // One trial at a time, each fetched when the previous one is answered.
+    let slot = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    while let Some((delivery, _permit)) =
+        next_delivery(&consumer, &slot, &shutdown, "a finished trial").await
+    {
+        let message = delivery.message();
         let finished = match Event::from_json(&message.payload) {
             Ok(event) => event,
             Err(error) => {
-                warn!(subject = %message.subject, %error, "unreadable envelope; terminating its delivery");
-                if let Err(error) = message.ack_with(AckKind::Term).await {
-                    warn!(%error, "terminating a delivery failed");
-                }
+                delivery
+                    .term(&format!("unreadable envelope: {error}"))
+                    .await;
                 continue;
             }
         };
         let Some(trial_id) = finished.trial_id.clone() else {
             debug!(subject = %message.subject, "an event without a trial id; nothing to score");
-            ack(&message).await;
+            delivery.ack().await;
             continue;
         };
         match score_trial(
@@ -103,26 +84,17 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
         .await
         {
             Ok(handled) => {
-                debug!(campaign_id = %finished.campaign_id, %trial_id, ?handled, "trial scored");
-                ack(&message).await;
+                debug!(campaign_id = %finished.campaign_id, %trial_id, ?handled, "trial handled");
+                delivery.ack().await;
             }
             Err(error) => {
                 warn!(campaign_id = %finished.campaign_id, %trial_id, %error, "scoring failed; it will be retried");
-                if let Err(error) = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await {
-                    warn!(%error, "negative acknowledgement failed");
-                }
+                delivery.nak(Some(RETRY_DELAY)).await;
             }
         }
     }
     info!("scoring stage stopped");
     Ok(())
-}
-
-async fn ack(message: &async_nats::jetstream::Message) {
-    if let Err(error) = message.ack().await {
-        // The server redelivers it; the handler is idempotent.
-        warn!(%error, "acknowledgement failed");
-    }
 }
 
 /// The stage's durable consumer, created on first use (and brought to the current filter).

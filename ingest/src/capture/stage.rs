@@ -30,14 +30,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use schemas::campaign::TrialSpec;
 use schemas::event::{
     CampaignPublished, ChaosInjected, Event, EventData, OperatorCaptureFinished, OperatorDbStatus,
     Producer, Timestamp,
 };
-use schemas::log::{DurableSpec, EventFilter, EventLog};
+use schemas::log::{Delivery, DurableSpec, EventFilter, EventLog, next_delivery};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -154,22 +153,13 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
         following: Mutex::new(HashSet::new()),
     });
     let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let message = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            message = schemas::log::next_message(&consumer, "an injection") => message,
-        };
-        let Some(message) = message else { continue };
+    while let Some((delivery, permit)) =
+        next_delivery(&consumer, &permits, &shutdown, "an injection").await
+    {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            handle(&shared, message, &shutdown).await;
+            handle(&shared, delivery, &shutdown).await;
             drop(permit);
         });
     }
@@ -196,12 +186,14 @@ pub async fn durable_consumer(log: &EventLog, host: &str) -> Result<PullConsumer
 
 /// One `ChaosInjected`: follow its trial's operator.db, then acknowledge, hand back, retry or
 /// terminate it.
-async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken) {
+async fn handle(shared: &Shared, mut delivery: Delivery, shutdown: &CancellationToken) {
+    let message = delivery.message();
     let injection = match Event::from_json(&message.payload) {
         Ok(event) => event,
         Err(error) => {
-            warn!(subject = %message.subject, %error, "unreadable ChaosInjected envelope; terminating its delivery");
-            reply(&message, AckKind::Term).await;
+            delivery
+                .term(&format!("unreadable ChaosInjected envelope: {error}"))
+                .await;
             return;
         }
     };
@@ -214,7 +206,7 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
     ) = (injection.trial_id.clone(), &injection.data)
     else {
         debug!(subject = %message.subject, "injection without an operator; nothing to capture");
-        reply(&message, AckKind::Ack).await;
+        delivery.ack().await;
         return;
     };
     if let EventData::ChaosInjected(ChaosInjected {
@@ -224,35 +216,21 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
         && *host != shared.config.host
     {
         debug!(%trial_id, %host, "the operator.db is on another host; its capture stage takes it");
-        reply(&message, AckKind::Ack).await;
+        delivery.ack().await;
         return;
     }
     let operator_db = PathBuf::from(operator_db);
-    let sequence = match message.info() {
-        Ok(info) => info.stream_sequence,
-        Err(error) => {
-            warn!(subject = %message.subject, %error, "injection without stream info; retried later");
-            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
-            return;
-        }
+    let Some(sequence) = delivery.stream_sequence() else {
+        warn!(subject = %message.subject, "injection without stream info; retried later");
+        delivery.nak(Some(RETRY_DELAY)).await;
+        return;
     };
     if !shared.following.lock().expect("following").insert(sequence) {
         debug!(%trial_id, sequence, "redelivered while followed here; the running capture acknowledges it");
         return;
     }
 
-    let progress = CancellationToken::new();
-    let ticker = {
-        let (message, progress) = (message.clone(), progress.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(PROGRESS_EVERY) => reply(&message, AckKind::Progress).await,
-                    () = progress.cancelled() => return,
-                }
-            }
-        })
-    };
+    delivery.keep_alive(PROGRESS_EVERY);
     let campaign_id = injection.campaign_id.clone();
     // With a receiver of reports, the caller tells what happened; the log need not say it too.
     let quiet = shared.config.reports.is_some();
@@ -275,8 +253,6 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
         shutdown,
     )
     .await;
-    progress.cancel();
-    let _ = ticker.await;
     shared
         .following
         .lock()
@@ -296,7 +272,7 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
         let event = finished_event(&injection, &trial_id, &operator_db, ending).await;
         if let Err(error) = shared.log.publish(&event).await {
             warn!(%campaign_id, %trial_id, %error, "publishing the end of a capture failed; it will be retried");
-            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+            delivery.nak(Some(RETRY_DELAY)).await;
             return;
         }
     }
@@ -311,24 +287,24 @@ async fn handle(shared: &Shared, message: Message, shutdown: &CancellationToken)
             } else {
                 debug!(%campaign_id, %trial_id, published = report.n_published, duplicates = report.n_duplicates, ticket_id = ?report.ticket_id, resolved = report.resolved, caught_up, "trial captured");
             }
-            reply(&message, AckKind::Ack).await;
+            delivery.ack().await;
             (caught_up, CaptureOutcome::Done(report))
         }
         Ok(Captured {
             report, caught_up, ..
         }) => {
             info!(%campaign_id, %trial_id, published = report.n_published, "capture stopped before the trial's end; handed back");
-            reply(&message, AckKind::Nak(None)).await;
+            delivery.nak(None).await;
             (caught_up, CaptureOutcome::HandedBack(report))
         }
         Err(error) if passing(&error) => {
             warn!(%campaign_id, %trial_id, %error, "capture failed; it will be retried");
-            reply(&message, AckKind::Nak(Some(RETRY_DELAY))).await;
+            delivery.nak(Some(RETRY_DELAY)).await;
             (false, CaptureOutcome::Retried(error.to_string()))
         }
         Err(error) => {
             warn!(%campaign_id, %trial_id, %error, "capture failed; the events already published stay");
-            reply(&message, AckKind::Term).await;
+            delivery.term(&error.to_string()).await;
             (false, CaptureOutcome::Failed(error.to_string()))
         }
     };
@@ -413,13 +389,6 @@ async fn finished_event(
 /// A failure that a later attempt may not meet: the log, or the operator holding its lock.
 fn passing(error: &CaptureError) -> bool {
     matches!(error, CaptureError::Log(_) | CaptureError::Busy { .. })
-}
-
-async fn reply(message: &Message, kind: AckKind) {
-    if let Err(error) = message.ack_with(kind).await {
-        // The server redelivers it; the handler is idempotent.
-        warn!(%error, "replying to an injection failed");
-    }
 }
 
 struct Captured {

@@ -1,9 +1,12 @@
-//! The stages' durable consumers, set up in one place: created on first use, reused when their
-//! filter is the one asked for, and brought to it (the server updates a consumer's filter in
-//! place, keeping its position) when an older version of the stage left another one.
+//! The stages' durable consumers, in one place: set up (created on first use, reused when their
+//! filter is the one asked for, and brought to it — the server updates a consumer's filter in
+//! place, keeping its position — when an older version of the stage left another one), messages
+//! taken one at a time for free slots ([`next_delivery`]), and the answers ([`Delivery`]: ack,
+//! nak with a delay, term, the AckProgress ticker), each failure logged.
 
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{self, PullConsumer};
 
 use super::{Error, EventLog, Result};
@@ -88,5 +91,122 @@ impl EventLog {
                     spec.name
                 ))
             })
+    }
+}
+
+/// One message taken from a stage's durable consumer, and what the stage answers: every reply is
+/// logged when it fails (the server then redelivers, and stages are idempotent).
+#[derive(Debug)]
+pub struct Delivery {
+    message: async_nats::jetstream::Message,
+    /// The AckProgress ticker, while the stage works on it.
+    progress: Option<(
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Delivery {
+    pub fn message(&self) -> &async_nats::jetstream::Message {
+        &self.message
+    }
+
+    /// How many times the server delivered it (1 the first time).
+    pub fn attempt(&self) -> u64 {
+        self.message.info().map_or(1, |info| info.delivered as u64)
+    }
+
+    /// The message's stream sequence, when the server said it.
+    pub fn stream_sequence(&self) -> Option<u64> {
+        self.message.info().ok().map(|info| info.stream_sequence)
+    }
+
+    /// Tells the server every `every` that the stage is still at work on it (AckProgress), until
+    /// the answer.
+    pub fn keep_alive(&mut self, every: std::time::Duration) {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (message, stopped) = (self.message.clone(), stop.clone());
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => reply(&message, AckKind::Progress, "progress").await,
+                    () = stopped.cancelled() => return,
+                }
+            }
+        });
+        self.progress = Some((stop, ticker));
+    }
+
+    async fn answer(mut self, kind: AckKind, what: &str) {
+        if let Some((stop, ticker)) = self.progress.take() {
+            stop.cancel();
+            let _ = ticker.await;
+        }
+        reply(&self.message, kind, what).await;
+    }
+
+    /// Done with it.
+    pub async fn ack(self) {
+        self.answer(AckKind::Ack, "acknowledgement").await;
+    }
+
+    /// Done with it, once the server confirms the acknowledgement (for work that must not run
+    /// twice once reported done).
+    pub async fn double_ack(mut self) {
+        if let Some((stop, ticker)) = self.progress.take() {
+            stop.cancel();
+            let _ = ticker.await;
+        }
+        if let Err(error) = self.message.double_ack().await {
+            tracing::warn!(subject = %self.message.subject, %error, "acknowledgement failed");
+        }
+    }
+
+    /// Hands it back, to be delivered again after `delay` (at once with `None`).
+    pub async fn nak(self, delay: Option<std::time::Duration>) {
+        self.answer(AckKind::Nak(delay), "negative acknowledgement")
+            .await;
+    }
+
+    /// Never to be delivered again: `why` is logged.
+    pub async fn term(self, why: &str) {
+        tracing::warn!(subject = %self.message.subject, why, "delivery terminated");
+        self.answer(AckKind::Term, "termination").await;
+    }
+}
+
+async fn reply(message: &async_nats::jetstream::Message, kind: AckKind, what: &str) {
+    if let Err(error) = message.ack_with(kind).await {
+        tracing::warn!(subject = %message.subject, %error, "{what} failed");
+    }
+}
+
+/// Takes the next message for a free slot: waits for one of `slots` without polling, then
+/// fetches a single message (so a busy stage leaves the rest to its peers). `None` on shutdown;
+/// a fetch that found nothing or failed (logged) tries again.
+pub async fn next_delivery(
+    consumer: &PullConsumer,
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    what: &str,
+) -> Option<(Delivery, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => return None,
+        permit = slots.clone().acquire_owned() => permit.ok()?,
+    };
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            message = super::next_message(consumer, what) => message,
+        };
+        if let Some(message) = message {
+            let delivery = Delivery {
+                message,
+                progress: None,
+            };
+            return Some((delivery, permit));
+        }
     }
 }

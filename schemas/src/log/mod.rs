@@ -7,7 +7,7 @@
 mod durable;
 pub mod local;
 
-pub use durable::DurableSpec;
+pub use durable::{Delivery, DurableSpec, next_delivery};
 
 use std::time::Duration;
 
@@ -58,6 +58,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The server answered that the stream does not exist (JetStream's error code, not its text).
+fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(error)
+            if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
 
 /// The subject of an event: `eval.<campaign_id>.<trial_id or _>.<EventType>`.
 pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str) -> String {
@@ -248,7 +257,7 @@ impl EventLog {
                     })
                 }
             }
-            Err(error) if error.to_string().contains("not found") => self
+            Err(error) if stream_not_found(&error) => self
                 .jetstream
                 .create_stream(Self::stream_config())
                 .await
@@ -261,7 +270,7 @@ impl EventLog {
     pub async fn stream(&self) -> Result<stream::Stream> {
         match self.jetstream.get_stream(STREAM_NAME).await {
             Ok(stream) => Ok(stream),
-            Err(error) if error.to_string().contains("not found") => Err(Error::NoStream {
+            Err(error) if stream_not_found(&error) => Err(Error::NoStream {
                 url: self.url.clone(),
             }),
             Err(error) => Err(self.jetstream_error(error.to_string())),
