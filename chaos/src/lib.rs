@@ -11,6 +11,7 @@ pub mod nft;
 pub mod operator;
 pub mod preflight;
 pub mod proxy;
+pub mod runtime;
 pub mod subject;
 pub mod worker;
 

@@ -9,6 +9,7 @@
 //! `/tmp/eval-labs/` that fixes their namespace names, addresses and ports, so several labs run
 //! side by side without sharing any.
 
+pub mod runtime;
 pub mod sys;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
