@@ -102,11 +102,7 @@ pub struct NodeState {
 
 impl NodeState {
     pub fn client_url(&self) -> String {
-        format!("http://{}", self.client_addr)
-    }
-
-    pub fn peer_url(&self) -> String {
-        format!("http://{}", self.peer_addr)
+        self.endpoints().client_url()
     }
 
     pub fn log_file(&self) -> PathBuf {
