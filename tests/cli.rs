@@ -326,7 +326,7 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
                 worker: "w".to_string(),
                 chaos: campaign.trials[0].chaos.clone(),
                 target: Some("2".to_string()),
-                cleanup: serde_json::json!({}),
+                cleanup: serde_json::json!({}).into(),
                 operator_db: Some(operator_db.display().to_string()),
                 operator_host: Some("capture-host".to_string()),
             }

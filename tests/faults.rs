@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use chaos::etcd::EtcdLab;
+use chaos::etcd::{EtcdLab, EtcdSubject};
 use chaos::faults::{self, CleanupRecord};
 use chaos::lab::{Isolation, sys};
 use schemas::campaign::{
@@ -54,17 +54,21 @@ impl TestLab {
     }
 
     async fn inject(&mut self, chaos: ChaosSpec) -> CleanupRecord {
-        let record = faults::plan(&self.subject, &chaos, 7).await.unwrap();
-        faults::apply(&self.subject, &record).await.unwrap();
+        let record = faults::plan(&EtcdSubject, &self.subject.lab, &chaos, 7)
+            .await
+            .unwrap();
+        faults::apply(&self.subject.lab, &record).await.unwrap();
         record
     }
 
     /// Cleans up, checks nothing is left and the cluster is healthy, removes the lab and checks
     /// its namespaces are gone.
     async fn finish(mut self, record: &CleanupRecord) {
-        faults::cleanup(&mut self.subject, record).await.unwrap();
+        faults::cleanup(&EtcdSubject, &mut self.subject.lab, record)
+            .await
+            .unwrap();
         assert_eq!(
-            faults::leftovers(&self.subject, record).await.unwrap(),
+            faults::leftovers(&self.subject.lab, record).await.unwrap(),
             Vec::<String>::new()
         );
         if let Err(error) = self.subject.wait_healthy(Duration::from_secs(30)).await {

@@ -11,7 +11,7 @@ use schemas::campaign::{
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::etcd::EtcdLab;
+use crate::etcd::{EtcdLab, EtcdSubject};
 use crate::faults;
 use crate::lab::Isolation;
 
@@ -82,7 +82,8 @@ async fn measure_all(
             let started = Instant::now();
             subject.reset().await?;
             subject.wait_healthy(Duration::from_secs(60)).await?;
-            let record = match faults::plan(subject, &chaos, repeat as u64).await {
+            let record = match faults::plan(&EtcdSubject, &subject.lab, &chaos, repeat as u64).await
+            {
                 Ok(record) => record,
                 Err(crate::Error::Unsupported(reason)) => {
                     skipped = Some(reason);
@@ -90,10 +91,10 @@ async fn measure_all(
                 }
                 Err(error) => return Err(error),
             };
-            faults::apply(subject, &record).await?;
+            faults::apply(&subject.lab, &record).await?;
             overheads.push(started.elapsed());
             let started = Instant::now();
-            faults::cleanup(subject, &record).await?;
+            faults::cleanup(&EtcdSubject, &mut subject.lab, &record).await?;
             cleanups.push(started.elapsed());
         }
         timings.push(FaultTiming {

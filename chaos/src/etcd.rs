@@ -1,6 +1,6 @@
-//! The etcd subject on the lab runtime: members from Debian's `etcd-server`, health (every member
-//! answers, one leader, no alarm) and state capture through etcd's own client API (its JSON
-//! gateway), and the lab operations faults need (restart a member, find the leader).
+//! The etcd subject: members from Debian's `etcd-server` (their command lines from the runtime's
+//! endpoints), topology (the leader), health (every member answers, one leader, no alarm) and
+//! state capture through etcd's own client API (its JSON gateway), on any [`Runtime`].
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::http::post_json;
 use crate::lab::{Isolation, Lab, LabOptions, NodeState};
+use crate::runtime::{NodeEndpoints, Runtime};
+pub use crate::subject::Health;
+use crate::subject::Subject;
 
 /// Per-request deadline of health checks: a paused member must not stall them.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
@@ -33,16 +36,200 @@ pub struct MemberStatus {
     pub version: String,
 }
 
-/// The cluster's health, with the reason when unhealthy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Health {
-    pub healthy: bool,
-    pub reason: Option<String>,
-    /// The leader's node number, when the members agree on one.
-    pub leader: Option<u32>,
+/// etcd, reached through its JSON gateway on each node's client endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EtcdSubject;
+
+impl EtcdSubject {
+    pub async fn member_status(&self, node: &NodeEndpoints) -> Result<MemberStatus> {
+        let answer = post_json(
+            node.client_addr,
+            "/v3/maintenance/status",
+            &serde_json::json!({}),
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+        Ok(MemberStatus {
+            member_id: text_field(&answer["header"]["member_id"]),
+            leader: text_field(&answer["leader"]),
+            raft_term: number_field(&answer["raftTerm"]),
+            raft_index: number_field(&answer["raftIndex"]),
+            db_size: number_field(&answer["dbSize"]),
+            version: text_field(&answer["version"]),
+        })
+    }
+
+    /// Every member's status and how long it took to answer, by node number, or why it did
+    /// not answer.
+    pub async fn statuses(
+        &self,
+        runtime: &impl Runtime,
+    ) -> Vec<(u32, Result<(MemberStatus, Duration), String>)> {
+        let nodes = runtime.nodes();
+        let checks = nodes.iter().map(|node| async move {
+            let started = Instant::now();
+            let status = self.member_status(node).await.map_err(|e| e.to_string());
+            (
+                node.number,
+                status.map(|status| (status, started.elapsed())),
+            )
+        });
+        futures::future::join_all(checks).await
+    }
+
+    /// How long member `number` takes to answer when asked again, if still slower than
+    /// [`SLOW_ANSWER`] (a single slow answer can be a scheduling hiccup of a loaded host).
+    async fn slow_answer(&self, runtime: &impl Runtime, number: u32) -> Option<Duration> {
+        let node = runtime.node_endpoints(number).ok()?;
+        let started = Instant::now();
+        self.member_status(&node).await.ok()?;
+        Some(started.elapsed()).filter(|elapsed| *elapsed > SLOW_ANSWER)
+    }
+
+    /// The active alarms (`NOSPACE`, `CORRUPT`), asked of any member that answers.
+    pub async fn alarms(&self, runtime: &impl Runtime) -> Result<Vec<String>> {
+        let mut last_error = None;
+        for node in runtime.nodes() {
+            match post_json(
+                node.client_addr,
+                "/v3/maintenance/alarm",
+                &serde_json::json!({"action": "GET"}),
+                REQUEST_TIMEOUT,
+            )
+            .await
+            {
+                Ok(answer) => {
+                    return Ok(answer["alarms"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|alarm| text_field(&alarm["alarm"]))
+                        .collect());
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error
+            .map(Error::from)
+            .unwrap_or_else(|| Error::Lab("no member".into())))
+    }
+
+    /// The number of keys, counted by a member that answers.
+    pub async fn key_count(&self, runtime: &impl Runtime) -> Option<u64> {
+        for node in runtime.nodes() {
+            // The whole key space: key "\0" with range_end "\0", base64-encoded.
+            let request =
+                serde_json::json!({"key": "AA==", "range_end": "AA==", "count_only": true});
+            if let Ok(answer) =
+                post_json(node.client_addr, "/v3/kv/range", &request, REQUEST_TIMEOUT).await
+            {
+                return Some(number_field(&answer["count"]));
+            }
+        }
+        None
+    }
 }
 
-/// An etcd cluster in a lab.
+impl Subject for EtcdSubject {
+    fn kind(&self) -> SubjectKind {
+        SubjectKind::Etcd
+    }
+
+    async fn start_member<R: Runtime>(&self, runtime: &mut R, number: u32) -> Result<u32> {
+        let argv = member_argv(runtime, &runtime.node_endpoints(number)?);
+        runtime.start_process(number, &argv).await
+    }
+
+    /// Healthy = every member answers, all name the same leader, which is one of them, and no
+    /// alarm is raised.
+    async fn health<R: Runtime>(&self, runtime: &R) -> Health {
+        let statuses = self.statuses(runtime).await;
+        let mut down = Vec::new();
+        let mut slow = Vec::new();
+        let mut leaders = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeMap::new();
+        for (number, status) in &statuses {
+            match status {
+                Ok((status, elapsed)) => {
+                    if *elapsed > SLOW_ANSWER
+                        && let Some(elapsed) = self.slow_answer(runtime, *number).await
+                    {
+                        slow.push(format!("n{number} answers in {}ms", elapsed.as_millis()));
+                    }
+                    leaders.insert(status.leader.clone());
+                    ids.insert(status.member_id.clone(), *number);
+                }
+                Err(error) => down.push(format!("n{number}: {error}")),
+            }
+        }
+        let leader = (leaders.len() == 1)
+            .then(|| leaders.iter().next().and_then(|id| ids.get(id).copied()))
+            .flatten();
+        let unhealthy = |reason: String| Health {
+            healthy: false,
+            reason: Some(reason),
+            leader,
+        };
+        if !down.is_empty() {
+            return unhealthy(format!("not answering: {}", down.join("; ")));
+        }
+        if leader.is_none() {
+            return unhealthy(format!("no agreed leader (members name {leaders:?})"));
+        }
+        if !slow.is_empty() {
+            return unhealthy(format!("slow: {}", slow.join("; ")));
+        }
+        match self.alarms(runtime).await {
+            Ok(alarms) if !alarms.is_empty() => unhealthy(format!("alarms: {}", alarms.join(", "))),
+            Ok(_) => Health {
+                healthy: true,
+                reason: None,
+                leader,
+            },
+            Err(error) => unhealthy(format!("alarm check failed: {error}")),
+        }
+    }
+
+    /// Per member its process, status and data filesystem use; the leader, the key count,
+    /// alarms and health.
+    async fn capture_state<R: Runtime>(&self, runtime: &R) -> serde_json::Value {
+        let health = self.health(runtime).await;
+        let statuses = self.statuses(runtime).await;
+        let members: Vec<serde_json::Value> = runtime
+            .nodes()
+            .iter()
+            .zip(&statuses)
+            .map(|(node, (_, status))| {
+                let disk = runtime.disk_usage(node.number).ok();
+                serde_json::json!({
+                    "node": node.number,
+                    "name": node.name,
+                    "endpoint": node.client_url(),
+                    "process": runtime.process_status(node.number),
+                    "pid": runtime.recorded_pid(node.number),
+                    "status": status.as_ref().ok().map(|(status, _)| status),
+                    "answer_ms": status.as_ref().ok().map(|(_, elapsed)| elapsed.as_millis() as u64),
+                    "error": status.as_ref().err(),
+                    "disk_total_bytes": disk.map(|(total, _)| total),
+                    "disk_used_bytes": disk.map(|(_, used)| used),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "subject": "etcd",
+            "lab": runtime.instance(),
+            "healthy": health.healthy,
+            "reason": health.reason,
+            "leader": health.leader,
+            "members": members,
+            "key_count": self.key_count(runtime).await,
+            "alarms": self.alarms(runtime).await.ok(),
+        })
+    }
+}
+
+/// An etcd cluster in a lab: the etcd subject with the lab as its runtime, for callers that
+/// work on one lab (`evalctl lab`, tests, the trial benchmark).
 #[derive(Debug, Clone)]
 pub struct EtcdLab {
     pub lab: Lab,
@@ -79,227 +266,47 @@ impl EtcdLab {
 
     /// A fresh cluster: every member stopped, data wiped, all started with a new cluster token.
     pub async fn reset(&mut self) -> Result<()> {
-        self.lab.wipe().await?;
-        for number in 1..=self.lab.state.nodes.len() as u32 {
-            self.start_member(number).await?;
-        }
-        Ok(())
+        EtcdSubject.reset(&mut self.lab).await
     }
 
     /// Starts member `number` (again): with its data dir kept, it rejoins its cluster.
     pub async fn start_member(&mut self, number: u32) -> Result<u32> {
-        let argv = member_argv(&self.lab, self.lab.node(number)?);
-        self.lab.start_process(number, &argv).await
+        EtcdSubject.start_member(&mut self.lab, number).await
     }
 
     /// The client endpoints, as `http://addr:port`.
     pub fn endpoints(&self) -> Vec<String> {
-        self.lab
-            .state
-            .nodes
-            .iter()
-            .map(NodeState::client_url)
-            .collect()
+        self.lab.endpoints()
     }
 
     pub async fn member_status(&self, node: &NodeState) -> Result<MemberStatus> {
-        let answer = post_json(
-            node.client_addr,
-            "/v3/maintenance/status",
-            &serde_json::json!({}),
-            REQUEST_TIMEOUT,
-        )
-        .await?;
-        Ok(MemberStatus {
-            member_id: text_field(&answer["header"]["member_id"]),
-            leader: text_field(&answer["leader"]),
-            raft_term: number_field(&answer["raftTerm"]),
-            raft_index: number_field(&answer["raftIndex"]),
-            db_size: number_field(&answer["dbSize"]),
-            version: text_field(&answer["version"]),
-        })
+        EtcdSubject.member_status(&node.endpoints()).await
     }
 
-    /// Every member's status and how long it took to answer, by node number, or why it did
-    /// not answer.
+    /// Every member's status and how long it took to answer, by node number.
     pub async fn statuses(&self) -> Vec<(u32, Result<(MemberStatus, Duration), String>)> {
-        let checks = self.lab.state.nodes.iter().map(|node| async move {
-            let started = Instant::now();
-            let status = self.member_status(node).await.map_err(|e| e.to_string());
-            (
-                node.number,
-                status.map(|status| (status, started.elapsed())),
-            )
-        });
-        futures::future::join_all(checks).await
+        EtcdSubject.statuses(&self.lab).await
     }
 
-    /// How long member `number` takes to answer when asked again, if still slower than
-    /// [`SLOW_ANSWER`] (a single slow answer can be a scheduling hiccup of a loaded host).
-    async fn slow_answer(&self, number: u32) -> Option<Duration> {
-        let node = self.lab.node(number).ok()?;
-        let started = Instant::now();
-        self.member_status(node).await.ok()?;
-        Some(started.elapsed()).filter(|elapsed| *elapsed > SLOW_ANSWER)
-    }
-
-    /// The active alarms (`NOSPACE`, `CORRUPT`), asked of any member that answers.
-    pub async fn alarms(&self) -> Result<Vec<String>> {
-        let mut last_error = None;
-        for node in &self.lab.state.nodes {
-            match post_json(
-                node.client_addr,
-                "/v3/maintenance/alarm",
-                &serde_json::json!({"action": "GET"}),
-                REQUEST_TIMEOUT,
-            )
-            .await
-            {
-                Ok(answer) => {
-                    return Ok(answer["alarms"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|alarm| text_field(&alarm["alarm"]))
-                        .collect());
-                }
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error
-            .map(Error::from)
-            .unwrap_or_else(|| Error::Lab("no member".into())))
-    }
-
-    /// Healthy = every member answers, all name the same leader, which is one of them, and no
-    /// alarm is raised.
     pub async fn health(&self) -> Health {
-        let statuses = self.statuses().await;
-        let mut down = Vec::new();
-        let mut slow = Vec::new();
-        let mut leaders = std::collections::BTreeSet::new();
-        let mut ids = std::collections::BTreeMap::new();
-        for (number, status) in &statuses {
-            match status {
-                Ok((status, elapsed)) => {
-                    if *elapsed > SLOW_ANSWER
-                        && let Some(elapsed) = self.slow_answer(*number).await
-                    {
-                        slow.push(format!("n{number} answers in {}ms", elapsed.as_millis()));
-                    }
-                    leaders.insert(status.leader.clone());
-                    ids.insert(status.member_id.clone(), *number);
-                }
-                Err(error) => down.push(format!("n{number}: {error}")),
-            }
-        }
-        let leader = (leaders.len() == 1)
-            .then(|| leaders.iter().next().and_then(|id| ids.get(id).copied()))
-            .flatten();
-        let unhealthy = |reason: String| Health {
-            healthy: false,
-            reason: Some(reason),
-            leader,
-        };
-        if !down.is_empty() {
-            return unhealthy(format!("not answering: {}", down.join("; ")));
-        }
-        if leader.is_none() {
-            return unhealthy(format!("no agreed leader (members name {leaders:?})"));
-        }
-        if !slow.is_empty() {
-            return unhealthy(format!("slow: {}", slow.join("; ")));
-        }
-        match self.alarms().await {
-            Ok(alarms) if !alarms.is_empty() => unhealthy(format!("alarms: {}", alarms.join(", "))),
-            Ok(_) => Health {
-                healthy: true,
-                reason: None,
-                leader,
-            },
-            Err(error) => unhealthy(format!("alarm check failed: {error}")),
-        }
+        EtcdSubject.health(&self.lab).await
     }
 
-    /// Polls [`EtcdLab::health`] until healthy; returns how long it took.
+    /// Polls the health until healthy; returns how long it took.
     pub async fn wait_healthy(&self, timeout: Duration) -> Result<Duration> {
-        let started = Instant::now();
-        loop {
-            let health = self.health().await;
-            if health.healthy {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() >= timeout {
-                return Err(Error::NotHealthy {
-                    seconds: timeout.as_secs(),
-                    reason: health.reason.unwrap_or_default(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        EtcdSubject.wait_healthy(&self.lab, timeout).await
     }
 
-    /// The number of keys, counted by a member that answers.
-    pub async fn key_count(&self) -> Option<u64> {
-        for node in &self.lab.state.nodes {
-            // The whole key space: key "\0" with range_end "\0", base64-encoded.
-            let request =
-                serde_json::json!({"key": "AA==", "range_end": "AA==", "count_only": true});
-            if let Ok(answer) =
-                post_json(node.client_addr, "/v3/kv/range", &request, REQUEST_TIMEOUT).await
-            {
-                return Some(number_field(&answer["count"]));
-            }
-        }
-        None
-    }
-
-    /// A snapshot: per member its process, status and data filesystem use; the leader, the key
-    /// count, alarms and health.
     pub async fn capture_state(&self) -> serde_json::Value {
-        let health = self.health().await;
-        let statuses = self.statuses().await;
-        let members: Vec<serde_json::Value> = self
-            .lab
-            .state
-            .nodes
-            .iter()
-            .zip(&statuses)
-            .map(|(node, (_, status))| {
-                let disk = self.lab.disk_usage(node.number).ok();
-                serde_json::json!({
-                    "node": node.number,
-                    "name": node.name,
-                    "endpoint": node.client_url(),
-                    "process": node.process_status(),
-                    "pid": node.pid,
-                    "status": status.as_ref().ok().map(|(status, _)| status),
-                    "answer_ms": status.as_ref().ok().map(|(_, elapsed)| elapsed.as_millis() as u64),
-                    "error": status.as_ref().err(),
-                    "disk_total_bytes": disk.map(|(total, _)| total),
-                    "disk_used_bytes": disk.map(|(_, used)| used),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "subject": "etcd",
-            "lab": self.lab.state.name,
-            "healthy": health.healthy,
-            "reason": health.reason,
-            "leader": health.leader,
-            "members": members,
-            "key_count": self.key_count().await,
-            "alarms": self.alarms().await.ok(),
-        })
+        EtcdSubject.capture_state(&self.lab).await
     }
 }
 
 /// The command line of member `node`: arguments passed as arguments, all from the lab's own
 /// layout.
-pub fn member_argv(lab: &Lab, node: &NodeState) -> Vec<String> {
-    let initial_cluster = lab
-        .state
-        .nodes
+pub fn member_argv(runtime: &impl Runtime, node: &NodeEndpoints) -> Vec<String> {
+    let initial_cluster = runtime
+        .nodes()
         .iter()
         .map(|member| format!("{}={}", member.name, member.peer_url()))
         .collect::<Vec<_>>()
@@ -311,17 +318,17 @@ pub fn member_argv(lab: &Lab, node: &NodeState) -> Vec<String> {
         "--data-dir".into(),
         node.data_dir.join("etcd").display().to_string(),
         "--listen-client-urls".into(),
-        format!("http://{}", node.internal_client_addr),
+        format!("http://{}", node.listen_client_addr),
         "--advertise-client-urls".into(),
         node.client_url(),
         "--listen-peer-urls".into(),
-        format!("http://{}", node.internal_peer_addr),
+        format!("http://{}", node.listen_peer_addr),
         "--initial-advertise-peer-urls".into(),
         node.peer_url(),
         "--initial-cluster".into(),
         initial_cluster,
         "--initial-cluster-token".into(),
-        lab.state.cluster_token.clone(),
+        runtime.generation(),
         "--initial-cluster-state".into(),
         "new".into(),
         "--heartbeat-interval".into(),

@@ -1,123 +1,51 @@
-//! The six faults on a lab, and `none` (a control trial: a record that undoes nothing): planned first (target and every handle resolved into a
-//! [`CleanupRecord`] that can be made durable), then applied, and cleaned up from the record
-//! alone, idempotently, by this process or any other one on this host.
+//! The six generic faults, written once against a [`Runtime`] (and the [`Subject`] where they
+//! need its topology: the leader), and `none` (a control trial: a record that undoes nothing).
+//! Planned first (target and every handle resolved into a [`CleanupRecord`] that can be made
+//! durable), then applied, and cleaned up from the record alone, idempotently, by this process
+//! or any other one on this host.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use schemas::campaign::{ChaosSpec, Target, TargetChoice};
-use serde::{Deserialize, Serialize};
+pub use schemas::cleanup::{CleanupRecord, DelaySettings};
 
 use crate::error::{Error, Result};
-use crate::etcd::EtcdLab;
-use crate::lab::{Isolation, Lab, sys};
-use crate::nft::{self, DropChain, DropRule, Hook};
-use crate::proxy::{self, DelaySettings};
+pub use crate::lab::runtime::FILL_FILE;
+use crate::nft::{DropChain, DropRule, Hook};
+use crate::runtime::Runtime;
+use crate::subject::Subject;
 
-/// The fill file of `disk_pressure`; the fault only ever writes or removes this file.
-pub const FILL_FILE: &str = "eval-disk-pressure.fill";
-
-/// Everything the cleanup of one fault needs. Serialized into `ChaosInjected`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "snake_case")]
-pub enum CleanupRecord {
-    NodeKill {
-        lab_dir: PathBuf,
-        node: u32,
-        pid: u32,
-    },
-    ProcessPause {
-        lab_dir: PathBuf,
-        node: u32,
-        pid: u32,
-    },
-    Latency {
-        lab_dir: PathBuf,
-        node: u32,
-        control: PathBuf,
-        settings: DelaySettings,
-    },
-    PacketLoss {
-        lab_dir: PathBuf,
-        node: u32,
-        netns: String,
-        percent: u32,
-        chains: Vec<String>,
-    },
-    NetworkPartition {
-        lab_dir: PathBuf,
-        groups: Vec<Vec<u32>>,
-        asymmetric: bool,
-        /// (namespace, chains) of every node that got rules.
-        rules: Vec<(String, Vec<String>)>,
-    },
-    DiskPressure {
-        lab_dir: PathBuf,
-        node: u32,
-        fill_file: PathBuf,
-        bytes: u64,
-    },
-    /// A control trial: nothing was broken, so its cleanup undoes nothing.
-    None { lab_dir: PathBuf },
-}
-
-impl CleanupRecord {
-    pub fn lab_dir(&self) -> &Path {
-        match self {
-            CleanupRecord::NodeKill { lab_dir, .. }
-            | CleanupRecord::ProcessPause { lab_dir, .. }
-            | CleanupRecord::Latency { lab_dir, .. }
-            | CleanupRecord::PacketLoss { lab_dir, .. }
-            | CleanupRecord::NetworkPartition { lab_dir, .. }
-            | CleanupRecord::DiskPressure { lab_dir, .. }
-            | CleanupRecord::None { lab_dir } => lab_dir,
-        }
-    }
-
-    /// The node the fault hit, as a name (`n2`), or the groups of a partition; `None` for a
-    /// control trial, which hits nothing.
-    pub fn target(&self) -> Option<String> {
-        match self {
-            CleanupRecord::NodeKill { node, .. }
-            | CleanupRecord::ProcessPause { node, .. }
-            | CleanupRecord::Latency { node, .. }
-            | CleanupRecord::PacketLoss { node, .. }
-            | CleanupRecord::DiskPressure { node, .. } => Some(format!("n{node}")),
-            CleanupRecord::NetworkPartition { groups, .. } => Some(format!("{groups:?}")),
-            CleanupRecord::None { .. } => None,
-        }
-    }
-}
-
-/// A deterministic generator for a trial's random choices (splitmix64).
+/// A deterministic generator for a trial's random choices: xoshiro256++ seeded from the trial's
+/// seed, so a trial drawn again with the same seed makes the same choices.
 #[derive(Debug, Clone)]
-pub struct TrialRng(u64);
+pub struct TrialRng(Xoshiro256PlusPlus);
 
 impl TrialRng {
     pub fn new(seed: u64) -> TrialRng {
-        TrialRng(seed)
+        TrialRng(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// Uniform in `0..n` (n > 0).
+    /// Uniform in `0..n` (n > 0), without bias.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0.random_range(0..n)
     }
 }
 
 /// Resolves a target to a node number: `random` and `follower` from the trial's seed,
-/// `leader` from the cluster.
-pub async fn resolve_target(subject: &EtcdLab, target: &Target, rng: &mut TrialRng) -> Result<u32> {
-    let nodes = subject.lab.state.nodes.len() as u32;
+/// `leader` from the subject's topology.
+pub async fn resolve_target(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    target: &Target,
+    rng: &mut TrialRng,
+) -> Result<u32> {
+    let nodes = runtime.nodes().len() as u32;
     match target {
         Target::Node(number) if (1..=nodes).contains(number) => Ok(*number),
         Target::Node(number) => Err(Error::Lab(format!(
@@ -125,12 +53,11 @@ pub async fn resolve_target(subject: &EtcdLab, target: &Target, rng: &mut TrialR
         ))),
         Target::Choice(TargetChoice::Random) => Ok(1 + rng.below(u64::from(nodes)) as u32),
         Target::Choice(TargetChoice::Leader) => subject
-            .health()
+            .leader(runtime)
             .await
-            .leader
             .ok_or_else(|| Error::Lab("no leader to target".into())),
         Target::Choice(TargetChoice::Follower) => {
-            let leader = subject.health().await.leader;
+            let leader = subject.leader(runtime).await;
             let followers: Vec<u32> = (1..=nodes).filter(|n| Some(*n) != leader).collect();
             if followers.is_empty() {
                 return Err(Error::Lab("no follower to target".into()));
@@ -140,35 +67,24 @@ pub async fn resolve_target(subject: &EtcdLab, target: &Target, rng: &mut TrialR
     }
 }
 
-fn needs_namespaces(lab: &Lab, fault: &str) -> Result<()> {
-    if lab.state.isolation == Isolation::Namespaces {
-        return Ok(());
-    }
-    let reason = Isolation::Loopback
-        .unsupported_faults()
-        .iter()
-        .find(|(name, _)| *name == fault)
-        .map_or("needs root", |(_, reason)| reason);
-    Err(Error::Unsupported(format!(
-        "{fault} cannot be injected in lab {} (loopback): {reason}",
-        lab.state.name
-    )))
-}
-
 /// Resolves the fault's target and handles without changing anything.
-pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<CleanupRecord> {
-    let lab = &subject.lab;
-    let lab_dir = lab.state.dir.clone();
+pub async fn plan(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    chaos: &ChaosSpec,
+    seed: u64,
+) -> Result<CleanupRecord> {
+    let lab_dir = runtime.home();
     let mut rng = TrialRng::new(seed);
     let running_pid = |node: u32| -> Result<u32> {
-        lab.node(node)?
-            .pid
-            .filter(|pid| sys::process_alive(*pid))
+        runtime.node_endpoints(node)?;
+        runtime
+            .running_pid(node)
             .ok_or_else(|| Error::Lab(format!("node {node} is not running")))
     };
     Ok(match chaos {
         ChaosSpec::NodeKill(params) => {
-            let node = resolve_target(subject, &params.target, &mut rng).await?;
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
             CleanupRecord::NodeKill {
                 lab_dir,
                 node,
@@ -176,7 +92,7 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
             }
         }
         ChaosSpec::ProcessPause(params) => {
-            let node = resolve_target(subject, &params.target, &mut rng).await?;
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
             CleanupRecord::ProcessPause {
                 lab_dir,
                 node,
@@ -184,11 +100,11 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
             }
         }
         ChaosSpec::Latency(params) => {
-            let node = resolve_target(subject, &params.target, &mut rng).await?;
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
             CleanupRecord::Latency {
                 lab_dir,
                 node,
-                control: lab.node(node)?.delay_control.clone(),
+                control: runtime.delay_control(node)?,
                 settings: DelaySettings {
                     min_ms: params.min_ms,
                     max_ms: params.max_ms.max(params.min_ms),
@@ -197,23 +113,23 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
             }
         }
         ChaosSpec::PacketLoss(params) => {
-            needs_namespaces(lab, "packet_loss")?;
-            let node = resolve_target(subject, &params.target, &mut rng).await?;
+            runtime.check_network_faults("packet_loss")?;
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
             CleanupRecord::PacketLoss {
                 lab_dir,
                 node,
-                netns: lab.node(node)?.netns.clone().expect("isolated node"),
+                netns: runtime.network_handle(node)?,
                 percent: params.percent,
                 chains: vec!["loss_in".into(), "loss_out".into()],
             }
         }
         ChaosSpec::NetworkPartition(params) => {
-            needs_namespaces(lab, "network_partition")?;
+            runtime.check_network_faults("network_partition")?;
             let groups = match &params.groups {
                 Some(groups) => groups.clone(),
                 None => {
-                    let node = resolve_target(subject, &params.target, &mut rng).await?;
-                    let rest = (1..=lab.state.nodes.len() as u32)
+                    let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
+                    let rest = (1..=runtime.nodes().len() as u32)
                         .filter(|n| *n != node)
                         .collect();
                     vec![vec![node], rest]
@@ -230,10 +146,7 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
                     vec!["partition_in".into(), "partition_out".into()]
                 };
                 for node in group {
-                    rules.push((
-                        lab.node(*node)?.netns.clone().expect("isolated node"),
-                        chains.clone(),
-                    ));
+                    rules.push((runtime.network_handle(*node)?, chains.clone()));
                 }
             }
             CleanupRecord::NetworkPartition {
@@ -244,14 +157,14 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
             }
         }
         ChaosSpec::DiskPressure(params) => {
-            needs_namespaces(lab, "disk_pressure")?;
-            let node = resolve_target(subject, &params.target, &mut rng).await?;
-            let (total, used) = lab.disk_usage(node)?;
+            runtime.check_disk_faults("disk_pressure")?;
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
+            let (total, used) = runtime.disk_usage(node)?;
             let goal = total / 100 * u64::from(params.fill_percent);
             CleanupRecord::DiskPressure {
                 lab_dir,
                 node,
-                fill_file: lab.node(node)?.data_dir.join(FILL_FILE),
+                fill_file: runtime.fill_file(node)?,
                 bytes: goal.saturating_sub(used),
             }
         }
@@ -260,48 +173,30 @@ pub async fn plan(subject: &EtcdLab, chaos: &ChaosSpec, seed: u64) -> Result<Cle
 }
 
 /// Applies a planned fault.
-pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
-    let lab = &subject.lab;
+pub async fn apply(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()> {
     match record {
-        CleanupRecord::NodeKill { pid, .. } => {
-            sys::signal(*pid, Signal::SIGKILL)?;
-            let started = std::time::Instant::now();
-            while sys::process_alive(*pid) && started.elapsed() < Duration::from_secs(5) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Ok(())
-        }
-        CleanupRecord::ProcessPause { pid, .. } => {
-            sys::signal(*pid, Signal::SIGSTOP)?;
-            // The signal is delivered asynchronously; the fault is on once the process stopped.
-            let started = std::time::Instant::now();
-            while !matches!(sys::process_state(*pid), Some('T' | 't'))
-                && started.elapsed() < Duration::from_secs(5)
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Ok(())
-        }
+        CleanupRecord::NodeKill { pid, .. } => runtime.kill_process(*pid).await,
+        CleanupRecord::ProcessPause { pid, .. } => runtime.pause_process(*pid).await,
         CleanupRecord::Latency {
             control, settings, ..
-        } => proxy::write_control(control, settings).map_err(Error::io(control)),
+        } => runtime.set_delay(control, settings),
         CleanupRecord::PacketLoss { netns, percent, .. } => {
-            let chains = [Hook::Input, Hook::Output].map(|hook| DropChain {
-                name: if hook == Hook::Input {
-                    "loss_in"
-                } else {
-                    "loss_out"
-                }
-                .to_string(),
-                hook,
-                rule: DropRule::Random { percent: *percent },
-            });
-            nft::add_chains(netns, &chains).await
+            let chains =
+                [("loss_in", Hook::Input), ("loss_out", Hook::Output)].map(|(name, hook)| {
+                    DropChain {
+                        name: name.to_string(),
+                        hook,
+                        rule: DropRule::Random { percent: *percent },
+                    }
+                });
+            runtime.add_drop_chains(netns, &chains).await
         }
         CleanupRecord::NetworkPartition {
             groups, asymmetric, ..
         } => {
-            let address = |node: u32| -> Result<IpAddr> { Ok(lab.node(node)?.client_addr.ip()) };
+            let address = |node: u32| -> Result<IpAddr> {
+                Ok(runtime.node_endpoints(node)?.client_addr.ip())
+            };
             for (position, group) in groups.iter().enumerate() {
                 if *asymmetric && position > 0 {
                     break;
@@ -314,7 +209,6 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
                     .map(address)
                     .collect::<Result<_>>()?;
                 for node in group {
-                    let netns = lab.node(*node)?.netns.clone().expect("isolated node");
                     let mut chains = vec![DropChain {
                         name: "partition_out".into(),
                         hook: Hook::Output,
@@ -327,7 +221,9 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
                             rule: DropRule::Peers(others.clone()),
                         });
                     }
-                    nft::add_chains(&netns, &chains).await?;
+                    runtime
+                        .add_drop_chains(&runtime.network_handle(*node)?, &chains)
+                        .await?;
                 }
             }
             Ok(())
@@ -337,86 +233,44 @@ pub async fn apply(subject: &EtcdLab, record: &CleanupRecord) -> Result<()> {
             fill_file,
             bytes,
             ..
-        } => {
-            let node_state = lab.node(*node)?;
-            // Never fill a filesystem the lab did not create.
-            if !node_state.mounted || fill_file.parent() != Some(node_state.data_dir.as_path()) {
-                return Err(Error::Lab(format!(
-                    "refusing to fill {}: not the lab's own filesystem",
-                    fill_file.display()
-                )));
-            }
-            fill(fill_file, *bytes)
-        }
+        } => runtime.fill_disk(*node, fill_file, *bytes),
         CleanupRecord::None { .. } => Ok(()),
     }
 }
 
-fn fill(path: &Path, bytes: u64) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).map_err(Error::io(path))?;
-    let chunk = vec![0u8; 1 << 20];
-    let mut left = bytes;
-    while left > 0 {
-        let size = left.min(chunk.len() as u64) as usize;
-        match file.write_all(&chunk[..size]) {
-            Ok(()) => left -= size as u64,
-            // A full filesystem is what the fault wants: stop there.
-            Err(error) if error.raw_os_error() == Some(nix::libc::ENOSPC) => break,
-            Err(source) => {
-                return Err(Error::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        }
-    }
-    file.sync_all().map_err(Error::io(path))
-}
-
 /// Undoes a fault from its record alone. Idempotent: what is already undone is skipped, so it
 /// can run early (at the end of `duration_seconds`), at the trial's end, and again after a crash.
-pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()> {
-    subject.lab.reload()?;
+pub async fn cleanup<R: Runtime>(
+    subject: &impl Subject,
+    runtime: &mut R,
+    record: &CleanupRecord,
+) -> Result<()> {
+    runtime.reload()?;
     match record {
         CleanupRecord::NodeKill { node, .. } => {
-            if !subject.lab.node(*node)?.running() {
-                subject.start_member(*node).await?;
+            if runtime.running_pid(*node).is_none() {
+                subject.start_member(runtime, *node).await?;
             }
             Ok(())
         }
-        CleanupRecord::ProcessPause { pid, .. } => {
-            if sys::process_alive(*pid) {
-                sys::signal(*pid, Signal::SIGCONT)?;
-            }
-            Ok(())
+        CleanupRecord::ProcessPause { pid, .. } => runtime.resume_process(*pid),
+        CleanupRecord::Latency { control, .. } => runtime.clear_delay(control),
+        CleanupRecord::PacketLoss { netns, chains, .. } => {
+            runtime.delete_chains(netns, chains).await
         }
-        CleanupRecord::Latency { control, .. } => {
-            proxy::clear_control(control).map_err(Error::io(control))
-        }
-        CleanupRecord::PacketLoss { netns, chains, .. } => nft::delete_chains(netns, chains).await,
         CleanupRecord::NetworkPartition { rules, .. } => {
             for (netns, chains) in rules {
-                nft::delete_chains(netns, chains).await?;
+                runtime.delete_chains(netns, chains).await?;
             }
             Ok(())
         }
         CleanupRecord::DiskPressure {
             node, fill_file, ..
         } => {
-            match std::fs::remove_file(fill_file) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        path: fill_file.clone(),
-                        source,
-                    });
-                }
-            }
+            runtime.remove_fill(fill_file)?;
             // etcd exits when a write meets a full disk; put the member back as it was.
-            if !subject.lab.node(*node)?.running() {
-                subject.start_member(*node).await?;
+            if runtime.running_pid(*node).is_none() {
+                subject.start_member(runtime, *node).await?;
             }
             Ok(())
         }
@@ -426,50 +280,52 @@ pub async fn cleanup(subject: &mut EtcdLab, record: &CleanupRecord) -> Result<()
 }
 
 /// What a fault left behind, for tests and `evalctl chaos cleanup`: empty when fully undone.
-pub async fn leftovers(subject: &EtcdLab, record: &CleanupRecord) -> Result<Vec<String>> {
+pub async fn leftovers(runtime: &impl Runtime, record: &CleanupRecord) -> Result<Vec<String>> {
     let mut left = Vec::new();
     match record {
         CleanupRecord::NodeKill { node, .. } => {
-            if !subject.lab.node(*node)?.running() {
+            runtime.node_endpoints(*node)?;
+            if runtime.running_pid(*node).is_none() {
                 left.push(format!("node {node} is down"));
             }
         }
         CleanupRecord::ProcessPause { pid, .. } => {
-            if matches!(sys::process_state(*pid), Some('T' | 't')) {
+            if runtime.is_paused(*pid) {
                 left.push(format!("pid {pid} is stopped"));
             }
         }
         CleanupRecord::Latency { control, .. } => {
-            if control.exists() {
+            if runtime.delay_on(control) {
                 left.push(format!("delay control {} exists", control.display()));
             }
         }
         CleanupRecord::PacketLoss { netns, chains, .. } => {
-            let present = nft::list_chains(netns).await?;
-            left.extend(
-                chains
-                    .iter()
-                    .filter(|c| present.contains(c))
-                    .map(|c| format!("{netns}: chain {c}")),
-            );
+            left.extend(chains_left(runtime, netns, chains).await?);
         }
         CleanupRecord::NetworkPartition { rules, .. } => {
             for (netns, chains) in rules {
-                let present = nft::list_chains(netns).await?;
-                left.extend(
-                    chains
-                        .iter()
-                        .filter(|c| present.contains(c))
-                        .map(|c| format!("{netns}: chain {c}")),
-                );
+                left.extend(chains_left(runtime, netns, chains).await?);
             }
         }
         CleanupRecord::DiskPressure { fill_file, .. } => {
-            if fill_file.exists() {
+            if runtime.fill_exists(fill_file) {
                 left.push(format!("fill file {} exists", fill_file.display()));
             }
         }
         CleanupRecord::None { .. } => {}
     }
     Ok(left)
+}
+
+async fn chains_left(
+    runtime: &impl Runtime,
+    netns: &str,
+    chains: &[String],
+) -> Result<Vec<String>> {
+    let present = runtime.list_chains(netns).await?;
+    Ok(chains
+        .iter()
+        .filter(|chain| present.contains(chain))
+        .map(|chain| format!("{netns}: chain {chain}"))
+        .collect())
 }

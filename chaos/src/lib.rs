@@ -1,5 +1,5 @@
-//! The chaos stage: the lab runtime, the etcd subject, the six faults and their cleanups, state
-//! capture, and the trial worker.
+//! The chaos stage: the subject × runtime seam (`subject.rs`, `runtime.rs`), the etcd subject,
+//! the lab runtime, the six faults and their cleanups, state capture, and the trial worker.
 
 pub mod bench;
 pub mod error;
@@ -8,9 +8,10 @@ pub mod faults;
 pub mod http;
 pub mod lab;
 pub mod nft;
-pub mod operator;
+pub(crate) mod operator;
 pub mod preflight;
 pub mod proxy;
+pub mod runtime;
 pub mod subject;
 pub mod worker;
 

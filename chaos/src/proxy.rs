@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use rand::{Rng, RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+pub use schemas::cleanup::DelaySettings;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -37,30 +39,6 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accept fails persistently when the process is out of file descriptors; pausing keeps the loop
 /// from spinning while connections close.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
-
-/// The delay settings a control file holds: `{"min_ms": 50, "max_ms": 150, "seed": 7}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DelaySettings {
-    /// Smallest delay added to a chunk, in milliseconds.
-    pub min_ms: u32,
-    /// Largest delay added to a chunk, in milliseconds; at least `min_ms`.
-    pub max_ms: u32,
-    /// Seeds the delays, so a trial replayed with the same seed draws the same ones per connection.
-    pub seed: u64,
-}
-
-impl DelaySettings {
-    fn check(&self) -> Result<(), String> {
-        if self.min_ms > self.max_ms {
-            return Err(format!(
-                "min_ms ({}) is greater than max_ms ({})",
-                self.min_ms, self.max_ms
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Switches the delay on (or changes it) for every proxy watching `path`.
 ///
@@ -104,7 +82,7 @@ pub fn clear_control(path: &Path) -> io::Result<()> {
 #[derive(Clone, Debug)]
 pub struct DeliverySchedule {
     stream_salt: u64,
-    rng: Option<(u64, SplitMix64)>,
+    rng: Option<(u64, Xoshiro256PlusPlus)>,
     last_delivery: Option<Instant>,
 }
 
@@ -134,40 +112,20 @@ impl DeliverySchedule {
         let rng = match &mut self.rng {
             Some((seed, rng)) if *seed == settings.seed => rng,
             slot => {
-                let rng = SplitMix64::new(settings.seed ^ self.stream_salt);
+                let rng = Xoshiro256PlusPlus::seed_from_u64(settings.seed ^ self.stream_salt);
                 &mut slot.insert((settings.seed, rng)).1
             }
         };
         // Microseconds rather than milliseconds, so chunks of one burst do not share a few values.
         let low_us = u64::from(settings.min_ms.min(settings.max_ms)) * 1000;
         let high_us = u64::from(settings.min_ms.max(settings.max_ms)) * 1000;
-        let span_us = high_us - low_us + 1;
-        Duration::from_micros(low_us + rng.next_u64() % span_us)
-    }
-}
-
-/// Vigna's splitmix64: tiny, seedable, and plenty for drawing delays.
-#[derive(Clone, Debug)]
-struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        Duration::from_micros(rng.random_range(low_us..=high_us))
     }
 }
 
 fn stream_salt(connection_id: u64, direction: u64) -> u64 {
-    SplitMix64::new(connection_id.wrapping_mul(2).wrapping_add(direction)).next_u64()
+    Xoshiro256PlusPlus::seed_from_u64(connection_id.wrapping_mul(2).wrapping_add(direction))
+        .next_u64()
 }
 
 /// A proxy's cached view of its control file, shared by all its connections.

@@ -1,73 +1,83 @@
-//! The `Subject` trait (the seed harness's EvalSubject protocol): what the worker needs of a
-//! system under test, whatever runtime it runs on.
+//! The `Subject` trait (the seed harness's EvalSubject protocol): what talks to the database's
+//! own API, on whatever [`Runtime`] runs its nodes. A subject knows how to run a member on a
+//! node, the cluster's topology (its members and leader), its health and a snapshot of its state;
+//! the runtime does everything to the nodes themselves.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
-use schemas::campaign::ChaosSpec;
+use schemas::campaign::SubjectKind;
 
-use crate::error::Result;
-use crate::etcd::EtcdLab;
-use crate::faults::{self, CleanupRecord};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
 
-/// A system under test on some runtime. Injection is split in two, `plan` then `inject`, so that
-/// the worker can make the cleanup record durable before the fault exists.
-#[allow(async_fn_in_trait)]
-pub trait Subject {
-    /// A name for the instance, such as the lab's.
-    fn instance(&self) -> String;
-    /// Client endpoints, for the operator.
-    fn endpoints(&self) -> Vec<String>;
-    /// A fresh cluster, data wiped.
-    async fn reset(&mut self) -> Result<()>;
-    /// Waits until healthy; returns how long it took.
-    async fn wait_healthy(&self, timeout: Duration) -> Result<Duration>;
-    /// Healthy now, or why not.
-    async fn is_healthy(&self) -> (bool, Option<String>);
-    /// A serializable snapshot: members and their state, leader, key counts, disk use.
-    async fn capture_state(&self) -> serde_json::Value;
-    /// Resolves targets and handles of `chaos` into the record its cleanup needs.
-    async fn plan(&self, chaos: &ChaosSpec, seed: u64) -> Result<CleanupRecord>;
-    /// Applies a planned fault.
-    async fn inject(&mut self, record: &CleanupRecord) -> Result<()>;
-    /// Undoes a fault from its record; idempotent.
-    async fn cleanup(&mut self, record: &CleanupRecord) -> Result<()>;
+/// The cluster's health, with the reason when unhealthy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    pub healthy: bool,
+    pub reason: Option<String>,
+    /// The leader's node number, when the members agree on one.
+    pub leader: Option<u32>,
 }
 
-impl Subject for EtcdLab {
-    fn instance(&self) -> String {
-        self.lab.state.name.clone()
+/// A database, reached through the endpoints of the runtime passed to each call.
+pub trait Subject: Send + Sync {
+    fn kind(&self) -> SubjectKind;
+
+    /// Starts node `number`'s member (again: with its data kept, it rejoins its cluster);
+    /// returns its pid.
+    fn start_member<R: Runtime>(
+        &self,
+        runtime: &mut R,
+        number: u32,
+    ) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Health now: every member answers, they agree on a leader, nothing alarms.
+    fn health<R: Runtime>(&self, runtime: &R) -> impl Future<Output = Health> + Send;
+
+    /// A serializable snapshot: members and their state, leader, key counts, disk use.
+    fn capture_state<R: Runtime>(
+        &self,
+        runtime: &R,
+    ) -> impl Future<Output = serde_json::Value> + Send;
+
+    /// The leader's node number, when the members agree on one.
+    fn leader<R: Runtime>(&self, runtime: &R) -> impl Future<Output = Option<u32>> + Send {
+        async move { self.health(runtime).await.leader }
     }
 
-    fn endpoints(&self) -> Vec<String> {
-        EtcdLab::endpoints(self)
+    /// A fresh cluster: every node reset to fresh data by the runtime, every member started.
+    fn reset<R: Runtime>(&self, runtime: &mut R) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            runtime.reset().await?;
+            for number in runtime.nodes().iter().map(|node| node.number) {
+                self.start_member(runtime, number).await?;
+            }
+            Ok(())
+        }
     }
 
-    async fn reset(&mut self) -> Result<()> {
-        EtcdLab::reset(self).await
-    }
-
-    async fn wait_healthy(&self, timeout: Duration) -> Result<Duration> {
-        EtcdLab::wait_healthy(self, timeout).await
-    }
-
-    async fn is_healthy(&self) -> (bool, Option<String>) {
-        let health = self.health().await;
-        (health.healthy, health.reason)
-    }
-
-    async fn capture_state(&self) -> serde_json::Value {
-        EtcdLab::capture_state(self).await
-    }
-
-    async fn plan(&self, chaos: &ChaosSpec, seed: u64) -> Result<CleanupRecord> {
-        faults::plan(self, chaos, seed).await
-    }
-
-    async fn inject(&mut self, record: &CleanupRecord) -> Result<()> {
-        faults::apply(self, record).await
-    }
-
-    async fn cleanup(&mut self, record: &CleanupRecord) -> Result<()> {
-        faults::cleanup(self, record).await
+    /// Polls [`Subject::health`] until healthy; returns how long it took.
+    fn wait_healthy<R: Runtime>(
+        &self,
+        runtime: &R,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Duration>> + Send {
+        async move {
+            let started = Instant::now();
+            loop {
+                let health = self.health(runtime).await;
+                if health.healthy {
+                    return Ok(started.elapsed());
+                }
+                if started.elapsed() >= timeout {
+                    return Err(Error::NotHealthy {
+                        seconds: timeout.as_secs(),
+                        reason: health.reason.unwrap_or_default(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }

@@ -1018,7 +1018,7 @@ fn trial_events(
                         .find_map(|key| m.get(*key))
                         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
                 }),
-                cleanup: trial.metadata.clone().unwrap_or(Value::Null),
+                cleanup: trial.metadata.clone().unwrap_or(Value::Null).into(),
                 operator_db: None,
                 operator_host: None,
             }

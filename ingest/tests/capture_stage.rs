@@ -107,7 +107,7 @@ impl Setup {
                 worker: "w".to_string(),
                 chaos: self.campaign.trials[0].chaos.clone(),
                 target: Some("2".to_string()),
-                cleanup: serde_json::json!({}),
+                cleanup: serde_json::json!({}).into(),
                 operator_db: operator_db.map(|path| path.display().to_string()),
                 operator_host: operator_db.map(|_| schemas::event::host_name()),
             },

@@ -614,8 +614,9 @@ pub struct ChaosInjected {
     /// control trial (`chaos: none`), whose "injection" starts the watch and breaks nothing.
     pub target: Option<String>,
     /// Everything the cleanup needs (pids, rule handles, file paths), written before the fault is
-    /// acknowledged so that another worker can clean up after a crash.
-    pub cleanup: serde_json::Value,
+    /// acknowledged so that another worker can clean up after a crash; an imported trial's
+    /// metadata in its place is kept as it is.
+    pub cleanup: crate::cleanup::Cleanup,
     /// The absolute path of the trial's operator.db on the worker's host, when the trial has an
     /// operator (managed or external): what the capture stage follows. Absent for baselines,
     /// trials without an operator, and events written before the capture stage existed.
@@ -754,7 +755,7 @@ pub struct ChaosCleanupFailed {
     pub chaos_type: ChaosType,
     pub error: String,
     /// What may be left behind, from the injection's cleanup record.
-    pub cleanup: serde_json::Value,
+    pub cleanup: crate::cleanup::Cleanup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -3,6 +3,7 @@
 //! stream `EVAL` that carries the events (its configuration, subjects, and a thin client).
 
 pub mod campaign;
+pub mod cleanup;
 pub mod event;
 pub mod ids;
 pub mod log;

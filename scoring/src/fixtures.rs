@@ -483,7 +483,8 @@ impl TrialFixture {
                 json!({"fault": "none"})
             } else {
                 json!({"pid": 4242})
-            },
+            }
+            .into(),
             operator_db: None,
             operator_host: None,
         }

@@ -446,7 +446,7 @@ fn keep_for_scoring(event: &mut Event) -> bool {
             true
         }
         EventData::ChaosInjected(injected) => {
-            injected.cleanup = serde_json::Value::Null;
+            injected.cleanup = serde_json::Value::Null.into();
             true
         }
         EventData::Other(other) => {

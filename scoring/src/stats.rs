@@ -4,10 +4,14 @@
 //! `tests/stats.rs` hold scipy's values for fixed inputs).
 //!
 //! The normal distribution is computed here from first principles (a series and a continued
-//! fraction for erfc, Newton's method for quantiles) and the bootstrap uses its own small PRNG
-//! (xoshiro256**), so results never change with a dependency's version.
+//! fraction for erfc, Newton's method for quantiles). The bootstrap and the simulated power draw
+//! from xoshiro256** (`rand_xoshiro`, a fixed algorithm) with `rand`'s unbiased ranges, both
+//! pinned in Cargo.lock, so a seed gives the same results until they are upgraded on purpose.
 
 use std::f64::consts::{PI, SQRT_2};
+
+use rand::{Rng as _, RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256StarStar;
 
 /// A two-sided interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,39 +163,22 @@ fn sorted_quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[below] + (sorted[above] - sorted[below]) * fraction
 }
 
-/// xoshiro256** seeded through SplitMix64: small, fast, and fixed forever, so that a seed gives
-/// the same bootstrap on every machine and every build.
+/// xoshiro256** (`rand_xoshiro`) seeded through SplitMix64: a fixed algorithm, so that a seed
+/// gives the same bootstrap on every machine and every build.
 #[derive(Debug, Clone)]
 pub struct Rng {
-    state: [u64; 4],
+    generator: Xoshiro256StarStar,
 }
 
 impl Rng {
     pub fn seeded(seed: u64) -> Rng {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
         Rng {
-            state: [next(), next(), next(), next()],
+            generator: Xoshiro256StarStar::seed_from_u64(seed),
         }
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.state;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.generator.next_u64()
     }
 
     /// Uniform on the open interval (0, 1).
@@ -235,18 +222,9 @@ impl Rng {
         x / (x + y)
     }
 
-    /// Uniform in `0..bound` without bias (Lemire's method), `bound > 0`.
+    /// Uniform in `0..bound` without bias, `bound > 0`.
     pub fn below(&mut self, bound: u64) -> u64 {
-        let mut product = u128::from(self.next_u64()) * u128::from(bound);
-        let mut low = product as u64;
-        if low < bound {
-            let threshold = bound.wrapping_neg() % bound;
-            while low < threshold {
-                product = u128::from(self.next_u64()) * u128::from(bound);
-                low = product as u64;
-            }
-        }
-        (product >> 64) as u64
+        self.generator.random_range(0..bound)
     }
 }
 

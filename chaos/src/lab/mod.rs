@@ -9,7 +9,16 @@
 //! `/tmp/eval-labs/` that fixes their namespace names, addresses and ports, so several labs run
 //! side by side without sharing any.
 
+mod claim;
+mod network;
+mod process;
+pub mod runtime;
 pub mod sys;
+
+use network::delete_netns;
+pub use network::host_ip;
+pub use process::terminate;
+use process::{spawn_detached, wait_listening};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,12 +30,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Where labs claim their index; global, so that labs of different data dirs never collide.
-const CLAIMS_DIR: &str = "/tmp/eval-labs";
-/// How long a new claim may go without its lab's state file before another lab may take it.
-const CLAIM_GRACE: Duration = Duration::from_secs(60);
-/// Most labs on one host at once.
-const MAX_LABS: u32 = 200;
 /// Size of each node's data filesystem.
 pub const NODE_FS_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -99,11 +102,7 @@ pub struct NodeState {
 
 impl NodeState {
     pub fn client_url(&self) -> String {
-        format!("http://{}", self.client_addr)
-    }
-
-    pub fn peer_url(&self) -> String {
-        format!("http://{}", self.peer_addr)
+        self.endpoints().client_url()
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -194,7 +193,7 @@ impl Lab {
                 "network namespaces need root; run as root or use loopback isolation".into(),
             ));
         }
-        let (index, claim) = claim_index()?;
+        let (index, claim) = claim::claim_index()?;
         let name = options
             .name
             .clone()
@@ -264,80 +263,6 @@ impl Lab {
             self.start_proxy(position).await?;
         }
         self.save()
-    }
-
-    async fn build_network(&mut self) -> Result<()> {
-        let index = self.state.index;
-        let bridge = self.state.bridge_netns.clone().expect("isolated lab");
-        let host_veth = self.state.host_veth.clone().expect("isolated lab");
-        sys::run("ip", ["netns", "add", &bridge], None).await?;
-        self.save()?;
-        ip_in(&bridge, &["link", "add", "br0", "type", "bridge"]).await?;
-        ip_in(&bridge, &["link", "set", "br0", "up"]).await?;
-        ip_in(&bridge, &["link", "set", "lo", "up"]).await?;
-        for node in &self.state.nodes {
-            let netns = node.netns.clone().expect("isolated node");
-            let veth = format!("el{index}n{}", node.number);
-            let bridge_end = format!("{veth}b");
-            let address = format!("{}/24", node.client_addr.ip());
-            sys::run("ip", ["netns", "add", &netns], None).await?;
-            sys::run(
-                "ip",
-                [
-                    "link",
-                    "add",
-                    &veth,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &bridge_end,
-                ],
-                None,
-            )
-            .await?;
-            sys::run("ip", ["link", "set", &veth, "netns", &netns], None).await?;
-            sys::run("ip", ["link", "set", &bridge_end, "netns", &bridge], None).await?;
-            ip_in(&netns, &["link", "set", &veth, "name", "eth0"]).await?;
-            ip_in(&netns, &["addr", "add", &address, "dev", "eth0"]).await?;
-            ip_in(&netns, &["link", "set", "eth0", "up"]).await?;
-            ip_in(&netns, &["link", "set", "lo", "up"]).await?;
-            ip_in(&bridge, &["link", "set", &bridge_end, "master", "br0"]).await?;
-            ip_in(&bridge, &["link", "set", &bridge_end, "up"]).await?;
-        }
-        let host_bridge_end = format!("{host_veth}b");
-        sys::run(
-            "ip",
-            [
-                "link",
-                "add",
-                &host_veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &host_bridge_end,
-            ],
-            None,
-        )
-        .await?;
-        sys::run(
-            "ip",
-            ["link", "set", &host_bridge_end, "netns", &bridge],
-            None,
-        )
-        .await?;
-        ip_in(&bridge, &["link", "set", &host_bridge_end, "master", "br0"]).await?;
-        ip_in(&bridge, &["link", "set", &host_bridge_end, "up"]).await?;
-        let host_address = format!("{}/24", host_ip(index));
-        sys::run(
-            "ip",
-            ["addr", "add", &host_address, "dev", &host_veth],
-            None,
-        )
-        .await?;
-        sys::run("ip", ["link", "set", &host_veth, "up"], None).await?;
-        Ok(())
     }
 
     /// Opens the lab `name` of `data_dir`.
@@ -574,11 +499,7 @@ impl Lab {
         if problems.is_empty() {
             // The claim first, while the state file still marks it as in use, and only if it
             // is still this lab's.
-            let claim = Path::new(CLAIMS_DIR).join(self.state.index.to_string());
-            let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
-            if Path::new(owner.trim()) == self.state.dir {
-                let _ = std::fs::remove_dir_all(&claim);
-            }
+            claim::release(self.state.index, &self.state.dir);
             if let Err(error) = std::fs::remove_dir_all(&self.state.dir) {
                 problems.push(format!("remove {}: {error}", self.state.dir.display()));
             }
@@ -634,151 +555,6 @@ fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeS
         mounted: false,
         pid: None,
         proxy_pid: None,
-    }
-}
-
-/// The host's address on a lab's bridge.
-pub fn host_ip(index: u32) -> Ipv4Addr {
-    Ipv4Addr::new(10, 250, index as u8, 254)
-}
-
-/// Claims the lowest free lab index: a directory under [`CLAIMS_DIR`] (creating it is atomic).
-/// A claim whose lab directory is gone is stale and taken over.
-fn claim_index() -> Result<(u32, PathBuf)> {
-    let claims = Path::new(CLAIMS_DIR);
-    std::fs::create_dir_all(claims).map_err(Error::io(claims))?;
-    for index in 0..MAX_LABS {
-        let claim = claims.join(index.to_string());
-        match std::fs::create_dir(&claim) {
-            Ok(()) => return Ok((index, claim)),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
-                let age = std::fs::metadata(&claim)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .unwrap_or_default();
-                // A claim is being set up until its lab's first `lab.json` is written, so a
-                // claim without one is stale only once it is old: taking a fresh one would hand
-                // the same index (namespaces, addresses) to two labs being created at once.
-                let stale = age > CLAIM_GRACE
-                    && (owner.is_empty() || !Path::new(owner.trim()).join("lab.json").exists());
-                if stale
-                    && std::fs::remove_dir_all(&claim).is_ok()
-                    && std::fs::create_dir(&claim).is_ok()
-                {
-                    return Ok((index, claim));
-                }
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    path: claim,
-                    source,
-                });
-            }
-        }
-    }
-    Err(Error::Lab(format!(
-        "all {MAX_LABS} lab indexes are taken (see {CLAIMS_DIR})"
-    )))
-}
-
-async fn ip_in(netns: &str, args: &[&str]) -> Result<String> {
-    let mut full = vec!["-n", netns];
-    full.extend_from_slice(args);
-    sys::run("ip", full, None).await
-}
-
-async fn delete_netns(netns: &str, problems: &mut Vec<String>) {
-    if Path::new("/run/netns").join(netns).exists()
-        && let Err(error) = sys::run("ip", ["netns", "del", netns], None).await
-    {
-        problems.push(error.to_string());
-    }
-}
-
-/// Starts `argv` in its own process group (so a terminal's Ctrl-C does not reach it), inside
-/// `netns` when given, with its output appended to `log`; a task reaps it when it exits.
-fn spawn_detached(netns: Option<&str>, argv: &[String], log: &Path) -> Result<u32> {
-    let (program, args): (String, Vec<String>) = match netns {
-        Some(netns) => (
-            "ip".to_string(),
-            ["netns", "exec", netns]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(argv.iter().cloned())
-                .collect(),
-        ),
-        None => (argv[0].clone(), argv[1..].to_vec()),
-    };
-    let output = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(Error::io(log))?;
-    let errors = output.try_clone().map_err(Error::io(log))?;
-    let mut child = tokio::process::Command::new(&program)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(output)
-        .stderr(errors)
-        .process_group(0)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| Error::Lab(format!("{program} exited at once")))?;
-    let log = log.to_path_buf();
-    tokio::spawn(async move {
-        // Reaped here so that a dead node is not a zombie; its end goes into its log.
-        if let Ok(status) = child.wait().await {
-            use std::io::Write;
-            if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(&log) {
-                let _ = writeln!(file, "eval: process {pid} exited: {status}");
-            }
-        }
-    });
-    Ok(pid)
-}
-
-/// SIGCONT + SIGTERM, then SIGKILL after `grace`; returns when the process is gone.
-pub async fn terminate(pid: u32, grace: Duration) {
-    if !sys::process_alive(pid) {
-        return;
-    }
-    let _ = sys::signal(pid, Signal::SIGCONT);
-    let _ = sys::signal(pid, Signal::SIGTERM);
-    let started = std::time::Instant::now();
-    while sys::process_alive(pid) && started.elapsed() < grace {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if sys::process_alive(pid) {
-        let _ = sys::signal(pid, Signal::SIGKILL);
-        let started = std::time::Instant::now();
-        while sys::process_alive(pid) && started.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-async fn wait_listening(addr: SocketAddr, pid: u32, log: &Path) -> Result<()> {
-    let started = std::time::Instant::now();
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        if !sys::process_alive(pid) || started.elapsed() > Duration::from_secs(10) {
-            let tail = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: String = tail.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-            return Err(Error::Lab(format!(
-                "proxy for {addr} did not start (log {}: {tail})",
-                log.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,0 +1,272 @@
+//! The trial worker: a durable JetStream pull consumer on `TrialRequested` (workers compete for
+//! trials), running trials each on a lab of its own (`trial.rs`), publishing every lifecycle
+//! event, and cleaning up every fault it injected, whatever happens (`recover.rs`).
+//!
+//! Durability rules: `ChaosInjected`, with the cleanup record, is acknowledged by JetStream
+//! before the fault is applied; the `TrialRequested` message is acknowledged only after
+//! `TrialFinished` is; an interrupted trial is cleaned up and handed back (NAK), never
+//! acknowledged. A worker restarted after a crash first cleans up what it had injected.
+
+mod recover;
+mod trial;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use schemas::event::{CampaignPublished, Event, EventData, Producer};
+use schemas::log::EventLog;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::lab::{Isolation, Lab, LabOptions};
+pub use recover::recover;
+use trial::{Recorder, TrialContext, TrialEnd, run_trial};
+/// The durable consumer all workers share.
+pub const CONSUMER: &str = "eval-worker";
+/// How often a running trial tells JetStream it is still being worked on.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub data_dir: PathBuf,
+    /// Names this worker's labs and marks the faults it owns; stable across restarts.
+    pub worker_id: String,
+    /// Trials at once (each on its own lab).
+    pub concurrency: usize,
+    pub isolation: Isolation,
+    /// Only this campaign's trials (`evalctl run`), through a consumer of its own
+    /// (`eval-run-<campaign id>`, removed when the worker stops); `None` takes every pending
+    /// trial through the shared consumer. A trial finished here is skipped by the shared
+    /// consumer later, because its `TrialFinished` is in the log.
+    pub campaign: Option<String>,
+}
+
+struct Shared {
+    log: EventLog,
+    config: WorkerConfig,
+    producer: Producer,
+    /// Free lab slots.
+    slots: Mutex<Vec<usize>>,
+    /// Running trials per campaign, against the campaign's `parallel`.
+    running: Mutex<HashMap<String, u32>>,
+    /// Each campaign's `CampaignPublished` (variants, operator time zone), read once.
+    campaigns: Mutex<HashMap<String, Arc<CampaignPublished>>>,
+}
+
+/// Runs the worker until `shutdown`: recovers faults left by an earlier run of this worker, then
+/// takes trials. On shutdown the running trials are cleaned up and handed back, and the labs
+/// are removed.
+pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
+    let recovered = recover(&log, &config.data_dir, Some(&config.worker_id)).await?;
+    if recovered > 0 {
+        info!(recovered, "cleaned up faults left by an earlier run");
+    }
+    let stream = log.ensure_stream().await?;
+    let (name, filter) = match &config.campaign {
+        Some(campaign_id) => (
+            format!("{CONSUMER}-run-{campaign_id}"),
+            format!("eval.{campaign_id}.*.TrialRequested"),
+        ),
+        None => (CONSUMER.to_string(), "eval.*.*.TrialRequested".to_string()),
+    };
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: filter,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_deliver: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|error| Error::Other(format!("consumer {name}: {error}")))?;
+
+    let shared = Arc::new(Shared {
+        producer: Producer::here("worker"),
+        slots: Mutex::new((0..config.concurrency.max(1)).rev().collect()),
+        running: Mutex::new(HashMap::new()),
+        campaigns: Mutex::new(HashMap::new()),
+        log,
+        config,
+    });
+    let tracker = TaskTracker::new();
+    while !shutdown.is_cancelled() {
+        let Some(slot) = shared.slots.lock().expect("slots").pop() else {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                () = shutdown.cancelled() => break,
+            }
+        };
+        let message = tokio::select! {
+            message = schemas::log::next_message(&consumer, "a trial") => message,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(message) = message else {
+            shared.slots.lock().expect("slots").push(slot);
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            handle(&shared, slot, message, &shutdown).await;
+            shared.slots.lock().expect("slots").push(slot);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    if shared.config.campaign.is_some()
+        && let Err(error) = stream.delete_consumer(&name).await
+    {
+        warn!(consumer = %name, %error, "the campaign's own consumer was not removed");
+    }
+    for lab in Lab::list(&shared.config.data_dir)? {
+        if lab
+            .state
+            .name
+            .starts_with(&lab_prefix(&shared.config.worker_id))
+        {
+            let name = lab.state.name.clone();
+            if let Err(error) = lab.destroy().await {
+                warn!(lab = %name, %error, "lab not fully removed");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lab_prefix(worker_id: &str) -> String {
+    format!("w-{worker_id}-")
+}
+
+/// One `TrialRequested` message: run it, then acknowledge, hand back or drop it.
+async fn handle(
+    shared: &Shared,
+    slot: usize,
+    message: jetstream::Message,
+    shutdown: &CancellationToken,
+) {
+    let attempt = message.info().map(|info| info.delivered).unwrap_or(1) as u32;
+    let event = match Event::from_json(&message.payload) {
+        Ok(Event {
+            data: EventData::TrialRequested(requested),
+            campaign_id,
+            trial_id: Some(trial_id),
+            ..
+        }) => (campaign_id, trial_id, requested),
+        other => {
+            warn!(subject = %message.subject, ?other, "not a readable TrialRequested; dropped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let (campaign_id, trial_id, requested) = event;
+    let admitted = {
+        let mut running = shared.running.lock().expect("running");
+        let count = running.entry(campaign_id.clone()).or_default();
+        let admitted = *count < requested.parallel.max(1);
+        if admitted {
+            *count += 1;
+        }
+        admitted
+    };
+    if !admitted {
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        return;
+    }
+    let progress = CancellationToken::new();
+    let ticker = {
+        let progress = progress.clone();
+        let message = message.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(PROGRESS_EVERY) => {
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
+                    () = progress.cancelled() => return,
+                }
+            }
+        })
+    };
+    let trial = TrialContext {
+        recorder: Recorder {
+            log: &shared.log,
+            producer: &shared.producer,
+            campaign_id: &campaign_id,
+            trial_id: &trial_id,
+        },
+        worker_id: &shared.config.worker_id,
+        spec: &requested.trial,
+    };
+    let outcome = run_trial(&trial, shared, slot, attempt, shutdown).await;
+    progress.cancel();
+    let _ = ticker.await;
+    *shared
+        .running
+        .lock()
+        .expect("running")
+        .entry(campaign_id.clone())
+        .or_default() -= 1;
+    match outcome {
+        Ok(TrialEnd::Finished) => {
+            if let Err(error) = message.double_ack().await {
+                warn!(%trial_id, %error, "acknowledging a finished trial failed");
+            }
+            let cooldown = requested.trial.cooldown_seconds;
+            if cooldown > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(cooldown.into())) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        }
+        Ok(TrialEnd::Interrupted) => {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
+        Err(error) => {
+            warn!(%trial_id, %error, "trial could not be recorded; handing it back");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+        }
+    }
+}
+
+/// The lab of `slot` for `subject`, created on first use (or when its shape changes).
+async fn slot_lab(
+    config: &WorkerConfig,
+    slot: usize,
+    subject: schemas::campaign::SubjectKind,
+    nodes: u32,
+) -> Result<Lab> {
+    let name = format!("{}{slot}", lab_prefix(&config.worker_id));
+    if let Ok(lab) = Lab::open(&config.data_dir, &name) {
+        if lab.state.nodes.len() as u32 == nodes
+            && lab.state.subject == subject
+            && lab.state.isolation == config.isolation
+            && lab.is_intact()
+        {
+            return Ok(lab);
+        }
+        // Another shape, or what a reboot or a crash left of it: start over.
+        lab.destroy().await?;
+    }
+    Lab::create(LabOptions {
+        data_dir: config.data_dir.clone(),
+        name: Some(name),
+        subject,
+        nodes,
+        isolation: config.isolation,
+    })
+    .await
+}

@@ -1,0 +1,158 @@
+//! The cleanup record of a fault (`ChaosInjected.cleanup`): everything its cleanup needs, written
+//! before the fault is applied so that any process on the worker's host can undo it after a
+//! crash, and the delay proxy's settings that a `latency` record carries.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The cleanup of an injection as the log holds it: a record this harness's worker wrote, or
+/// whatever an imported trial carried in its place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Cleanup {
+    Record(CleanupRecord),
+    /// Not a record: an imported trial's metadata (the seed harness's), or `null` where a reader
+    /// dropped it to save memory. Nothing can be cleaned up from it.
+    Foreign(serde_json::Value),
+}
+
+impl Cleanup {
+    /// The record, when this is one.
+    pub fn record(&self) -> Option<&CleanupRecord> {
+        match self {
+            Cleanup::Record(record) => Some(record),
+            Cleanup::Foreign(_) => None,
+        }
+    }
+}
+
+impl From<CleanupRecord> for Cleanup {
+    fn from(record: CleanupRecord) -> Cleanup {
+        Cleanup::Record(record)
+    }
+}
+
+impl From<serde_json::Value> for Cleanup {
+    fn from(value: serde_json::Value) -> Cleanup {
+        Cleanup::Foreign(value)
+    }
+}
+
+/// Everything the cleanup of one fault on a lab needs, tagged by `fault`. Every record names its
+/// lab's directory (`lab_dir`), from which the lab is opened again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum CleanupRecord {
+    /// The node's process was killed; cleanup starts the node again if it is still down.
+    NodeKill {
+        lab_dir: PathBuf,
+        node: u32,
+        /// The process that was killed.
+        pid: u32,
+    },
+    /// The node's process was stopped (SIGSTOP); cleanup continues it.
+    ProcessPause {
+        lab_dir: PathBuf,
+        node: u32,
+        /// The process that was stopped.
+        pid: u32,
+    },
+    /// The node's delay proxy delays every chunk while its control file exists; cleanup removes
+    /// the file.
+    Latency {
+        lab_dir: PathBuf,
+        node: u32,
+        /// The delay proxy's control file.
+        control: PathBuf,
+        settings: DelaySettings,
+    },
+    /// nftables chains in the node's network namespace drop `percent` of packets both ways;
+    /// cleanup deletes the chains.
+    PacketLoss {
+        lab_dir: PathBuf,
+        node: u32,
+        /// The node's network namespace.
+        netns: String,
+        percent: u32,
+        /// The chains added to the namespace's `inet eval` table.
+        chains: Vec<String>,
+    },
+    /// nftables chains drop the traffic between the groups; cleanup deletes them.
+    NetworkPartition {
+        lab_dir: PathBuf,
+        /// Node numbers, one list per side.
+        groups: Vec<Vec<u32>>,
+        /// Only the first group's outgoing traffic is dropped.
+        asymmetric: bool,
+        /// (namespace, chains) of every node that got rules.
+        rules: Vec<(String, Vec<String>)>,
+    },
+    /// A file fills the node's data filesystem; cleanup removes it (and starts the node again
+    /// should it have exited on the full disk).
+    DiskPressure {
+        lab_dir: PathBuf,
+        node: u32,
+        /// The fill file, in the node's data directory.
+        fill_file: PathBuf,
+        /// How many bytes were to be written.
+        bytes: u64,
+    },
+    /// A control trial: nothing was broken, so its cleanup undoes nothing.
+    None { lab_dir: PathBuf },
+}
+
+impl CleanupRecord {
+    pub fn lab_dir(&self) -> &Path {
+        match self {
+            CleanupRecord::NodeKill { lab_dir, .. }
+            | CleanupRecord::ProcessPause { lab_dir, .. }
+            | CleanupRecord::Latency { lab_dir, .. }
+            | CleanupRecord::PacketLoss { lab_dir, .. }
+            | CleanupRecord::NetworkPartition { lab_dir, .. }
+            | CleanupRecord::DiskPressure { lab_dir, .. }
+            | CleanupRecord::None { lab_dir } => lab_dir,
+        }
+    }
+
+    /// The node the fault hit, as a name (`n2`), or the groups of a partition; `None` for a
+    /// control trial, which hits nothing.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            CleanupRecord::NodeKill { node, .. }
+            | CleanupRecord::ProcessPause { node, .. }
+            | CleanupRecord::Latency { node, .. }
+            | CleanupRecord::PacketLoss { node, .. }
+            | CleanupRecord::DiskPressure { node, .. } => Some(format!("n{node}")),
+            CleanupRecord::NetworkPartition { groups, .. } => Some(format!("{groups:?}")),
+            CleanupRecord::None { .. } => None,
+        }
+    }
+}
+
+/// The delay settings a delay proxy's control file holds: `{"min_ms": 50, "max_ms": 150,
+/// "seed": 7}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySettings {
+    /// Smallest delay added to a chunk, in milliseconds.
+    pub min_ms: u32,
+    /// Largest delay added to a chunk, in milliseconds; at least `min_ms`.
+    pub max_ms: u32,
+    /// Seeds the delays, so a trial replayed with the same seed draws the same ones per connection.
+    pub seed: u64,
+}
+
+impl DelaySettings {
+    /// Why these settings cannot be used, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.min_ms > self.max_ms {
+            return Err(format!(
+                "min_ms ({}) is greater than max_ms ({})",
+                self.min_ms, self.max_ms
+            ));
+        }
+        Ok(())
+    }
+}
