@@ -1,7 +1,7 @@
 //! The views that never publish: `evalctl events`, the read-only SQL surface over DuckDB and the
 //! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
-//! that serves them while another process owns the DuckDB file; the web viewer (`web`) and its
-//! benchmark (`bench`).
+//! that serves them while another process owns the DuckDB file; the web viewer (`web`), served as a
+//! stage by `serve`, and its benchmark (`bench`).
 
 pub mod api;
 pub mod bench;
@@ -9,6 +9,7 @@ pub mod events;
 pub mod http;
 pub mod query;
 pub mod reader;
+pub mod serve;
 pub mod show;
 pub mod views;
 pub mod web;
