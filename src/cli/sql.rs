@@ -39,7 +39,7 @@ pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
     let query = args.query.clone();
     let result = tokio::task::spawn_blocking(move || {
         let reader = Reader::open(&path)?;
-        reader.query(&query, limits)
+        reader.query(&query, &[], limits)
     })
     .await??;
     let mut out = std::io::stdout().lock();

@@ -7,14 +7,18 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::query::display;
+use crate::query::{Param, display};
 use crate::reader::Reader;
-use crate::views::{View, ViewError, literal, objects, query, resolve};
+use crate::views::{View, ViewError, objects, query, resolve};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
-fn rows(reader: &Reader, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
-    Ok(objects(&query(reader, sql)?))
+fn rows(
+    reader: &Reader,
+    sql: &str,
+    params: &[Param],
+) -> Result<Vec<serde_json::Map<String, Value>>> {
+    Ok(objects(&query(reader, sql, params)?))
 }
 
 fn text(row: &serde_json::Map<String, Value>, key: &str) -> String {
@@ -40,14 +44,15 @@ fn seconds_text(ms: Option<i64>) -> String {
 }
 
 fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
-    let id = literal(campaign_id);
+    let id = [Param::from(campaign_id)];
     let header = rows(
         reader,
         &format!(
             "SELECT campaign_id, name, file_name, status, strftime(published_at, '%Y-%m-%d %H:%M:%S') AS published_at,
                     n_trials, n_baseline_trials, n_started, n_finished, seed
-             FROM campaigns WHERE campaign_id = {id}"
+             FROM campaigns WHERE campaign_id = (SELECT p1 FROM params)"
         ),
+        &id,
     )?
     .into_iter()
     .next()
@@ -59,8 +64,9 @@ fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
                     state, status, score_outcome AS outcome, score_time_to_detect_ms AS time_to_detect_ms,
                     score_time_to_resolve_ms AS time_to_resolve_ms, score_n_commands AS n_commands,
                     score_n_destructive AS n_destructive, score_n_thrashing AS n_thrashing
-             FROM trials WHERE campaign_id = {id} ORDER BY trial_index"
+             FROM trials WHERE campaign_id = (SELECT p1 FROM params) ORDER BY trial_index"
         ),
+        &id,
     )?;
     let mut out = format!(
         "campaign {campaign_id}: {} ({})\n  file {}, published {} UTC, seed {}\n  {} trials ({} baseline): {} started, {} finished\n\n",
@@ -131,14 +137,16 @@ fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
 }
 
 fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
-    let id = literal(trial_id);
+    let id = [Param::from(trial_id)];
     let trial = rows(
         reader,
         &format!(
             "SELECT t.*, c.name AS campaign_name, epoch_ms(t.injected_at) AS injected_ms,
                     epoch_ms(t.started_at) AS started_ms
-             FROM trials t LEFT JOIN campaigns c USING (campaign_id) WHERE trial_id = {id}"
+             FROM trials t LEFT JOIN campaigns c USING (campaign_id)
+             WHERE trial_id = (SELECT p1 FROM params)"
         ),
+        &id,
     )?
     .into_iter()
     .next()
@@ -150,9 +158,9 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
         trial.get("last_seq").and_then(Value::as_u64),
     ) {
         (Some(first), Some(last)) => {
-            format!("seq BETWEEN {first} AND {last} AND trial_id = {id}")
+            format!("seq BETWEEN {first} AND {last} AND trial_id = (SELECT p1 FROM params)")
         }
-        _ => format!("trial_id = {id}"),
+        _ => "trial_id = (SELECT p1 FROM params)".to_string(),
     };
     // The log in order; an agent log entry at the operator's time, with its command's category.
     let timeline = rows(
@@ -166,6 +174,7 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
              LEFT JOIN (SELECT * FROM commands WHERE {of_trial}) c ON c.seq = e.seq
              ORDER BY e.seq"
         ),
+        &id,
     )?;
     let scores = rows(
         reader,
@@ -175,6 +184,7 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
                     n_destructive, n_other, n_thrashing, thrashing_commands_json, details_json
              FROM scores WHERE {of_trial} ORDER BY seq"
         ),
+        &id,
     )?;
     let zero = trial
         .get("injected_ms")

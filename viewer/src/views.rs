@@ -19,7 +19,7 @@ use scoring::power::SampleSize;
 use scoring::stats::Interval;
 use serde_json::{Value, json};
 
-use crate::query::{Limits, QueryError, QueryResult, display};
+use crate::query::{Limits, Param, QueryError, QueryResult, display};
 use crate::reader::Reader;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +41,15 @@ pub struct View {
     pub text: String,
 }
 
-/// `text` as a SQL string literal (the read API takes no parameters).
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// Bounds of the views' own queries.
 const VIEW_LIMITS: Limits = Limits {
     max_rows: 1_000_000,
     timeout_ms: 60_000,
 };
 
-pub(crate) fn query(reader: &Reader, sql: &str) -> Result<QueryResult> {
-    Ok(reader.query(sql, VIEW_LIMITS)?)
+/// Runs one of the views' own queries; the `n`th of `params` is `(SELECT pn FROM params)` in it.
+pub(crate) fn query(reader: &Reader, sql: &str, params: &[Param]) -> Result<QueryResult> {
+    Ok(reader.query(sql, params, VIEW_LIMITS)?)
 }
 
 /// Rows as JSON objects keyed by column name.
@@ -95,9 +91,10 @@ pub fn resolve(
     let result = query(
         reader,
         &format!(
-            "SELECT DISTINCT {column} FROM {table} WHERE {column} LIKE {} ESCAPE '\\' ORDER BY 1 LIMIT 6",
-            literal(&pattern)
+            "SELECT DISTINCT {column} FROM {table}
+             WHERE {column} LIKE (SELECT p1 FROM params) ESCAPE '\\' ORDER BY 1 LIMIT 6"
         ),
+        &[Param::Text(pattern)],
     )?;
     let ids: Vec<String> = result.rows.iter().map(|row| display(&row[0])).collect();
     match ids.as_slice() {
@@ -144,21 +141,26 @@ fn interval_json(interval: Option<Interval>) -> Value {
 /// `evalctl list`: campaigns, newest first; with `filter`, only those whose id, name, status or file
 /// name contains it (case-insensitive).
 pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) -> Result<View> {
-    let condition = match filter.map(str::trim).filter(|text| !text.is_empty()) {
-        Some(text) => {
-            let pattern = literal(&format!(
+    let pattern = filter
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(|text| {
+            format!(
                 "%{}%",
                 text.replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
-            ));
-            format!(
-                "WHERE c.campaign_id ILIKE {pattern} ESCAPE '\\' OR c.name ILIKE {pattern} ESCAPE '\\'
-                    OR c.status ILIKE {pattern} ESCAPE '\\' OR c.file_name ILIKE {pattern} ESCAPE '\\'"
             )
-        }
-        None => String::new(),
+        });
+    let condition = if pattern.is_some() {
+        "WHERE c.campaign_id ILIKE (SELECT p1 FROM params) ESCAPE '\\'
+            OR c.name ILIKE (SELECT p1 FROM params) ESCAPE '\\'
+            OR c.status ILIKE (SELECT p1 FROM params) ESCAPE '\\'
+            OR c.file_name ILIKE (SELECT p1 FROM params) ESCAPE '\\'"
+    } else {
+        ""
     };
+    let params: Vec<Param> = pattern.into_iter().map(Param::Text).collect();
     let result = query(
         reader,
         &format!(
@@ -179,6 +181,7 @@ pub fn list(reader: &Reader, filter: Option<&str>, limit: usize, offset: usize) 
              ORDER BY c.published_at DESC NULLS LAST, c.campaign_id
              LIMIT {limit} OFFSET {offset}"
         ),
+        &params,
     )?;
     let rows = objects(&result);
     let mut text = String::new();
@@ -261,7 +264,8 @@ fn outcome_of(text: &str) -> Option<Outcome> {
 }
 
 /// The scored trials that `condition` (SQL over `t`, the trials) selects.
-fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
+/// The `n`th of `params` is `(SELECT pn FROM params)` in `condition`.
+fn graded(reader: &Reader, condition: &str, params: &[Param]) -> Result<Vec<Graded>> {
     // Typed cells: the scorecards of a large set read tens of thousands of rows.
     let rows = reader.rows(
         &format!(
@@ -281,6 +285,7 @@ fn graded(reader: &Reader, condition: &str) -> Result<Vec<Graded>> {
              WHERE t.score_outcome IS NOT NULL AND ({condition})
              ORDER BY t.campaign_id, t.trial_index"
         ),
+        params,
         VIEW_LIMITS,
     )?;
     let column = |name: &str| rows.column(name).expect("a selected column");
@@ -671,7 +676,8 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
     let options = CompareOptions::default();
     let trials = graded(
         reader,
-        &format!("t.campaign_id = {}", literal(&campaign_id)),
+        "t.campaign_id = (SELECT p1 FROM params)",
+        &[Param::from(&campaign_id)],
     )?;
     let mut groups: BTreeMap<(String, String), BTreeMap<String, Vec<&Graded>>> = BTreeMap::new();
     for trial in &trials {
@@ -692,10 +698,9 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
     }
     let name = query(
         reader,
-        &format!(
-            "SELECT name, status, n_trials, n_finished FROM campaigns WHERE campaign_id = {}",
-            literal(&campaign_id)
-        ),
+        "SELECT name, status, n_trials, n_finished FROM campaigns
+         WHERE campaign_id = (SELECT p1 FROM params)",
+        &[Param::from(&campaign_id)],
     )?;
     let header = objects(&name).into_iter().next().unwrap_or_default();
     let mut text = format!(
@@ -745,12 +750,10 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
     if include_commands {
         let result = query(
             reader,
-            &format!(
-                "SELECT c.category, c.command, c.rule, count(*) AS n_calls, count(DISTINCT c.trial_id) AS n_trials
-                 FROM commands c WHERE c.campaign_id = {}
-                 GROUP BY ALL ORDER BY n_calls DESC, c.command LIMIT 50",
-                literal(&campaign_id)
-            ),
+            "SELECT c.category, c.command, c.rule, count(*) AS n_calls, count(DISTINCT c.trial_id) AS n_trials
+             FROM commands c WHERE c.campaign_id = (SELECT p1 FROM params)
+             GROUP BY ALL ORDER BY n_calls DESC, c.command LIMIT 50",
+            &[Param::from(&campaign_id)],
         )?;
         let rows = objects(&result);
         text.push_str("\ncommands (most run first; categories by the built-in rules)\n");
@@ -787,10 +790,9 @@ pub fn compare_campaigns(reader: &Reader, a: &str, b: &str) -> Result<View> {
         graded(
             reader,
             // Control trials are graded for false alarms: not comparable with fault trials.
-            &format!(
-                "t.campaign_id = {} AND NOT t.baseline AND NOT coalesce(t.control, false)",
-                literal(id)
-            ),
+            "t.campaign_id = (SELECT p1 FROM params) AND NOT t.baseline
+                AND NOT coalesce(t.control, false)",
+            &[Param::from(id)],
         )
     };
     let (a_trials, b_trials) = (select(&a_id)?, select(&b_id)?);
@@ -823,7 +825,8 @@ pub fn compare_baseline(
     // The campaign's trials once: its operator trials, and its own baselines when it has them.
     let own_trials = graded(
         reader,
-        &format!("t.campaign_id = {}", literal(&campaign_id)),
+        "t.campaign_id = (SELECT p1 FROM params)",
+        &[Param::from(&campaign_id)],
     )?;
     let mut groups: BTreeMap<(String, String), Vec<&Graded>> = BTreeMap::new();
     // Control trials have no baseline: nothing was broken, and no operator means nothing to test.
@@ -845,16 +848,15 @@ pub fn compare_baseline(
     let mut text = format!("campaign {campaign_id}: the operator against doing nothing\n");
     let mut json_groups = Vec::new();
     for ((subject, chaos), trials) in &groups {
-        let base_condition = format!(
-            "t.baseline AND t.subject = {} AND t.chaos_type = {}",
-            literal(subject),
-            literal(chaos)
-        );
+        let base_condition = "t.baseline AND t.subject = (SELECT p1 FROM params)
+            AND t.chaos_type = (SELECT p2 FROM params)";
+        let base_params = [Param::from(subject), Param::from(chaos)];
         let (baselines, source) = match &baseline_id {
             Some(id) => (
                 graded(
                     reader,
-                    &format!("{base_condition} AND t.campaign_id = {}", literal(id)),
+                    &format!("{base_condition} AND t.campaign_id = (SELECT p3 FROM params)"),
+                    &[Param::from(subject), Param::from(chaos), Param::from(id)],
                 )?,
                 format!("campaign {id}"),
             ),
@@ -868,7 +870,7 @@ pub fn compare_baseline(
                     .collect();
                 if own.is_empty() {
                     (
-                        graded(reader, &base_condition)?,
+                        graded(reader, base_condition, &base_params)?,
                         "every campaign".to_string(),
                     )
                 } else {
@@ -910,11 +912,9 @@ pub fn compare_variants(
     let options = CompareOptions::default();
     let trials = graded(
         reader,
-        &format!(
-            "NOT t.baseline AND t.subject = {} AND t.chaos_type = {}",
-            literal(subject),
-            literal(chaos)
-        ),
+        "NOT t.baseline AND t.subject = (SELECT p1 FROM params)
+            AND t.chaos_type = (SELECT p2 FROM params)",
+        &[Param::from(subject), Param::from(chaos)],
     )?;
     let mut by_variant: BTreeMap<String, Vec<&Graded>> = BTreeMap::new();
     for trial in &trials {
@@ -1023,6 +1023,7 @@ pub fn list_variants(reader: &Reader) -> Result<View> {
          FROM trials t
          WHERE NOT coalesce(t.baseline, false) AND t.variant IS NOT NULL
          GROUP BY ALL ORDER BY t.variant, t.subject, t.chaos_type",
+        &[],
     )?;
     let rows = objects(&result);
     let mut text = String::new();

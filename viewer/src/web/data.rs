@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::query::Limits;
+use crate::query::{Limits, Param};
 use crate::reader::Reader;
-use crate::views::{ViewError, literal, resolve};
+use crate::views::{ViewError, resolve};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
@@ -32,10 +32,10 @@ pub fn campaign(reader: &Reader, id: &str) -> Result<Value> {
             );
         let published = on_own(|reader, id| {
             let result = reader.query(
-                &format!(
-                    "SELECT data FROM events WHERE campaign_id = {} AND type = 'CampaignPublished' ORDER BY seq LIMIT 1",
-                    literal(id)
-                ),
+                "SELECT data FROM events
+                 WHERE campaign_id = (SELECT p1 FROM params) AND type = 'CampaignPublished'
+                 ORDER BY seq LIMIT 1",
+                &[Param::from(id)],
                 Limits::default(),
             )?;
             Ok(result

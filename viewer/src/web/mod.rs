@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::api::{Database, bounded};
-use crate::query::{Limits, QueryError, QueryResult, display};
+use crate::query::{Limits, Param, QueryError, QueryResult, display};
 use crate::reader::{ApiError, Reader, SqlRequest};
 use crate::views::ViewError;
 
@@ -543,9 +543,14 @@ async fn variants_api(State(source): State<Source>, Query(params): Params) -> Pa
 // ---------------------------------------------------------------------------------------------
 // SQL
 
-async fn run_sql(source: &Source, sql: String, limits: Limits) -> Result<QueryResult, AppError> {
+async fn run_sql(
+    source: &Source,
+    sql: String,
+    params: Vec<Param>,
+    limits: Limits,
+) -> Result<QueryResult, AppError> {
     source
-        .read(move |reader| Ok(reader.query(&sql, limits)?))
+        .read(move |reader| Ok(reader.query(&sql, &params, limits)?))
         .await
 }
 
@@ -564,7 +569,7 @@ async fn sql_page(State(source): State<Source>, Query(params): Params) -> PageRe
     if sql.is_empty() {
         return Ok(html(pages::sql(&sql, None)));
     }
-    match run_sql(&source, sql.clone(), page_limits()).await {
+    match run_sql(&source, sql.clone(), Vec::new(), page_limits()).await {
         Ok(result) => Ok(html(pages::sql(&sql, Some(Ok(&result))))),
         Err(error) if error.status != StatusCode::SERVICE_UNAVAILABLE => Ok((
             error.status,
@@ -589,7 +594,7 @@ async fn sql_csv(State(source): State<Source>, Query(params): Params) -> PageRes
         max_rows: CSV_ROWS,
         timeout_ms: QUERY_TIMEOUT_MS,
     };
-    let result = run_sql(&source, sql, limits).await?;
+    let result = run_sql(&source, sql, Vec::new(), limits).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -636,7 +641,7 @@ async fn sql_api_get(State(source): State<Source>, Query(params): Params) -> Pag
         params.get("max_rows").and_then(|text| text.parse().ok()),
         params.get("timeout_ms").and_then(|text| text.parse().ok()),
     );
-    let result = run_sql(&source, sql, limits)
+    let result = run_sql(&source, sql, Vec::new(), limits)
         .await
         .map_err(AppError::into_json)?;
     Ok(Json(result).into_response())
@@ -646,12 +651,12 @@ async fn sql_api_get(State(source): State<Source>, Query(params): Params) -> Pag
 async fn sql_api_post(State(source): State<Source>, body: axum::body::Bytes) -> PageResult {
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|error| {
         AppError::bad_request(format!(
-            "the body must be JSON {{\"sql\": \"SELECT ...\"}}: {error}"
+            "the body must be JSON {{\"sql\": \"SELECT ...\", \"params\": [scalars]}}: {error}"
         ))
         .into_json()
     })?;
     let limits = bounded(request.max_rows, request.timeout_ms);
-    let result = run_sql(&source, request.sql, limits)
+    let result = run_sql(&source, request.sql, request.params, limits)
         .await
         .map_err(AppError::into_json)?;
     Ok(Json(result).into_response())
@@ -668,6 +673,7 @@ async fn tables_api() -> Json<Value> {
 fn last_sequence(reader: &Reader) -> Result<Option<u64>, ViewError> {
     let result = reader.query(
         "SELECT max(last_sequence) AS last_sequence FROM projector_progress",
+        &[],
         Limits {
             max_rows: 1,
             timeout_ms: 5_000,
