@@ -102,10 +102,10 @@ pub struct ListVariantsArgs {
 }
 
 /// Opens the reader and runs `view` on a blocking thread, then prints its answer.
-async fn answer(
+async fn answer<T: serde::Serialize + Send + 'static>(
     global: &Global,
     read: ReadOptions,
-    view: impl FnOnce(&Reader) -> Result<View, ViewError> + Send + 'static,
+    view: impl FnOnce(&Reader) -> Result<View<T>, ViewError> + Send + 'static,
 ) -> Outcome {
     let path = super::project::db_path(global, read.db.as_deref());
     let result = tokio::task::spawn_blocking(move || {
@@ -122,7 +122,7 @@ async fn answer(
         Err(error) => return Err(error.into()),
     };
     if read.json {
-        println!("{}", serde_json::to_string_pretty(&view.json)?);
+        println!("{}", serde_json::to_string_pretty(&view.data)?);
     } else {
         print!("{}", view.text);
     }
