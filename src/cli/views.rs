@@ -138,11 +138,18 @@ pub async fn list(global: &Global, args: ListArgs) -> Outcome {
 }
 
 pub async fn show(global: &Global, args: ShowArgs) -> Outcome {
-    let (id, trial) = (args.id, args.trial);
-    answer(global, args.read, move |reader| {
-        viewer::show::show(reader, &id, trial)
-    })
-    .await
+    let id = args.id;
+    if args.trial {
+        answer(global, args.read, move |reader| {
+            viewer::show::show_trial(reader, &id)
+        })
+        .await
+    } else {
+        answer(global, args.read, move |reader| {
+            viewer::show::show_campaign(reader, &id)
+        })
+        .await
+    }
 }
 
 pub async fn analyze(global: &Global, args: AnalyzeArgs) -> Outcome {

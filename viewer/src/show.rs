@@ -14,31 +14,6 @@ use crate::views::{View, ViewError, resolve, typed_rows};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
-/// What `show` shows: a campaign, or a trial (`--trial`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Shown {
-    Campaign(CampaignShown),
-    Trial(TrialShown),
-}
-
-/// `evalctl show ID`: a campaign (by id or prefix), or a trial with `trial`.
-pub fn show(reader: &Reader, id: &str, trial: bool) -> Result<View<Shown>> {
-    if trial {
-        let view = show_trial(reader, id)?;
-        Ok(View {
-            data: Shown::Trial(view.data),
-            text: view.text,
-        })
-    } else {
-        let view = show_campaign(reader, id)?;
-        Ok(View {
-            data: Shown::Campaign(view.data),
-            text: view.text,
-        })
-    }
-}
-
 fn seconds_text(ms: Option<i64>) -> String {
     ms.map_or_else(
         || "–".to_string(),
