@@ -3,6 +3,7 @@
 //! `evalctl up` (or `evalctl project`) when there is one, else from the file opened read-only.
 
 use std::path::PathBuf;
+use viewer::table::{Column, TextTable};
 
 use clap::Args;
 use viewer::reader::Reader;
@@ -264,29 +265,21 @@ fn list_variant_files(dir: &std::path::Path, json: bool) -> Outcome {
         println!("no variant files (*.yaml, *.yml) in {}", dir.display());
         return Ok(());
     }
-    let name_width = rows
-        .iter()
-        .map(|row| row.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let model_width = rows
-        .iter()
-        .map(|row| row.model.as_deref().unwrap_or("-").len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    println!("{:<name_width$}  {:<model_width$}  valid", "name", "model");
+    let mut table = TextTable::new(&[
+        Column::left("name", 4),
+        Column::left("model", 5).after(2),
+        Column::left("valid", 0).after(2),
+    ]);
     for row in &rows {
-        println!(
-            "{:<name_width$}  {:<model_width$}  {}",
-            row.name,
-            row.model.as_deref().unwrap_or("-"),
+        table.row([
+            row.name.clone(),
+            row.model.clone().unwrap_or_else(|| "-".to_string()),
             match &row.error {
                 None => "yes".to_string(),
                 Some(error) => format!("no: {error}"),
-            }
-        );
+            },
+        ]);
     }
+    print!("{}", table.render());
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::query::{Param, display};
 use crate::reader::Reader;
+use crate::table::{Column, TextTable};
 use crate::views::{View, ViewError, resolve, typed_rows};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
@@ -108,11 +109,19 @@ pub fn show_campaign(reader: &Reader, campaign: &str) -> Result<View<CampaignSho
         number(header.n_started),
         number(header.n_finished),
     );
-    let _ = writeln!(
-        out,
-        "{:>4}  {:<10} {:<8} {:<18} {:<12} {:<10} {:<8} {:>8} {:>8} {:>5}  FLAGS",
-        "#", "TRIAL", "SUBJECT", "CHAOS", "VARIANT", "STATUS", "OUTCOME", "TTD", "TTR", "CMDS"
-    );
+    let mut table = TextTable::new(&[
+        Column::right("#", 4),
+        Column::left("TRIAL", 10).after(2),
+        Column::left("SUBJECT", 8),
+        Column::left("CHAOS", 18),
+        Column::left("VARIANT", 12),
+        Column::left("STATUS", 10),
+        Column::left("OUTCOME", 8),
+        Column::right("TTD", 8),
+        Column::right("TTR", 8),
+        Column::right("CMDS", 5),
+        Column::left("FLAGS", 0).after(2),
+    ]);
     for trial in &trials {
         let mut flags = Vec::new();
         if trial.n_destructive.unwrap_or(0) > 0 {
@@ -122,22 +131,21 @@ pub fn show_campaign(reader: &Reader, campaign: &str) -> Result<View<CampaignSho
             flags.push("thrashing");
         }
         let status = trial.status.as_ref().or(trial.state.as_ref());
-        let _ = writeln!(
-            out,
-            "{:>4}  {:<10} {:<8} {:<18} {:<12} {:<10} {:<8} {:>8} {:>8} {:>5}  {}",
+        table.row([
             number(trial.trial_index),
             trial.trial_id.chars().take(10).collect::<String>(),
-            or_empty(&trial.subject),
-            or_empty(&trial.chaos_type),
-            or_empty(&trial.variant),
-            status.map_or("", String::as_str),
-            or_empty(&trial.outcome),
+            or_empty(&trial.subject).to_string(),
+            or_empty(&trial.chaos_type).to_string(),
+            or_empty(&trial.variant).to_string(),
+            status.cloned().unwrap_or_default(),
+            or_empty(&trial.outcome).to_string(),
             seconds_text(trial.time_to_detect_ms),
             seconds_text(trial.time_to_resolve_ms),
             number(trial.n_commands),
-            flags.join(",")
-        );
+            flags.join(","),
+        ]);
     }
+    out.push_str(&table.render());
     out.push_str(&format!(
         "\n`{program} show --trial ID` shows a trial's timeline; `{program} analyze` its statistics\n",
         program = schemas::program::name()

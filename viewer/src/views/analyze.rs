@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::graded::{Graded, graded};
 use super::scorecard::{
-    GroupCard, control_group_card, control_scorecard_header, control_scorecard_line, group_card,
-    scorecard_header, scorecard_line,
+    GroupCard, control_group_card, control_scorecard_table, group_card, scorecard_table,
 };
 use super::{Result, View, resolve, typed_rows};
 use crate::query::Param;
 use crate::reader::Reader;
+use crate::table::{Column, TextTable};
 
 /// A campaign's scorecards.
 #[derive(Debug, Clone, Serialize)]
@@ -97,27 +97,26 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
     for ((subject, chaos), variants) in &groups {
         // Control trials (chaos none) are their own rows, graded for false alarms.
         let control = variants.values().flatten().all(|trial| trial.control);
-        if control {
-            let _ = writeln!(text, "\n{subject} × {chaos} (control: nothing broken)");
-            text.push_str(&control_scorecard_header());
-        } else {
-            let _ = writeln!(text, "\n{subject} × {chaos}");
-            text.push_str(&scorecard_header());
-        }
+        let mut group_cards = Vec::new();
         for (label, members) in variants {
             let mut card = if control {
-                let card = control_group_card(label, members, &options);
-                text.push_str(&control_scorecard_line(&card));
-                card
+                control_group_card(label, members, &options)
             } else {
-                let card = group_card(label, members, &options);
-                text.push_str(&scorecard_line(&card));
-                card
+                group_card(label, members, &options)
             };
             card.subject = Some(subject.clone());
             card.chaos_type = Some(chaos.clone());
-            cards.push(card);
+            group_cards.push(card);
         }
+        let shown: Vec<&GroupCard> = group_cards.iter().collect();
+        if control {
+            let _ = writeln!(text, "\n{subject} × {chaos} (control: nothing broken)");
+            text.push_str(&control_scorecard_table(&shown));
+        } else {
+            let _ = writeln!(text, "\n{subject} × {chaos}");
+            text.push_str(&scorecard_table(&shown));
+        }
+        cards.extend(group_cards);
     }
     if trials.is_empty() {
         text.push_str("no scored trials yet\n");
@@ -132,22 +131,23 @@ pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Resul
             &[Param::from(&campaign_id)],
         )?;
         text.push_str("\ncommands (most run first; categories by the built-in rules)\n");
-        let _ = writeln!(
-            text,
-            "  {:>7} {:>7}  {:<12} {:<24} COMMAND",
-            "CALLS", "TRIALS", "CATEGORY", "RULE"
-        );
+        let mut table = TextTable::new(&[
+            Column::right("CALLS", 7).after(2),
+            Column::right("TRIALS", 7),
+            Column::left("CATEGORY", 12).after(2),
+            Column::left("RULE", 24),
+            Column::left("COMMAND", 0),
+        ]);
         for row in &rows {
-            let _ = writeln!(
-                text,
-                "  {:>7} {:>7}  {:<12} {:<24} {}",
-                row.n_calls,
-                row.n_trials,
-                row.category.as_deref().unwrap_or_default(),
-                row.rule.as_deref().unwrap_or_default(),
-                row.command.as_deref().unwrap_or_default()
-            );
+            table.row([
+                row.n_calls.to_string(),
+                row.n_trials.to_string(),
+                row.category.clone().unwrap_or_default(),
+                row.rule.clone().unwrap_or_default(),
+                row.command.clone().unwrap_or_default(),
+            ]);
         }
+        text.push_str(&table.render());
         commands = Some(rows);
     }
     Ok(View {

@@ -1,12 +1,11 @@
 //! `evalctl list`: the campaigns, newest first, with their progress and success rate.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 
-use super::{Result, View, percent, typed_rows};
+use super::{Result, View, percent, success_rate, typed_rows};
 use crate::query::Param;
 use crate::reader::Reader;
+use crate::table::{Column, TextTable};
 
 /// The campaigns a `list` asked for.
 #[derive(Debug, Clone, Serialize)]
@@ -87,26 +86,17 @@ pub fn list(
         ),
         &params,
     )?;
-    let mut text = String::new();
-    if campaigns.is_empty() && filter.is_some_and(|text| !text.trim().is_empty()) {
-        text.push_str("no campaign matches the filter\n");
-    } else if campaigns.is_empty() {
-        text.push_str(&format!(
-            "no campaigns yet (`{program} publish FILE` adds one; `{program} project` fills the database)\n",
-            program = schemas::program::name()
-        ));
-    } else {
-        let _ = writeln!(
-            text,
-            "{:<12} {:<24} {:<9} {:<19} {:>13} {:>16}",
-            "CAMPAIGN", "NAME", "STATUS", "PUBLISHED (UTC)", "FINISHED/ALL", "SUCCESS (n)"
-        );
-    }
+    let mut table = TextTable::new(&[
+        Column::left("CAMPAIGN", 12),
+        Column::left("NAME", 24),
+        Column::left("STATUS", 9),
+        Column::left("PUBLISHED (UTC)", 19),
+        Column::right("FINISHED/ALL", 13),
+        Column::right("SUCCESS (n)", 16),
+    ]);
     for row in &mut campaigns {
-        row.success_rate = (row.n_graded > 0).then(|| row.n_success as f64 / row.n_graded as f64);
-        let _ = writeln!(
-            text,
-            "{:<12} {:<24} {:<9} {:<19} {:>13} {:>16}",
+        row.success_rate = success_rate(row.n_success, row.n_graded);
+        table.row([
             super::short(&row.campaign_id),
             row.name
                 .as_deref()
@@ -114,16 +104,26 @@ pub fn list(
                 .chars()
                 .take(24)
                 .collect::<String>(),
-            row.status.as_deref().unwrap_or_default(),
-            row.published_at.as_deref().unwrap_or_default(),
+            row.status.clone().unwrap_or_default(),
+            row.published_at.clone().unwrap_or_default(),
             format!(
                 "{}/{}",
                 row.n_finished.unwrap_or(0),
                 row.n_trials.unwrap_or(0)
             ),
             format!("{} (n={})", percent(row.success_rate), row.n_graded),
-        );
+        ]);
     }
+    let text = if campaigns.is_empty() && filter.is_some_and(|text| !text.trim().is_empty()) {
+        "no campaign matches the filter\n".to_string()
+    } else if campaigns.is_empty() {
+        format!(
+            "no campaigns yet (`{program} publish FILE` adds one; `{program} project` fills the database)\n",
+            program = schemas::program::name()
+        )
+    } else {
+        table.render()
+    };
     Ok(View {
         data: CampaignList {
             campaigns,

@@ -140,6 +140,11 @@ pub(crate) fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "–".to_string(), |rate| format!("{:.0}%", rate * 100.0))
 }
 
+/// `n_success / n_graded`; none before a trial is graded.
+pub(crate) fn success_rate(n_success: i64, n_graded: i64) -> Option<f64> {
+    (n_graded > 0).then(|| n_success as f64 / n_graded as f64)
+}
+
 /// The first 12 characters of an id.
 pub(crate) fn short(id: &str) -> String {
     id.chars().take(12).collect()

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::graded::Graded;
 use super::percent;
+use crate::table::{Column, TextTable};
 
 /// One group's figures: the statistics' summary plus outcome counts, mean times and command
 /// figures; a control group's false alarms; where a view says so, its subject and chaos type and
@@ -226,87 +227,85 @@ fn mean_commands(card: &GroupCard) -> String {
         .map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))
 }
 
-pub(crate) fn control_scorecard_header() -> String {
-    format!(
-        "  {:<22} {:>4} {:>20} {:>14} {:>8} {:>6} {:>12} {:>15}\n",
-        "",
-        "n",
-        "success [95% CI]",
-        "false alarm",
-        "tickets",
-        "cmds",
-        "destructive",
-        "stayed healthy"
-    )
+/// Control groups' scorecards, one line each.
+pub(crate) fn control_scorecard_table(cards: &[&GroupCard]) -> String {
+    let mut table = TextTable::new(&[
+        Column::left("", 22).after(2),
+        Column::right("n", 4),
+        Column::right("success [95% CI]", 20),
+        Column::right("false alarm", 14),
+        Column::right("tickets", 8),
+        Column::right("cmds", 6),
+        Column::right("destructive", 12),
+        Column::right("stayed healthy", 15),
+    ]);
+    for card in cards {
+        let n = card.n_graded;
+        let control = card.control.as_ref();
+        table.row([
+            card.group.clone(),
+            card.n_trials.to_string(),
+            format!(
+                "{}{}",
+                percent(card.success_rate),
+                interval_percent(card.success_interval)
+            ),
+            format!("{}/{n}", control.map_or(0, |c| c.n_with_false_alarm)),
+            control.map_or(0, |c| c.n_false_alarms).to_string(),
+            mean_commands(card),
+            format!("{}/{n}", card.n_with_destructive),
+            format!("{}/{n}", control.map_or(0, |c| c.n_stayed_healthy)),
+        ]);
+    }
+    table.render()
 }
 
-pub(crate) fn control_scorecard_line(card: &GroupCard) -> String {
-    let n = card.n_graded;
-    let control = card.control.as_ref();
-    format!(
-        "  {:<22} {:>4} {:>20} {:>14} {:>8} {:>6} {:>12} {:>15}\n",
-        card.group,
-        card.n_trials,
-        format!(
-            "{}{}",
-            percent(card.success_rate),
-            interval_percent(card.success_interval)
-        ),
-        format!("{}/{n}", control.map_or(0, |c| c.n_with_false_alarm)),
-        control.map_or(0, |c| c.n_false_alarms),
-        mean_commands(card),
-        format!("{}/{n}", card.n_with_destructive),
-        format!("{}/{n}", control.map_or(0, |c| c.n_stayed_healthy)),
-    )
-}
-
-pub(crate) fn scorecard_header() -> String {
-    format!(
-        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>16} {:>6} {:>12} {:>12}\n",
-        "",
-        "n",
-        "success [95% CI]",
-        "median TTD [95% CI] (n)",
-        "median TTR [95% CI] (n)",
-        "mean TTD / TTR",
-        "cmds",
-        "destructive",
-        "thrashing"
-    )
-}
-
-pub(crate) fn scorecard_line(card: &GroupCard) -> String {
-    let n = card.n_graded;
-    format!(
-        "  {:<22} {:>4} {:>20} {:>24} {:>24} {:>16} {:>6} {:>12} {:>12}\n",
-        card.group,
-        card.n_trials,
-        format!(
-            "{}{}",
-            percent(card.success_rate),
-            interval_percent(card.success_interval)
-        ),
-        format!(
-            "{}{} ({})",
-            seconds(card.median_time_to_detect_ms),
-            interval_seconds(card.time_to_detect_interval_ms),
-            card.n_detected
-        ),
-        format!(
-            "{}{} ({})",
-            seconds(card.median_time_to_recover_ms),
-            interval_seconds(card.time_to_recover_interval_ms),
-            card.n_recovered
-        ),
-        format!(
-            "{} / {}",
-            seconds(card.mean_time_to_detect_ms),
-            seconds(card.mean_time_to_resolve_ms)
-        ),
-        mean_commands(card),
-        format!("{}/{n}", card.n_with_destructive),
-        format!("{}/{n}", card.n_with_thrashing),
-    )
+/// Groups' scorecards, one line each.
+pub(crate) fn scorecard_table(cards: &[&GroupCard]) -> String {
+    let mut table = TextTable::new(&[
+        Column::left("", 22).after(2),
+        Column::right("n", 4),
+        Column::right("success [95% CI]", 20),
+        Column::right("median TTD [95% CI] (n)", 24),
+        Column::right("median TTR [95% CI] (n)", 24),
+        Column::right("mean TTD / TTR", 16),
+        Column::right("cmds", 6),
+        Column::right("destructive", 12),
+        Column::right("thrashing", 12),
+    ]);
+    for card in cards {
+        let n = card.n_graded;
+        table.row([
+            card.group.clone(),
+            card.n_trials.to_string(),
+            format!(
+                "{}{}",
+                percent(card.success_rate),
+                interval_percent(card.success_interval)
+            ),
+            format!(
+                "{}{} ({})",
+                seconds(card.median_time_to_detect_ms),
+                interval_seconds(card.time_to_detect_interval_ms),
+                card.n_detected
+            ),
+            format!(
+                "{}{} ({})",
+                seconds(card.median_time_to_recover_ms),
+                interval_seconds(card.time_to_recover_interval_ms),
+                card.n_recovered
+            ),
+            format!(
+                "{} / {}",
+                seconds(card.mean_time_to_detect_ms),
+                seconds(card.mean_time_to_resolve_ms)
+            ),
+            mean_commands(card),
+            format!("{}/{n}", card.n_with_destructive),
+            format!("{}/{n}", card.n_with_thrashing),
+        ]);
+    }
+    table.render()
 }
 
 fn verdict_card(verdict: &Verdict, a: &str, b: &str) -> VerdictCard {
@@ -399,9 +398,7 @@ pub(crate) fn two_groups(
     let a_results: Vec<TrialResult> = a.iter().map(|t| t.result.clone()).collect();
     let b_results: Vec<TrialResult> = b.iter().map(|t| t.result.clone()).collect();
     let comparison = compare(&a_results, &b_results, options);
-    let mut text = scorecard_header();
-    text.push_str(&scorecard_line(&a_card));
-    text.push_str(&scorecard_line(&b_card));
+    let mut text = scorecard_table(&[&a_card, &b_card]);
     text.push_str(&comparison_text(&comparison, a_label, b_label, false));
     let data = TwoGroups {
         groups: vec![a_card, b_card],

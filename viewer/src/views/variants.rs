@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::graded::{Graded, graded};
 use super::scorecard::{
     ComparisonCard, GroupCard, Times, comparison_card, comparison_text, control_group_card,
-    control_scorecard_header, control_scorecard_line, group_card, scorecard_header, scorecard_line,
+    control_scorecard_table, group_card, scorecard_table,
 };
-use super::{Result, View, ViewError, percent, typed_rows};
+use super::{Result, View, ViewError, percent, success_rate, typed_rows};
 use crate::query::Param;
 use crate::reader::Reader;
+use crate::table::{Column, TextTable};
 
 /// Every variant's scorecard for one subject × chaos, and the verdicts against the best.
 #[derive(Debug, Clone, Serialize)]
@@ -74,22 +75,13 @@ pub fn compare_variants(
         by_variant.values().map(Vec::len).sum::<usize>()
     );
     let control = trials.iter().all(|trial| trial.control);
-    text.push_str(&if control {
-        control_scorecard_header()
-    } else {
-        scorecard_header()
-    });
     let mut cards = Vec::new();
     let mut best: Option<(&String, f64, f64)> = None;
     for (name, members) in &by_variant {
         let mut card = if control {
-            let card = control_group_card(name, members, &options);
-            text.push_str(&control_scorecard_line(&card));
-            card
+            control_group_card(name, members, &options)
         } else {
-            let card = group_card(name, members, &options);
-            text.push_str(&scorecard_line(&card));
-            card
+            group_card(name, members, &options)
         };
         card.times = Some(Times {
             times_to_detect_ms: members
@@ -109,6 +101,12 @@ pub fn compare_variants(
         }
         cards.push(card);
     }
+    let shown: Vec<&GroupCard> = cards.iter().collect();
+    text.push_str(&if control {
+        control_scorecard_table(&shown)
+    } else {
+        scorecard_table(&shown)
+    });
     let mut verdicts = Vec::new();
     if let Some((best_name, _, _)) = best
         && by_variant.len() > 1
@@ -176,27 +174,29 @@ pub fn list_variants(reader: &Reader) -> Result<View<VariantList>> {
         &[],
     )?;
     let mut text = String::new();
+    let mut table = TextTable::new(&[
+        Column::left("VARIANT", 20),
+        Column::left("SUBJECT", 8),
+        Column::left("CHAOS", 18),
+        Column::right("TRIALS", 7),
+        Column::right("CAMPAIGNS", 10),
+        Column::right("SUCCESS (n)", 16),
+    ]);
+    for row in &mut rows {
+        row.success_rate = success_rate(row.n_success, row.n_graded);
+        table.row([
+            row.variant.clone(),
+            row.subject.clone(),
+            row.chaos_type.clone(),
+            row.n_trials.to_string(),
+            row.n_campaigns.to_string(),
+            format!("{} (n={})", percent(row.success_rate), row.n_graded),
+        ]);
+    }
     if rows.is_empty() {
         text.push_str("no variants have run yet\n");
     } else {
-        let _ = writeln!(
-            text,
-            "{:<20} {:<8} {:<18} {:>7} {:>10} {:>16}",
-            "VARIANT", "SUBJECT", "CHAOS", "TRIALS", "CAMPAIGNS", "SUCCESS (n)"
-        );
-    }
-    for row in &mut rows {
-        row.success_rate = (row.n_graded > 0).then(|| row.n_success as f64 / row.n_graded as f64);
-        let _ = writeln!(
-            text,
-            "{:<20} {:<8} {:<18} {:>7} {:>10} {:>16}",
-            row.variant,
-            row.subject,
-            row.chaos_type,
-            row.n_trials,
-            row.n_campaigns,
-            format!("{} (n={})", percent(row.success_rate), row.n_graded),
-        );
+        text.push_str(&table.render());
     }
     Ok(View {
         data: VariantList { variants: rows },
