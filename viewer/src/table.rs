@@ -88,8 +88,18 @@ impl TextTable {
 
     /// The header and the rows, each line ending in a newline.
     pub fn render(&self) -> String {
+        self.lines(0)
+    }
+
+    /// The rows alone, for a listing without a header.
+    pub fn render_rows(&self) -> String {
+        self.lines(1)
+    }
+
+    fn lines(&self, skip: usize) -> String {
         self.table
             .lines()
+            .skip(skip)
             .map(|line| line.trim_end().to_string() + "\n")
             .collect()
     }
