@@ -227,12 +227,35 @@ fn mean_commands(card: &GroupCard) -> String {
         .map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))
 }
 
-/// Control groups' scorecards, one line each.
-pub(crate) fn control_scorecard_table(cards: &[&GroupCard]) -> String {
-    let mut table = TextTable::new(&[
+/// A scorecard table: the group, its n and its success rate, then `rest`.
+fn card_table(rest: Vec<Column>) -> TextTable {
+    let mut columns = vec![
         Column::left("", 22).after(2),
         Column::right("n", 4),
         Column::right("success [95% CI]", 20),
+    ];
+    columns.extend(rest);
+    TextTable::new(&columns)
+}
+
+/// A scorecard line's cells: the group, its n and its success rate, then `rest`.
+fn card_row<const N: usize>(card: &GroupCard, rest: [String; N]) -> Vec<String> {
+    let mut cells = vec![
+        card.group.clone(),
+        card.n_trials.to_string(),
+        format!(
+            "{}{}",
+            percent(card.success_rate),
+            interval_percent(card.success_interval)
+        ),
+    ];
+    cells.extend(rest);
+    cells
+}
+
+/// Control groups' scorecards, one line each.
+pub(crate) fn control_scorecard_table(cards: &[&GroupCard]) -> String {
+    let mut table = card_table(vec![
         Column::right("false alarm", 14),
         Column::right("tickets", 8),
         Column::right("cmds", 6),
@@ -242,30 +265,23 @@ pub(crate) fn control_scorecard_table(cards: &[&GroupCard]) -> String {
     for card in cards {
         let n = card.n_graded;
         let control = card.control.as_ref();
-        table.row([
-            card.group.clone(),
-            card.n_trials.to_string(),
-            format!(
-                "{}{}",
-                percent(card.success_rate),
-                interval_percent(card.success_interval)
-            ),
-            format!("{}/{n}", control.map_or(0, |c| c.n_with_false_alarm)),
-            control.map_or(0, |c| c.n_false_alarms).to_string(),
-            mean_commands(card),
-            format!("{}/{n}", card.n_with_destructive),
-            format!("{}/{n}", control.map_or(0, |c| c.n_stayed_healthy)),
-        ]);
+        table.row(card_row(
+            card,
+            [
+                format!("{}/{n}", control.map_or(0, |c| c.n_with_false_alarm)),
+                control.map_or(0, |c| c.n_false_alarms).to_string(),
+                mean_commands(card),
+                format!("{}/{n}", card.n_with_destructive),
+                format!("{}/{n}", control.map_or(0, |c| c.n_stayed_healthy)),
+            ],
+        ));
     }
     table.render()
 }
 
 /// Groups' scorecards, one line each.
 pub(crate) fn scorecard_table(cards: &[&GroupCard]) -> String {
-    let mut table = TextTable::new(&[
-        Column::left("", 22).after(2),
-        Column::right("n", 4),
-        Column::right("success [95% CI]", 20),
+    let mut table = card_table(vec![
         Column::right("median TTD [95% CI] (n)", 24),
         Column::right("median TTR [95% CI] (n)", 24),
         Column::right("mean TTD / TTR", 16),
@@ -275,35 +291,31 @@ pub(crate) fn scorecard_table(cards: &[&GroupCard]) -> String {
     ]);
     for card in cards {
         let n = card.n_graded;
-        table.row([
-            card.group.clone(),
-            card.n_trials.to_string(),
-            format!(
-                "{}{}",
-                percent(card.success_rate),
-                interval_percent(card.success_interval)
-            ),
-            format!(
-                "{}{} ({})",
-                seconds(card.median_time_to_detect_ms),
-                interval_seconds(card.time_to_detect_interval_ms),
-                card.n_detected
-            ),
-            format!(
-                "{}{} ({})",
-                seconds(card.median_time_to_recover_ms),
-                interval_seconds(card.time_to_recover_interval_ms),
-                card.n_recovered
-            ),
-            format!(
-                "{} / {}",
-                seconds(card.mean_time_to_detect_ms),
-                seconds(card.mean_time_to_resolve_ms)
-            ),
-            mean_commands(card),
-            format!("{}/{n}", card.n_with_destructive),
-            format!("{}/{n}", card.n_with_thrashing),
-        ]);
+        table.row(card_row(
+            card,
+            [
+                format!(
+                    "{}{} ({})",
+                    seconds(card.median_time_to_detect_ms),
+                    interval_seconds(card.time_to_detect_interval_ms),
+                    card.n_detected
+                ),
+                format!(
+                    "{}{} ({})",
+                    seconds(card.median_time_to_recover_ms),
+                    interval_seconds(card.time_to_recover_interval_ms),
+                    card.n_recovered
+                ),
+                format!(
+                    "{} / {}",
+                    seconds(card.mean_time_to_detect_ms),
+                    seconds(card.mean_time_to_resolve_ms)
+                ),
+                mean_commands(card),
+                format!("{}/{n}", card.n_with_destructive),
+                format!("{}/{n}", card.n_with_thrashing),
+            ],
+        ));
     }
     table.render()
 }
