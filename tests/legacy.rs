@@ -100,7 +100,7 @@ async fn imported_seed_campaigns_show_the_seed_harness_figures() {
     // analyze N: one scorecard per campaign (each ran one subject × fault × variant).
     for (seed_id, campaign_id) in &ours {
         let (_, theirs) = seed_cli(&format!("analyze {seed_id} --json"));
-        let view = views::analyze(&reader, campaign_id, false).unwrap().json;
+        let view = views::analyze(&reader, campaign_id, false).unwrap().json();
         let groups = view["groups"].as_array().unwrap();
         assert_eq!(groups.len(), 1, "campaign {seed_id}: {view:#}");
         let card = &groups[0];
@@ -152,7 +152,7 @@ async fn imported_seed_campaigns_show_the_seed_harness_figures() {
         let (_, theirs) = seed_cli(&format!("compare {a} {b} --json"));
         let view = views::compare_campaigns(&reader, &ours[a], &ours[b])
             .unwrap()
-            .json;
+            .json();
         let [card_a, card_b] = [&view["groups"][0], &view["groups"][1]];
         let what = |key: &str| format!("compare {a} {b}: {key}");
         same_number(
@@ -209,7 +209,7 @@ async fn imported_seed_campaigns_show_the_seed_harness_figures() {
         assert_eq!(theirs["baseline_campaign_id"], 2);
         let view = views::compare_baseline(&reader, &ours[seed_id], None)
             .unwrap()
-            .json;
+            .json();
         let comparison = &view["comparisons"][0];
         assert_eq!(view["comparisons"].as_array().unwrap().len(), 1);
         assert_eq!(comparison["chaos_type"], theirs["chaos_type"]);
@@ -266,7 +266,7 @@ async fn imported_seed_campaigns_show_the_seed_harness_figures() {
     assert_eq!(seed_cli("compare-baseline 4 --json").0, 1);
     let view = views::compare_baseline(&reader, &ours["4"], None)
         .unwrap()
-        .json;
+        .json();
     assert_eq!(view["comparisons"][0]["chaos_type"], "node_kill");
     assert_eq!(view["comparisons"][0]["error"], "no baseline trials");
 
@@ -281,7 +281,7 @@ async fn imported_seed_campaigns_show_the_seed_harness_figures() {
         let (_, theirs) = seed_cli(command);
         let view = views::compare_variants(&reader, "tikv", "latency", &wanted)
             .unwrap()
-            .json;
+            .json();
         let theirs = theirs["variants"].as_object().unwrap();
         let names: Vec<&str> = view["variants"]
             .as_array()

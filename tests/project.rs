@@ -280,6 +280,49 @@ async fn eval_sql_refuses_writes_files_and_settings_locally_and_through_the_api(
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_refused(nats.url(), &db_arg, "API");
+    // Values bound through the API stay values: an attack as a parameter is text, not SQL.
+    let reader = viewer::reader::Reader::open(&db).unwrap();
+    assert!(matches!(reader, viewer::reader::Reader::Remote { .. }));
+    let limits = viewer::query::Limits::default();
+    let count = |campaign: &str| {
+        reader
+            .query(
+                "SELECT count(*) AS n FROM trials WHERE campaign_id = (SELECT p1 FROM params)",
+                &[viewer::query::Param::from(campaign)],
+                limits,
+            )
+            .unwrap()
+            .rows[0][0]
+            .clone()
+    };
+    assert_eq!(count("sqltest"), 3);
+    assert_eq!(count("sqltest' OR '1'='1"), 0);
+    for attack in ATTACKS {
+        let echoed = reader
+            .query(
+                "SELECT (SELECT p1 FROM params) AS value, (SELECT p2 FROM params) AS n",
+                &[
+                    viewer::query::Param::from(*attack),
+                    viewer::query::Param::Int(7),
+                ],
+                limits,
+            )
+            .unwrap();
+        assert_eq!(
+            echoed.rows,
+            vec![vec![serde_json::json!(attack), serde_json::json!(7)]]
+        );
+    }
+    let url = std::fs::read_to_string(&api_file).unwrap();
+    let url: serde_json::Value = serde_json::from_str(&url).unwrap();
+    let answer = viewer::http::request(
+        "POST",
+        &format!("{}/api/sql", url["url"].as_str().unwrap()),
+        Some(br#"{"sql": "SELECT (SELECT p1 FROM params)", "params": [["a list"]]}"#),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 400, "{}", answer.text());
     let output = eval(nats.url(), &["list", "--json", "--db", &db_arg]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

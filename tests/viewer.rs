@@ -597,9 +597,9 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
     let connection = open_read_only(&path).unwrap();
     let sql = "SELECT t, b, i, l, u, hash(t) AS h FROM cells ORDER BY i NULLS LAST";
     let limits = Limits::default();
-    let arrow = Rows::Arrow(run_query_arrow(&connection, sql, limits).unwrap());
+    let arrow = Rows::Arrow(run_query_arrow(&connection, sql, &[], limits).unwrap());
     // As `Reader::Remote` gets it: the API's JSON, read back.
-    let answer = serde_json::to_vec(&run_query(&connection, sql, limits).unwrap()).unwrap();
+    let answer = serde_json::to_vec(&run_query(&connection, sql, &[], limits).unwrap()).unwrap();
     let json = Rows::Json(serde_json::from_slice(&answer).unwrap());
     let cells = |rows: &Rows| {
         let [t, b, i, l, u, h] =
@@ -651,6 +651,7 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
             run_query_arrow(
                 &connection,
                 sql,
+                &[],
                 Limits {
                     max_rows: 2,
                     ..limits
@@ -692,4 +693,56 @@ async fn control_trials_show_their_false_alarms() {
         assert_eq!(group["chaos_type"], "none");
         assert_eq!(group["control"], true);
     }
+}
+
+/// The owner's API may answer in chunks (`Transfer-Encoding: chunked`), and a chunk can end in
+/// the middle of a character: an agent's reasoning in French or Japanese must arrive intact.
+#[test]
+fn a_chunked_answer_split_inside_characters_reads_intact() {
+    let reasoning = "le nœud est tombé; 日本語のログ";
+    let answer = serde_json::to_vec(&viewer::query::QueryResult {
+        columns: vec!["content".to_string()],
+        types: vec!["text".to_string()],
+        rows: vec![vec![Value::from(reasoning)]],
+        truncated: false,
+        elapsed_ms: 1,
+    })
+    .unwrap();
+    // Chunks of 3 and 5 bytes: boundaries fall inside "œ", "é" and the three-byte kanji.
+    let mut chunks = Vec::new();
+    let mut rest = answer.as_slice();
+    for size in [3usize, 5].into_iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        chunks.push(Ok::<_, std::convert::Infallible>(
+            axum::body::Bytes::copy_from_slice(chunk),
+        ));
+        rest = tail;
+    }
+    assert!(
+        chunks
+            .iter()
+            .any(|chunk| std::str::from_utf8(chunk.as_ref().unwrap()).is_err()),
+        "some chunk ends inside a character"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/api/sql",
+        axum::routing::post(move || {
+            let chunks = chunks.clone();
+            async move { Body::from_stream(futures::stream::iter(chunks)) }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let reader = viewer::reader::Reader::Remote { url };
+    let result = reader
+        .query("SELECT content FROM agent_log", &[], Default::default())
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![Value::from(reasoning)]]);
 }

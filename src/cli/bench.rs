@@ -1,6 +1,7 @@
 //! `evalctl bench …`: benchmarks that print their figures.
 
 use clap::{Args, Subcommand};
+use viewer::table::{Column, TextTable};
 
 use super::Outcome;
 use crate::Global;
@@ -103,27 +104,33 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
                 bench.database_bytes as f64 / 1e6,
                 args.requests.max(1)
             );
-            println!(
-                "{:<22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "", "", "uncached", "", "", "cached", "", ""
-            );
-            println!(
-                "{:<22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "page", "bytes", "p50 ms", "p95 ms", "p99 ms", "p50 ms", "p95 ms", "p99 ms"
-            );
+            // Two header lines: which series, then which figure.
+            let mut table = TextTable::new(&[
+                Column::left("", 22),
+                Column::right("", 10),
+                Column::right("uncached", 9),
+                Column::right("", 9),
+                Column::right("", 9),
+                Column::right("cached", 9),
+                Column::right("", 9),
+                Column::right("", 9),
+            ]);
+            table.row([
+                "page", "bytes", "p50 ms", "p95 ms", "p99 ms", "p50 ms", "p95 ms", "p99 ms",
+            ]);
             for page in &bench.pages {
-                println!(
-                    "{:<22} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                    page.page,
-                    page.mean_bytes,
-                    page.uncached.p50_ms,
-                    page.uncached.p95_ms,
-                    page.uncached.p99_ms,
-                    page.cached.p50_ms,
-                    page.cached.p95_ms,
-                    page.cached.p99_ms
-                );
+                table.row([
+                    page.page.to_string(),
+                    page.mean_bytes.to_string(),
+                    format!("{:.1}", page.uncached.p50_ms),
+                    format!("{:.1}", page.uncached.p95_ms),
+                    format!("{:.1}", page.uncached.p99_ms),
+                    format!("{:.1}", page.cached.p50_ms),
+                    format!("{:.1}", page.cached.p95_ms),
+                    format!("{:.1}", page.cached.p99_ms),
+                ]);
             }
+            print!("{}", table.render());
             let slowest = |pick: fn(&viewer::bench::PageTiming) -> f64| {
                 bench.pages.iter().map(pick).fold(0.0, f64::max)
             };
@@ -258,19 +265,29 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
                 println!("{}", serde_json::to_string(&timings)?);
                 return Ok(());
             }
-            println!(
-                "{:<18} {:>7} {:>28} {:>12}",
-                "fault", "repeats", "reset→healthy→injected (ms)", "cleanup (ms)"
-            );
+            let mut table = TextTable::new(&[
+                Column::left("fault", 18),
+                Column::right("repeats", 7),
+                Column::right("reset→healthy→injected (ms)", 28),
+                Column::right("cleanup (ms)", 12),
+            ]);
+            let mut skipped = String::new();
             for timing in &timings {
                 match &timing.skipped {
-                    Some(reason) => println!("{:<18} skipped: {reason}", timing.chaos_type),
-                    None => println!(
-                        "{:<18} {:>7} {:>28.0} {:>12.1}",
-                        timing.chaos_type, timing.repeats, timing.overhead_ms, timing.cleanup_ms
-                    ),
+                    Some(reason) => {
+                        skipped.push_str(&format!("{} skipped: {reason}\n", timing.chaos_type));
+                    }
+                    None => {
+                        table.row([
+                            timing.chaos_type.to_string(),
+                            timing.repeats.to_string(),
+                            format!("{:.0}", timing.overhead_ms),
+                            format!("{:.1}", timing.cleanup_ms),
+                        ]);
+                    }
                 }
             }
+            print!("{}{skipped}", table.render());
             println!("aim: overhead under 5000 ms, cleanup under 1000 ms");
             Ok(())
         }

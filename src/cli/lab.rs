@@ -10,6 +10,7 @@ use chaos::etcd::EtcdLab;
 use chaos::lab::{Isolation, Lab};
 use clap::{Args, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
+use viewer::table::{Column, TextTable};
 
 use super::Outcome;
 use crate::Global;
@@ -243,20 +244,32 @@ async fn status(global: &Global, args: StatusArgs) -> Outcome {
                 format!("unhealthy: {}", health.reason.as_deref().unwrap_or(""))
             }
         );
+        let mut nodes = TextTable::new(&[
+            Column::left("node", 0).after(2),
+            Column::left("status", 8).after(2),
+            Column::left("pid", 12).after(2),
+            Column::left("url", 0).after(2),
+        ]);
         for node in &state.nodes {
-            println!(
-                "  node {}  {:<8}  pid {:<8}  {}{}",
-                node.number,
-                node.process_status(),
-                node.pid.map_or("-".to_string(), |pid| pid.to_string()),
-                node.client_url(),
-                if health.leader == Some(node.number) {
-                    "  leader"
-                } else {
-                    ""
-                }
-            );
+            nodes.row([
+                format!("node {}", node.number),
+                node.process_status().to_string(),
+                format!(
+                    "pid {}",
+                    node.pid.map_or("-".to_string(), |pid| pid.to_string())
+                ),
+                format!(
+                    "{}{}",
+                    node.client_url(),
+                    if health.leader == Some(node.number) {
+                        "  leader"
+                    } else {
+                        ""
+                    }
+                ),
+            ]);
         }
+        print!("{}", nodes.render_rows());
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use schemas::log::EventLog;
 use tokio_util::sync::CancellationToken;
 use viewer::api::Database;
 use viewer::reader::ApiAnnouncement;
+use viewer::web::Source;
 
 use super::Outcome;
 use crate::Global;
@@ -174,29 +175,24 @@ pub async fn serve_api(
     address: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ServedApi> {
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(listener) => listener,
+    let bound = match viewer::serve::bind(address).await {
+        Ok(bound) => bound,
         Err(error) if address.port() != 0 => {
             eprintln!(
                 "{program}: cannot listen on {address} ({error}); using any free port",
                 program = schemas::program::name()
             );
-            tokio::net::TcpListener::bind(SocketAddr::new(address.ip(), 0))
+            viewer::serve::bind(SocketAddr::new(address.ip(), 0))
                 .await
                 .with_context(|| format!("cannot listen on {}", address.ip()))?
         }
         Err(error) => return Err(error).with_context(|| format!("cannot listen on {address}")),
     };
-    let local = listener.local_addr()?;
-    let url = format!("http://{local}");
+    let url = format!("http://{}", bound.local_addr()?);
     let stop = shutdown.child_token();
     let served = stop.clone();
     tokio::spawn(async move {
-        let app = viewer::api::router(database);
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { served.cancelled().await })
-            .await
-        {
+        if let Err(error) = bound.serve(Source::shared(database), served).await {
             eprintln!(
                 "{program}: the read API stopped: {error}",
                 program = schemas::program::name()

@@ -1,6 +1,7 @@
 //! `evalctl publish FILE`: validate, expand, print the matrix, publish.
 
 use std::path::PathBuf;
+use viewer::table::{Column, TextTable};
 
 use anyhow::Context;
 use clap::Args;
@@ -123,24 +124,14 @@ fn print_matrix(prepared: &PreparedCampaign, cells: &[schemas::campaign::MatrixC
             ]
         })
         .collect();
-    let header = ["subject", "chaos", "variant", "trials"].map(str::to_string);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, value) in widths.iter_mut().zip(row) {
-            *width = (*width).max(value.len());
-        }
+    let mut table = TextTable::new(&[
+        Column::left("subject", 0).after(2),
+        Column::left("chaos", 0).after(2),
+        Column::left("variant", 0).after(2),
+        Column::right("trials", 0).after(2),
+    ]);
+    for row in rows {
+        table.row(row);
     }
-    for row in std::iter::once(&header).chain(&rows) {
-        println!(
-            "  {:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-    }
+    print!("{}", table.render());
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
+use viewer::table::{Column, TextTable};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -561,29 +562,35 @@ impl Summary {
 
     fn print(&self, campaign_id: &str) {
         println!("campaign {campaign_id}");
-        println!(
-            "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  median time to repair",
-            "subject", "chaos", "variant", "n", "succeeded", "timed_out", "failed", "errored"
-        );
+        let mut table = TextTable::new(&[
+            Column::left("subject", 8).after(2),
+            Column::left("chaos", 18),
+            Column::left("variant", 10),
+            Column::right("n", 3),
+            Column::right("succeeded", 9),
+            Column::right("timed_out", 9),
+            Column::right("failed", 6),
+            Column::right("errored", 7),
+            Column::left("median time to repair", 0).after(2),
+        ]);
         for ((_, subject, chaos, variant), cell) in &self.cells {
             let n: u32 = cell.statuses.values().sum();
             let count = |status| cell.statuses.get(status).copied().unwrap_or(0);
-            println!(
-                "  {:<8} {:<18} {:<10} {:>3} {:>9} {:>9} {:>6} {:>7}  {}",
-                subject,
-                chaos,
-                variant,
-                n,
-                count("succeeded"),
-                count("timed_out"),
-                count("failed"),
-                count("errored"),
-                scoring::stats::median(&cell.heal_seconds).map_or("-".to_string(), |s| format!(
-                    "{s:.1}s (n={})",
-                    cell.heal_seconds.len()
-                )),
-            );
+            table.row([
+                subject.to_string(),
+                chaos.to_string(),
+                variant.to_string(),
+                n.to_string(),
+                count("succeeded").to_string(),
+                count("timed_out").to_string(),
+                count("failed").to_string(),
+                count("errored").to_string(),
+                scoring::stats::median(&cell.heal_seconds).map_or("-".to_string(), |s| {
+                    format!("{s:.1}s (n={})", cell.heal_seconds.len())
+                }),
+            ]);
         }
+        print!("{}", table.render());
         println!(
             "more: {program} analyze {campaign_id} · {program} show {campaign_id} · {program} compare-baseline {campaign_id}",
             program = schemas::program::name()

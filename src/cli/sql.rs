@@ -1,6 +1,7 @@
 //! `evalctl sql`: read-only ad-hoc SQL over the DuckDB tables.
 
 use std::io::Write;
+use viewer::table::{Column, TextTable};
 
 use clap::Args;
 use viewer::query::{Limits, QueryResult, display};
@@ -39,7 +40,7 @@ pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
     let query = args.query.clone();
     let result = tokio::task::spawn_blocking(move || {
         let reader = Reader::open(&path)?;
-        reader.query(&query, limits)
+        reader.query(&query, &[], limits)
     })
     .await??;
     let mut out = std::io::stdout().lock();
@@ -97,27 +98,24 @@ pub fn write_table(out: &mut impl Write, result: &QueryResult) -> std::io::Resul
         .iter()
         .map(|row| row.iter().map(|v| cell(display(v))).collect())
         .collect();
+    let columns: Vec<Column> = result
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(index, name)| Column::left(name, 0).after(if index == 0 { 0 } else { 2 }))
+        .collect();
+    let mut table = TextTable::new(&columns);
+    // A rule under the header, as wide as each column.
     let mut widths: Vec<usize> = result.columns.iter().map(|c| c.chars().count()).collect();
     for row in &rows {
         for (width, text) in widths.iter_mut().zip(row) {
             *width = (*width).max(text.chars().count());
         }
     }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(text, width)| format!("{text:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", line(&result.columns))?;
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    writeln!(out, "{}", line(&rule))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
+    table.row(widths.iter().map(|width| "-".repeat(*width)));
+    for row in rows {
+        table.row(row);
     }
+    write!(out, "{}", table.render())?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use viewer::reader::{ApiFile, api_file_path};
-use viewer::web::{Source, app};
+use viewer::web::Source;
 
 use super::Outcome;
 use crate::Global;
@@ -51,10 +51,10 @@ pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
         );
     }
     let address = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(address)
+    let bound = viewer::serve::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    let local = listener.local_addr()?;
+    let local = bound.local_addr()?;
     if !args.host.is_loopback() {
         eprintln!(
             "{program} viewer: warning: listening on {} without authentication; anyone who reaches it can read every trial and run read-only SQL",
@@ -67,8 +67,8 @@ pub async fn run(global: &Global, args: ViewerArgs) -> Outcome {
         path.display(),
         program = schemas::program::name()
     );
-    axum::serve(listener, app(Source::file(path)))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    bound
+        .serve(Source::file(path), shutdown)
         .await
         .context("the viewer stopped")?;
     Ok(())

@@ -3,6 +3,7 @@
 //! `evalctl up` (or `evalctl project`) when there is one, else from the file opened read-only.
 
 use std::path::PathBuf;
+use viewer::table::{Column, TextTable};
 
 use clap::Args;
 use viewer::reader::Reader;
@@ -102,10 +103,10 @@ pub struct ListVariantsArgs {
 }
 
 /// Opens the reader and runs `view` on a blocking thread, then prints its answer.
-async fn answer(
+async fn answer<T: serde::Serialize + Send + 'static>(
     global: &Global,
     read: ReadOptions,
-    view: impl FnOnce(&Reader) -> Result<View, ViewError> + Send + 'static,
+    view: impl FnOnce(&Reader) -> Result<View<T>, ViewError> + Send + 'static,
 ) -> Outcome {
     let path = super::project::db_path(global, read.db.as_deref());
     let result = tokio::task::spawn_blocking(move || {
@@ -122,7 +123,7 @@ async fn answer(
         Err(error) => return Err(error.into()),
     };
     if read.json {
-        println!("{}", serde_json::to_string_pretty(&view.json)?);
+        println!("{}", serde_json::to_string_pretty(&view.data)?);
     } else {
         print!("{}", view.text);
     }
@@ -138,11 +139,18 @@ pub async fn list(global: &Global, args: ListArgs) -> Outcome {
 }
 
 pub async fn show(global: &Global, args: ShowArgs) -> Outcome {
-    let (id, trial) = (args.id, args.trial);
-    answer(global, args.read, move |reader| {
-        viewer::show::show(reader, &id, trial)
-    })
-    .await
+    let id = args.id;
+    if args.trial {
+        answer(global, args.read, move |reader| {
+            viewer::show::show_trial(reader, &id)
+        })
+        .await
+    } else {
+        answer(global, args.read, move |reader| {
+            viewer::show::show_campaign(reader, &id)
+        })
+        .await
+    }
 }
 
 pub async fn analyze(global: &Global, args: AnalyzeArgs) -> Outcome {
@@ -257,29 +265,21 @@ fn list_variant_files(dir: &std::path::Path, json: bool) -> Outcome {
         println!("no variant files (*.yaml, *.yml) in {}", dir.display());
         return Ok(());
     }
-    let name_width = rows
-        .iter()
-        .map(|row| row.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let model_width = rows
-        .iter()
-        .map(|row| row.model.as_deref().unwrap_or("-").len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    println!("{:<name_width$}  {:<model_width$}  valid", "name", "model");
+    let mut table = TextTable::new(&[
+        Column::left("name", 4),
+        Column::left("model", 5).after(2),
+        Column::left("valid", 0).after(2),
+    ]);
     for row in &rows {
-        println!(
-            "{:<name_width$}  {:<model_width$}  {}",
-            row.name,
-            row.model.as_deref().unwrap_or("-"),
+        table.row([
+            row.name.clone(),
+            row.model.clone().unwrap_or_else(|| "-".to_string()),
             match &row.error {
                 None => "yes".to_string(),
                 Some(error) => format!("no: {error}"),
-            }
-        );
+            },
+        ]);
     }
+    print!("{}", table.render());
     Ok(())
 }

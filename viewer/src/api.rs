@@ -1,14 +1,15 @@
-//! The local HTTP API of the process that owns the DuckDB file: the web viewer (`web.rs`) on the
-//! owner's database instance, whose `POST /api/sql` answers the read commands of other processes.
+//! The local HTTP API of the process that owns the DuckDB file: the web viewer (`web`, served by
+//! `serve`) on the owner's database instance, whose `POST /api/sql` answers the read commands of
+//! other processes.
 
 use std::sync::{Arc, Mutex};
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use duckdb::Connection;
 
-use crate::query::{Limits, QueryError, run_query};
+use crate::query::{Limits, QueryError};
 use crate::reader::ApiError;
 
 /// The largest row limit and timeout a request may ask for.
@@ -44,23 +45,6 @@ impl Database {
             .try_clone()
             .map_err(|error| QueryError::Open(error.to_string()))
     }
-
-    /// Runs `sql` on a connection of its own, on a blocking thread.
-    pub async fn query(
-        &self,
-        sql: String,
-        limits: Limits,
-    ) -> Result<crate::query::QueryResult, QueryError> {
-        let connection = self.connection()?;
-        tokio::task::spawn_blocking(move || run_query(&connection, &sql, limits))
-            .await
-            .map_err(|error| QueryError::Open(format!("the query thread failed: {error}")))?
-    }
-}
-
-/// The API's routes: the whole web viewer (pages and `/api/...`) on the owner's database.
-pub fn router(database: Database) -> Router {
-    crate::web::app(crate::web::Source::shared(database))
 }
 
 /// The limits a request asked for, within the API's bounds.

@@ -327,7 +327,7 @@ pub async fn viewer_bench(
                 let reader =
                     crate::reader::Reader::open(&path).map_err(|error| error.to_string())?;
                 let result = reader
-                    .query(sql, crate::query::Limits::default())
+                    .query(sql, &[], crate::query::Limits::default())
                     .map_err(|error| error.to_string())?;
                 Ok(result
                     .rows
@@ -354,6 +354,7 @@ pub async fn viewer_bench(
             let sample = reader
                 .query(
                     "SELECT trial_id FROM trials USING SAMPLE 50 ROWS (reservoir, 7) ORDER BY trial_id",
+                    &[],
                     crate::query::Limits::default(),
                 )
                 .map_err(|error| error.to_string())?;

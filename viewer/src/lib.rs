@@ -1,7 +1,8 @@
 //! The views that never publish: `evalctl events`, the read-only SQL surface over DuckDB and the
 //! read commands built on it (`sql`, `list`, `show`, `analyze`, `compare…`), and the local API
-//! that serves them while another process owns the DuckDB file; the web viewer (`web`) and its
-//! benchmark (`bench`).
+//! that serves them while another process owns the DuckDB file; the web viewer (`web`), served as a
+//! stage by `serve`, and its benchmark (`bench`); the
+//! text tables every command prints (`table`).
 
 pub mod api;
 pub mod bench;
@@ -9,6 +10,8 @@ pub mod events;
 pub mod http;
 pub mod query;
 pub mod reader;
+pub mod serve;
 pub mod show;
+pub mod table;
 pub mod views;
 pub mod web;

@@ -8,6 +8,12 @@
 //! is handed to DuckDB's `query()` table function as one string literal, which DuckDB accepts
 //! only when it is a single SELECT: a second statement, a write, `ATTACH`, `SET`, `LOAD` are
 //! refused by DuckDB's own parser. Each query has a row limit and a timeout (an interrupt).
+//!
+//! Values go in as bound parameters, never quoted into the text: the statement run is
+//! `WITH params(p1, …, pN) AS (SELECT $1, …, $N) SELECT * FROM query('…')` with the values bound
+//! to `$1…$N`, and the query reads them as `(SELECT p1 FROM params)`. DuckDB binds the text
+//! inside `query()` within the outer statement, so it sees that common table expression; the
+//! values themselves never reach a parser.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -37,6 +43,43 @@ impl Default for Limits {
         Limits {
             max_rows: 10_000,
             timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A value bound to a query: a JSON scalar (`null`, a boolean, a number or a string). The query
+/// reads the `n`th as `(SELECT pn FROM params)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl From<&str> for Param {
+    fn from(text: &str) -> Param {
+        Param::Text(text.to_string())
+    }
+}
+
+impl From<&String> for Param {
+    fn from(text: &String) -> Param {
+        Param::Text(text.clone())
+    }
+}
+
+impl Param {
+    fn to_duckdb(&self) -> duckdb::types::Value {
+        use duckdb::types::Value as Db;
+        match self {
+            Param::Null => Db::Null,
+            Param::Bool(value) => Db::Boolean(*value),
+            Param::Int(value) => Db::BigInt(*value),
+            Param::Float(value) => Db::Double(*value),
+            Param::Text(text) => Db::Text(text.clone()),
         }
     }
 }
@@ -97,11 +140,12 @@ pub fn open_read_only(path: &Path) -> Result<Connection, QueryError> {
 pub fn run_query(
     connection: &Connection,
     sql: &str,
+    params: &[Param],
     limits: Limits,
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
-    let mut result = protected(connection, sql, limits, |wrapped| {
-        collect(connection, wrapped, limits.max_rows)
+    let mut result = protected(connection, sql, params, limits, |statement| {
+        collect(statement, params, limits.max_rows)
     })?;
     result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(result)
@@ -112,14 +156,12 @@ pub fn run_query(
 pub fn run_query_arrow(
     connection: &Connection,
     sql: &str,
+    params: &[Param],
     limits: Limits,
 ) -> Result<RecordBatch, QueryError> {
-    protected(connection, sql, limits, |wrapped| {
-        let mut statement = connection
-            .prepare(wrapped)
-            .map_err(|error| error.to_string())?;
+    protected(connection, sql, params, limits, |statement| {
         let batches = statement
-            .query_arrow([])
+            .query_arrow(bound(params))
             .map_err(|error| error.to_string())?;
         let schema = batches.get_schema();
         let batches: Vec<RecordBatch> = batches.collect();
@@ -128,13 +170,19 @@ pub fn run_query_arrow(
     })
 }
 
-/// Runs `run` on `sql` wrapped for safety (see the module's documentation), in a read-only
-/// transaction, interrupted after the timeout.
+/// The parameters as DuckDB binds them.
+fn bound(params: &[Param]) -> duckdb::ParamsFromIter<Vec<duckdb::types::Value>> {
+    duckdb::params_from_iter(params.iter().map(Param::to_duckdb).collect())
+}
+
+/// Runs `run` on `sql` wrapped for safety (see the module's documentation) and prepared, in a
+/// read-only transaction, interrupted after the timeout.
 fn protected<T>(
     connection: &Connection,
     sql: &str,
+    params: &[Param],
     limits: Limits,
-    run: impl FnOnce(&str) -> Result<T, String>,
+    run: impl FnOnce(&mut duckdb::Statement<'_>) -> Result<T, String>,
 ) -> Result<T, QueryError> {
     let body = sql
         .trim()
@@ -145,11 +193,21 @@ fn protected<T>(
     // The user's text goes to DuckDB's `query()` table function as one string literal: the
     // statement run is always a single SELECT, and `query()` itself accepts exactly one SELECT
     // (a `;`, a write, `ATTACH`, `SET`, … are refused by DuckDB's parser).
-    let wrapped = format!(
+    let mut wrapped = String::new();
+    if !params.is_empty() {
+        let names: Vec<String> = (1..=params.len()).map(|n| format!("p{n}")).collect();
+        let places: Vec<String> = (1..=params.len()).map(|n| format!("${n}")).collect();
+        wrapped = format!(
+            "WITH params({}) AS (SELECT {}) ",
+            names.join(", "),
+            places.join(", ")
+        );
+    }
+    wrapped.push_str(&format!(
         "SELECT * FROM query('{}') LIMIT {}",
         body.replace('\'', "''"),
         limits.max_rows.saturating_add(1)
-    );
+    ));
 
     let interrupt = connection.interrupt_handle();
     let (done, finished) = mpsc::channel::<()>();
@@ -166,7 +224,12 @@ fn protected<T>(
     let result = connection
         .execute_batch("BEGIN TRANSACTION READ ONLY;")
         .map_err(|error| error.to_string())
-        .and_then(|()| run(&wrapped));
+        .and_then(|()| {
+            let mut statement = connection
+                .prepare(&wrapped)
+                .map_err(|error| error.to_string())?;
+            run(&mut statement)
+        });
     let _ = connection.execute_batch("ROLLBACK;");
     drop(done);
     let timed_out = timer.join().unwrap_or(false);
@@ -283,10 +346,13 @@ fn explain_error(message: &str) -> String {
     }
 }
 
-fn collect(connection: &Connection, sql: &str, max_rows: usize) -> Result<QueryResult, String> {
-    let mut statement = connection.prepare(sql).map_err(|error| error.to_string())?;
+fn collect(
+    statement: &mut duckdb::Statement<'_>,
+    params: &[Param],
+    max_rows: usize,
+) -> Result<QueryResult, String> {
     let batches = statement
-        .query_arrow([])
+        .query_arrow(bound(params))
         .map_err(|error| error.to_string())?;
     let schema = batches.get_schema();
     let mut result = QueryResult {

@@ -10,7 +10,7 @@ use duckdb::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::query::{
-    Limits, QueryError, QueryResult, Rows, open_read_only, run_query, run_query_arrow,
+    Limits, Param, QueryError, QueryResult, Rows, open_read_only, run_query, run_query_arrow,
 };
 
 /// The API file's content.
@@ -95,19 +95,27 @@ impl Reader {
         process_alive(file.pid).then_some(Reader::Remote { url: file.url })
     }
 
-    pub fn query(&self, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {
+    /// Runs `sql` with `params` bound (the query reads the `n`th as `(SELECT pn FROM params)`).
+    pub fn query(
+        &self,
+        sql: &str,
+        params: &[Param],
+        limits: Limits,
+    ) -> Result<QueryResult, QueryError> {
         match self {
-            Reader::Local(connection) => run_query(connection, sql, limits),
-            Reader::Remote { url } => remote_query(url, sql, limits),
+            Reader::Local(connection) => run_query(connection, sql, params, limits),
+            Reader::Remote { url } => remote_query(url, sql, params, limits),
         }
     }
 
     /// [`Reader::query`] with typed access to the cells, for readers of many rows: straight from
     /// Arrow on a local file.
-    pub fn rows(&self, sql: &str, limits: Limits) -> Result<Rows, QueryError> {
+    pub fn rows(&self, sql: &str, params: &[Param], limits: Limits) -> Result<Rows, QueryError> {
         match self {
-            Reader::Local(connection) => run_query_arrow(connection, sql, limits).map(Rows::Arrow),
-            Reader::Remote { url } => remote_query(url, sql, limits).map(Rows::Json),
+            Reader::Local(connection) => {
+                run_query_arrow(connection, sql, params, limits).map(Rows::Arrow)
+            }
+            Reader::Remote { url } => remote_query(url, sql, params, limits).map(Rows::Json),
         }
     }
 
@@ -131,6 +139,9 @@ fn process_alive(pid: u32) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SqlRequest {
     pub sql: String,
+    /// Values bound to the query, read in it as `(SELECT p1 FROM params)`, ….
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
     #[serde(default)]
     pub max_rows: Option<usize>,
     #[serde(default)]
@@ -146,13 +157,19 @@ pub struct ApiError {
 }
 
 /// `POST /api/sql` to the owner's API on loopback.
-fn remote_query(url: &str, sql: &str, limits: Limits) -> Result<QueryResult, QueryError> {
+fn remote_query(
+    url: &str,
+    sql: &str,
+    params: &[Param],
+    limits: Limits,
+) -> Result<QueryResult, QueryError> {
     let remote = |message: String| QueryError::Remote {
         url: url.to_string(),
         message,
     };
     let body = serde_json::to_vec(&SqlRequest {
         sql: sql.to_string(),
+        params: params.to_vec(),
         max_rows: Some(limits.max_rows),
         timeout_ms: Some(limits.timeout_ms),
     })

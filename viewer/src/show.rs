@@ -1,36 +1,19 @@
 //! `evalctl show`: a campaign with its trials, or one trial's timeline in the terminal (phases and
 //! the agent's reasoning, tool calls and results relative to the injection, the state diff, every
-//! score).
+//! score). Each is a `Serialize` struct (`CampaignShown`, `TrialShown`) and its text.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::query::display;
+use crate::query::{Param, display};
 use crate::reader::Reader;
-use crate::views::{View, ViewError, literal, objects, query, resolve};
+use crate::table::{Column, TextTable};
+use crate::views::{View, ViewError, resolve, typed_rows};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
-
-fn rows(reader: &Reader, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
-    Ok(objects(&query(reader, sql)?))
-}
-
-fn text(row: &serde_json::Map<String, Value>, key: &str) -> String {
-    row.get(key).map(display).unwrap_or_default()
-}
-
-/// `evalctl show ID`: a campaign (by id or prefix), or a trial with `trial`.
-pub fn show(reader: &Reader, id: &str, trial: bool) -> Result<View> {
-    if trial {
-        let trial_id = resolve(reader, "trials", "trial_id", id, "trial")?;
-        show_trial(reader, &trial_id)
-    } else {
-        let campaign_id = resolve(reader, "campaigns", "campaign_id", id, "campaign")?;
-        show_campaign(reader, &campaign_id)
-    }
-}
 
 fn seconds_text(ms: Option<i64>) -> String {
     ms.map_or_else(
@@ -39,123 +22,300 @@ fn seconds_text(ms: Option<i64>) -> String {
     )
 }
 
-fn show_campaign(reader: &Reader, campaign_id: &str) -> Result<View> {
-    let id = literal(campaign_id);
-    let header = rows(
+fn or_empty(text: &Option<String>) -> &str {
+    text.as_deref().unwrap_or_default()
+}
+
+fn number(value: Option<i64>) -> String {
+    value.map_or_else(String::new, |value| value.to_string())
+}
+
+/// A campaign and its trials.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignShown {
+    pub campaign: CampaignHeader,
+    pub trials: Vec<CampaignTrial>,
+}
+
+/// A campaign's row: what it is and how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignHeader {
+    pub campaign_id: String,
+    pub name: Option<String>,
+    pub file_name: Option<String>,
+    pub status: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub published_at: Option<String>,
+    pub n_trials: Option<i64>,
+    pub n_baseline_trials: Option<i64>,
+    pub n_started: Option<i64>,
+    pub n_finished: Option<i64>,
+    pub seed: Option<u64>,
+}
+
+/// One trial of a campaign with its latest score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignTrial {
+    pub trial_id: String,
+    pub trial_index: Option<i64>,
+    pub subject: Option<String>,
+    pub chaos_type: Option<String>,
+    /// `(baseline)` for a baseline trial.
+    pub variant: Option<String>,
+    pub state: Option<String>,
+    pub status: Option<String>,
+    pub outcome: Option<String>,
+    pub time_to_detect_ms: Option<i64>,
+    pub time_to_resolve_ms: Option<i64>,
+    pub n_commands: Option<i64>,
+    pub n_destructive: Option<i64>,
+    pub n_thrashing: Option<i64>,
+}
+
+/// `evalctl show CAMPAIGN`: the campaign (by id or prefix) and its trials.
+pub fn show_campaign(reader: &Reader, campaign: &str) -> Result<View<CampaignShown>> {
+    let campaign_id = &resolve(reader, "campaigns", "campaign_id", campaign, "campaign")?;
+    let id = [Param::from(campaign_id)];
+    let header: CampaignHeader = typed_rows(
         reader,
-        &format!(
-            "SELECT campaign_id, name, file_name, status, strftime(published_at, '%Y-%m-%d %H:%M:%S') AS published_at,
-                    n_trials, n_baseline_trials, n_started, n_finished, seed
-             FROM campaigns WHERE campaign_id = {id}"
-        ),
+        "SELECT campaign_id, name, file_name, status, strftime(published_at, '%Y-%m-%d %H:%M:%S') AS published_at,
+                n_trials, n_baseline_trials, n_started, n_finished, seed
+         FROM campaigns WHERE campaign_id = (SELECT p1 FROM params)",
+        &id,
     )?
     .into_iter()
     .next()
-    .unwrap_or_default();
-    let trials = rows(
+    .ok_or_else(|| ViewError::NotFound(format!("no campaign {campaign_id}")))?;
+    let trials: Vec<CampaignTrial> = typed_rows(
         reader,
-        &format!(
-            "SELECT trial_id, trial_index, subject, chaos_type, coalesce(variant, '(baseline)') AS variant,
-                    state, status, score_outcome AS outcome, score_time_to_detect_ms AS time_to_detect_ms,
-                    score_time_to_resolve_ms AS time_to_resolve_ms, score_n_commands AS n_commands,
-                    score_n_destructive AS n_destructive, score_n_thrashing AS n_thrashing
-             FROM trials WHERE campaign_id = {id} ORDER BY trial_index"
-        ),
+        "SELECT trial_id, trial_index, subject, chaos_type, coalesce(variant, '(baseline)') AS variant,
+                state, status, score_outcome AS outcome, score_time_to_detect_ms AS time_to_detect_ms,
+                score_time_to_resolve_ms AS time_to_resolve_ms, score_n_commands AS n_commands,
+                score_n_destructive AS n_destructive, score_n_thrashing AS n_thrashing
+         FROM trials WHERE campaign_id = (SELECT p1 FROM params) ORDER BY trial_index",
+        &id,
     )?;
     let mut out = format!(
         "campaign {campaign_id}: {} ({})\n  file {}, published {} UTC, seed {}\n  {} trials ({} baseline): {} started, {} finished\n\n",
-        text(&header, "name"),
-        text(&header, "status"),
-        text(&header, "file_name"),
-        text(&header, "published_at"),
-        text(&header, "seed"),
-        text(&header, "n_trials"),
-        text(&header, "n_baseline_trials"),
-        text(&header, "n_started"),
-        text(&header, "n_finished"),
+        or_empty(&header.name),
+        or_empty(&header.status),
+        or_empty(&header.file_name),
+        or_empty(&header.published_at),
+        header
+            .seed
+            .map_or_else(String::new, |seed| seed.to_string()),
+        number(header.n_trials),
+        number(header.n_baseline_trials),
+        number(header.n_started),
+        number(header.n_finished),
     );
-    let _ = writeln!(
-        out,
-        "{:>4}  {:<10} {:<8} {:<18} {:<12} {:<10} {:<8} {:>8} {:>8} {:>5}  FLAGS",
-        "#", "TRIAL", "SUBJECT", "CHAOS", "VARIANT", "STATUS", "OUTCOME", "TTD", "TTR", "CMDS"
-    );
+    let mut table = TextTable::new(&[
+        Column::right("#", 4),
+        Column::left("TRIAL", 10).after(2),
+        Column::left("SUBJECT", 8),
+        Column::left("CHAOS", 18),
+        Column::left("VARIANT", 12),
+        Column::left("STATUS", 10),
+        Column::left("OUTCOME", 8),
+        Column::right("TTD", 8),
+        Column::right("TTR", 8),
+        Column::right("CMDS", 5),
+        Column::left("FLAGS", 0).after(2),
+    ]);
     for trial in &trials {
         let mut flags = Vec::new();
-        if trial
-            .get("n_destructive")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
-        {
+        if trial.n_destructive.unwrap_or(0) > 0 {
             flags.push("destructive");
         }
-        if trial
-            .get("n_thrashing")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
-        {
+        if trial.n_thrashing.unwrap_or(0) > 0 {
             flags.push("thrashing");
         }
-        let status = trial
-            .get("status")
-            .and_then(Value::as_str)
-            .map_or_else(|| text(trial, "state"), str::to_string);
-        let _ = writeln!(
-            out,
-            "{:>4}  {:<10} {:<8} {:<18} {:<12} {:<10} {:<8} {:>8} {:>8} {:>5}  {}",
-            text(trial, "trial_index"),
-            text(trial, "trial_id").chars().take(10).collect::<String>(),
-            text(trial, "subject"),
-            text(trial, "chaos_type"),
-            text(trial, "variant"),
-            status,
-            text(trial, "outcome"),
-            seconds_text(trial.get("time_to_detect_ms").and_then(Value::as_i64)),
-            seconds_text(trial.get("time_to_resolve_ms").and_then(Value::as_i64)),
-            text(trial, "n_commands"),
-            flags.join(",")
-        );
+        let status = trial.status.as_ref().or(trial.state.as_ref());
+        table.row([
+            number(trial.trial_index),
+            trial.trial_id.chars().take(10).collect::<String>(),
+            or_empty(&trial.subject).to_string(),
+            or_empty(&trial.chaos_type).to_string(),
+            or_empty(&trial.variant).to_string(),
+            status.cloned().unwrap_or_default(),
+            or_empty(&trial.outcome).to_string(),
+            seconds_text(trial.time_to_detect_ms),
+            seconds_text(trial.time_to_resolve_ms),
+            number(trial.n_commands),
+            flags.join(","),
+        ]);
     }
+    out.push_str(&table.render());
     out.push_str(&format!(
         "\n`{program} show --trial ID` shows a trial's timeline; `{program} analyze` its statistics\n",
         program = schemas::program::name()
     ));
     Ok(View {
-        json: json!({
-            "campaign": header,
-            "trials": trials,
-        }),
+        data: CampaignShown {
+            campaign: header,
+            trials,
+        },
         text: out,
     })
 }
 
-fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
-    let id = literal(trial_id);
-    let trial = rows(
+/// A trial's row, its timeline, the difference between its initial and final state, and every
+/// score it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialShown {
+    pub trial: TrialRow,
+    pub timeline: Vec<TimelineEntry>,
+    pub state_diff: Vec<StateChange>,
+    pub scores: Vec<ScoreRow>,
+}
+
+/// The trial's row of `trials` (every column: those the views read are fields, the others are
+/// kept as they come in `columns`), with its campaign's name and the times the timeline counts
+/// from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialRow {
+    pub trial_id: String,
+    pub campaign_id: String,
+    pub campaign_name: Option<String>,
+    pub trial_index: Option<i64>,
+    pub subject: Option<String>,
+    pub chaos_type: Option<String>,
+    pub chaos_json: Option<String>,
+    pub target: Option<String>,
+    /// None for a baseline trial (no operator).
+    pub variant: Option<String>,
+    pub state: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub initial_state_json: Option<String>,
+    pub final_state_json: Option<String>,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub injected_ms: Option<i64>,
+    pub started_ms: Option<i64>,
+    #[serde(flatten)]
+    pub columns: serde_json::Map<String, Value>,
+}
+
+/// One event of the trial's log, with its agent log entry and command when it is one.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub seq: Option<u64>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at_ms_from_injection: Option<i64>,
+    pub entry_type: Option<String>,
+    pub content: Option<String>,
+    pub tool_name: Option<String>,
+    pub command: Option<String>,
+    pub category: Option<String>,
+    pub rule: Option<String>,
+    pub exit_code: Option<i64>,
+    pub tool_params: Option<Value>,
+    /// A lifecycle event's data in a few words.
+    pub summary: String,
+    pub data: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineRow {
+    seq: Option<u64>,
+    #[serde(rename = "type")]
+    kind: String,
+    at_ms: Option<i64>,
+    data: Option<String>,
+    entry_type: Option<String>,
+    content: Option<String>,
+    tool_name: Option<String>,
+    tool_params_json: Option<String>,
+    exit_code: Option<i64>,
+    command: Option<String>,
+    category: Option<String>,
+    rule: Option<String>,
+}
+
+/// A leaf of the state that differs: its path, and its values before and after (none when
+/// absent).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateChange {
+    pub path: String,
+    pub initial: Option<String>,
+    #[serde(rename = "final")]
+    pub final_value: Option<String>,
+}
+
+/// One `TrialScored` of the trial.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoreRow {
+    pub scorer_version: Option<String>,
+    pub outcome: Option<String>,
+    pub detected: Option<bool>,
+    pub time_to_detect_ms: Option<i64>,
+    pub resolved: Option<bool>,
+    pub time_to_resolve_ms: Option<i64>,
+    pub time_to_heal_ms: Option<i64>,
+    pub n_commands: Option<i64>,
+    pub n_unique_commands: Option<i64>,
+    pub n_diagnostic: Option<i64>,
+    pub n_remediation: Option<i64>,
+    pub n_destructive: Option<i64>,
+    pub n_other: Option<i64>,
+    pub n_thrashing: Option<i64>,
+    pub thrashing_commands_json: Option<String>,
+    pub details_json: Option<String>,
+}
+
+impl ScoreRow {
+    /// The scorer's explanation, line by line.
+    pub fn explanation(&self) -> Vec<String> {
+        self.details_json
+            .as_deref()
+            .and_then(|details| serde_json::from_str::<Value>(details).ok())
+            .and_then(|details| {
+                details
+                    .get("explanation")
+                    .and_then(Value::as_array)
+                    .map(|lines| {
+                        lines
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn flag(value: Option<bool>) -> String {
+    value.map_or_else(String::new, |value| value.to_string())
+}
+
+/// `evalctl show --trial TRIAL`: the trial (by id or prefix) and its timeline, state and scores.
+pub fn show_trial(reader: &Reader, trial: &str) -> Result<View<TrialShown>> {
+    let trial_id = &resolve(reader, "trials", "trial_id", trial, "trial")?;
+    let id = [Param::from(trial_id)];
+    let trial: TrialRow = typed_rows(
         reader,
-        &format!(
-            "SELECT t.*, c.name AS campaign_name, epoch_ms(t.injected_at) AS injected_ms,
-                    epoch_ms(t.started_at) AS started_ms
-             FROM trials t LEFT JOIN campaigns c USING (campaign_id) WHERE trial_id = {id}"
-        ),
+        "SELECT t.*, c.name AS campaign_name, epoch_ms(t.injected_at) AS injected_ms,
+                epoch_ms(t.started_at) AS started_ms
+         FROM trials t LEFT JOIN campaigns c USING (campaign_id)
+         WHERE trial_id = (SELECT p1 FROM params)",
+        &id,
     )?
     .into_iter()
     .next()
     .ok_or_else(|| ViewError::NotFound(format!("no trial {trial_id}")))?;
     // The trial's rows lie within its range of stream sequences: a filter on `seq` lets DuckDB
     // skip the other row groups of the large tables.
-    let of_trial = match (
-        trial.get("first_seq").and_then(Value::as_u64),
-        trial.get("last_seq").and_then(Value::as_u64),
-    ) {
+    let of_trial = match (trial.first_seq, trial.last_seq) {
         (Some(first), Some(last)) => {
-            format!("seq BETWEEN {first} AND {last} AND trial_id = {id}")
+            format!("seq BETWEEN {first} AND {last} AND trial_id = (SELECT p1 FROM params)")
         }
-        _ => format!("trial_id = {id}"),
+        _ => "trial_id = (SELECT p1 FROM params)".to_string(),
     };
     // The log in order; an agent log entry at the operator's time, with its command's category.
-    let timeline = rows(
+    let timeline: Vec<TimelineRow> = typed_rows(
         reader,
         &format!(
             "SELECT e.seq, e.type, epoch_ms(coalesce(a.logged_at, e.occurred_at)) AS at_ms, e.data,
@@ -166,8 +326,9 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
              LEFT JOIN (SELECT * FROM commands WHERE {of_trial}) c ON c.seq = e.seq
              ORDER BY e.seq"
         ),
+        &id,
     )?;
-    let scores = rows(
+    let scores: Vec<ScoreRow> = typed_rows(
         reader,
         &format!(
             "SELECT scorer_version, outcome, detected, time_to_detect_ms, resolved, time_to_resolve_ms,
@@ -175,85 +336,83 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
                     n_destructive, n_other, n_thrashing, thrashing_commands_json, details_json
              FROM scores WHERE {of_trial} ORDER BY seq"
         ),
+        &id,
     )?;
-    let zero = trial
-        .get("injected_ms")
-        .and_then(Value::as_i64)
-        .or_else(|| trial.get("started_ms").and_then(Value::as_i64))
-        .unwrap_or(0);
+    let zero = trial.injected_ms.or(trial.started_ms).unwrap_or(0);
 
     let mut out = format!(
         "trial {trial_id} (#{} of campaign {} {})\n  {} × {} {} on target {}, {}\n  state {}, status {}{}\n",
-        text(&trial, "trial_index"),
-        text(&trial, "campaign_id"),
-        text(&trial, "campaign_name"),
-        text(&trial, "subject"),
-        text(&trial, "chaos_type"),
-        text(&trial, "chaos_json"),
-        text(&trial, "target"),
-        trial.get("variant").and_then(Value::as_str).map_or_else(
+        number(trial.trial_index),
+        trial.campaign_id,
+        or_empty(&trial.campaign_name),
+        or_empty(&trial.subject),
+        or_empty(&trial.chaos_type),
+        or_empty(&trial.chaos_json),
+        or_empty(&trial.target),
+        trial.variant.as_deref().map_or_else(
             || "baseline (no operator)".to_string(),
             |v| format!("variant {v}")
         ),
-        text(&trial, "state"),
-        text(&trial, "status"),
+        or_empty(&trial.state),
+        or_empty(&trial.status),
         trial
-            .get("reason")
-            .and_then(Value::as_str)
+            .reason
+            .as_deref()
             .map_or_else(String::new, |reason| format!(" ({reason})")),
     );
     out.push_str("\ntimeline (seconds from the injection)\n");
     let mut events = Vec::new();
-    for row in &timeline {
-        let at = row.get("at_ms").and_then(Value::as_i64).map(|ms| ms - zero);
+    for row in timeline {
+        let at = row.at_ms.map(|ms| ms - zero);
         let relative = at.map_or_else(
             || "       ?".to_string(),
             |ms| format!("{:>+8.1}", ms as f64 / 1000.0),
         );
-        let kind = text(row, "type");
-        let line = match kind.as_str() {
-            "AgentLogRecorded" => match text(row, "entry_type").as_str() {
-                "reasoning" => format!("reasoning    {}", indent(&text(row, "content"))),
+        let data = row.data.as_deref().unwrap_or_default();
+        let summary = summarize(&row.kind, data);
+        let line = match row.kind.as_str() {
+            "AgentLogRecorded" => match or_empty(&row.entry_type) {
+                "reasoning" => format!("reasoning    {}", indent(or_empty(&row.content))),
                 "tool_call" => format!(
                     "tool call    {}: {}  [{} by {}]",
-                    text(row, "tool_name"),
-                    text(row, "command"),
-                    text(row, "category"),
-                    row.get("rule").and_then(Value::as_str).unwrap_or("no rule")
+                    or_empty(&row.tool_name),
+                    or_empty(&row.command),
+                    or_empty(&row.category),
+                    row.rule.as_deref().unwrap_or("no rule")
                 ),
                 "tool_result" => format!(
                     "tool result  exit {}: {}",
-                    text(row, "exit_code"),
-                    indent(&fold(&text(row, "content")))
+                    number(row.exit_code),
+                    indent(&fold(or_empty(&row.content)))
                 ),
                 other => format!("agent log    {other}"),
             },
-            _ => format!("{kind:<12} {}", summarize(&kind, &text(row, "data"))),
+            kind => format!("{kind:<12} {summary}"),
         };
         let _ = writeln!(out, "  {relative}  {line}");
-        events.push(json!({
-            "seq": row.get("seq"),
-            "type": kind,
-            "at_ms_from_injection": at,
-            "entry_type": row.get("entry_type"),
-            "content": row.get("content"),
-            "tool_name": row.get("tool_name"),
-            "command": row.get("command"),
-            "category": row.get("category"),
-            "rule": row.get("rule"),
-            "exit_code": row.get("exit_code"),
-            "tool_params": row
-                .get("tool_params_json")
-                .and_then(Value::as_str)
+        events.push(TimelineEntry {
+            seq: row.seq,
+            at_ms_from_injection: at,
+            tool_params: row
+                .tool_params_json
+                .as_deref()
                 .and_then(|params| serde_json::from_str::<Value>(params).ok()),
-            "summary": summarize(&kind, &text(row, "data")),
-            "data": serde_json::from_str::<Value>(&text(row, "data")).unwrap_or(Value::Null),
-        }));
+            summary,
+            data: serde_json::from_str::<Value>(data).unwrap_or(Value::Null),
+            kind: row.kind,
+            entry_type: row.entry_type,
+            content: row.content,
+            tool_name: row.tool_name,
+            command: row.command,
+            category: row.category,
+            rule: row.rule,
+            exit_code: row.exit_code,
+        });
     }
 
     let diff = state_diff(
-        &text(&trial, "initial_state_json"),
-        &text(&trial, "final_state_json"),
+        or_empty(&trial.initial_state_json),
+        or_empty(&trial.final_state_json),
     );
     out.push_str("\nstate: initial → final\n");
     if diff.is_empty() {
@@ -276,33 +435,39 @@ fn show_trial(reader: &Reader, trial_id: &str) -> Result<View> {
         let _ = writeln!(
             out,
             "  {}: {} — detected {} (TTD {}), resolved {} (TTR {}), {} commands ({} diagnostic, {} remediation, {} destructive), {} thrashing",
-            text(score, "scorer_version"),
-            text(score, "outcome"),
-            text(score, "detected"),
-            seconds_text(score.get("time_to_detect_ms").and_then(Value::as_i64)),
-            text(score, "resolved"),
-            seconds_text(score.get("time_to_resolve_ms").and_then(Value::as_i64)),
-            text(score, "n_commands"),
-            text(score, "n_diagnostic"),
-            text(score, "n_remediation"),
-            text(score, "n_destructive"),
-            text(score, "n_thrashing"),
+            or_empty(&score.scorer_version),
+            or_empty(&score.outcome),
+            flag(score.detected),
+            seconds_text(score.time_to_detect_ms),
+            flag(score.resolved),
+            seconds_text(score.time_to_resolve_ms),
+            number(score.n_commands),
+            number(score.n_diagnostic),
+            number(score.n_remediation),
+            number(score.n_destructive),
+            number(score.n_thrashing),
         );
-        if let Ok(details) = serde_json::from_str::<Value>(&text(score, "details_json"))
-            && let Some(lines) = details.get("explanation").and_then(Value::as_array)
-        {
-            for line in lines.iter().filter_map(Value::as_str) {
-                let _ = writeln!(out, "      {line}");
-            }
+        for line in score.explanation() {
+            let _ = writeln!(out, "      {line}");
         }
     }
-    let json = json!({
-        "trial": trial,
-        "timeline": events,
-        "state_diff": diff.iter().map(|(path, (before, after))| json!({"path": path, "initial": before, "final": after})).collect::<Vec<_>>(),
-        "scores": scores,
-    });
-    Ok(View { json, text: out })
+    let state_diff = diff
+        .into_iter()
+        .map(|(path, (initial, final_value))| StateChange {
+            path,
+            initial,
+            final_value,
+        })
+        .collect();
+    Ok(View {
+        data: TrialShown {
+            trial,
+            timeline: events,
+            state_diff,
+            scores,
+        },
+        text: out,
+    })
 }
 
 fn indent(text: &str) -> String {

@@ -1,23 +1,24 @@
 //! The pages, as `maud` markup: every value inserted with `(…)` is HTML-escaped, so whatever an
-//! agent or a campaign file wrote is shown as text. Each page renders its JSON data.
+//! agent or a campaign file wrote is shown as text. Each page renders the fields of its data's
+//! struct (the same struct its JSON is), so a page names only fields that exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::charts::{Series, strip_plot};
+use super::data::{CampaignPage, VariantsPage};
+use crate::query::{QueryResult, display};
+use crate::show::{CampaignTrial, TrialShown};
+use crate::views::CampaignList;
+use crate::views::scorecard::{ComparisonCard, GroupCard};
 use axum::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
-use serde_json::Value;
-
-use super::charts::{Series, strip_plot};
-use crate::query::{QueryResult, display};
 
 // ---------------------------------------------------------------------------------------------
 // small pieces
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        other => display(other),
-    }
+/// An optional value as text, empty when absent.
+fn text<T: ToString>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(String::new, ToString::to_string)
 }
 
 /// Percent-encoding for a query value or a path segment.
@@ -33,36 +34,41 @@ pub fn encode(text: &str) -> String {
     out
 }
 
-fn percent(rate: &Value) -> String {
-    rate.as_f64()
-        .map_or_else(|| "–".to_string(), |rate| format!("{:.0}%", rate * 100.0))
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "–".to_string(), |rate| format!("{:.0}%", rate * 100.0))
 }
 
-fn interval_percent(interval: &Value) -> String {
-    match (interval[0].as_f64(), interval[1].as_f64()) {
-        (Some(low), Some(high)) => format!("{:.0}–{:.0}%", low * 100.0, high * 100.0),
-        _ => String::new(),
-    }
+fn interval_percent(interval: Option<[f64; 2]>) -> String {
+    interval.map_or_else(String::new, |[low, high]| {
+        format!("{:.0}–{:.0}%", low * 100.0, high * 100.0)
+    })
 }
 
-fn seconds(ms: &Value) -> String {
-    ms.as_f64()
-        .map_or_else(|| "–".to_string(), |ms| format!("{:.1} s", ms / 1000.0))
+/// Milliseconds (whole or not) as seconds.
+fn seconds<T: Into<f64>>(ms: Option<T>) -> String {
+    ms.map_or_else(
+        || "–".to_string(),
+        |ms| format!("{:.1} s", ms.into() / 1000.0),
+    )
 }
 
-fn interval_seconds(interval: &Value) -> String {
-    match (interval[0].as_f64(), interval[1].as_f64()) {
-        (Some(low), Some(high)) => format!("{:.1}–{:.1} s", low / 1000.0, high / 1000.0),
-        _ => String::new(),
-    }
+/// Whole milliseconds as seconds.
+fn seconds_i(ms: Option<i64>) -> String {
+    seconds(ms.map(|ms| ms as f64))
+}
+
+fn interval_seconds(interval: Option<[f64; 2]>) -> String {
+    interval.map_or_else(String::new, |[low, high]| {
+        format!("{:.1}–{:.1} s", low / 1000.0, high / 1000.0)
+    })
 }
 
 fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-fn outcome(value: &Value) -> Markup {
-    let outcome = value.as_str().unwrap_or("");
+fn outcome(value: Option<&str>) -> Markup {
+    let outcome = value.unwrap_or("");
     let class = match outcome {
         "success" | "succeeded" => "success",
         "failure" | "failed" => "failure",
@@ -73,18 +79,18 @@ fn outcome(value: &Value) -> Markup {
     html! { span class={ "badge " (class) } { @if outcome.is_empty() { "pending" } @else { (outcome) } } }
 }
 
-fn status(value: &Value) -> Markup {
-    let status = value.as_str().unwrap_or("unknown");
+fn status(value: Option<&str>) -> Markup {
+    let status = value.unwrap_or("unknown");
     html! { span class={ "badge status-" (status) } { (status) } }
 }
 
 /// A success rate with its interval and n, as a table cell's content.
-fn rate_cell(group: &Value) -> Markup {
+fn rate_cell(group: &GroupCard) -> Markup {
     html! {
-        span.rate { (percent(&group["success_rate"])) }
-        @let interval = interval_percent(&group["success_interval"]);
+        span.rate { (percent(group.success_rate)) }
+        @let interval = interval_percent(group.success_interval);
         @if !interval.is_empty() { " " span.ci { "[" (interval) "]" } }
-        " " span.n { "n=" (group["n_graded"].as_u64().unwrap_or(0)) }
+        " " span.n { "n=" (group.n_graded) }
     }
 }
 
@@ -136,9 +142,9 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
 // ---------------------------------------------------------------------------------------------
 // campaigns
 
-pub fn campaigns(data: &Value) -> Markup {
-    let filter = data["filter"].as_str().unwrap_or("");
-    let rows = data["campaigns"].as_array().cloned().unwrap_or_default();
+pub fn campaigns(data: &CampaignList) -> Markup {
+    let filter = data.filter.as_deref().unwrap_or("");
+    let rows = &data.campaigns;
     layout(
         "Campaigns",
         true,
@@ -163,22 +169,22 @@ pub fn campaigns(data: &Value) -> Markup {
                             th { "Progress" } th.num { "Trials" } th.num { "Success (n)" }
                         } }
                         tbody {
-                            @for row in &rows {
-                                @let id = text(&row["campaign_id"]);
-                                @let n_trials = row["n_trials"].as_u64().unwrap_or(0);
-                                @let n_finished = row["n_finished"].as_u64().unwrap_or(0);
+                            @for row in rows {
+                                @let id = &row.campaign_id;
+                                @let n_trials = row.n_trials.unwrap_or(0).max(0);
+                                @let n_finished = row.n_finished.unwrap_or(0).max(0);
                                 tr {
                                     td {
-                                        a href={ "/campaigns/" (encode(&id)) } { (text(&row["name"])) }
-                                        br; code.id { (short(&id)) }
+                                        a href={ "/campaigns/" (encode(id)) } { (text(&row.name)) }
+                                        br; code.id { (short(id)) }
                                     }
-                                    td { (status(&row["status"])) }
-                                    td { (text(&row["published_at"])) }
+                                    td { (status(row.status.as_deref())) }
+                                    td { (text(&row.published_at)) }
                                     td { progress value=(n_finished) max=(n_trials.max(1)) {} " " span.muted { (n_finished) "/" (n_trials) } }
-                                    td.num { (row["n_started"].as_u64().unwrap_or(0)) " started" br; span.muted { (row["n_errored"].as_u64().unwrap_or(0)) " errored" } }
+                                    td.num { (row.n_started.unwrap_or(0).max(0)) " started" br; span.muted { (row.n_errored.max(0)) " errored" } }
                                     td.num {
-                                        span.rate { (percent(&row["success_rate"])) }
-                                        " " span.n { "n=" (row["n_graded"].as_u64().unwrap_or(0)) }
+                                        span.rate { (percent(row.success_rate)) }
+                                        " " span.n { "n=" (row.n_graded.max(0)) }
                                     }
                                 }
                             }
@@ -193,48 +199,45 @@ pub fn campaigns(data: &Value) -> Markup {
 // ---------------------------------------------------------------------------------------------
 // campaign
 
-fn trial_flags(trial: &Value) -> Markup {
+fn trial_flags(trial: &CampaignTrial) -> Markup {
     html! {
-        @if trial["n_destructive"].as_i64().unwrap_or(0) > 0 { span.flag.destructive { "destructive" } " " }
-        @if trial["n_thrashing"].as_i64().unwrap_or(0) > 0 { span.flag.thrashing { "thrashing" } }
+        @if trial.n_destructive.unwrap_or(0) > 0 { span.flag.destructive { "destructive" } " " }
+        @if trial.n_thrashing.unwrap_or(0) > 0 { span.flag.thrashing { "thrashing" } }
     }
 }
 
-pub fn campaign(data: &Value) -> Markup {
-    let campaign = &data["campaign"];
-    let id = text(&campaign["campaign_id"]);
-    let name = text(&campaign["name"]);
-    let trials = data["trials"].as_array().cloned().unwrap_or_default();
-    let groups = data["groups"].as_array().cloned().unwrap_or_default();
-    let running = campaign["status"].as_str() != Some("finished");
+pub fn campaign(data: &CampaignPage) -> Markup {
+    let campaign = &data.campaign;
+    let id = &campaign.campaign_id;
+    let name = text(&campaign.name);
+    let trials = &data.trials;
+    let running = campaign.status.as_deref() != Some("finished");
 
     // subject × chaos → variant label → group
-    let mut grid: BTreeMap<(String, String), BTreeMap<String, &Value>> = BTreeMap::new();
+    let mut grid: BTreeMap<(String, String), BTreeMap<String, &GroupCard>> = BTreeMap::new();
     let mut labels = BTreeSet::new();
-    for group in &groups {
-        let label = text(&group["group"]);
-        labels.insert(label.clone());
-        grid.entry((text(&group["subject"]), text(&group["chaos_type"])))
+    for group in &data.groups {
+        labels.insert(group.group.clone());
+        grid.entry((text(&group.subject), text(&group.chaos_type)))
             .or_default()
-            .insert(label, group);
+            .insert(group.group.clone(), group);
     }
     // subject × chaos → variant label → (TTD values, TTR values)
     type Times = (Vec<f64>, Vec<f64>);
     let mut times: BTreeMap<(String, String), BTreeMap<String, Times>> = BTreeMap::new();
-    for trial in &trials {
-        let label = text(&trial["variant"]);
+    for trial in trials {
         let entry = times
-            .entry((text(&trial["subject"]), text(&trial["chaos_type"])))
+            .entry((text(&trial.subject), text(&trial.chaos_type)))
             .or_default()
-            .entry(label)
+            .entry(text(&trial.variant))
             .or_default();
-        if let Some(ms) = trial["time_to_detect_ms"].as_f64() {
-            entry.0.push(ms);
+        if let Some(ms) = trial.time_to_detect_ms {
+            entry.0.push(ms as f64);
         }
-        if trial["outcome"].as_str() == Some("success")
-            && let Some(ms) = trial["time_to_resolve_ms"].as_f64()
+        if trial.outcome.as_deref() == Some("success")
+            && let Some(ms) = trial.time_to_resolve_ms
         {
-            entry.1.push(ms);
+            entry.1.push(ms as f64);
         }
     }
 
@@ -242,16 +245,16 @@ pub fn campaign(data: &Value) -> Markup {
         &name,
         running,
         html! {
-            p.crumbs { a href="/" { "Campaigns" } " / " code { (short(&id)) } }
-            h1 { (name) " " (status(&campaign["status"])) }
+            p.crumbs { a href="/" { "Campaigns" } " / " code { (short(id)) } }
+            h1 { (name) " " (status(campaign.status.as_deref())) }
             div #summary data-refresh {
                 p.meta {
-                    "File " code { (text(&campaign["file_name"])) } ", published " (text(&campaign["published_at"])) " UTC, seed " (text(&campaign["seed"])) ". "
-                    (text(&campaign["n_trials"])) " trials (" (text(&campaign["n_baseline_trials"])) " baseline): "
-                    (text(&campaign["n_started"])) " started, " (text(&campaign["n_finished"])) " finished, "
-                    (data["n_scored"].as_u64().unwrap_or(0)) " scored."
+                    "File " code { (text(&campaign.file_name)) } ", published " (text(&campaign.published_at)) " UTC, seed " (text(&campaign.seed)) ". "
+                    (text(&campaign.n_trials)) " trials (" (text(&campaign.n_baseline_trials)) " baseline): "
+                    (text(&campaign.n_started)) " started, " (text(&campaign.n_finished)) " finished, "
+                    (data.n_scored) " scored."
                 }
-                @if let (Some(finished), Some(all)) = (campaign["n_finished"].as_u64(), campaign["n_trials"].as_u64()) {
+                @if let (Some(finished), Some(all)) = (campaign.n_finished, campaign.n_trials) {
                     progress.wide value=(finished) max=(all.max(1)) {}
                 }
             }
@@ -267,10 +270,10 @@ pub fn campaign(data: &Value) -> Markup {
                             @for label in &labels { td {
                                 @if let Some(group) = row.get(label) {
                                     (rate_cell(group))
-                                    @if group["control"].as_bool() == Some(true) {
-                                        br; span.muted.small { "false alarms " (group["n_with_false_alarm"].as_u64().unwrap_or(0)) "/" (group["n_graded"].as_u64().unwrap_or(0)) " (control)" }
+                                    @if let Some(control) = &group.control {
+                                        br; span.muted.small { "false alarms " (control.n_with_false_alarm) "/" (group.n_graded) " (control)" }
                                     } @else {
-                                        br; span.muted.small { "TTD " (seconds(&group["median_time_to_detect_ms"])) " · TTR " (seconds(&group["median_time_to_recover_ms"])) }
+                                        br; span.muted.small { "TTD " (seconds(group.median_time_to_detect_ms)) " · TTR " (seconds(group.median_time_to_recover_ms)) }
                                     }
                                 } @else { span.muted { "–" } }
                             } }
@@ -296,16 +299,16 @@ pub fn campaign(data: &Value) -> Markup {
             }
             section #baseline data-refresh {
                 h2 { "Against the baseline (no operator)" }
-                @let comparisons = data["baseline"].as_array().cloned().unwrap_or_default();
-                @if comparisons.is_empty() { p.empty { "No scored operator trials to compare yet." } }
-                @for comparison in &comparisons {
-                    h3 { (text(&comparison["subject"])) " × " (text(&comparison["chaos_type"])) }
-                    @if let Some(error) = comparison["error"].as_str() {
+                @if data.baseline.is_empty() { p.empty { "No scored operator trials to compare yet." } }
+                @for comparison in &data.baseline {
+                    h3 { (comparison.subject) " × " (comparison.chaos_type) }
+                    @if let Some(error) = &comparison.error {
                         p.muted { (error) ": run a campaign with include_baseline: true." }
-                    } @else {
-                        p.muted { "Baseline trials from " (text(&comparison["baseline_source"])) "." }
-                        (scorecard(comparison["groups"].as_array().map(Vec::as_slice).unwrap_or_default()))
-                        (verdicts(&comparison["comparison"]))
+                    }
+                    @if let Some(compared) = &comparison.compared {
+                        p.muted { "Baseline trials from " (comparison.baseline_source) "." }
+                        (scorecard(&compared.groups))
+                        (verdicts(&compared.comparison))
                     }
                 }
             }
@@ -316,47 +319,46 @@ pub fn campaign(data: &Value) -> Markup {
                         th.num { "#" } th { "Trial" } th { "Subject" } th { "Chaos" } th { "Variant" }
                         th { "Status" } th { "Outcome" } th.num { "TTD" } th.num { "TTR" } th.num { "Cmds" } th { "Flags" }
                     } }
-                    tbody { @for trial in &trials {
-                        @let trial_id = text(&trial["trial_id"]);
+                    tbody { @for trial in trials {
+                        @let trial_id = &trial.trial_id;
                         tr {
-                            td.num { (text(&trial["trial_index"])) }
-                            td { a href={ "/trials/" (encode(&trial_id)) } { code { (trial_id.chars().take(10).collect::<String>()) } } }
-                            td { (text(&trial["subject"])) }
-                            td { (text(&trial["chaos_type"])) }
-                            td { (text(&trial["variant"])) }
-                            td { @if trial["status"].is_null() { (text(&trial["state"])) } @else { (text(&trial["status"])) } }
-                            td { (outcome(&trial["outcome"])) }
-                            td.num { (seconds(&trial["time_to_detect_ms"])) }
-                            td.num { (seconds(&trial["time_to_resolve_ms"])) }
-                            td.num { (text(&trial["n_commands"])) }
+                            td.num { (text(&trial.trial_index)) }
+                            td { a href={ "/trials/" (encode(trial_id)) } { code { (trial_id.chars().take(10).collect::<String>()) } } }
+                            td { (text(&trial.subject)) }
+                            td { (text(&trial.chaos_type)) }
+                            td { (text(&trial.variant)) }
+                            td { @if trial.status.is_none() { (text(&trial.state)) } @else { (text(&trial.status)) } }
+                            td { (outcome(trial.outcome.as_deref())) }
+                            td.num { (seconds_i(trial.time_to_detect_ms)) }
+                            td.num { (seconds_i(trial.time_to_resolve_ms)) }
+                            td.num { (text(&trial.n_commands)) }
                             td { (trial_flags(trial)) }
                         }
                     } }
                 } }
             }
-            @let variants = data["variants"].as_array().cloned().unwrap_or_default();
-            @if !variants.is_empty() {
+            @if !data.variants.is_empty() {
                 section {
                     h2 { "Variants" }
-                    @for variant in &variants {
+                    @for variant in &data.variants {
                         details.variant {
-                            summary { strong { (text(&variant["name"])) } @if !variant["model"].is_null() { " · " (text(&variant["model"])) } span.muted { " " (text(&variant["file"])) } }
-                            @if let Some(prompt) = variant["system_prompt"].as_str() { pre.prompt { (prompt) } } @else { p.muted { "No system prompt." } }
+                            summary { strong { (text(&variant.name)) } @if let Some(model) = &variant.model { " · " (model) } span.muted { " " (text(&variant.file)) } }
+                            @if let Some(prompt) = &variant.system_prompt { pre.prompt { (prompt) } } @else { p.muted { "No system prompt." } }
                         }
                     }
                 }
             }
             details {
                 summary { "Campaign file" }
-                pre { (text(&campaign["file_text"])) }
+                pre { (text(&data.file_text)) }
             }
-            p.muted { "As JSON: " a href={ "/api/campaigns/" (encode(&id)) } { "/api/campaigns/" (short(&id)) } }
+            p.muted { "As JSON: " a href={ "/api/campaigns/" (encode(id)) } { "/api/campaigns/" (short(id)) } }
         },
     )
 }
 
-/// A scorecard table of groups (`group_json` of the views).
-fn scorecard(groups: &[Value]) -> Markup {
+/// A scorecard table of groups.
+fn scorecard(groups: &[GroupCard]) -> Markup {
     html! {
         div.scroll { table.scorecard {
             thead { tr {
@@ -364,28 +366,28 @@ fn scorecard(groups: &[Value]) -> Markup {
                 th.num { "Cmds" } th.num { "Destructive" } th.num { "Thrashing" }
             } }
             tbody { @for group in groups {
-                @let n = group["n_graded"].as_u64().unwrap_or(0);
+                @let n = group.n_graded;
                 tr {
-                    th { (text(&group["group"])) }
-                    td.num { (group["n_trials"].as_u64().unwrap_or(0)) }
+                    th { (group.group) }
+                    td.num { (group.n_trials) }
                     td { (rate_cell(group)) }
-                    td { (seconds(&group["median_time_to_detect_ms"])) " " span.ci { (interval_seconds(&group["time_to_detect_interval_ms"])) } " " span.n { "(" (group["n_detected"].as_u64().unwrap_or(0)) ")" } }
-                    td { (seconds(&group["median_time_to_recover_ms"])) " " span.ci { (interval_seconds(&group["time_to_recover_interval_ms"])) } " " span.n { "(" (group["n_recovered"].as_u64().unwrap_or(0)) ")" } }
-                    td.num { (group["mean_commands"].as_f64().map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))) }
-                    td.num { (group["n_with_destructive"].as_u64().unwrap_or(0)) "/" (n) }
-                    td.num { (group["n_with_thrashing"].as_u64().unwrap_or(0)) "/" (n) }
+                    td { (seconds(group.median_time_to_detect_ms)) " " span.ci { (interval_seconds(group.time_to_detect_interval_ms)) } " " span.n { "(" (group.n_detected) ")" } }
+                    td { (seconds(group.median_time_to_recover_ms)) " " span.ci { (interval_seconds(group.time_to_recover_interval_ms)) } " " span.n { "(" (group.n_recovered) ")" } }
+                    td.num { (group.mean_commands.map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))) }
+                    td.num { (group.n_with_destructive) "/" (n) }
+                    td.num { (group.n_with_thrashing) "/" (n) }
                 }
             } }
         } }
     }
 }
 
-fn verdicts(comparison: &Value) -> Markup {
+fn verdicts(comparison: &ComparisonCard) -> Markup {
     html! {
-        ul.verdicts { @for verdict in comparison["verdicts"].as_array().into_iter().flatten() {
-            li class=(if verdict["winner"].is_null() { "no-winner" } else { "winner" }) { (text(&verdict["text"])) }
+        ul.verdicts { @for verdict in &comparison.verdicts {
+            li class=(if verdict.winner.is_none() { "no-winner" } else { "winner" }) { (verdict.text) }
         } }
-        p.muted.small { @if comparison["paired"].as_bool() == Some(true) { "Paired tests: the trials ran on the same seeds." } @else { "Independent samples." } }
+        p.muted.small { @if comparison.paired { "Paired tests: the trials ran on the same seeds." } @else { "Independent samples." } }
     }
 }
 
@@ -407,82 +409,82 @@ fn folded(text: &str) -> Markup {
     }
 }
 
-fn relative_time(ms: &Value) -> String {
-    ms.as_i64().map_or_else(
+fn relative_time(ms: Option<i64>) -> String {
+    ms.map_or_else(
         || "?".to_string(),
         |ms| format!("{:+.1} s", ms as f64 / 1000.0),
     )
 }
 
-pub fn trial(data: &Value) -> Markup {
-    let trial = &data["trial"];
-    let trial_id = text(&trial["trial_id"]);
-    let campaign_id = text(&trial["campaign_id"]);
-    let timeline = data["timeline"].as_array().cloned().unwrap_or_default();
-    let scores = data["scores"].as_array().cloned().unwrap_or_default();
-    let live = trial["state"].as_str() != Some("finished");
-    let initial = crate::show::flatten_state(&text(&trial["initial_state_json"]));
-    let final_state = crate::show::flatten_state(&text(&trial["final_state_json"]));
+pub fn trial(data: &TrialShown) -> Markup {
+    let trial = &data.trial;
+    let trial_id = &trial.trial_id;
+    let campaign_id = &trial.campaign_id;
+    let timeline = &data.timeline;
+    let scores = &data.scores;
+    let live = trial.state.as_deref() != Some("finished");
+    let initial = crate::show::flatten_state(&text(&trial.initial_state_json));
+    let final_state = crate::show::flatten_state(&text(&trial.final_state_json));
     let paths: BTreeSet<&String> = initial.keys().chain(final_state.keys()).collect();
-    let chaos_events: Vec<&Value> = timeline
+    let chaos_events: Vec<_> = timeline
         .iter()
         .filter(|event| {
             matches!(
-                event["type"].as_str(),
-                Some("ChaosInjected" | "ChaosCleanedUp" | "ChaosCleanupFailed")
+                event.kind.as_str(),
+                "ChaosInjected" | "ChaosCleanedUp" | "ChaosCleanupFailed"
             )
         })
         .collect();
     layout(
-        &format!("Trial {}", short(&trial_id)),
+        &format!("Trial {}", short(trial_id)),
         live,
         html! {
             p.crumbs {
                 a href="/" { "Campaigns" } " / "
-                a href={ "/campaigns/" (encode(&campaign_id)) } { (text(&trial["campaign_name"])) } " / "
-                "trial #" (text(&trial["trial_index"]))
+                a href={ "/campaigns/" (encode(campaign_id)) } { (text(&trial.campaign_name)) } " / "
+                "trial #" (text(&trial.trial_index))
             }
-            h1 { "Trial " code { (short(&trial_id)) } " " (outcome(&scores.last().map_or(Value::Null, |s| s["outcome"].clone()))) }
+            h1 { "Trial " code { (short(trial_id)) } " " (outcome(scores.last().and_then(|score| score.outcome.as_deref()))) }
             div #header data-refresh {
                 p.meta {
-                    (text(&trial["subject"])) " × " (text(&trial["chaos_type"])) " on " (text(&trial["target"])) ", "
-                    @if let Some(variant) = trial["variant"].as_str() { "variant " strong { (variant) } } @else { "baseline (no operator)" }
-                    ". State " (text(&trial["state"])) ", status " (text(&trial["status"]))
-                    @if let Some(reason) = trial["reason"].as_str() { " (" (reason) ")" } "."
+                    (text(&trial.subject)) " × " (text(&trial.chaos_type)) " on " (text(&trial.target)) ", "
+                    @if let Some(variant) = &trial.variant { "variant " strong { (variant) } } @else { "baseline (no operator)" }
+                    ". State " (text(&trial.state)) ", status " (text(&trial.status))
+                    @if let Some(reason) = &trial.reason { " (" (reason) ")" } "."
                 }
             }
             section #timeline data-refresh {
                 h2 { "Timeline" }
                 p.muted { "Seconds from the injection; the agent's entries at the operator's clock." }
-                ol.timeline { @for event in &timeline {
-                    @let kind = text(&event["type"]);
-                    @let entry = event["entry_type"].as_str().unwrap_or("");
+                ol.timeline { @for event in timeline {
+                    @let kind = &event.kind;
+                    @let entry = event.entry_type.as_deref().unwrap_or("");
                     @let class = if kind == "AgentLogRecorded" { format!("agent {entry}") } else { "lifecycle".to_string() };
                     li class=(class) {
-                        span.at { (relative_time(&event["at_ms_from_injection"])) }
+                        span.at { (relative_time(event.at_ms_from_injection)) }
                         div.body {
                             @match (kind.as_str(), entry) {
                                 ("AgentLogRecorded", "reasoning") => {
                                     span.kind { "reasoning" }
-                                    p.reasoning { (text(&event["content"])) }
+                                    p.reasoning { (text(&event.content)) }
                                 }
                                 ("AgentLogRecorded", "tool_call") => {
-                                    span.kind { "tool call" } " " span.muted { (text(&event["tool_name"])) }
-                                    pre.command { (text(&event["command"])) }
-                                    span class={ "category " (text(&event["category"])) } { (text(&event["category"])) }
-                                    " " span.muted.small { "rule " (event["rule"].as_str().unwrap_or("none")) }
+                                    span.kind { "tool call" } " " span.muted { (text(&event.tool_name)) }
+                                    pre.command { (text(&event.command)) }
+                                    span class={ "category " (text(&event.category)) } { (text(&event.category)) }
+                                    " " span.muted.small { "rule " (event.rule.as_deref().unwrap_or("none")) }
                                 }
                                 ("AgentLogRecorded", "tool_result") => {
                                     span.kind { "tool result" } " "
-                                    span class=(if event["exit_code"].as_i64() == Some(0) { "exit ok" } else { "exit bad" }) { "exit " (text(&event["exit_code"])) }
-                                    (folded(&text(&event["content"])))
+                                    span class=(if event.exit_code == Some(0) { "exit ok" } else { "exit bad" }) { "exit " (text(&event.exit_code)) }
+                                    (folded(&text(&event.content)))
                                 }
                                 ("AgentLogRecorded", _) => {
                                     span.kind { (entry) }
-                                    (folded(&text(&event["content"])))
+                                    (folded(&text(&event.content)))
                                 }
                                 _ => {
-                                    span.kind { (kind) } " " span { (text(&event["summary"])) }
+                                    span.kind { (kind) } " " span { (event.summary) }
                                 }
                             }
                         }
@@ -503,26 +505,26 @@ pub fn trial(data: &Value) -> Markup {
                             }
                         } }
                     } }
-                    p.muted.small { (data["state_diff"].as_array().map_or(0, Vec::len)) " values differ (marked)." }
+                    p.muted.small { (data.state_diff.len()) " values differ (marked)." }
                 }
             }
             section #scores data-refresh {
                 h2 { "Scores" }
                 @if scores.is_empty() { p.empty { "Not scored yet." } }
-                @for score in &scores {
+                @for score in scores {
                     div.score {
-                        h3 { code { (text(&score["scorer_version"])) } " " (outcome(&score["outcome"])) }
+                        h3 { code { (text(&score.scorer_version)) } " " (outcome(score.outcome.as_deref())) }
                         p {
-                            "Detected " (text(&score["detected"])) " (TTD " (seconds(&score["time_to_detect_ms"])) "), resolved "
-                            (text(&score["resolved"])) " (TTR " (seconds(&score["time_to_resolve_ms"])) "), healed in "
-                            (seconds(&score["time_to_heal_ms"])) ". "
-                            (text(&score["n_commands"])) " commands: " (text(&score["n_diagnostic"])) " diagnostic, "
-                            (text(&score["n_remediation"])) " remediation, " (text(&score["n_destructive"])) " destructive, "
-                            (text(&score["n_thrashing"])) " thrashing."
+                            "Detected " (text(&score.detected)) " (TTD " (seconds_i(score.time_to_detect_ms)) "), resolved "
+                            (text(&score.resolved)) " (TTR " (seconds_i(score.time_to_resolve_ms)) "), healed in "
+                            (seconds_i(score.time_to_heal_ms)) ". "
+                            (text(&score.n_commands)) " commands: " (text(&score.n_diagnostic)) " diagnostic, "
+                            (text(&score.n_remediation)) " remediation, " (text(&score.n_destructive)) " destructive, "
+                            (text(&score.n_thrashing)) " thrashing."
                         }
-                        @let details = serde_json::from_str::<Value>(&text(&score["details_json"])).unwrap_or(Value::Null);
-                        @if let Some(lines) = details["explanation"].as_array() {
-                            ul.explanation { @for line in lines { li { (text(line)) } } }
+                        @let lines = score.explanation();
+                        @if !lines.is_empty() {
+                            ul.explanation { @for line in &lines { li { (line) } } }
                         }
                     }
                 }
@@ -532,12 +534,12 @@ pub fn trial(data: &Value) -> Markup {
                 @if chaos_events.is_empty() { p.empty { "No fault was injected." } }
                 @for event in &chaos_events {
                     details open {
-                        summary { (text(&event["type"])) " at " (relative_time(&event["at_ms_from_injection"])) ": " (text(&event["summary"])) }
-                        pre { (serde_json::to_string_pretty(&event["data"]).unwrap_or_default()) }
+                        summary { (event.kind) " at " (relative_time(event.at_ms_from_injection)) ": " (event.summary) }
+                        pre { (serde_json::to_string_pretty(&event.data).unwrap_or_default()) }
                     }
                 }
             }
-            p.muted { "As JSON: " a href={ "/api/trials/" (encode(&trial_id)) } { "/api/trials/" (short(&trial_id)) } }
+            p.muted { "As JSON: " a href={ "/api/trials/" (encode(trial_id)) } { "/api/trials/" (short(trial_id)) } }
         },
     )
 }
@@ -545,27 +547,34 @@ pub fn trial(data: &Value) -> Markup {
 // ---------------------------------------------------------------------------------------------
 // variants
 
-pub fn variants(data: &Value) -> Markup {
+pub fn variants(data: &VariantsPage) -> Markup {
     let chosen = (
-        data["subject"].as_str().unwrap_or(""),
-        data["chaos_type"].as_str().unwrap_or(""),
+        data.subject.as_deref().unwrap_or(""),
+        data.chaos_type.as_deref().unwrap_or(""),
     );
-    let choices = data["choices"].as_array().cloned().unwrap_or_default();
-    let scorecard_data = &data["scorecard"];
-    let cards = scorecard_data["variants"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let series = |key: &str| -> Vec<Series> {
+    let choices = &data.choices;
+    let cards: &[GroupCard] = data
+        .scorecard
+        .as_ref()
+        .map_or(&[], |scorecard| &scorecard.variants);
+    let series = |detect: bool| -> Vec<Series> {
         cards
             .iter()
             .map(|card| Series {
-                label: text(&card["group"]),
-                values_ms: card[key]
-                    .as_array()
+                label: card.group.clone(),
+                values_ms: card
+                    .times
+                    .as_ref()
+                    .map(|times| {
+                        if detect {
+                            &times.times_to_detect_ms
+                        } else {
+                            &times.times_to_recover_ms
+                        }
+                    })
                     .into_iter()
                     .flatten()
-                    .filter_map(Value::as_f64)
+                    .map(|&ms| ms as f64)
                     .collect(),
             })
             .collect()
@@ -579,22 +588,22 @@ pub fn variants(data: &Value) -> Markup {
                 p.empty { "No variant has run yet." }
             } @else {
                 nav.choices aria-label="Subject × chaos" {
-                    ul { @for choice in &choices {
-                        @let (subject, chaos) = (text(&choice["subject"]), text(&choice["chaos_type"]));
-                        li { a class=[(subject == chosen.0 && chaos == chosen.1).then_some("chosen")] href={ "/variants?subject=" (encode(&subject)) "&chaos=" (encode(&chaos)) } { (subject) " × " (chaos) } }
+                    ul { @for choice in choices {
+                        @let (subject, chaos) = (&choice.subject, &choice.chaos_type);
+                        li { a class=[(subject == chosen.0 && chaos == chosen.1).then_some("chosen")] href={ "/variants?subject=" (encode(subject)) "&chaos=" (encode(chaos)) } { (subject) " × " (chaos) } }
                     } }
                 }
             }
-            @if !scorecard_data.is_null() {
+            @if let Some(scorecard_data) = &data.scorecard {
                 h2 { (chosen.0) " × " (chosen.1) }
-                p.muted { "Every scored operator trial of these over all campaigns; best: " strong { (text(&scorecard_data["best"])) } "." }
-                (scorecard(&cards))
+                p.muted { "Every scored operator trial of these over all campaigns; best: " strong { (text(&scorecard_data.best)) } "." }
+                (scorecard(cards))
                 div.charts {
-                    figure { figcaption { "Time to detect" } (strip_plot("time to detect", &series("times_to_detect_ms"))) }
-                    figure { figcaption { "Time to recover" } (strip_plot("time to recover", &series("times_to_recover_ms"))) }
+                    figure { figcaption { "Time to detect" } (strip_plot("time to detect", &series(true))) }
+                    figure { figcaption { "Time to recover" } (strip_plot("time to recover", &series(false))) }
                 }
-                @for comparison in scorecard_data["comparisons"].as_array().into_iter().flatten() {
-                    h3 { (text(&comparison["a"])) " vs " (text(&comparison["b"])) }
+                @for comparison in &scorecard_data.comparisons {
+                    h3 { (comparison.a) " vs " (comparison.b) }
                     (verdicts(comparison))
                 }
             } @else if !choices.is_empty() {
@@ -636,16 +645,16 @@ pub fn sql(query: &str, answer: Option<Result<&QueryResult, &str>>) -> Markup {
                 None => {}
             }
             h2 { "Tables" }
-            @for table in tables["tables"].as_array().into_iter().flatten() {
+            @for table in &tables.tables {
                 details.table {
-                    summary { code { (text(&table["name"])) } " " span.muted { (text(&table["doc"])) } }
-                    table.columns { tbody { @for column in table["columns"].as_array().into_iter().flatten() {
-                        tr { td { code { (text(&column["name"])) } } td.muted { (text(&column["type"])) } td { (text(&column["doc"])) } }
+                    summary { code { (table.name) } " " span.muted { (table.doc) } }
+                    table.columns { tbody { @for column in &table.columns {
+                        tr { td { code { (column.name) } } td.muted { (column.kind) } td { (column.doc) } }
                     } } }
                 }
             }
             h3 { "Views" }
-            ul { @for view in tables["views"].as_array().into_iter().flatten() { li { code { (text(&view["name"])) } ": " (text(&view["doc"])) } } }
+            ul { @for view in &tables.views { li { code { (view.name) } ": " (view.doc) } } }
         },
     )
 }
