@@ -10,6 +10,7 @@ pub mod bench;
 pub mod buffer;
 pub mod db;
 pub mod project;
+mod rows;
 pub mod schema;
 pub mod stage;
 

@@ -11,6 +11,7 @@ pub mod publish;
 pub mod run;
 pub mod score;
 pub mod sql;
+pub mod stages;
 pub mod up;
 pub mod validate;
 pub mod viewer;

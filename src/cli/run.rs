@@ -233,32 +233,19 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     let concurrency = common
         .concurrency
         .unwrap_or(prepared.campaign.parallel as usize);
-    let worker = {
-        let log = log.clone();
-        let config = super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id));
-        let stop = worker_stop.clone();
-        tokio::spawn(async move { chaos::worker::run(log, config, stop).await })
+    // The trial pipeline, as `evalctl up` starts it, for this campaign's trials only.
+    let pipeline = super::stages::Pipeline {
+        worker: super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id)),
+        capture: super::capture::config(64, None),
+        scoring: super::score::config(None)?,
     };
-
-    let capture = {
-        let log = log.clone();
-        let config = super::capture::config(64, None);
-        let stop = worker_stop.clone();
-        tokio::spawn(async move { ingest::capture::stage::run(log, config, stop).await })
-    };
-
-    let scorer = {
-        let log = log.clone();
-        let config = super::score::config(None)?;
-        let stop = worker_stop.clone();
-        tokio::spawn(async move { scoring::stage::run(log, config, stop).await })
-    };
+    let stages = super::stages::Stages::start("run", &log, pipeline, &worker_stop);
 
     let finished = tokio::select! {
         finished = follow_trials(&log, &prepared.campaign_id, n_trials) => Some(finished),
         () = shutdown.cancelled() => None,
-        ended = wait_for(&worker) => {
-            eprintln!("{program} run: the worker stopped: {ended}", program = schemas::program::name());
+        () = stages.worker_ended.cancelled() => {
+            eprintln!("{program} run: the worker stopped (see above)", program = schemas::program::name());
             None
         }
     };
@@ -271,29 +258,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         .await;
     }
     worker_stop.cancel();
-    if let Ok(Err(error)) = scorer.await {
-        eprintln!(
-            "{program} run: scoring: {error}",
-            program = schemas::program::name()
-        );
-    }
-    if let Ok(Err(error)) = capture.await {
-        eprintln!(
-            "{program} run: capture: {error}",
-            program = schemas::program::name()
-        );
-    }
-    match worker.await {
-        Ok(Err(error)) => eprintln!(
-            "{program} run: worker: {error}",
-            program = schemas::program::name()
-        ),
-        Err(error) => eprintln!(
-            "{program} run: worker: {error}",
-            program = schemas::program::name()
-        ),
-        Ok(Ok(())) => {}
-    }
+    stages.wait().await;
     if matches!(finished, Some(Ok(()))) {
         project_campaign(global, &log).await;
     }
@@ -419,12 +384,6 @@ async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {
     }
 }
 
-async fn wait_for(worker: &tokio::task::JoinHandle<chaos::Result<()>>) -> String {
-    while !worker.is_finished() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    "see above".to_string()
-}
 
 /// Follows the campaign's `TrialFinished` events until every trial has one, printing a line each.
 async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> anyhow::Result<()> {
@@ -477,8 +436,12 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
 
 #[derive(Debug, Default)]
 struct Cell {
+    /// The worker's `TrialFinished` statuses (its hint: whether the harness ran the trial).
     statuses: BTreeMap<&'static str, u32>,
-    /// Injection to repair: the ticket resolved (with an operator) or healthy again (without).
+    /// The scorer's outcomes (the latest `TrialScored` of each trial), `unscored` without one.
+    outcomes: BTreeMap<&'static str, u32>,
+    /// Injection to repair of the trials the scorer calls a success: its time to resolve (with an
+    /// operator) or to heal (without).
     heal_seconds: Vec<f64>,
 }
 
@@ -494,9 +457,9 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
     let events = log.read(&filter, false).await?;
     futures::pin_mut!(events);
     let mut trials: HashMap<String, (u32, String, String, String)> = HashMap::new();
-    let mut injected: HashMap<String, bool> = HashMap::new();
     let mut healed: HashMap<String, f64> = HashMap::new();
     let mut status: HashMap<String, &'static str> = HashMap::new();
+    let mut outcome: HashMap<String, &'static str> = HashMap::new();
     while let Some(stored) = events.next().await {
         let Ok(event) = stored?.event else { continue };
         let Some(trial_id) = event.trial_id.clone() else {
@@ -516,23 +479,19 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
                 );
                 trials.insert(trial_id, key);
             }
-            EventData::ChaosInjected(_) => {
-                injected.insert(trial_id.clone(), true);
-                healed.remove(&trial_id);
-            }
-            EventData::SubjectHealthy(data) if injected.get(&trial_id) == Some(&true) => {
-                healed.insert(trial_id, data.after_ms as f64 / 1000.0);
-            }
-            EventData::TrialStarted(_) => {
-                injected.insert(trial_id, false);
-            }
             EventData::TrialFinished(data) => {
                 status.insert(trial_id, data.status.as_str());
             }
-            // With an operator, the repair time is the scorer's time to resolve.
+            // The scorer's word, as everywhere else: the latest score of the trial counts.
             EventData::TrialScored(score) => {
-                if let Some(ms) = score.time_to_resolve_ms {
-                    healed.insert(trial_id, ms as f64 / 1000.0);
+                outcome.insert(trial_id.clone(), scoring::score::outcome_name(score.outcome));
+                match score.time_to_resolve_ms.or(score.time_to_heal_ms) {
+                    Some(ms) if score.outcome == schemas::event::Outcome::Success => {
+                        healed.insert(trial_id, ms as f64 / 1000.0);
+                    }
+                    _ => {
+                        healed.remove(&trial_id);
+                    }
                 }
             }
             _ => {}
@@ -544,6 +503,10 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
         *cell
             .statuses
             .entry(status.get(&trial_id).copied().unwrap_or("unfinished"))
+            .or_default() += 1;
+        *cell
+            .outcomes
+            .entry(outcome.get(&trial_id).copied().unwrap_or("unscored"))
             .or_default() += 1;
         if let Some(seconds) = healed.get(&trial_id) {
             cell.heal_seconds.push(*seconds);
@@ -567,23 +530,23 @@ impl Summary {
             Column::left("chaos", 18),
             Column::left("variant", 10),
             Column::right("n", 3),
-            Column::right("succeeded", 9),
-            Column::right("timed_out", 9),
-            Column::right("failed", 6),
+            Column::right("success", 7),
+            Column::right("failure", 7),
+            Column::right("timeout", 7),
             Column::right("errored", 7),
             Column::left("median time to repair", 0).after(2),
         ]);
         for ((_, subject, chaos, variant), cell) in &self.cells {
             let n: u32 = cell.statuses.values().sum();
-            let count = |status| cell.statuses.get(status).copied().unwrap_or(0);
+            let count = |outcome| cell.outcomes.get(outcome).copied().unwrap_or(0);
             table.row([
                 subject.to_string(),
                 chaos.to_string(),
                 variant.to_string(),
                 n.to_string(),
-                count("succeeded").to_string(),
-                count("timed_out").to_string(),
-                count("failed").to_string(),
+                count("success").to_string(),
+                count("failure").to_string(),
+                count("timeout").to_string(),
                 count("errored").to_string(),
                 scoring::stats::median(&cell.heal_seconds).map_or("-".to_string(), |s| {
                     format!("{s:.1}s (n={})", cell.heal_seconds.len())
@@ -604,6 +567,7 @@ impl Summary {
                 "subject": subject, "chaos_type": chaos, "variant": variant,
                 "n": cell.statuses.values().sum::<u32>(),
                 "statuses": cell.statuses,
+                "outcomes": cell.outcomes,
                 "median_repair_seconds": scoring::stats::median(&cell.heal_seconds),
                 "n_repaired": cell.heal_seconds.len(),
             })).collect::<Vec<_>>(),

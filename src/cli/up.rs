@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use clap::Args;
 use schemas::log::EventLog;
 use schemas::log::local::LocalNats;
-use tokio_util::task::TaskTracker;
 
 use super::Outcome;
 use crate::Global;
@@ -47,52 +46,13 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
 
-    // Each stage is a library `run(log, …, shutdown)` spawned here; the web viewer
-    // join as their issues land.
-    let stages = TaskTracker::new();
-    let mut running = Vec::new();
-    {
-        let log = log.clone();
-        let config = super::worker::config(global, args.concurrency, &args.worker_id, None);
-        let shutdown = shutdown.clone();
-        stages.spawn(async move {
-            if let Err(error) = chaos::worker::run(log, config, shutdown).await {
-                eprintln!(
-                    "{program} up: worker stopped: {error}",
-                    program = schemas::program::name()
-                );
-            }
-        });
-        running.push("worker");
-    }
-    {
-        let log = log.clone();
-        let config = super::capture::config(args.max_captured_trials, None);
-        let shutdown = shutdown.clone();
-        stages.spawn(async move {
-            if let Err(error) = ingest::capture::stage::run(log, config, shutdown).await {
-                eprintln!(
-                    "{program} up: capture stopped: {error}",
-                    program = schemas::program::name()
-                );
-            }
-        });
-        running.push("capture");
-    }
-    {
-        let log = log.clone();
-        let config = super::score::config(args.rules.as_deref())?;
-        let shutdown = shutdown.clone();
-        stages.spawn(async move {
-            if let Err(error) = scoring::stage::run(log, config, shutdown).await {
-                eprintln!(
-                    "{program} up: scoring stopped: {error}",
-                    program = schemas::program::name()
-                );
-            }
-        });
-        running.push("score");
-    }
+    // The trial pipeline, as `evalctl run` starts it; the projector and the viewer join it.
+    let pipeline = super::stages::Pipeline {
+        worker: super::worker::config(global, args.concurrency, &args.worker_id, None),
+        capture: super::capture::config(args.max_captured_trials, None),
+        scoring: super::score::config(args.rules.as_deref())?,
+    };
+    let mut stages = super::stages::Stages::start("up", &log, pipeline, &shutdown);
     // The projector owns the DuckDB file; the read API shares its database instance.
     let mut _api = None;
     match super::project::open_writer(&super::project::db_path(global, None)) {
@@ -122,26 +82,18 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             _api = Some(api);
             let log = log.clone();
             let shutdown = shutdown.clone();
-            stages.spawn(async move {
+            stages.spawn("project", async move {
                 let options = projector::stage::Options::default();
-                if let Err(error) =
-                    projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
-                        .await
-                {
-                    eprintln!(
-                        "{program} up: projector stopped: {error}",
-                        program = schemas::program::name()
-                    );
-                }
+                projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
+                    .await
+                    .map(drop)
             });
-            running.push("project");
         }
         Err(error) => eprintln!(
             "{program} up: the projector does not run: {error:#}",
             program = schemas::program::name()
         ),
     }
-    stages.close();
     eprintln!(
         "{program} up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
         log.url(),
@@ -149,7 +101,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             .as_ref()
             .and_then(LocalNats::pid)
             .map_or_else(|| "external".to_string(), |pid| pid.to_string()),
-        running.join(", "),
+        stages.names.join(", "),
         program = schemas::program::name(),
     );
 

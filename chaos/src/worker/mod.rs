@@ -15,14 +15,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer};
 use schemas::event::{CampaignPublished, Event, EventData, Producer};
-use schemas::log::EventLog;
+use schemas::log::{Delivery, DurableSpec, EventLog, next_delivery};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lab::{Isolation, Lab, LabOptions};
 pub use recover::recover;
 use trial::{Recorder, TrialContext, TrialEnd, run_trial};
@@ -66,7 +65,6 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
     if recovered > 0 {
         info!(recovered, "cleaned up faults left by an earlier run");
     }
-    let stream = log.ensure_stream().await?;
     let (name, filter) = match &config.campaign {
         Some(campaign_id) => (
             format!("{CONSUMER}-run-{campaign_id}"),
@@ -74,20 +72,16 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         ),
         None => (CONSUMER.to_string(), "eval.*.*.TrialRequested".to_string()),
     };
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            &name,
-            consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: filter,
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_deliver: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|error| Error::Other(format!("consumer {name}: {error}")))?;
+    let consumer = log
+        .durable_consumer(&DurableSpec {
+            name: name.clone(),
+            description: "evalctl workers: run every requested trial".to_string(),
+            filter_subjects: vec![filter],
+            ack_wait: Duration::from_secs(30),
+            max_deliver: Some(10),
+        })
+        .await?;
+    let stream = log.stream().await?;
 
     let shared = Arc::new(Shared {
         producer: Producer::here("worker"),
@@ -98,26 +92,22 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         config,
     });
     let tracker = TaskTracker::new();
-    while !shutdown.is_cancelled() {
-        let Some(slot) = shared.slots.lock().expect("slots").pop() else {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                () = shutdown.cancelled() => break,
-            }
-        };
-        let message = tokio::select! {
-            message = schemas::log::next_message(&consumer, "a trial") => message,
-            () = shutdown.cancelled() => None,
-        };
-        let Some(message) = message else {
-            shared.slots.lock().expect("slots").push(slot);
-            continue;
-        };
+    // One permit per free slot: a trial is fetched only when a lab is free, without polling.
+    let free = Arc::new(tokio::sync::Semaphore::new(shared.config.concurrency.max(1)));
+    while let Some((delivery, permit)) = next_delivery(&consumer, &free, &shutdown, "a trial").await
+    {
+        let slot = shared
+            .slots
+            .lock()
+            .expect("slots")
+            .pop()
+            .expect("a permit is a free slot");
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            handle(&shared, slot, message, &shutdown).await;
+            handle(&shared, slot, delivery, &shutdown).await;
             shared.slots.lock().expect("slots").push(slot);
+            drop(permit);
         });
     }
     tracker.close();
@@ -150,10 +140,11 @@ fn lab_prefix(worker_id: &str) -> String {
 async fn handle(
     shared: &Shared,
     slot: usize,
-    message: jetstream::Message,
+    mut delivery: Delivery,
     shutdown: &CancellationToken,
 ) {
-    let attempt = message.info().map(|info| info.delivered).unwrap_or(1) as u32;
+    let attempt = delivery.attempt() as u32;
+    let message = delivery.message();
     let event = match Event::from_json(&message.payload) {
         Ok(Event {
             data: EventData::TrialRequested(requested),
@@ -162,8 +153,9 @@ async fn handle(
             ..
         }) => (campaign_id, trial_id, requested),
         other => {
-            warn!(subject = %message.subject, ?other, "not a readable TrialRequested; dropped");
-            let _ = message.ack_with(AckKind::Term).await;
+            delivery
+                .term(&format!("not a readable TrialRequested: {other:?}"))
+                .await;
             return;
         }
     };
@@ -178,26 +170,10 @@ async fn handle(
         admitted
     };
     if !admitted {
-        let _ = message
-            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-            .await;
+        delivery.nak(Some(Duration::from_secs(1))).await;
         return;
     }
-    let progress = CancellationToken::new();
-    let ticker = {
-        let progress = progress.clone();
-        let message = message.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(PROGRESS_EVERY) => {
-                        let _ = message.ack_with(AckKind::Progress).await;
-                    }
-                    () = progress.cancelled() => return,
-                }
-            }
-        })
-    };
+    delivery.keep_alive(PROGRESS_EVERY);
     let trial = TrialContext {
         recorder: Recorder {
             log: &shared.log,
@@ -209,8 +185,6 @@ async fn handle(
         spec: &requested.trial,
     };
     let outcome = run_trial(&trial, shared, slot, attempt, shutdown).await;
-    progress.cancel();
-    let _ = ticker.await;
     *shared
         .running
         .lock()
@@ -219,9 +193,7 @@ async fn handle(
         .or_default() -= 1;
     match outcome {
         Ok(TrialEnd::Finished) => {
-            if let Err(error) = message.double_ack().await {
-                warn!(%trial_id, %error, "acknowledging a finished trial failed");
-            }
+            delivery.double_ack().await;
             let cooldown = requested.trial.cooldown_seconds;
             if cooldown > 0 {
                 tokio::select! {
@@ -230,14 +202,10 @@ async fn handle(
                 }
             }
         }
-        Ok(TrialEnd::Interrupted) => {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
-        }
+        Ok(TrialEnd::Interrupted) => delivery.nak(None).await,
         Err(error) => {
             warn!(%trial_id, %error, "trial could not be recorded; handing it back");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                .await;
+            delivery.nak(Some(Duration::from_secs(5))).await;
         }
     }
 }

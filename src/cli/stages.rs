@@ -1,0 +1,89 @@
+//! The trial pipeline as `evalctl up` and `evalctl run` start it, from one place: the worker, the
+//! capture stage and the scoring stage, each its library's `run(log, config, shutdown)` on one
+//! task tracker. A stage that stops with an error says so on stderr, named by the command.
+
+use chaos::worker::WorkerConfig;
+use ingest::capture::stage::StageConfig;
+use schemas::log::EventLog;
+use scoring::score::ScoringConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The settings of the pipeline's stages.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub worker: WorkerConfig,
+    pub capture: StageConfig,
+    pub scoring: ScoringConfig,
+}
+
+/// Running stages.
+#[derive(Debug)]
+pub struct Stages {
+    tracker: TaskTracker,
+    /// Their names, in the order started.
+    pub names: Vec<&'static str>,
+    /// Cancelled when the worker's task returns (on shutdown, or on its own after an error).
+    pub worker_ended: CancellationToken,
+    /// The command that runs them, for messages (`up`, `run`).
+    command: &'static str,
+}
+
+impl Stages {
+    /// Starts the worker, the capture stage and the scoring stage until `shutdown`.
+    pub fn start(
+        command: &'static str,
+        log: &EventLog,
+        pipeline: Pipeline,
+        shutdown: &CancellationToken,
+    ) -> Stages {
+        let mut stages = Stages {
+            tracker: TaskTracker::new(),
+            names: Vec::new(),
+            worker_ended: CancellationToken::new(),
+            command,
+        };
+        let worker_ended = stages.worker_ended.clone();
+        stages.spawn("worker", {
+            let (log, shutdown) = (log.clone(), shutdown.clone());
+            async move {
+                let ended = chaos::worker::run(log, pipeline.worker, shutdown).await;
+                worker_ended.cancel();
+                ended
+            }
+        });
+        stages.spawn(
+            "capture",
+            ingest::capture::stage::run(log.clone(), pipeline.capture, shutdown.clone()),
+        );
+        stages.spawn(
+            "score",
+            scoring::stage::run(log.clone(), pipeline.scoring, shutdown.clone()),
+        );
+        stages
+    }
+
+    /// Runs one more stage with the others (the projector, in `evalctl up`).
+    pub fn spawn<E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        stage: impl Future<Output = Result<(), E>> + Send + 'static,
+    ) {
+        let command = self.command;
+        self.tracker.spawn(async move {
+            if let Err(error) = stage.await {
+                eprintln!(
+                    "{program} {command}: {name} stopped: {error}",
+                    program = schemas::program::name()
+                );
+            }
+        });
+        self.names.push(name);
+    }
+
+    /// Waits until every stage has returned (after their shutdown was cancelled).
+    pub async fn wait(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
