@@ -37,7 +37,15 @@ fn root() -> PathBuf {
 /// The workspace's crates: the root package and every member.
 fn crates() -> Vec<PathBuf> {
     let mut crates = vec![root()];
-    for member in ["schemas", "ingest", "chaos", "scoring", "projector", "viewer", "agents"] {
+    for member in [
+        "schemas",
+        "ingest",
+        "chaos",
+        "scoring",
+        "projector",
+        "viewer",
+        "agents",
+    ] {
         crates.push(root().join(member));
     }
     crates
@@ -120,11 +128,12 @@ fn dependencies(manifest: &str, table: &str) -> Vec<String> {
             inside = line == table;
             continue;
         }
-        if inside && !line.is_empty() && !line.starts_with('#') {
-            if let Some((name, _)) = line.split_once('=') {
-                let name = name.trim().trim_end_matches(".workspace").trim();
-                names.push(name.to_string());
-            }
+        if inside
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
+        {
+            let name = name.trim().trim_end_matches(".workspace").trim();
+            names.push(name.to_string());
         }
     }
     names
@@ -169,7 +178,10 @@ fn no_crate_lists_a_dependency_it_never_uses() {
             for name in dependencies(&manifest, table) {
                 let used = names(text, &name.replace('-', "_"));
                 if !used {
-                    unused.push(format!("{}: {table} {name}", relative(&krate.join("Cargo.toml"))));
+                    unused.push(format!(
+                        "{}: {table} {name}",
+                        relative(&krate.join("Cargo.toml"))
+                    ));
                 }
             }
         }
@@ -201,7 +213,12 @@ fn the_architecture_names_every_crate_and_module() {
             }
             // A `mod.rs` is named by its folder (`capture/`); any other module by its file.
             let named = if stem == "mod" {
-                let folder = file.parent().unwrap().file_name().unwrap().to_string_lossy();
+                let folder = file
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy();
                 architecture.contains(&format!("{folder}/"))
             } else {
                 architecture.contains(&format!("{stem}.rs"))

@@ -771,4 +771,3 @@ fn entry_type_name(entry_type: AgentLogEntryType) -> &'static str {
         AgentLogEntryType::ToolResult => "tool_result",
     }
 }
-

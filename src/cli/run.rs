@@ -384,7 +384,6 @@ async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {
     }
 }
 
-
 /// Follows the campaign's `TrialFinished` events until every trial has one, printing a line each.
 async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> anyhow::Result<()> {
     let filter = EventFilter {
@@ -484,7 +483,10 @@ async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary>
             }
             // The scorer's word, as everywhere else: the latest score of the trial counts.
             EventData::TrialScored(score) => {
-                outcome.insert(trial_id.clone(), scoring::score::outcome_name(score.outcome));
+                outcome.insert(
+                    trial_id.clone(),
+                    scoring::score::outcome_name(score.outcome),
+                );
                 match score.time_to_resolve_ms.or(score.time_to_heal_ms) {
                     Some(ms) if score.outcome == schemas::event::Outcome::Success => {
                         healed.insert(trial_id, ms as f64 / 1000.0);

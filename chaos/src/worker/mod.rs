@@ -93,7 +93,9 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
     });
     let tracker = TaskTracker::new();
     // One permit per free slot: a trial is fetched only when a lab is free, without polling.
-    let free = Arc::new(tokio::sync::Semaphore::new(shared.config.concurrency.max(1)));
+    let free = Arc::new(tokio::sync::Semaphore::new(
+        shared.config.concurrency.max(1),
+    ));
     while let Some((delivery, permit)) = next_delivery(&consumer, &free, &shutdown, "a trial").await
     {
         let slot = shared

@@ -198,9 +198,7 @@ async fn run_on<S: Subject, R: Runtime>(
                 .as_ref()
                 .map(|operator| operator.operator_db.display().to_string()),
             // The capture stage on this host takes the trial.
-            operator_host: operator
-                .as_ref()
-                .map(|_| schemas::event::host_name()),
+            operator_host: operator.as_ref().map(|_| schemas::event::host_name()),
         })
         .await?;
     let injected_at = Instant::now();

@@ -135,7 +135,7 @@ impl OperatorZone {
             return as_utc();
         };
         match self.0.to_ambiguous_zoned(civil).compatible() {
-            Ok(zoned) => Timestamp::from_unix_micros(zoned.timestamp().as_microsecond() as i64)
+            Ok(zoned) => Timestamp::from_unix_micros(zoned.timestamp().as_microsecond())
                 .unwrap_or_else(as_utc),
             Err(_) => as_utc(),
         }
