@@ -541,6 +541,18 @@ pub struct CampaignPublished {
     pub n_baseline_trials: u32,
 }
 
+impl CampaignPublished {
+    /// The variant a trial of this campaign runs, as the campaign resolved it: its `variant` by
+    /// name (or the campaign's only variant); `None` for a baseline.
+    pub fn variant_of(&self, trial: &TrialSpec) -> Option<&ResolvedVariant> {
+        let name = trial.variant.as_deref().filter(|_| !trial.baseline)?;
+        self.variants
+            .iter()
+            .find(|resolved| resolved.variant.name == name)
+            .or_else(|| (self.variants.len() == 1).then(|| &self.variants[0]))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrialRequested {
     pub trial: TrialSpec,

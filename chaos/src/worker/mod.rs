@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use schemas::event::{CampaignPublished, Event, EventData, Producer};
-use schemas::log::{Delivery, DurableSpec, EventLog, next_delivery};
+use schemas::event::{Event, EventData, Producer};
+use schemas::log::{CampaignCache, Delivery, DurableSpec, EventLog, next_delivery};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -54,7 +54,7 @@ struct Shared {
     /// Running trials per campaign, against the campaign's `parallel`.
     running: Mutex<HashMap<String, u32>>,
     /// Each campaign's `CampaignPublished` (variants, operator time zone), read once.
-    campaigns: Mutex<HashMap<String, Arc<CampaignPublished>>>,
+    campaigns: CampaignCache,
 }
 
 /// Runs the worker until `shutdown`: recovers faults left by an earlier run of this worker, then
@@ -87,7 +87,7 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
         producer: Producer::here("worker"),
         slots: Mutex::new((0..config.concurrency.max(1)).rev().collect()),
         running: Mutex::new(HashMap::new()),
-        campaigns: Mutex::new(HashMap::new()),
+        campaigns: CampaignCache::default(),
         log,
         config,
     });

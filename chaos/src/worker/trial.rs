@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::recover::{cleanup_and_record, cleanup_on, trial_history};
 use super::{Shared, slot_lab};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::etcd::EtcdSubject;
 use crate::faults::{self, CleanupRecord};
 use crate::operator::{ManagedOperator, OperatorEnv, STOP_GRACE};
@@ -284,54 +284,14 @@ async fn trial_variant(
     shared: &Shared,
     trial: &TrialContext<'_>,
 ) -> Result<Option<(Arc<CampaignPublished>, ResolvedVariant)>> {
-    let Some(name) = trial
-        .spec
-        .variant
-        .as_deref()
-        .filter(|_| !trial.spec.baseline)
-    else {
+    if trial.spec.variant.is_none() || trial.spec.baseline {
         return Ok(None);
-    };
-    let campaign_id = trial.recorder.campaign_id;
-    let cached = shared
+    }
+    let campaign = shared
         .campaigns
-        .lock()
-        .expect("campaigns")
-        .get(campaign_id)
-        .cloned();
-    let campaign = match cached {
-        Some(campaign) => campaign,
-        None => {
-            let subject = schemas::log::event_subject(campaign_id, None, "CampaignPublished");
-            let stored = shared
-                .log
-                .stream()
-                .await?
-                .get_last_raw_message_by_subject(&subject)
-                .await
-                .map_err(|error| Error::Other(format!("{subject}: {error}")))?;
-            let Ok(Event {
-                data: EventData::CampaignPublished(published),
-                ..
-            }) = Event::from_json(&stored.payload)
-            else {
-                return Err(Error::Other(format!("{subject}: unreadable")));
-            };
-            let published = Arc::new(published);
-            shared
-                .campaigns
-                .lock()
-                .expect("campaigns")
-                .insert(campaign_id.to_string(), published.clone());
-            published
-        }
-    };
-    let variant = campaign
-        .variants
-        .iter()
-        .find(|resolved| resolved.variant.name == name)
-        .or_else(|| (campaign.variants.len() == 1).then(|| &campaign.variants[0]))
-        .cloned();
+        .get(&shared.log, trial.recorder.campaign_id)
+        .await?;
+    let variant = campaign.variant_of(trial.spec).cloned();
     Ok(variant.map(|variant| (campaign, variant)))
 }
 

@@ -23,7 +23,7 @@
 //! a restarted one publishes only duplicates, which JetStream drops; beyond its duplicate window
 //! [`follow`] starts from the cursor the log implies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,10 +33,9 @@ use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use schemas::campaign::TrialSpec;
 use schemas::event::{
-    CampaignPublished, ChaosInjected, Event, EventData, OperatorCaptureFinished, OperatorDbStatus,
-    Producer, Timestamp,
+    ChaosInjected, Event, EventData, OperatorCaptureFinished, OperatorDbStatus, Producer, Timestamp,
 };
-use schemas::log::{Delivery, DurableSpec, EventFilter, EventLog, next_delivery};
+use schemas::log::{CampaignCache, Delivery, DurableSpec, EventFilter, EventLog, next_delivery};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +133,7 @@ struct Shared {
     log: EventLog,
     config: StageConfig,
     /// Each campaign's `CampaignPublished` (variants, operator time zone), read once.
-    campaigns: Mutex<HashMap<String, Arc<CampaignPublished>>>,
+    campaigns: CampaignCache,
     /// Stream sequences of the injections followed here now: a redelivery of one is not
     /// followed twice.
     following: Mutex<HashSet<u64>>,
@@ -149,7 +148,7 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     let shared = Arc::new(Shared {
         log,
         config,
-        campaigns: Mutex::new(HashMap::new()),
+        campaigns: CampaignCache::default(),
         following: Mutex::new(HashSet::new()),
     });
     let tracker = TaskTracker::new();
@@ -432,18 +431,13 @@ async fn capture_trial(
     let Some(spec) = view.spec.clone() else {
         return Err(trial_error("no TrialRequested in the log".to_string()));
     };
-    let campaign = campaign(shared, campaign_id).await.map_err(trial_error)?;
-    let variant = spec
-        .variant
-        .as_deref()
-        .filter(|_| !spec.baseline)
-        .and_then(|name| {
-            campaign
-                .variants
-                .iter()
-                .find(|resolved| resolved.variant.name == name)
-                .or_else(|| (campaign.variants.len() == 1).then(|| &campaign.variants[0]))
-        })
+    let campaign = shared
+        .campaigns
+        .get(&shared.log, campaign_id)
+        .await
+        .map_err(|error| trial_error(format!("reading its CampaignPublished: {error}")))?;
+    let variant = campaign
+        .variant_of(&spec)
         .map(|resolved| resolved.variant.clone());
     let target = CaptureTarget {
         campaign_id: campaign_id.to_string(),
@@ -513,42 +507,6 @@ async fn watch_trial(
             () = tokio::time::sleep(RETRY_DELAY) => {}
         }
     }
-}
-
-/// The campaign's `CampaignPublished`, read once per stage.
-async fn campaign(shared: &Shared, campaign_id: &str) -> Result<Arc<CampaignPublished>, String> {
-    let cached = shared
-        .campaigns
-        .lock()
-        .expect("campaigns")
-        .get(campaign_id)
-        .cloned();
-    if let Some(campaign) = cached {
-        return Ok(campaign);
-    }
-    let subject = schemas::log::event_subject(campaign_id, None, "CampaignPublished");
-    let stored = shared
-        .log
-        .stream()
-        .await
-        .map_err(|error| error.to_string())?
-        .get_last_raw_message_by_subject(&subject)
-        .await
-        .map_err(|error| format!("reading its CampaignPublished: {error}"))?;
-    let Ok(Event {
-        data: EventData::CampaignPublished(published),
-        ..
-    }) = Event::from_json(&stored.payload)
-    else {
-        return Err("its CampaignPublished is unreadable".to_string());
-    };
-    let published = Arc::new(published);
-    shared
-        .campaigns
-        .lock()
-        .expect("campaigns")
-        .insert(campaign_id.to_string(), published.clone());
-    Ok(published)
 }
 
 /// What a trial's events, read in stream order, say about one injection of it.

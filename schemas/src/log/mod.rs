@@ -4,9 +4,11 @@
 //! This lives beside the wire types because the stream's name, subjects, headers and
 //! configuration are as much a contract between the stages as the events are.
 
+mod campaigns;
 mod durable;
 pub mod local;
 
+pub use campaigns::CampaignCache;
 pub use durable::{Delivery, DurableSpec, next_delivery};
 
 use std::time::Duration;
