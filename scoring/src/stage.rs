@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
-use schemas::event::{Event, Producer};
+use schemas::event::{ChaosInjected, Event, EventData, Producer};
 use schemas::log::{DurableSpec, EventFilter, EventLog, next_delivery};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -131,6 +131,32 @@ pub async fn read_trial(log: &EventLog, campaign_id: &str, trial_id: &str) -> Re
     Ok(events)
 }
 
+/// Whether the trial's latest injection names an operator.db whose capture has not ended, told
+/// from the last event of two subjects (the server's index), without reading the trial: the
+/// `TrialFinished` of an operator trial usually comes before its capture's end.
+async fn awaits_capture(log: &EventLog, campaign_id: &str, trial_id: &str) -> Result<bool> {
+    let Some(injected) = log
+        .last_event(campaign_id, Some(trial_id), "ChaosInjected")
+        .await?
+    else {
+        return Ok(false);
+    };
+    let EventData::ChaosInjected(ChaosInjected {
+        operator_db: Some(_),
+        ..
+    }) = &injected.data
+    else {
+        return Ok(false);
+    };
+    let ended = log
+        .last_event(campaign_id, Some(trial_id), "OperatorCaptureFinished")
+        .await?;
+    Ok(!matches!(
+        ended.map(|event| event.data),
+        Some(EventData::OperatorCaptureFinished(end)) if end.injection_id == injected.id
+    ))
+}
+
 /// Scores one trial and publishes its `TrialScored` unless the log already holds it.
 pub async fn score_trial(
     log: &EventLog,
@@ -140,6 +166,9 @@ pub async fn score_trial(
     campaign_id: &str,
     trial_id: &str,
 ) -> Result<Handled> {
+    if awaits_capture(log, campaign_id, trial_id).await? {
+        return Ok(Handled::AwaitingCapture);
+    }
     let events = read_trial(log, campaign_id, trial_id).await?;
     let id = scored_event_id(campaign_id, trial_id, version);
     if events.iter().any(|event| event.id == id) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use schemas::event::{EventData, Producer};
+use schemas::event::{Event, EventData, Producer};
 use schemas::log::{EventFilter, EventLog};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,18 @@ pub async fn follow(
     target: CaptureTarget,
     wait_for_file: Duration,
     stop: CancellationToken,
+) -> Result<CaptureReport> {
+    follow_seeded(log, target, wait_for_file, stop, None).await
+}
+
+/// [`follow`], with the trial's events already read (`known`, in log order) instead of a read of
+/// the log for the cursor: the capture stage has just read them.
+pub async fn follow_seeded(
+    log: &EventLog,
+    target: CaptureTarget,
+    wait_for_file: Duration,
+    stop: CancellationToken,
+    known: Option<Vec<Event>>,
 ) -> Result<CaptureReport> {
     let producer = Producer::here("capture");
     let deadline = tokio::time::Instant::now() + wait_for_file;
@@ -44,7 +56,10 @@ pub async fn follow(
         }
     }
     let identity = db_identity(&target.operator_db)?;
-    let (mut cursor, n_already_in_log) = seed_cursor(log, &target, &identity).await?;
+    let (mut cursor, n_already_in_log) = match known {
+        Some(events) => cursor_from(&events, &target, &identity),
+        None => seed_cursor(log, &target, &identity).await?,
+    };
     report.n_already_in_log = n_already_in_log;
 
     let target = std::sync::Arc::new(target);
@@ -113,12 +128,23 @@ pub async fn seed_cursor(
         trial_id: Some(target.trial_id.clone()),
         event_type: None,
     };
+    let mut events = Vec::new();
+    let mut stored = std::pin::pin!(log.read(&filter, false).await?);
+    while let Some(stored) = stored.next().await {
+        if let Ok(event) = stored?.event {
+            events.push(event);
+        }
+    }
+    Ok(cursor_from(&events, target, identity))
+}
+
+/// The cursor that a trial's capture events (`events`, in log order) imply, and how many of
+/// them are this file's.
+pub fn cursor_from(events: &[Event], target: &CaptureTarget, identity: &str) -> (Cursor, u64) {
     let db_name = target.operator_db.display().to_string();
     let mut cursor = Cursor::default();
     let mut n_events = 0;
-    let mut stored = std::pin::pin!(log.read(&filter, false).await?);
-    while let Some(stored) = stored.next().await {
-        let Ok(event) = stored?.event else { continue };
+    for event in events {
         // Only this file's events: a capture of another file for the same trial keeps its own.
         let ours = |key: String| event.id == capture_event_id(target, identity, &key);
         match &event.data {
@@ -147,5 +173,5 @@ pub async fn seed_cursor(
         }
         n_events += 1;
     }
-    Ok((cursor, n_events))
+    (cursor, n_events)
 }

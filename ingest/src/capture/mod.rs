@@ -41,7 +41,7 @@ mod rows;
 pub mod stage;
 mod time;
 
-pub use follow::{follow, seed_cursor};
+pub use follow::{cursor_from, follow, follow_seeded, seed_cursor};
 pub use rows::{final_rows, poll};
 pub use time::{OperatorZone, parse_operator_time};
 

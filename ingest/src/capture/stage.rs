@@ -1,7 +1,7 @@
 //! The capture stage (`evalctl capture`; `evalctl up` and `evalctl run` run it too): the only
 //! reader of operator.db, and its only writer (the trial's variant, into the ticket). A durable
 //! JetStream pull consumer of `ChaosInjected` events per host (`capture-<host>`) follows each
-//! trial injected on its host (`operator_host`) with [`follow`] until the trial is over, then
+//! trial injected on its host (`operator_host`) with [`follow`](super::follow) until the trial is over, then
 //! publishes `OperatorCaptureFinished`, which scoring waits for.
 //!
 //! What a trial's capture needs comes from the log: the operator.db from the injection's
@@ -21,7 +21,7 @@
 //! corrupt file, a bad row) ends the capture with `OperatorCaptureFinished` saying why and is
 //! terminated. Every event id derives from the trial, the file and the row, so a second stage or
 //! a restarted one publishes only duplicates, which JetStream drops; beyond its duplicate window
-//! [`follow`] starts from the cursor the log implies.
+//! [`follow`](super::follow) starts from the cursor the log implies.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::{CaptureError, CaptureReport, CaptureTarget, Result, follow};
+use super::{CaptureError, CaptureReport, CaptureTarget, Result, follow_seeded};
 
 /// The durable consumer of the capture stages on `host`: they compete for its trials, and the
 /// stages of another host have a consumer of their own (each sees every injection and takes only
@@ -419,12 +419,23 @@ async fn capture_trial(
         event_type: None,
     };
     let mut view = TrialView::new(sequence);
+    // The capture events already in the log seed the cursor (one read of the trial, not two).
+    let mut captured = Vec::new();
     {
         let mut stored = std::pin::pin!(shared.log.read(&filter, false).await?);
         while let Some(stored) = stored.next().await {
             let stored = stored?;
-            if let Ok(event) = &stored.event {
+            if let Ok(event) = stored.event {
                 view.observe(stored.sequence, &event.data);
+                if matches!(
+                    event.data,
+                    EventData::TicketOpened(_)
+                        | EventData::AgentSessionStarted(_)
+                        | EventData::AgentLogRecorded(_)
+                        | EventData::TicketResolved(_)
+                ) {
+                    captured.push(event);
+                }
             }
         }
     }
@@ -465,7 +476,7 @@ async fn capture_trial(
         )))
     };
     let wait = Duration::from_secs(spec.timeout_seconds.into()) + FILE_WAIT_SLACK;
-    let followed = follow(&shared.log, target, wait, stop).await;
+    let followed = follow_seeded(&shared.log, target, wait, stop, Some(captured)).await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }

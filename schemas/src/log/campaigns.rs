@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::event::{CampaignPublished, Event, EventData};
 
-use super::{Error, EventLog, Result, event_subject};
+use super::{Error, EventLog, Result};
 
 /// The campaigns read so far.
 #[derive(Debug, Default)]
@@ -27,19 +27,16 @@ impl CampaignCache {
         if let Some(campaign) = cached {
             return Ok(campaign);
         }
-        let subject = event_subject(campaign_id, None, "CampaignPublished");
-        let stored = log
-            .stream()
-            .await?
-            .get_last_raw_message_by_subject(&subject)
-            .await
-            .map_err(|error| Error::Read(format!("{subject}: {error}")))?;
-        let Ok(Event {
+        let Some(Event {
             data: EventData::CampaignPublished(published),
             ..
-        }) = Event::from_json(&stored.payload)
+        }) = log
+            .last_event(campaign_id, None, "CampaignPublished")
+            .await?
         else {
-            return Err(Error::Read(format!("{subject}: unreadable")));
+            return Err(Error::Read(format!(
+                "campaign {campaign_id} has no readable CampaignPublished"
+            )));
         };
         let published = Arc::new(published);
         self.campaigns

@@ -268,6 +268,38 @@ impl EventLog {
         }
     }
 
+    /// The last event on one subject (`eval.<campaign>.<trial or _>.<type>`), straight from the
+    /// server's subject index, without reading the stream; `None` when there is none. An
+    /// unreadable event is an error.
+    pub async fn last_event(
+        &self,
+        campaign_id: &str,
+        trial_id: Option<&str>,
+        event_type: &str,
+    ) -> Result<Option<Event>> {
+        let subject = event_subject(campaign_id, trial_id, event_type);
+        let stored = match self
+            .stream()
+            .await?
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(Error::Read(format!("{subject}: {error}"))),
+        };
+        Event::from_json(&stored.payload)
+            .map(Some)
+            .map_err(|error| Error::Read(format!("{subject}: {error}")))
+    }
+
     /// The stream, which must exist already.
     pub async fn stream(&self) -> Result<stream::Stream> {
         match self.jetstream.get_stream(STREAM_NAME).await {
