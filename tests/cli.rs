@@ -9,8 +9,8 @@ use expect_test::expect;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use support::{MINUTE, Up, eval, free_port, process_exists, repo_root, text, wait_until};
+use testkit::TemporaryNats;
 
 #[test]
 fn no_server_gives_one_line_naming_the_url() {

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use scoring::fixtures::TrialFixture;
 use support::{published, scored, text};
+use testkit::TemporaryNats;
 
 /// A directory holding the two installed names, as `cargo install` or `scripts/setup` leave them.
 fn installed_bin_dir(root: &Path) -> std::path::PathBuf {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use serde_json::Value;
+use testkit::TemporaryNats;
 use viewer::reader::Reader;
 use viewer::views;
 

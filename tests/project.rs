@@ -14,9 +14,9 @@ use support::{published, scored};
 use expect_test::expect;
 use schemas::event::Producer;
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, synthetic_trial};
 use scoring::score::{ScoringConfig, score};
+use testkit::TemporaryNats;
 
 fn eval(nats: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_evalctl"))

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use schemas::log::local::TemporaryNats;
+use testkit::TemporaryNats;
 
 fn eval(nats: &str, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))

@@ -15,9 +15,9 @@ use schemas::campaign::ChaosType;
 use schemas::campaign::VariantFile;
 use schemas::event::{AgentLogEntryType, Event, EventData, ResolvedVariant};
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use scoring::fixtures::{TrialFixture, chaos};
 use serde_json::Value;
+use testkit::TemporaryNats;
 use tower::ServiceExt;
 use viewer::web::{CONTENT_SECURITY_POLICY, Source, app};
 

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use schemas::event::{Event, EventData};
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
+use testkit::TemporaryNats;
 
 fn root_or_skip(test: &str) -> bool {
     if sys::is_root() {

@@ -11,8 +11,8 @@ use ingest::capture::{self, CaptureError, CaptureTarget, Cursor};
 use rusqlite::Connection;
 use schemas::campaign::{SubjectKind, VariantFile};
 use schemas::event::{Event, EventData, Producer, Timestamp};
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
+use testkit::TemporaryNats;
 use tokio_util::sync::CancellationToken;
 
 mod operator_db;

@@ -15,8 +15,8 @@ use ingest::capture::{self, CaptureReport, CaptureTarget};
 use schemas::event::{
     ChaosInjected, Event, EventData, Producer, Timestamp, TrialFinished, TrialStarted, TrialStatus,
 };
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
+use testkit::TemporaryNats;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 

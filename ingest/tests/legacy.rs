@@ -12,10 +12,10 @@ use ingest::legacy::{self, LegacyError};
 use rusqlite::Connection;
 use schemas::campaign::SubjectKind;
 use schemas::event::{Event, EventData, Outcome, Producer, TrialStatus};
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
 use scoring::score::{ScoringConfig, TrialScore, score};
 use serde_json::Value;
+use testkit::TemporaryNats;
 
 fn seed_harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/seed-harness")

@@ -8,8 +8,8 @@ use futures::StreamExt;
 use ingest::campaign_files::{self, PreparedCampaign};
 use ingest::publish::{self, PublishError};
 use schemas::event::{Event, EventData};
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog, StoredEvent};
+use testkit::TemporaryNats;
 
 const CAMPAIGN: &str = "\
 name: publish test

@@ -12,9 +12,9 @@ use schemas::event::{
     TrialStatus,
 };
 use schemas::log::EventLog;
-use schemas::log::local::TemporaryNats;
 use scoring::fixtures::TrialFixture;
 use scoring::score::{ScoringConfig, score};
+use testkit::TemporaryNats;
 use tokio_util::sync::CancellationToken;
 
 const CAMPAIGN: &str = "projtest";

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use schemas::event::{Event, EventData, Outcome, TrialFinished, TrialScored, TrialStatus};
-use schemas::log::local::TemporaryNats;
 use schemas::log::{EventFilter, EventLog};
 use scoring::fixtures::TrialFixture;
 use scoring::{RescoreFilter, Rules, ScoringConfig, rescore, stage};
+use testkit::TemporaryNats;
 use tokio_util::sync::CancellationToken;
 
 async fn start() -> (TemporaryNats, EventLog) {

@@ -80,6 +80,7 @@ pub const WORKSPACE_CRATES: &[&str] = &[
     "projector",
     "viewer",
     "agents",
+    "testkit",
 ];
 
 /// The default log filter: warnings from everything, and `info` from every crate of the
