@@ -13,7 +13,8 @@ use ingest::campaign_files::{self, PreparedCampaign};
 use ingest::capture::stage::{self, CaptureOutcome, StageConfig, StageReport, TrialCaptured};
 use ingest::capture::{self, CaptureReport, CaptureTarget};
 use schemas::event::{
-    ChaosInjected, Event, EventData, Producer, Timestamp, TrialFinished, TrialStarted, TrialStatus,
+    ChaosInjected, Event, EventData, OperatorCaptureFinished, OperatorDbStatus, Producer,
+    Timestamp, TrialFinished, TrialStarted, TrialStatus,
 };
 use schemas::log::{EventFilter, EventLog};
 use testkit::TemporaryNats;
@@ -484,4 +485,81 @@ async fn a_trial_over_before_the_stage_starts_is_caught_up_once() {
     assert_eq!(events.len() as u64, report.n_published);
     assert_no_event_twice(&events);
     assert_eq!(setup.captured(&without_operator).await.len(), 0);
+}
+
+/// The trial's `OperatorCaptureFinished`, when the log holds one.
+async fn capture_end(setup: &Setup, trial_id: &str) -> Option<OperatorCaptureFinished> {
+    let filter = EventFilter {
+        campaign_id: Some(CAMPAIGN.to_string()),
+        trial_id: Some(trial_id.to_string()),
+        event_type: Some("OperatorCaptureFinished".to_string()),
+    };
+    let events: Vec<Event> = setup
+        .log
+        .read(&filter, false)
+        .await
+        .unwrap()
+        .map(|stored| stored.unwrap().event.unwrap())
+        .collect()
+        .await;
+    events.into_iter().find_map(|event| match event.data {
+        EventData::OperatorCaptureFinished(end) => Some(end),
+        _ => None,
+    })
+}
+
+/// Every capture ends with `OperatorCaptureFinished`, which scoring waits for: a finished trial's
+/// carries its ticket and session as the operator last wrote them (variant included), and a
+/// file that cannot be read ends its capture too, saying why, so no trial waits forever.
+#[tokio::test]
+async fn each_capture_ends_with_what_the_file_held_or_why_it_could_not_be_read() {
+    let setup = setup(2).await;
+    let (read, corrupt) = (setup.trial_id(0), setup.trial_id(1));
+    let path = setup.db_path(&read);
+    let _db = prepared_db(&path);
+    let injected = setup.inject(&read, Some(&path)).await;
+    setup.finish(&read).await;
+    let garbage = setup.db_path(&corrupt);
+    std::fs::write(&garbage, b"this is not an sqlite database, not even close").unwrap();
+    setup.inject(&corrupt, Some(&garbage)).await;
+
+    let mut running = start_stage(&setup.log);
+    let mut ended = [running.next_end().await, running.next_end().await].map(|end| end.trial_id);
+    ended.sort();
+    let mut expected = [read.clone(), corrupt.clone()];
+    expected.sort();
+    assert_eq!(ended, expected);
+    setup.wait_all_acknowledged().await;
+    running.stop().await;
+
+    let end = capture_end(&setup, &read)
+        .await
+        .expect("the read trial's end");
+    assert_eq!(end.injection_id, injected.id);
+    assert_eq!(end.status, OperatorDbStatus::Read);
+    let ticket = end.ticket.expect("the trial's ticket");
+    assert_eq!(
+        ticket["subject_context"],
+        r#"{"subject": "etcd", "member": "etcd-2"}"#
+    );
+    assert_eq!(
+        ticket["variant_model"],
+        serde_json::json!(setup.campaign.variants[0].variant.model)
+    );
+    assert_eq!(end.sessions.len(), 1);
+    assert_eq!(end.sessions[0]["session_id"], "s-trial");
+    let entries = setup
+        .captured(&read)
+        .await
+        .into_iter()
+        .filter(|event| event.event_type() == "AgentLogRecorded")
+        .count();
+    assert_eq!(end.n_log_entries, entries as u64);
+
+    let end = capture_end(&setup, &corrupt)
+        .await
+        .expect("the corrupt file's end");
+    assert_eq!(end.status, OperatorDbStatus::Unreadable);
+    assert!(end.error.as_deref().unwrap().contains("corrupt"), "{end:?}");
+    assert!(end.ticket.is_none());
 }

@@ -94,7 +94,10 @@ where
 
 async fn consumer_drained(log: &EventLog) -> bool {
     let stream = log.stream().await.unwrap();
-    let info = stream.consumer_info(stage::CONSUMER_NAME).await.unwrap();
+    // Not created yet: the stage has not started.
+    let Ok(info) = stream.consumer_info(stage::CONSUMER_NAME).await else {
+        return false;
+    };
     info.num_pending == 0 && info.num_ack_pending == 0
 }
 
@@ -373,4 +376,92 @@ async fn the_rescore_benchmark_scores_every_synthetic_trial() {
         bench.events
     );
     assert_eq!(bench.published, u64::from(trials));
+}
+
+/// An operator trial's events with its injection naming an operator.db, and the capture stage's
+/// end of that capture (published separately, when a test says so).
+fn operator_trial(campaign: &str) -> (Vec<Event>, Event) {
+    let mut events = TrialFixture::test()
+        .in_campaign(campaign)
+        .detected_after(1_000)
+        .command_at(2_000, "etcdctl endpoint status")
+        .resolved_after(9_000)
+        .events();
+    let injection = events
+        .iter_mut()
+        .find_map(|event| match &mut event.data {
+            EventData::ChaosInjected(injected) => {
+                injected.operator_db = Some("/var/lib/op/operator.db".to_string());
+                Some(event.id)
+            }
+            _ => None,
+        })
+        .expect("the fixture injects");
+    let end = Event::new(
+        &schemas::event::Producer::here("capture"),
+        campaign,
+        events[0].trial_id.as_deref(),
+        schemas::event::OperatorCaptureFinished {
+            injection_id: injection,
+            operator_db: "/var/lib/op/operator.db".to_string(),
+            status: schemas::event::OperatorDbStatus::Read,
+            error: None,
+            size_bytes: Some(4096),
+            modified_at: None,
+            ticket: None,
+            sessions: Vec::new(),
+            n_log_entries: 2,
+        },
+    );
+    (events, end)
+}
+
+/// The stage grades an operator trial only once its capture has ended: its `TrialFinished` alone
+/// is acknowledged without a score, and the `OperatorCaptureFinished` that follows triggers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stage_waits_for_the_end_of_an_operator_trials_capture() {
+    let (_nats, log) = start().await;
+    let (events, end) = operator_trial("gated");
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(stage::run(
+        log.clone(),
+        ScoringConfig::default(),
+        shutdown.clone(),
+    ));
+    eventually("the TrialFinished handled", || consumer_drained(&log)).await;
+    assert!(scores(&log, Some("gated")).await.is_empty());
+
+    log.publish(&end).await.unwrap();
+    eventually("the score after the capture's end", || async {
+        scores(&log, Some("gated")).await.len() == 1
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// A replay scores an operator trial whose capture never announced its end from what the log
+/// holds, and counts it; one whose capture ended is scored like any other.
+#[tokio::test]
+async fn rescore_counts_operator_trials_without_the_end_of_their_capture() {
+    let (_nats, log) = start().await;
+    let (events, _) = operator_trial("no-end");
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    let (events, end) = operator_trial("ended");
+    log.publish_all(events, 64, |_| {}).await.unwrap();
+    log.publish(&end).await.unwrap();
+    let config = ScoringConfig::default();
+    let report = rescore(&log, &RescoreFilter::All, &config, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.n_finished, 2, "{report:?}");
+    assert_eq!(report.n_published, 2, "{report:?}");
+    assert_eq!(report.n_without_capture_end, 1, "{report:?}");
+    let scored = scores(&log, None).await;
+    assert!(
+        scored
+            .iter()
+            .all(|(_, score)| score.detected && score.n_commands == 1)
+    );
 }
