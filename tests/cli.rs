@@ -508,6 +508,49 @@ fn bench_project_rebuilds_appends_and_measures_cpu() {
     assert!(cpu["micros_per_event"].as_f64().unwrap() > 0.0, "{bench}");
 }
 
+/// `evalctl bench rescore` on a small log: every synthetic trial is read back raw and scored
+/// exactly once (the bench fails when the raw read or the re-score misses one).
+#[test]
+fn bench_rescore_reads_and_scores_every_synthetic_trial() {
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["bench", "rescore", "--trials", "50", "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(bench["trials"], 50);
+    assert_eq!(bench["published"], 50);
+    // About 30 events per trial.
+    let events = bench["events"].as_u64().unwrap();
+    assert!((50 * 25..50 * 40).contains(&events), "{bench}");
+    for rate in [
+        "raw_events_per_second",
+        "rescore_trials_per_second",
+        "ratio",
+    ] {
+        assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    }
+}
+
+/// `evalctl bench publish` on a small campaign: the campaign's every event is stored, and the
+/// plain loop sends as many messages.
+#[test]
+fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["bench", "publish", "--trials", "200", "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(bench["trials"], 200);
+    // The campaign's own event and one per trial.
+    assert_eq!(bench["events"], 201, "{bench}");
+    assert!(bench["avg_event_bytes"].as_u64().unwrap() > 100, "{bench}");
+    for rate in ["publish_events_per_second", "plain_messages_per_second", "ratio"] {
+        assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    }
+}
+
 /// `evalctl bench viewer` on a small set: every route answers 200 (the bench stops at the first
 /// other answer) and every route gets both series of timings.
 #[test]

@@ -5,7 +5,7 @@
 //! [`run`] is the whole operator; [`run_with`] takes the [`CommandRunner`] that executes commands,
 //! so a test can serve `evalctl lab …` in process.
 
-pub mod agent;
+pub(crate) mod agent;
 pub mod db;
 pub mod monitor;
 pub mod probe;

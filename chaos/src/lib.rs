@@ -1,8 +1,7 @@
 //! The chaos stage: the subject × runtime seam (`subject.rs`, `runtime.rs`), the etcd subject,
 //! the lab runtime, the six faults and their cleanups, state capture, and the trial worker.
 
-pub mod bench;
-pub mod error;
+pub(crate) mod error;
 pub mod etcd;
 pub mod faults;
 pub mod http;
@@ -11,8 +10,8 @@ pub mod nft;
 pub(crate) mod operator;
 pub mod preflight;
 pub mod proxy;
-pub mod runtime;
-pub mod subject;
+pub(crate) mod runtime;
+pub(crate) mod subject;
 pub mod worker;
 
 pub use error::{Error, Result};

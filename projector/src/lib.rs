@@ -6,8 +6,7 @@
 
 use std::path::PathBuf;
 
-pub mod bench;
-pub mod buffer;
+pub(crate) mod buffer;
 pub mod db;
 pub mod project;
 mod rows;

@@ -7,7 +7,6 @@
 //! The core is sans-IO: [`score()`] takes a trial's events and settings and returns its grade.
 //! NATS is touched only by [`stage`], [`mod@rescore`] and [`mod@bench`].
 
-pub mod bench;
 pub mod commands;
 pub mod compare;
 pub mod fixtures;
@@ -15,7 +14,7 @@ pub mod power;
 pub mod rescore;
 pub mod rules;
 pub mod score;
-pub mod shell;
+pub(crate) mod shell;
 pub mod stage;
 pub mod stats;
 
@@ -44,10 +43,6 @@ pub enum Error {
     },
     #[error("scoring consumer {consumer}: {reason}")]
     Consumer { consumer: String, reason: String },
-    #[error(transparent)]
-    LocalServer(#[from] schemas::log::local::LocalServerError),
-    #[error("bench: {0}")]
-    Bench(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -345,39 +345,6 @@ async fn rescore_counts_the_events_that_follow_a_trials_end() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bench_scores_every_synthetic_trial() {
-    let dir = tempfile::tempdir().unwrap();
-    let bench = scoring::bench::rescore_bench(dir.path(), 40).await.unwrap();
-    assert_eq!(bench.trials, 40);
-    assert_eq!(bench.published, 40);
-    // About 30 events per trial.
-    assert!(
-        (1000..=1300).contains(&bench.events),
-        "{} events",
-        bench.events
-    );
-    assert!(bench.ratio() > 0.0);
-}
-
-/// The benchmark's machinery on a small log (its figures come from `evalctl bench rescore`): every
-/// synthetic trial is read back and scored exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rescore_benchmark_scores_every_synthetic_trial() {
-    let trials = 50;
-    let dir = tempfile::tempdir().unwrap();
-    let bench = scoring::bench::rescore_bench(dir.path(), trials)
-        .await
-        .unwrap();
-    assert_eq!(bench.trials, trials);
-    assert!(
-        bench.events >= u64::from(trials) * 25,
-        "{} events",
-        bench.events
-    );
-    assert_eq!(bench.published, u64::from(trials));
-}
-
 /// An operator trial's events with its injection naming an operator.db, and the capture stage's
 /// end of that capture (published separately, when a test says so).
 fn operator_trial(campaign: &str) -> (Vec<Event>, Event) {

@@ -5,7 +5,6 @@
 //! text tables every command prints (`table`).
 
 pub mod api;
-pub mod bench;
 pub mod events;
 pub mod http;
 pub mod query;

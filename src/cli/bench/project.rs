@@ -13,70 +13,141 @@ use schemas::log::local::LocalNats;
 use scoring::fixtures::synthetic_trial;
 use scoring::score::{ScoringConfig, score};
 
-use crate::{Error, Result, Writer, schema};
+use anyhow::{Context, Result, bail};
+use projector::{Writer, schema};
+
+use super::RescoreBenchArgs;
+use crate::cli::Outcome;
 
 /// The campaign id of the synthetic log.
-pub const BENCH_CAMPAIGN: &str = "bench-project";
+const BENCH_CAMPAIGN: &str = "bench-project";
 
 /// The figures of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectBench {
-    pub trials: u32,
-    pub events: u64,
+struct ProjectBench {
+    trials: u32,
+    events: u64,
     /// Rows the rebuild wrote, over every table.
-    pub rows: u64,
-    pub rebuild: Duration,
-    pub raw_append: Duration,
+    rows: u64,
+    rebuild: Duration,
+    raw_append: Duration,
     /// CPU time (user and system, every thread) used during the rebuild by this process and by
     /// the nats-server; `None` where `/proc` cannot tell.
-    pub rebuild_cpu: Option<RebuildCpu>,
+    rebuild_cpu: Option<RebuildCpu>,
 }
 
 /// Where the rebuild's CPU time went.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RebuildCpu {
-    pub eval: Duration,
-    pub nats_server: Duration,
+struct RebuildCpu {
+    eval: Duration,
+    nats_server: Duration,
     /// The cores this machine offers.
-    pub cores: usize,
+    cores: usize,
+}
+
+pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
+    let work_dir = tempfile::tempdir()?;
+    eprintln!(
+        "bench: writing {} synthetic trials, then rebuilding DuckDB from them",
+        args.trials
+    );
+    let bench = project_bench(work_dir.path(), args.trials, |line| {
+        eprintln!("bench: {line}");
+    })
+    .await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "trials": bench.trials,
+                "events": bench.events,
+                "rows": bench.rows,
+                "rebuild_seconds": bench.rebuild.as_secs_f64(),
+                "rebuild_events_per_second": bench.rebuild_events_per_second(),
+                "raw_append_seconds": bench.raw_append.as_secs_f64(),
+                "raw_append_events_per_second": bench.raw_events_per_second(),
+                "slowdown": bench.slowdown(),
+                "rebuild_cpu": bench.rebuild_cpu.map(|cpu| serde_json::json!({
+                    "eval_seconds": cpu.eval.as_secs_f64(),
+                    "nats_server_seconds": cpu.nats_server.as_secs_f64(),
+                    "cores": cpu.cores,
+                    "micros_per_event": bench.cpu_micros_per_event(),
+                    "cores_busy": bench.cores_busy(),
+                })),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "rebuild: {} events ({} trials, {} rows) in {:.2} s = {:.0} events/s",
+        bench.events,
+        bench.trials,
+        bench.rows,
+        bench.rebuild.as_secs_f64(),
+        bench.rebuild_events_per_second()
+    );
+    println!(
+        "DuckDB Arrow append of the same rows: {:.2} s = {:.0} events/s",
+        bench.raw_append.as_secs_f64(),
+        bench.raw_events_per_second()
+    );
+    println!(
+        "rebuild / raw append: {:.2}x (aim: 3x or less; at least 200,000 events/s)",
+        bench.slowdown()
+    );
+    if let (Some(cpu), Some(micros), Some(busy)) = (
+        bench.rebuild_cpu,
+        bench.cpu_micros_per_event(),
+        bench.cores_busy(),
+    ) {
+        println!(
+            "CPU during the rebuild: {:.1} s (eval {:.1} s, nats-server {:.1} s) = {micros:.1} µs per event; {:.0}% of {} cores busy",
+            cpu.total().as_secs_f64(),
+            cpu.eval.as_secs_f64(),
+            cpu.nats_server.as_secs_f64(),
+            busy * 100.0,
+            cpu.cores
+        );
+    }
+    Ok(())
 }
 
 impl RebuildCpu {
-    pub fn total(&self) -> Duration {
+    fn total(&self) -> Duration {
         self.eval + self.nats_server
     }
 }
 
 impl ProjectBench {
-    pub fn rebuild_events_per_second(&self) -> f64 {
+    fn rebuild_events_per_second(&self) -> f64 {
         self.events as f64 / self.rebuild.as_secs_f64()
     }
 
     /// The raw append's rate, counted in the events those rows came from.
-    pub fn raw_events_per_second(&self) -> f64 {
+    fn raw_events_per_second(&self) -> f64 {
         self.events as f64 / self.raw_append.as_secs_f64()
     }
 
     /// Rebuild time over raw append time; the aim is 3 or less.
-    pub fn slowdown(&self) -> f64 {
+    fn slowdown(&self) -> f64 {
         self.rebuild.as_secs_f64() / self.raw_append.as_secs_f64()
     }
 
     /// CPU time per event of the rebuild, both processes together, in microseconds.
-    pub fn cpu_micros_per_event(&self) -> Option<f64> {
+    fn cpu_micros_per_event(&self) -> Option<f64> {
         let cpu = self.rebuild_cpu?;
         Some(cpu.total().as_secs_f64() * 1e6 / self.events as f64)
     }
 
     /// The share of the machine's cores the rebuild kept busy.
-    pub fn cores_busy(&self) -> Option<f64> {
+    fn cores_busy(&self) -> Option<f64> {
         let cpu = self.rebuild_cpu?;
         Some(cpu.total().as_secs_f64() / (self.rebuild.as_secs_f64() * cpu.cores as f64))
     }
 }
 
 /// The synthetic trial `index`'s events, with its score.
-pub fn synthetic_events(index: u32, producer: &Producer) -> Vec<Event> {
+fn synthetic_events(index: u32, producer: &Producer) -> Vec<Event> {
     let mut events = synthetic_trial(BENCH_CAMPAIGN, index).events();
     let scored = score(&events, &ScoringConfig::default()).to_event(producer);
     events.push(scored);
@@ -85,14 +156,14 @@ pub fn synthetic_events(index: u32, producer: &Producer) -> Vec<Event> {
 
 /// Starts a nats-server under `work_dir`, publishes `trials` synthetic trials, then times a full
 /// rebuild and the raw append. The server is stopped before returning.
-pub async fn project_bench(
+async fn project_bench(
     work_dir: &Path,
     trials: u32,
     progress: impl Fn(&str),
 ) -> Result<ProjectBench> {
     let server = LocalNats::start(&work_dir.join("nats"), None)
         .await
-        .map_err(|error| Error::Stage(format!("cannot start nats-server: {error}")))?;
+        .context("cannot start nats-server")?;
     let outcome = run_bench(server.url(), server.pid(), work_dir, trials, progress).await;
     server.stop(Duration::from_secs(5)).await;
     outcome
@@ -118,7 +189,7 @@ async fn run_bench(
     let cpu_before = cpu();
     let started = Instant::now();
     let (writer, projection) = Writer::open(&path)?;
-    let report = crate::stage::catch_up(&log, writer, projection).await?;
+    let report = projector::stage::catch_up(&log, writer, projection).await?;
     let rebuild = started.elapsed();
     let rebuild_cpu = cpu_before
         .zip(cpu())
@@ -128,10 +199,10 @@ async fn run_bench(
             cores: std::thread::available_parallelism().map_or(1, usize::from),
         });
     if report.applied != events {
-        return Err(Error::Stage(format!(
+        bail!(
             "the rebuild applied {} events, {events} were published",
             report.applied
-        )));
+        );
     }
     progress("rebuilt; appending the same rows to a fresh file");
 

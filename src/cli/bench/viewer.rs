@@ -15,12 +15,17 @@ use schemas::log::StoredMessage;
 use scoring::fixtures::synthetic_trial;
 use scoring::score::{ScoringConfig, score};
 use serde::Serialize;
+use viewer::http;
+use viewer::query::Limits;
+use viewer::reader::Reader;
+use viewer::table::{Column, TextTable};
+use viewer::web::{Source, encode};
 
-use crate::http;
-use crate::web::{Source, app};
+use super::ViewerBenchArgs;
+use crate::cli::Outcome;
 
 /// Trials per synthetic campaign.
-pub const TRIALS_PER_CAMPAIGN: u32 = 1_000;
+const TRIALS_PER_CAMPAIGN: u32 = 1_000;
 /// The variants of the synthetic campaigns (every tenth trial is a baseline).
 const VARIANTS: [&str; 2] = ["careful", "hasty"];
 /// Events folded between two commits while filling: the projector stage's own batch.
@@ -30,26 +35,26 @@ const CAMPAIGN_YAML: &str = "name: bench\nsubjects: [etcd]\nchaos_types:\n  - ty
 
 /// The timings of one page.
 #[derive(Debug, Clone, Serialize)]
-pub struct PageTiming {
-    pub page: String,
+struct PageTiming {
+    page: String,
     /// One of the paths asked (the others differ by id).
-    pub example: String,
+    example: String,
     /// The mean size of an answer.
-    pub mean_bytes: usize,
+    mean_bytes: usize,
     /// Every answer computed afresh, as on the first visit after the projector committed.
-    pub uncached: Quantiles,
+    uncached: Quantiles,
     /// The viewer as it runs: pages asked again before the data changed come from its cache.
-    pub cached: Quantiles,
+    cached: Quantiles,
 }
 
 /// Latency quantiles of one series of requests, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Quantiles {
-    pub requests: usize,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+struct Quantiles {
+    requests: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 impl Quantiles {
@@ -67,13 +72,13 @@ impl Quantiles {
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
-pub struct ViewerBench {
-    pub trials: u32,
-    pub campaigns: u32,
-    pub events: u64,
-    pub fill_seconds: f64,
-    pub database_bytes: u64,
-    pub pages: Vec<PageTiming>,
+struct ViewerBench {
+    trials: u32,
+    campaigns: u32,
+    events: u64,
+    fill_seconds: f64,
+    database_bytes: u64,
+    pages: Vec<PageTiming>,
 }
 
 /// The id of synthetic campaign `index`: a UUIDv7 as `evalctl publish` makes, one campaign an hour
@@ -137,7 +142,7 @@ fn trial_events(campaign: u32, index: u32, producer: &Producer) -> Vec<Event> {
 
 /// Writes `trials` synthetic trials (in campaigns of [`TRIALS_PER_CAMPAIGN`]) into a new DuckDB
 /// file at `path` through the projector's own fold, without a log. Returns the events folded.
-pub fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, String> {
+fn fill(path: &Path, trials: u32, progress: impl Fn(&str)) -> Result<u64, String> {
     let (mut writer, mut projection) =
         projector::Writer::open(path).map_err(|error| error.to_string())?;
     let producer = Producer::here("bench");
@@ -194,7 +199,7 @@ fn routes(campaigns: u32, trial_ids: &[String]) -> Vec<(&'static str, Vec<String
     };
     let sql = format!(
         "q={}",
-        crate::web::encode(
+        encode(
             "SELECT chaos_type, variant, count(*) AS n, avg(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END) AS success_rate FROM trial_summary GROUP BY ALL ORDER BY ALL"
         )
     );
@@ -307,10 +312,73 @@ fn time_routes(
     Ok(timings)
 }
 
+pub(super) async fn run(args: ViewerBenchArgs) -> Outcome {
+    let work_dir = tempfile::tempdir()?;
+    eprintln!(
+        "bench: writing {} synthetic trials into DuckDB, then timing every page",
+        args.trials
+    );
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| work_dir.path().join("viewer.duckdb"));
+    let bench = viewer_bench(&db, args.trials.max(1), args.requests.max(1), |line| {
+        eprintln!("bench: {line}")
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("bench viewer: {error}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&bench)?);
+        return Ok(());
+    }
+    println!(
+        "{} trials in {} campaigns ({} events, {:.0} MB of DuckDB), {} requests per page:",
+        bench.trials,
+        bench.campaigns,
+        bench.events,
+        bench.database_bytes as f64 / 1e6,
+        args.requests.max(1)
+    );
+    // Two header lines: which series, then which figure.
+    let mut table = TextTable::new(&[
+        Column::left("", 22),
+        Column::right("", 10),
+        Column::right("uncached", 9),
+        Column::right("", 9),
+        Column::right("", 9),
+        Column::right("cached", 9),
+        Column::right("", 9),
+        Column::right("", 9),
+    ]);
+    table.row([
+        "page", "bytes", "p50 ms", "p95 ms", "p99 ms", "p50 ms", "p95 ms", "p99 ms",
+    ]);
+    for page in &bench.pages {
+        table.row([
+            page.page.to_string(),
+            page.mean_bytes.to_string(),
+            format!("{:.1}", page.uncached.p50_ms),
+            format!("{:.1}", page.uncached.p95_ms),
+            format!("{:.1}", page.uncached.p99_ms),
+            format!("{:.1}", page.cached.p50_ms),
+            format!("{:.1}", page.cached.p95_ms),
+            format!("{:.1}", page.cached.p99_ms),
+        ]);
+    }
+    print!("{}", table.render());
+    let slowest = |pick: fn(&PageTiming) -> f64| bench.pages.iter().map(pick).fold(0.0, f64::max);
+    println!(
+        "slowest p95: uncached {:.1} ms, cached {:.1} ms (aim: under 100 ms for every page)",
+        slowest(|page| page.uncached.p95_ms),
+        slowest(|page| page.cached.p95_ms)
+    );
+    Ok(())
+}
+
 /// Fills `path` with `trials` synthetic trials (or reuses it when an earlier run filled it with
 /// as many), serves it as `evalctl viewer` does (the file, read-only), and asks every route
 /// `requests` times.
-pub async fn viewer_bench(
+async fn viewer_bench(
     path: &Path,
     trials: u32,
     requests: usize,
@@ -325,9 +393,9 @@ pub async fn viewer_bench(
         tokio::task::spawn_blocking(move || -> Result<(u64, Vec<String>), String> {
             let count = |sql: &str| -> Result<u64, String> {
                 let reader =
-                    crate::reader::Reader::open(&path).map_err(|error| error.to_string())?;
+                    Reader::open(&path).map_err(|error| error.to_string())?;
                 let result = reader
-                    .query(sql, &[], crate::query::Limits::default())
+                    .query(sql, &[], Limits::default())
                     .map_err(|error| error.to_string())?;
                 Ok(result
                     .rows
@@ -350,12 +418,12 @@ pub async fn viewer_bench(
                 fill(&path, trials, |line| progress(line))?
             };
             // Trials spread over the whole set, for the trial pages.
-            let reader = crate::reader::Reader::open(&path).map_err(|error| error.to_string())?;
+            let reader = Reader::open(&path).map_err(|error| error.to_string())?;
             let sample = reader
                 .query(
                     "SELECT trial_id FROM trials USING SAMPLE 50 ROWS (reservoir, 7) ORDER BY trial_id",
                     &[],
-                    crate::query::Limits::default(),
+                    Limits::default(),
                 )
                 .map_err(|error| error.to_string())?;
             let ids = sample
@@ -382,19 +450,14 @@ pub async fn viewer_bench(
         Source::file(path.clone()).without_cache(),
         Source::file(path.clone()),
     ] {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let bound = viewer::serve::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .map_err(|error| error.to_string())?;
         bases.push(format!(
             "http://{}",
-            listener.local_addr().map_err(|error| error.to_string())?
+            bound.local_addr().map_err(|error| error.to_string())?
         ));
-        let shutdown = shutdown.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app(source))
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        }));
+        servers.push(tokio::spawn(bound.serve(source, shutdown.clone())));
     }
     let campaigns = trials.div_ceil(TRIALS_PER_CAMPAIGN);
     let routes = routes(campaigns, &trial_ids);

@@ -13,45 +13,59 @@ use schemas::log::local::LocalNats;
 use schemas::log::{DEFAULT_IN_FLIGHT, EventLog};
 use serde::Serialize;
 
-use crate::campaign_files;
-use crate::publish;
+use anyhow::Context;
+use ingest::{campaign_files, publish};
+
+use super::PublishBenchArgs;
+use crate::cli::Outcome;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PublishBench {
-    pub trials: u32,
-    pub events: u64,
-    pub avg_event_bytes: u64,
-    pub publish_seconds: f64,
-    pub publish_events_per_second: f64,
-    pub plain_seconds: f64,
-    pub plain_messages_per_second: f64,
+struct PublishBench {
+    trials: u32,
+    events: u64,
+    avg_event_bytes: u64,
+    publish_seconds: f64,
+    publish_events_per_second: f64,
+    plain_seconds: f64,
+    plain_messages_per_second: f64,
     /// `evalctl publish`'s rate over the plain loop's.
-    pub ratio: f64,
+    ratio: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error(transparent)]
-    Server(#[from] schemas::log::local::LocalServerError),
-    #[error(transparent)]
-    Log(#[from] schemas::log::Error),
-    #[error(transparent)]
-    Prepare(#[from] campaign_files::PrepareError),
-    #[error(transparent)]
-    Publish(#[from] publish::PublishError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("plain publish failed: {0}")]
-    Plain(String),
+pub(super) async fn run(args: PublishBenchArgs) -> Outcome {
+    let work_dir = tempfile::tempdir()?;
+    let bench = publish_bench(work_dir.path(), args.trials, |phase| {
+        eprintln!("bench: {phase}");
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&bench)?);
+        return Ok(());
+    }
+    println!(
+        "{program} publish: {} trials, {} events of {} bytes on average, in {:.2} s = {:.0} events/s",
+        bench.trials,
+        bench.events,
+        bench.avg_event_bytes,
+        bench.publish_seconds,
+        bench.publish_events_per_second,
+        program = schemas::program::name()
+    );
+    println!(
+        "plain async-nats JetStream publish loop: {} messages of {} bytes in {:.2} s = {:.0} msgs/s",
+        bench.events, bench.avg_event_bytes, bench.plain_seconds, bench.plain_messages_per_second
+    );
+    println!("ratio: {:.2} (aim: at least 0.5)", bench.ratio);
+    Ok(())
 }
 
 /// Runs the benchmark in `work_dir` (a fresh nats-server's store goes there) and reports both
 /// rates. `progress` receives one line per phase.
-pub async fn publish_bench(
+async fn publish_bench(
     work_dir: &Path,
     trials: u32,
     mut progress: impl FnMut(&str),
-) -> Result<PublishBench, BenchError> {
+) -> anyhow::Result<PublishBench> {
     progress("starting a fresh nats-server");
     let server = LocalNats::start(&work_dir.join("nats"), None).await?;
     let log = EventLog::connect(server.url()).await?;
@@ -98,7 +112,7 @@ pub async fn publish_bench(
     jetstream
         .create_stream(async_nats_stream_config())
         .await
-        .map_err(|e| BenchError::Plain(e.to_string()))?;
+        .context("plain publish failed")?;
     let payload = Bytes::from(vec![b'x'; avg_event_bytes as usize]);
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();
@@ -106,16 +120,16 @@ pub async fn publish_bench(
         let ack = jetstream
             .publish(subject, payload.clone())
             .await
-            .map_err(|e| BenchError::Plain(e.to_string()))?;
+            .context("plain publish failed")?;
         pending.push(ack.into_future());
         if pending.len() >= DEFAULT_IN_FLIGHT
             && let Some(ack) = pending.next().await
         {
-            ack.map_err(|e| BenchError::Plain(e.to_string()))?;
+            ack.context("plain publish failed")?;
         }
     }
     while let Some(ack) = pending.next().await {
-        ack.map_err(|e| BenchError::Plain(e.to_string()))?;
+        ack.context("plain publish failed")?;
     }
     let plain_seconds = started.elapsed().as_secs_f64();
     drop(log);

@@ -10,48 +10,101 @@ use futures::StreamExt;
 use schemas::log::local::LocalNats;
 use schemas::log::{EventFilter, EventLog};
 
-use crate::fixtures::synthetic_trial;
-use crate::rescore::{RescoreFilter, rescore};
-use crate::score::ScoringConfig;
-use crate::{Error, Result};
+use anyhow::{Context, Result, bail};
+use scoring::fixtures::synthetic_trial;
+use scoring::{RescoreFilter, ScoringConfig, rescore};
+
+use super::RescoreBenchArgs;
+use crate::cli::Outcome;
 
 /// The campaign id of the synthetic log.
-pub const BENCH_CAMPAIGN: &str = "bench-rescore";
+const BENCH_CAMPAIGN: &str = "bench-rescore";
 
 /// The figures of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RescoreBench {
-    pub trials: u32,
-    pub events: u64,
-    pub raw_read: Duration,
-    pub rescore: Duration,
+struct RescoreBench {
+    trials: u32,
+    events: u64,
+    raw_read: Duration,
+    rescore: Duration,
     /// New `TrialScored` events the re-score published (one per trial).
-    pub published: u64,
+    published: u64,
+}
+
+pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
+    let work_dir = tempfile::tempdir()?;
+    eprintln!(
+        "bench: writing {} synthetic trials, then reading and re-scoring them",
+        args.trials
+    );
+    let bench = rescore_bench(work_dir.path(), args.trials).await?;
+    if bench.published != u64::from(bench.trials) {
+        return Err(anyhow::anyhow!(
+            "the re-score published {} scores for {} trials",
+            bench.published,
+            bench.trials
+        )
+        .into());
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "trials": bench.trials,
+                "events": bench.events,
+                "raw_read_seconds": bench.raw_read.as_secs_f64(),
+                "raw_events_per_second": bench.raw_events_per_second(),
+                "raw_trials_per_second": bench.raw_trials_per_second(),
+                "rescore_seconds": bench.rescore.as_secs_f64(),
+                "rescore_trials_per_second": bench.rescore_trials_per_second(),
+                "published": bench.published,
+                "ratio": bench.ratio(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "raw read: {} events ({} trials) in {:.2} s = {:.0} events/s = {:.0} trials/s",
+        bench.events,
+        bench.trials,
+        bench.raw_read.as_secs_f64(),
+        bench.raw_events_per_second(),
+        bench.raw_trials_per_second()
+    );
+    println!(
+        "rescore: {} trials in {:.2} s = {:.0} trials/s ({} TrialScored published)",
+        bench.trials,
+        bench.rescore.as_secs_f64(),
+        bench.rescore_trials_per_second(),
+        bench.published
+    );
+    println!("ratio: {:.2} (aim: at least 0.7)", bench.ratio());
+    Ok(())
 }
 
 impl RescoreBench {
-    pub fn raw_events_per_second(&self) -> f64 {
+    fn raw_events_per_second(&self) -> f64 {
         self.events as f64 / self.raw_read.as_secs_f64()
     }
 
     /// Trials whose events the raw read went through per second.
-    pub fn raw_trials_per_second(&self) -> f64 {
+    fn raw_trials_per_second(&self) -> f64 {
         f64::from(self.trials) / self.raw_read.as_secs_f64()
     }
 
-    pub fn rescore_trials_per_second(&self) -> f64 {
+    fn rescore_trials_per_second(&self) -> f64 {
         f64::from(self.trials) / self.rescore.as_secs_f64()
     }
 
     /// Re-score rate over raw read rate; the aim is 0.7 or more.
-    pub fn ratio(&self) -> f64 {
+    fn ratio(&self) -> f64 {
         self.rescore_trials_per_second() / self.raw_trials_per_second()
     }
 }
 
 /// Starts a nats-server under `work_dir`, publishes `trials` synthetic trials, then times a raw
 /// read and a re-score of them. The server is stopped before returning.
-pub async fn rescore_bench(work_dir: &Path, trials: u32) -> Result<RescoreBench> {
+async fn rescore_bench(work_dir: &Path, trials: u32) -> Result<RescoreBench> {
     let server = LocalNats::start(&work_dir.join("nats"), None).await?;
     let outcome = run_bench(server.url(), trials).await;
     server.stop(Duration::from_secs(5)).await;
@@ -69,9 +122,7 @@ async fn run_bench(url: &str, trials: u32) -> Result<RescoreBench> {
     let read = raw_read(&log).await?;
     let raw_read = started.elapsed();
     if read != events {
-        return Err(Error::Bench(format!(
-            "the raw read saw {read} events, {events} were published"
-        )));
+        bail!("the raw read saw {read} events, {events} were published");
     }
 
     let started = Instant::now();
@@ -100,7 +151,6 @@ async fn raw_read(log: &EventLog) -> Result<u64> {
         ..EventFilter::default()
     };
     let stream = log.stream().await?;
-    let bench_error = |error: String| Error::Bench(format!("raw read: {error}"));
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter.subject(),
@@ -108,20 +158,20 @@ async fn raw_read(log: &EventLog) -> Result<u64> {
             ..Default::default()
         })
         .await
-        .map_err(|error| bench_error(error.to_string()))?;
+        .context("raw read")?;
     let mut messages = consumer
         .messages()
         .await
-        .map_err(|error| bench_error(error.to_string()))?;
+        .context("raw read")?;
     let mut count = 0;
     let mut bytes = 0;
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| bench_error(error.to_string()))?;
+        let message = message.context("raw read")?;
         count += 1;
         bytes += message.payload.len();
         let pending = message
             .info()
-            .map_err(|error| bench_error(error.to_string()))?
+            .map_err(|error| anyhow::anyhow!("raw read: {error}"))?
             .pending;
         if pending == 0 {
             break;

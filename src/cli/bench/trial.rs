@@ -8,27 +8,70 @@ use schemas::campaign::{
     ChaosSpec, DiskPressureParams, LatencyParams, NetworkPartitionParams, NodeKillParams,
     PacketLossParams, ProcessPauseParams, Target,
 };
+use chaos::Result;
+use chaos::etcd::{EtcdLab, EtcdSubject};
+use chaos::faults;
+use chaos::lab::Isolation;
 use serde::Serialize;
+use viewer::table::{Column, TextTable};
 
-use crate::error::Result;
-use crate::etcd::{EtcdLab, EtcdSubject};
-use crate::faults;
-use crate::lab::Isolation;
+use super::TrialBenchArgs;
+use crate::cli::Outcome;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FaultTiming {
-    pub chaos_type: String,
-    pub repeats: usize,
+struct FaultTiming {
+    chaos_type: String,
+    repeats: usize,
     /// Median reset → healthy → injected, in milliseconds.
-    pub overhead_ms: f64,
+    overhead_ms: f64,
     /// Median cleanup, in milliseconds.
-    pub cleanup_ms: f64,
+    cleanup_ms: f64,
     /// Present when the fault cannot run on this lab.
-    pub skipped: Option<String>,
+    skipped: Option<String>,
+}
+
+pub(super) async fn run(args: TrialBenchArgs) -> Outcome {
+    let work_dir = tempfile::tempdir()?;
+    let timings = trial_bench(
+        work_dir.path(),
+        Isolation::available(),
+        args.repeat.max(1),
+        |fault| eprintln!("bench: {fault}"),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&timings)?);
+        return Ok(());
+    }
+    let mut table = TextTable::new(&[
+        Column::left("fault", 18),
+        Column::right("repeats", 7),
+        Column::right("reset→healthy→injected (ms)", 28),
+        Column::right("cleanup (ms)", 12),
+    ]);
+    let mut skipped = String::new();
+    for timing in &timings {
+        match &timing.skipped {
+            Some(reason) => {
+                skipped.push_str(&format!("{} skipped: {reason}\n", timing.chaos_type));
+            }
+            None => {
+                table.row([
+                    timing.chaos_type.to_string(),
+                    timing.repeats.to_string(),
+                    format!("{:.0}", timing.overhead_ms),
+                    format!("{:.1}", timing.cleanup_ms),
+                ]);
+            }
+        }
+    }
+    print!("{}{skipped}", table.render());
+    println!("aim: overhead under 5000 ms, cleanup under 1000 ms");
+    Ok(())
 }
 
 /// Runs every fault `repeats` times on one lab in `data_dir` and reports the medians.
-pub async fn trial_bench(
+async fn trial_bench(
     data_dir: &Path,
     isolation: Isolation,
     repeats: usize,
@@ -85,7 +128,7 @@ async fn measure_all(
             let record = match faults::plan(&EtcdSubject, &subject.lab, &chaos, repeat as u64).await
             {
                 Ok(record) => record,
-                Err(crate::Error::Unsupported(reason)) => {
+                Err(chaos::Error::Unsupported(reason)) => {
                     skipped = Some(reason);
                     break;
                 }
