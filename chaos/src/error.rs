@@ -20,6 +20,9 @@ pub enum Error {
     Lab(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A lab's file or a cleanup record names something the lab did not make: nothing was done.
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("subject not healthy after {seconds}s: {reason}")]
     NotHealthy { seconds: u64, reason: String },
     #[error(transparent)]

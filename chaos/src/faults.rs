@@ -17,6 +17,12 @@ use crate::nft::{DropChain, DropRule, Hook};
 use crate::runtime::Runtime;
 use crate::subject::Subject;
 
+/// The chains `packet_loss` adds to a node's `inet eval` table (in, out).
+const LOSS_CHAINS: [&str; 2] = ["loss_in", "loss_out"];
+/// The chains `network_partition` adds.
+const PARTITION_IN: &str = "partition_in";
+const PARTITION_OUT: &str = "partition_out";
+
 /// A deterministic generator for a trial's random choices: xoshiro256++ seeded from the trial's
 /// seed, so a trial drawn again with the same seed makes the same choices.
 #[derive(Debug, Clone)]
@@ -120,7 +126,7 @@ pub async fn plan(
                 node,
                 netns: runtime.network_handle(node)?,
                 percent: params.percent,
-                chains: vec!["loss_in".into(), "loss_out".into()],
+                chains: LOSS_CHAINS.map(String::from).to_vec(),
             }
         }
         ChaosSpec::NetworkPartition(params) => {
@@ -141,9 +147,9 @@ pub async fn plan(
                     break;
                 }
                 let chains: Vec<String> = if params.asymmetric {
-                    vec!["partition_out".into()]
+                    vec![PARTITION_OUT.into()]
                 } else {
-                    vec!["partition_in".into(), "partition_out".into()]
+                    vec![PARTITION_IN.into(), PARTITION_OUT.into()]
                 };
                 for node in group {
                     rules.push((runtime.network_handle(*node)?, chains.clone()));
@@ -182,7 +188,7 @@ pub async fn apply(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()>
         } => runtime.set_delay(control, settings),
         CleanupRecord::PacketLoss { netns, percent, .. } => {
             let chains =
-                [("loss_in", Hook::Input), ("loss_out", Hook::Output)].map(|(name, hook)| {
+                [(LOSS_CHAINS[0], Hook::Input), (LOSS_CHAINS[1], Hook::Output)].map(|(name, hook)| {
                     DropChain {
                         name: name.to_string(),
                         hook,
@@ -210,13 +216,13 @@ pub async fn apply(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()>
                     .collect::<Result<_>>()?;
                 for node in group {
                     let mut chains = vec![DropChain {
-                        name: "partition_out".into(),
+                        name: PARTITION_OUT.into(),
                         hook: Hook::Output,
                         rule: DropRule::Peers(others.clone()),
                     }];
                     if !asymmetric {
                         chains.push(DropChain {
-                            name: "partition_in".into(),
+                            name: PARTITION_IN.into(),
                             hook: Hook::Input,
                             rule: DropRule::Peers(others.clone()),
                         });
@@ -246,6 +252,7 @@ pub async fn cleanup<R: Runtime>(
     record: &CleanupRecord,
 ) -> Result<()> {
     runtime.reload()?;
+    check_record(runtime, record)?;
     match record {
         CleanupRecord::NodeKill { node, .. } => {
             if runtime.running_pid(*node).is_none() {
@@ -253,7 +260,13 @@ pub async fn cleanup<R: Runtime>(
             }
             Ok(())
         }
-        CleanupRecord::ProcessPause { pid, .. } => runtime.resume_process(*pid),
+        // Continued only while it is still the node's own process: gone, it needs nothing.
+        CleanupRecord::ProcessPause { node, pid, .. } => {
+            if runtime.running_pid(*node) == Some(*pid) {
+                runtime.resume_process(*pid)?;
+            }
+            Ok(())
+        }
         CleanupRecord::Latency { control, .. } => runtime.clear_delay(control),
         CleanupRecord::PacketLoss { netns, chains, .. } => {
             runtime.delete_chains(netns, chains).await
@@ -279,8 +292,88 @@ pub async fn cleanup<R: Runtime>(
     }
 }
 
+/// Refuses a cleanup record that names anything this runtime did not make: the record comes from
+/// the log, which is data, and its cleanup removes files, deletes rules and signals processes.
+/// Every handle must be the one `plan` takes from this runtime for the record's node: its lab,
+/// the node's delay control or fill file, its network namespace, the fault's own chain names;
+/// and a stopped pid must be the node's own process.
+pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::Refused(format!(
+            "the {} cleanup record names {what}",
+            record.fault_name()
+        )))
+    };
+    if record.lab_dir() != runtime.home() {
+        return refuse(format!(
+            "the lab {}, not {}",
+            record.lab_dir().display(),
+            runtime.home().display()
+        ));
+    }
+    let only = |netns: &str, chains: &[String], allowed: &[&str], node: u32| -> Result<()> {
+        if netns != runtime.network_handle(node)? {
+            return refuse(format!("the namespace {netns}, not node {node}'s"));
+        }
+        if let Some(chain) = chains.iter().find(|chain| !allowed.contains(&chain.as_str())) {
+            return refuse(format!("the chain {chain:?}, which this fault never adds"));
+        }
+        Ok(())
+    };
+    match record {
+        CleanupRecord::NodeKill { node, .. } => {
+            runtime.node_endpoints(*node)?;
+        }
+        CleanupRecord::ProcessPause { node, pid, .. } => {
+            runtime.node_endpoints(*node)?;
+            if runtime.running_pid(*node) != Some(*pid) && runtime.is_paused(*pid) {
+                return refuse(format!(
+                    "the stopped process {pid}, which is not node {node}'s process"
+                ));
+            }
+        }
+        CleanupRecord::Latency { node, control, .. } => {
+            if *control != runtime.delay_control(*node)? {
+                return refuse(format!(
+                    "the file {}, not node {node}'s delay control",
+                    control.display()
+                ));
+            }
+        }
+        CleanupRecord::PacketLoss {
+            node, netns, chains, ..
+        } => only(netns, chains, &LOSS_CHAINS, *node)?,
+        CleanupRecord::NetworkPartition { groups, rules, .. } => {
+            for node in groups.iter().flatten() {
+                runtime.node_endpoints(*node)?;
+            }
+            for (netns, chains) in rules {
+                let node = (1..=runtime.nodes().len() as u32)
+                    .find(|node| runtime.network_handle(*node).ok().as_deref() == Some(netns));
+                match node {
+                    Some(node) => only(netns, chains, &[PARTITION_IN, PARTITION_OUT], node)?,
+                    None => return refuse(format!("the namespace {netns}, which is no node's")),
+                }
+            }
+        }
+        CleanupRecord::DiskPressure {
+            node, fill_file, ..
+        } => {
+            if *fill_file != runtime.fill_file(*node)? {
+                return refuse(format!(
+                    "the file {}, not node {node}'s fill file",
+                    fill_file.display()
+                ));
+            }
+        }
+        CleanupRecord::None { .. } => {}
+    }
+    Ok(())
+}
+
 /// What a fault left behind, for tests and `evalctl chaos cleanup`: empty when fully undone.
 pub async fn leftovers(runtime: &impl Runtime, record: &CleanupRecord) -> Result<Vec<String>> {
+    check_record(runtime, record)?;
     let mut left = Vec::new();
     match record {
         CleanupRecord::NodeKill { node, .. } => {
@@ -289,8 +382,8 @@ pub async fn leftovers(runtime: &impl Runtime, record: &CleanupRecord) -> Result
                 left.push(format!("node {node} is down"));
             }
         }
-        CleanupRecord::ProcessPause { pid, .. } => {
-            if runtime.is_paused(*pid) {
+        CleanupRecord::ProcessPause { node, pid, .. } => {
+            if runtime.running_pid(*node) == Some(*pid) && runtime.is_paused(*pid) {
                 left.push(format!("pid {pid} is stopped"));
             }
         }

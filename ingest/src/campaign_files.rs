@@ -111,7 +111,7 @@ pub fn prepare(
         .seed
         .unwrap_or_else(|| seed_from_campaign_id(&campaign_id));
     let trials = campaign::expand(&parsed.campaign, &variant_names, seed);
-    Ok(PreparedCampaign {
+    let prepared = PreparedCampaign {
         campaign_id,
         file_name,
         file_text,
@@ -119,7 +119,23 @@ pub fn prepare(
         variants,
         seed,
         trials,
-    })
+    };
+    // The campaign and its variant files travel in one message.
+    let size = crate::publish::published_size(&prepared);
+    let limit = schemas::log::DEFAULT_MAX_PAYLOAD - schemas::log::HEADER_ROOM;
+    if size > limit {
+        return Err(PrepareError::Invalid(Diagnostics::from(Diagnostic::at(
+            &schemas::campaign::Location::start_of(&prepared.file_name),
+            "",
+            format!(
+                "with its {} variant file(s) the campaign makes a CampaignPublished event of \
+                 {size} bytes; one NATS message holds at most {limit} by default: shorten the \
+                 variant files' system prompts, or use fewer variants per campaign",
+                prepared.variants.len()
+            ),
+        ))));
+    }
+    Ok(prepared)
 }
 
 /// The seed of a campaign whose file fixes none: drawn from its id, so that publishing the same
@@ -129,10 +145,29 @@ pub fn seed_from_campaign_id(campaign_id: &str) -> u64 {
     u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 
+/// Reads a campaign or variant file, refusing one far over [`campaign::MAX_FILE_BYTES`] before
+/// reading it into memory (the parser says how large it is and what the limit is).
 fn read(path: &Path) -> Result<String, PrepareError> {
-    std::fs::read_to_string(path).map_err(|source| PrepareError::Read {
+    let error = |source| PrepareError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    std::fs::File::open(path)
+        .map_err(error)?
+        .take(campaign::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(error)?;
+    if bytes.len() > campaign::MAX_FILE_BYTES {
+        // Cut anywhere: the parser refuses it for its size alone.
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    String::from_utf8(bytes).map_err(|utf8| {
+        error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            utf8.to_string(),
+        ))
     })
 }
 

@@ -22,6 +22,14 @@ pub enum PublishError {
         existing_name: String,
         existing_file: String,
     },
+    #[error(
+        "the campaign's CampaignPublished event is {size} bytes, and the server at {url} accepts at most {max_payload} per message (its max_payload): shorten the variant files' system prompts, use fewer variants per campaign, or raise the server's max_payload"
+    )]
+    TooLarge {
+        size: usize,
+        max_payload: usize,
+        url: String,
+    },
 }
 
 /// The stable index of the `CampaignPublished` event among a campaign's derived ids; trial `i`'s
@@ -98,8 +106,18 @@ pub async fn publish(
     on_ack: impl FnMut(u64),
 ) -> Result<PublishReport, PublishError> {
     log.ensure_stream().await?;
-    let existing = existing_events(log, campaign).await?;
     let producer = Producer::here("publish");
+    // `prepare` held it to the default limit; a server may be configured lower.
+    let size = published_size(campaign);
+    let max_payload = log.client().server_info().max_payload;
+    if size + schemas::log::HEADER_ROOM > max_payload {
+        return Err(PublishError::TooLarge {
+            size,
+            max_payload,
+            url: log.url().to_string(),
+        });
+    }
+    let existing = existing_events(log, campaign).await?;
     let already = existing.len() as u64;
     let events = campaign_events(campaign, &producer).filter(|event| {
         !existing.contains(&(event.event_type().to_string(), event.trial_id.clone()))
@@ -109,6 +127,14 @@ pub async fn publish(
         summary,
         already_stored: already,
     })
+}
+
+/// The size of the campaign's `CampaignPublished` as published: the largest of its events, since
+/// it carries the campaign file and every variant file.
+pub fn published_size(campaign: &PreparedCampaign) -> usize {
+    campaign_events(campaign, &Producer::here("publish"))
+        .next()
+        .map_or(0, |event| event.to_json().len())
 }
 
 /// What a publish did.

@@ -551,3 +551,48 @@ async fn a_corrupt_file_stops_the_capture_and_keeps_what_was_published() {
         .assert_eq(&error_text(error, &path));
     assert_eq!(trial_events(&log).await.len(), 8);
 }
+
+/// A row too large for one NATS message (a 3 MB tool output) is published cut, with a marker
+/// saying how long it was, and the rows after it follow: the capture never stalls on it.
+#[tokio::test]
+async fn a_row_over_the_message_limit_is_published_cut_and_the_capture_goes_on() {
+    let (_nats, log) = start_log().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("operator.db");
+    let db = create_db(&path, false);
+    let trial = ticket(&db, "2026-03-01T10:00:01Z", Some(r#"{"subject": "etcd"}"#));
+    session(&db, "s", trial, "2026-03-01T10:00:02Z");
+    let huge = "line of output\n".repeat(200_000);
+    entry(&db, "s", "tool_result", &huge, None, Some(0), "2026-03-01T10:00:03Z");
+    entry(&db, "s", "reasoning", "after", None, None, "2026-03-01T10:00:04Z");
+    resolve(&db, trial, "2026-03-01T10:01:00Z");
+
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let report = capture::follow(
+        &log,
+        target(&path, "UTC", None),
+        Duration::from_secs(5),
+        stop,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.n_published, 5);
+    let contents: Vec<String> = trial_events(&log)
+        .await
+        .into_iter()
+        .filter_map(|event| match event.data {
+            EventData::AgentLogRecorded(entry) => entry.content,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(contents.len(), 2);
+    assert!(contents[0].len() < schemas::fit::MAX_CAPTURED_EVENT_BYTES);
+    assert!(huge.starts_with(contents[0].split('…').next().unwrap()));
+    assert!(
+        contents[0].ends_with(&format!("…[truncated by eval: {} bytes in all]", huge.len())),
+        "{}",
+        &contents[0][contents[0].len() - 80..]
+    );
+    assert_eq!(contents[1], "after");
+}

@@ -259,11 +259,17 @@ struct RunningStage {
     reports: UnboundedReceiver<StageReport>,
 }
 
+/// A stage that may open the operator.db files of every test (their temporary directories).
 fn start_stage(log: &EventLog) -> RunningStage {
+    start_stage_allowing(log, vec![std::env::temp_dir()])
+}
+
+fn start_stage_allowing(log: &EventLog, allowed_dirs: Vec<PathBuf>) -> RunningStage {
     let (sender, reports) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let config = StageConfig {
         reports: Some(sender),
+        allowed_dirs,
         ..StageConfig::default()
     };
     let task = tokio::spawn(stage::run(log.clone(), config, stop.clone()));
@@ -562,4 +568,51 @@ async fn each_capture_ends_with_what_the_file_held_or_why_it_could_not_be_read()
     assert_eq!(end.status, OperatorDbStatus::Unreadable);
     assert!(end.error.as_deref().unwrap().contains("corrupt"), "{end:?}");
     assert!(end.ticket.is_none());
+}
+
+/// An injection naming a file the stage may not open (another directory, a link out of its own,
+/// a FIFO that would block the reader) ends its capture as `refused`: the file is neither read
+/// nor written (the variant is not put into its ticket), and no reader hangs.
+#[tokio::test]
+async fn paths_outside_the_allowed_directories_are_refused_and_left_alone() {
+    let setup = setup(3).await;
+    let allowed = setup.dir.path().join("trials");
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("operator.db");
+    let _db = prepared_db(&secret);
+    let before = std::fs::read(&secret).unwrap();
+
+    let (elsewhere, linked, fifo) = (setup.trial_id(0), setup.trial_id(1), setup.trial_id(2));
+    setup.inject(&elsewhere, Some(&secret)).await;
+    let link = setup.db_path(&linked);
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    setup.inject(&linked, Some(&link)).await;
+    let pipe = setup.db_path(&fifo);
+    nix::unistd::mkfifo(&pipe, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    setup.inject(&fifo, Some(&pipe)).await;
+    for trial in [&elsewhere, &linked, &fifo] {
+        setup.finish(trial).await;
+    }
+
+    let mut running = start_stage_allowing(&setup.log, vec![allowed]);
+    for _ in 0..3 {
+        running.next_end().await;
+    }
+    setup.wait_all_acknowledged().await;
+    running.stop().await;
+
+    for (trial, says) in [
+        (&elsewhere, "outside the directories the capture may read"),
+        (&linked, "a symbolic link"),
+        (&fifo, "not a regular file"),
+    ] {
+        let end = capture_end(&setup, trial).await.expect("the capture's end");
+        assert_eq!(end.status, OperatorDbStatus::Refused, "{end:?}");
+        assert!(end.error.as_deref().unwrap().contains(says), "{end:?}");
+        assert!(end.ticket.is_none() && end.size_bytes.is_none(), "{end:?}");
+        assert!(setup.captured(trial).await.iter().all(|event| {
+            !matches!(event.event_type(), "TicketOpened" | "AgentLogRecorded")
+        }));
+    }
+    assert_eq!(std::fs::read(&secret).unwrap(), before, "the file was written");
 }

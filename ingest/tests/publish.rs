@@ -281,3 +281,87 @@ async fn unknown_event_types_and_unknown_fields_survive_a_read() {
     assert_eq!(bad.type_name, "TrialFinished");
     assert!(bad.read_error.as_deref().unwrap().contains("exploded"));
 }
+
+/// Variant files that together make a `CampaignPublished` over one NATS message are refused when
+/// the campaign is prepared (so at `validate`), naming the size and the way out; and a server
+/// configured with a smaller `max_payload` refuses one that fits the default, before anything is
+/// published.
+#[tokio::test]
+async fn a_campaign_too_large_for_one_message_is_refused_before_publishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants = dir.path().join("variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    let prompt = "p".repeat(250_000);
+    let names: Vec<String> = (0..5).map(|index| format!("v{index}")).collect();
+    for name in &names {
+        std::fs::write(
+            variants.join(format!("{name}.yaml")),
+            format!("name: {name}\nsystem_prompt: \"{prompt}\"\n"),
+        )
+        .unwrap();
+    }
+    let file = dir.path().join("campaign.yaml");
+    let campaign = |variants: &[String]| {
+        format!(
+            "name: large\nchaos_types: [{{type: node_kill}}]\nvariants: [{}]\n",
+            variants.join(", ")
+        )
+    };
+    std::fs::write(&file, campaign(&names)).unwrap();
+    let error = campaign_files::prepare(&file, None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("with its 5 variant file(s) the campaign makes a CampaignPublished event of")
+            && error.contains("shorten the variant files' system prompts"),
+        "{error}"
+    );
+
+    // One variant fits the default limit, not a server that takes 64 KiB.
+    std::fs::write(&file, campaign(&names[..1])).unwrap();
+    let prepared = campaign_files::prepare(&file, None, None).unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nmax_payload: 65536\njetstream {{ store_dir: \"{}\" }}\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let mut server = std::process::Command::new(schemas::log::local::nats_server_program())
+        .arg("-c")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut log = None;
+    for _ in 0..100 {
+        if let Ok(connected) = EventLog::connect(&url).await {
+            log = Some(connected);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = log.expect("the server answers");
+    let outcome = publish::publish(&log, &prepared, 16, |_| {}).await;
+    let stored = read_all(&log, &EventFilter::default()).await.len();
+    let _ = server.kill();
+    let _ = server.wait();
+    match outcome {
+        Err(PublishError::TooLarge {
+            size, max_payload, ..
+        }) => {
+            assert_eq!(max_payload, 65536);
+            assert!(size > 250_000, "{size}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(stored, 0, "something was published");
+}

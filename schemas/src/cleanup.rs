@@ -116,6 +116,19 @@ impl CleanupRecord {
         }
     }
 
+    /// The fault's name, as the record's `fault` tag spells it.
+    pub fn fault_name(&self) -> &'static str {
+        match self {
+            CleanupRecord::NodeKill { .. } => "node_kill",
+            CleanupRecord::ProcessPause { .. } => "process_pause",
+            CleanupRecord::Latency { .. } => "latency",
+            CleanupRecord::PacketLoss { .. } => "packet_loss",
+            CleanupRecord::NetworkPartition { .. } => "network_partition",
+            CleanupRecord::DiskPressure { .. } => "disk_pressure",
+            CleanupRecord::None { .. } => "none",
+        }
+    }
+
     /// The node the fault hit, as a name (`n2`), or the groups of a partition; `None` for a
     /// control trial, which hits nothing.
     pub fn target(&self) -> Option<String> {

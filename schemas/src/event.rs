@@ -719,15 +719,19 @@ pub enum OperatorDbStatus {
     Missing,
     /// It could not be read (corrupt, not the contract's schema, a row the capture cannot read).
     Unreadable,
+    /// Not opened: the path is outside the directories the capture stage may read, or not a
+    /// regular file (a link, a FIFO). Nothing was read or written.
+    Refused,
 }
 
 impl OperatorDbStatus {
-    /// The name on the wire: `read`, `missing`, `unreadable`.
+    /// The name on the wire: `read`, `missing`, `unreadable`, `refused`.
     pub fn as_str(self) -> &'static str {
         match self {
             OperatorDbStatus::Read => "read",
             OperatorDbStatus::Missing => "missing",
             OperatorDbStatus::Unreadable => "unreadable",
+            OperatorDbStatus::Refused => "refused",
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod cleanup;
 pub mod event;
+pub mod fit;
 pub mod ids;
 pub mod log;
 pub mod operator_db;

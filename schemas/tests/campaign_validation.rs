@@ -605,3 +605,52 @@ fn operator_time_zones_may_be_utc_an_offset_or_an_iana_name() {
         assert!(parse_campaign("z.yaml", &text).is_err(), "{zone} accepted");
     }
 }
+
+/// A campaign that expands past `MAX_TRIALS` is refused at `validate`, with the product that
+/// makes its size (here 2 × 4 × 2 × 10⁶ operator trials and 6 × 10⁶ baselines).
+#[test]
+fn too_many_trials() {
+    check(
+        "too_many_trials.yaml",
+        expect!["too_many_trials.yaml:9:25: trials_per_combination: the campaign expands to 22000000 trials (2 subject(s) × 4 chaos type(s) × 2 variant(s) × 1000000 repetition(s), with baselines); a campaign may have at most 100000: lower trials_per_combination or split the campaign"],
+    );
+}
+
+/// A file over `MAX_FILE_BYTES` is refused before it is parsed, whatever it holds.
+#[test]
+fn oversized_files() {
+    let huge = format!(
+        "name: huge\nchaos_types: [{{type: node_kill}}]\ndescription: \"{}\"\n",
+        "x".repeat(schemas::campaign::MAX_FILE_BYTES)
+    );
+    let error = parse_campaign("huge.yaml", &huge).unwrap_err().to_string();
+    expect!["huge.yaml:1:1: the file holds more than 262144 bytes, the most a campaign or variant file may hold (it travels whole in one event): shorten it"].assert_eq(&error);
+    let huge = format!(
+        "name: huge\nsystem_prompt: \"{}\"\n",
+        "x".repeat(schemas::campaign::MAX_FILE_BYTES)
+    );
+    let error = parse_variant("huge.yaml", &huge).unwrap_err().to_string();
+    expect!["huge.yaml:1:1: the file holds more than 262144 bytes, the most a campaign or variant file may hold (it travels whole in one event): shorten it"].assert_eq(&error);
+}
+
+/// `trial_count` counts what `expand` makes, for each shape of matrix (baselines, control
+/// entries, the implied control of an empty `chaos_types`).
+#[test]
+fn the_trial_count_is_what_the_expansion_makes() {
+    use schemas::campaign::{expand, trial_count};
+    for text in [
+        "name: a\nchaos_types: [{type: node_kill}]\n",
+        "name: a\nsubjects: [etcd, tikv]\nchaos_types: [{type: node_kill}, {type: none}]\ntrials_per_combination: 3\ninclude_baseline: true\n",
+        "name: a\nchaos_types: []\ninclude_baseline: true\ntrials_per_combination: 4\n",
+        "name: a\nchaos_types: [{type: latency}, {type: process_pause}]\nvariants: [a, b, c]\ninclude_baseline: true\n",
+    ] {
+        let campaign = parse_campaign("a.yaml", text).unwrap().campaign;
+        for variants in [vec![], vec!["a".to_string()], vec!["a".into(), "b".into(), "c".into()]] {
+            assert_eq!(
+                trial_count(&campaign, variants.len()),
+                expand(&campaign, &variants, 1).len() as u64,
+                "{text} with {variants:?}"
+            );
+        }
+    }
+}

@@ -17,17 +17,39 @@ pub struct CaptureArgs {
     /// Print one JSON object per captured trial on stdout instead of lines on stderr.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    dirs: OperatorDbDirs,
+}
+
+/// Where the capture may open operator.db files: the data dir, and these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OperatorDbDirs {
+    /// A directory whose operator.db files the capture may read (an external operator's), besides
+    /// the data dir; repeat it for several. An injection naming any other file is refused.
+    #[arg(long = "operator-db-dir", value_name = "DIR")]
+    pub dirs: Vec<std::path::PathBuf>,
+}
+
+impl OperatorDbDirs {
+    /// The data dir and these directories.
+    pub fn allowed(&self, global: &Global) -> Vec<std::path::PathBuf> {
+        std::iter::once(global.data_dir.clone())
+            .chain(self.dirs.iter().cloned())
+            .collect()
+    }
 }
 
 /// The stage's settings; `reports` receives a line's worth per trial.
 pub fn config(
     max_trials: usize,
     reports: Option<tokio::sync::mpsc::UnboundedSender<StageReport>>,
+    allowed_dirs: Vec<std::path::PathBuf>,
 ) -> StageConfig {
     StageConfig {
         max_trials: max_trials.max(1),
         reports,
         host: schemas::event::host_name(),
+        allowed_dirs,
     }
 }
 
@@ -62,7 +84,8 @@ pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
             }
         }
     });
-    let stage = stage::run(log, config(args.max_trials, Some(sender)), shutdown).await;
+    let allowed = args.dirs.allowed(global);
+    let stage = stage::run(log, config(args.max_trials, Some(sender), allowed), shutdown).await;
     // The stage dropped its sender: the printer ends after the last report.
     let _ = printer.await;
     stage?;

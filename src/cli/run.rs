@@ -236,7 +236,22 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     // The trial pipeline, as `evalctl up` starts it, for this campaign's trials only.
     let pipeline = super::stages::Pipeline {
         worker: super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id)),
-        capture: super::capture::config(64, None),
+        // The data dir, and the external operator's file the user named (by flag or in the
+        // campaign file given on this command line).
+        capture: super::capture::config(
+            64,
+            None,
+            std::iter::once(global.data_dir.clone())
+                .chain(
+                    prepared
+                        .campaign
+                        .operator_db
+                        .as_deref()
+                        .and_then(|path| std::path::Path::new(path).parent())
+                        .map(std::path::Path::to_path_buf),
+                )
+                .collect(),
+        ),
         scoring: super::score::config(None)?,
     };
     let stages = super::stages::Stages::start("run", &log, pipeline, &worker_stop);

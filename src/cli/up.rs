@@ -24,6 +24,8 @@ pub struct UpArgs {
     /// Trials the capture stage follows at once.
     #[arg(long, default_value_t = 64)]
     max_captured_trials: usize,
+    #[command(flatten)]
+    operator_db_dirs: super::capture::OperatorDbDirs,
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
@@ -49,7 +51,11 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     // The trial pipeline, as `evalctl run` starts it; the projector and the viewer join it.
     let pipeline = super::stages::Pipeline {
         worker: super::worker::config(global, args.concurrency, &args.worker_id, None),
-        capture: super::capture::config(args.max_captured_trials, None),
+        capture: super::capture::config(
+            args.max_captured_trials,
+            None,
+            args.operator_db_dirs.allowed(global),
+        ),
         scoring: super::score::config(args.rules.as_deref())?,
     };
     let mut stages = super::stages::Stages::start("up", &log, pipeline, &shutdown);

@@ -74,9 +74,21 @@ pub async fn chaos(global: &Global, command: ChaosCommand) -> Outcome {
         ChaosCommand::Cleanup(args) => {
             let log = EventLog::connect(&global.nats).await?;
             let worker = (!args.all).then_some(args.worker_id.as_str());
-            let cleaned = chaos::worker::recover(&log, &global.data_dir, worker).await?;
-            println!("cleaned up {cleaned} fault(s)");
-            Ok(())
+            let recovery = chaos::worker::recover(&log, &global.data_dir, worker).await?;
+            println!("cleaned up {} fault(s)", recovery.cleaned);
+            for (trial_id, reason) in &recovery.refused {
+                println!("trial {trial_id}: {reason}");
+            }
+            if recovery.refused.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "refused {} cleanup record(s) that name something outside this host's labs; \
+                     nothing was done for them",
+                    recovery.refused.len()
+                )
+                .into())
+            }
         }
     }
 }

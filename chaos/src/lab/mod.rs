@@ -6,7 +6,7 @@
 //!
 //! A lab's state is a JSON file, `<data-dir>/labs/<name>/lab.json`, so that `evalctl lab …` in
 //! another process, or a worker after a crash, can find and clean it. Labs claim an index under
-//! `/tmp/eval-labs/` that fixes their namespace names, addresses and ports, so several labs run
+//! `/run/eval-labs/` (root) that fixes their namespace names, addresses and ports, so several labs run
 //! side by side without sharing any.
 
 mod claim;
@@ -14,6 +14,7 @@ mod network;
 mod process;
 pub mod runtime;
 pub mod sys;
+mod trust;
 
 use network::delete_netns;
 pub use network::host_ip;
@@ -21,6 +22,7 @@ pub use process::terminate;
 use process::{spawn_detached, wait_listening};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,7 +97,13 @@ pub struct NodeState {
     pub mounted: bool,
     /// The node's process, when started.
     pub pid: Option<u32>,
+    /// When that process started (`/proc/PID/stat`), so that a recycled pid is never taken for
+    /// it. Absent in labs made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_started: Option<u64>,
     pub proxy_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_started: Option<u64>,
     /// The delay proxy's control file; present while a latency fault is on.
     pub delay_control: PathBuf,
 }
@@ -111,12 +119,24 @@ impl NodeState {
 
     /// Whether the node's process runs (and is not a zombie).
     pub fn running(&self) -> bool {
-        self.pid.is_some_and(sys::process_alive)
+        self.live_pid().is_some()
+    }
+
+    /// The node's process, when it runs and is the one the lab started.
+    pub fn live_pid(&self) -> Option<u32> {
+        self.pid
+            .filter(|pid| trust::started_by_lab(*pid, self.pid_started, &self.data_dir))
+    }
+
+    /// The node's delay proxy, when it runs and is the one the lab started.
+    pub fn live_proxy_pid(&self) -> Option<u32> {
+        self.proxy_pid
+            .filter(|pid| trust::started_by_lab(*pid, self.proxy_started, &self.delay_control))
     }
 
     /// `running`, `stopped` (paused), `down`.
     pub fn process_status(&self) -> &'static str {
-        match self.pid.and_then(sys::process_state) {
+        match self.live_pid().and_then(sys::process_state) {
             Some('T' | 't') => "paused",
             Some('Z' | 'X') | None => "down",
             Some(_) => "running",
@@ -198,15 +218,9 @@ impl Lab {
             .name
             .clone()
             .unwrap_or_else(|| format!("lab{index}"));
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if let Err(error) = trust::check_name(&name) {
             let _ = std::fs::remove_dir_all(&claim);
-            return Err(Error::Lab(format!(
-                "lab name {name:?} may hold only letters, digits, '-' and '_'"
-            )));
+            return Err(error);
         }
         let dir = labs_dir(&options.data_dir).join(&name);
         if dir.join("lab.json").exists() {
@@ -217,7 +231,13 @@ impl Lab {
                 program = schemas::program::name()
             )));
         }
-        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        // Not writable by the group or others, whatever the umask: a lab is opened again only
+        // from files nobody else can change.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(Error::io(&dir))?;
         let dir = dir.canonicalize().map_err(Error::io(&dir))?;
         std::fs::write(claim.join("owner"), dir.display().to_string())
             .map_err(Error::io(&claim))?;
@@ -265,39 +285,33 @@ impl Lab {
         self.save()
     }
 
-    /// Opens the lab `name` of `data_dir`.
+    /// Opens the lab `name` of `data_dir`, refusing one whose files are not this user's alone or
+    /// whose state names anything the lab would not have made (see `trust`).
     pub fn open(data_dir: &Path, name: &str) -> Result<Lab> {
-        let file = labs_dir(data_dir).join(name).join("lab.json");
-        let text = std::fs::read_to_string(&file).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                Error::Lab(format!(
-                    "no lab named {name} in {} (see `{program} lab status`)",
-                    labs_dir(data_dir).display(),
-                    program = schemas::program::name()
-                ))
-            } else {
-                Error::Io {
-                    path: file.clone(),
-                    source,
-                }
-            }
-        })?;
-        let state = serde_json::from_str(&text)
-            .map_err(|error| Error::Lab(format!("{}: {error}", file.display())))?;
-        Ok(Lab { state })
+        trust::check_name(name)?;
+        let labs = labs_dir(data_dir);
+        let dir = labs.join(name);
+        if !dir.join("lab.json").exists() {
+            return Err(Error::Lab(format!(
+                "no lab named {name} in {} (see `{program} lab status`)",
+                labs.display(),
+                program = schemas::program::name()
+            )));
+        }
+        let dir = trust::canonical_lab_dir(&labs, &dir)?;
+        Ok(Lab {
+            state: trust::read_state(&dir)?,
+        })
     }
 
-    /// Opens the lab whose directory is `dir` (as cleanup records name it).
-    pub fn open_dir(dir: &Path) -> Result<Lab> {
-        let name = dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .ok_or_else(|| Error::Lab(format!("bad lab dir {}", dir.display())))?;
-        let data_dir = dir
-            .parent()
-            .and_then(Path::parent)
-            .ok_or_else(|| Error::Lab(format!("bad lab dir {}", dir.display())))?;
-        Lab::open(data_dir, name)
+    /// Opens the lab whose directory is `dir`, as a cleanup record names it: `None` when it is
+    /// gone; refused unless it is a lab directory of `data_dir`.
+    pub fn open_dir(data_dir: &Path, dir: &Path) -> Result<Option<Lab>> {
+        let name = trust::lab_name_in(&labs_dir(data_dir), dir)?;
+        if !dir.join("lab.json").exists() {
+            return Ok(None);
+        }
+        Lab::open(data_dir, &name).map(Some)
     }
 
     /// Every lab of `data_dir`.
@@ -323,10 +337,7 @@ impl Lab {
     /// Reads the lab's state again from `lab.json`: another process (an operator running `eval
     /// lab node start`) may have restarted a node and recorded its new pid there.
     pub fn reload(&mut self) -> Result<()> {
-        let file = self.state.dir.join("lab.json");
-        let text = std::fs::read_to_string(&file).map_err(Error::io(&file))?;
-        self.state = serde_json::from_str(&text)
-            .map_err(|error| Error::Lab(format!("{}: {error}", file.display())))?;
+        self.state = trust::read_state(&self.state.dir)?;
         Ok(())
     }
 
@@ -334,7 +345,17 @@ impl Lab {
         let file = self.state.dir.join("lab.json");
         let temporary = self.state.dir.join("lab.json.tmp");
         let text = serde_json::to_string_pretty(&self.state).expect("lab state serializes");
-        std::fs::write(&temporary, text).map_err(Error::io(&temporary))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&temporary)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()))
+            .map_err(Error::io(&temporary))?;
+        // An existing file keeps its mode: make it the lab's own again.
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(&temporary))?;
         std::fs::rename(&temporary, &file).map_err(Error::io(&file))
     }
 
@@ -371,6 +392,7 @@ impl Lab {
         }
         let pid = spawn_detached(node.netns.as_deref(), argv, &node.log_file())?;
         self.state.nodes[position].pid = Some(pid);
+        self.state.nodes[position].pid_started = sys::start_time(pid);
         self.save()?;
         Ok(pid)
     }
@@ -392,6 +414,7 @@ impl Lab {
         let log = node.dir.join("proxy.log");
         let pid = spawn_detached(node.netns.as_deref(), &argv, &log)?;
         self.state.nodes[position].proxy_pid = Some(pid);
+        self.state.nodes[position].proxy_started = sys::start_time(pid);
         self.save()?;
         wait_listening(node.client_addr, pid, &log).await
     }
@@ -409,7 +432,7 @@ impl Lab {
             .into_iter()
             .all(|netns| Path::new("/run/netns").join(netns).exists());
         let nodes_ok = self.state.nodes.iter().all(|node| {
-            node.proxy_pid.is_some_and(sys::process_alive)
+            node.live_proxy_pid().is_some()
                 && (!node.mounted || is_mount_point(&node.data_dir))
         });
         namespaces_ok && nodes_ok
@@ -418,10 +441,7 @@ impl Lab {
     /// Sends `signal` to node `number`'s process.
     pub fn signal_node(&self, number: u32, signal: Signal) -> Result<u32> {
         let node = self.node(number)?;
-        let pid = node
-            .pid
-            .filter(|pid| sys::process_alive(*pid))
-            .ok_or_else(|| {
+        let pid = node.live_pid().ok_or_else(|| {
                 Error::Lab(format!(
                     "node {number} of lab {} is not running",
                     self.state.name
@@ -434,10 +454,11 @@ impl Lab {
     /// Stops node `number`: SIGTERM (after SIGCONT, should it be paused), SIGKILL after `grace`.
     pub async fn stop_node(&mut self, number: u32, grace: Duration) -> Result<()> {
         let position = self.position(number)?;
-        if let Some(pid) = self.state.nodes[position].pid {
+        if let Some(pid) = self.state.nodes[position].live_pid() {
             terminate(pid, grace).await;
         }
         self.state.nodes[position].pid = None;
+        self.state.nodes[position].pid_started = None;
         self.save()
     }
 
@@ -472,7 +493,9 @@ impl Lab {
         let _ = self.reload();
         let mut problems = Vec::new();
         for node in &self.state.nodes {
-            for pid in [node.pid, node.proxy_pid].into_iter().flatten() {
+            // Only processes the lab started: a pid recorded here and since recycled is left
+            // alone.
+            for pid in [node.live_pid(), node.live_proxy_pid()].into_iter().flatten() {
                 terminate(pid, Duration::from_secs(2)).await;
             }
         }
@@ -554,7 +577,9 @@ fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeS
         dir,
         mounted: false,
         pid: None,
+        pid_started: None,
         proxy_pid: None,
+        proxy_started: None,
     }
 }
 

@@ -92,10 +92,7 @@ impl Runtime for Lab {
     }
 
     fn running_pid(&self, number: u32) -> Option<u32> {
-        Lab::node(self, number)
-            .ok()?
-            .pid
-            .filter(|pid| sys::process_alive(*pid))
+        Lab::node(self, number).ok()?.live_pid()
     }
 
     fn recorded_pid(&self, number: u32) -> Option<u32> {

@@ -69,6 +69,25 @@ pub fn process_state(pid: u32) -> Option<char> {
     after_name.trim_start().chars().next()
 }
 
+/// When the process started, in clock ticks after boot (`/proc/PID/stat` field 22): with the pid,
+/// it names one process for good, since a recycled pid starts later.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 3 (the state) is the first after the command name; the start time is field 22.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The process's arguments, joined by spaces.
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|byte| *byte == 0)
+            .map(String::from_utf8_lossy)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// Whether the process runs (a zombie does not).
 pub fn process_alive(pid: u32) -> bool {
     matches!(process_state(pid), Some(state) if state != 'Z' && state != 'X')

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::lab::{Isolation, Lab, LabOptions};
-pub use recover::recover;
+pub use recover::{Recovery, recover};
 use trial::{Recorder, TrialContext, TrialEnd, run_trial};
 /// The durable consumer all workers share.
 pub const CONSUMER: &str = "eval-worker";
@@ -61,9 +61,15 @@ struct Shared {
 /// takes trials. On shutdown the running trials are cleaned up and handed back, and the labs
 /// are removed.
 pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
-    let recovered = recover(&log, &config.data_dir, Some(&config.worker_id)).await?;
-    if recovered > 0 {
-        info!(recovered, "cleaned up faults left by an earlier run");
+    let recovery = recover(&log, &config.data_dir, Some(&config.worker_id)).await?;
+    if recovery.cleaned > 0 {
+        info!(
+            recovered = recovery.cleaned,
+            "cleaned up faults left by an earlier run"
+        );
+    }
+    for (trial_id, reason) in &recovery.refused {
+        warn!(%trial_id, %reason, "refused a cleanup record");
     }
     let (name, filter) = match &config.campaign {
         Some(campaign_id) => (

@@ -3,6 +3,7 @@
 //! up what a dead worker left, from the log alone.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -53,28 +54,48 @@ pub(super) async fn cleanup_on<R: Runtime>(
     Ok(())
 }
 
-/// Cleans up a fault of an earlier attempt from its record, on whatever lab it names.
+/// Cleans up a fault of an earlier attempt from its record, on the lab of `data_dir` it names.
+/// A record naming anything else (another directory, a file or process its lab did not make) is
+/// refused: nothing is done, and the refusal is published as the cleanup's failure. Returns the
+/// refusal.
 pub(super) async fn cleanup_and_record(
     recorder: &Recorder<'_>,
+    data_dir: &Path,
     record: &CleanupRecord,
     chaos_type: ChaosType,
-) -> Result<()> {
-    match Lab::open_dir(record.lab_dir()) {
-        Ok(mut lab) if lab.state.subject == SubjectKind::Etcd => {
-            cleanup_on(recorder, &EtcdSubject, &mut lab, record, chaos_type).await
+) -> Result<Option<String>> {
+    let refused = match Lab::open_dir(data_dir, record.lab_dir()) {
+        Ok(Some(mut lab)) if lab.state.subject == SubjectKind::Etcd => {
+            match faults::check_record(&lab, record) {
+                Ok(()) => {
+                    cleanup_on(recorder, &EtcdSubject, &mut lab, record, chaos_type).await?;
+                    return Ok(None);
+                }
+                Err(error) => error.to_string(),
+            }
         }
         // The lab is gone, and every fault went with it (a lab of another subject is never
         // made by this build).
-        _ => {
+        Ok(_) => {
             recorder
                 .publish(ChaosCleanedUp {
                     chaos_type,
                     duration_ms: 0,
                 })
                 .await?;
-            Ok(())
+            return Ok(None);
         }
-    }
+        Err(error) => error.to_string(),
+    };
+    warn!(trial_id = %recorder.trial_id, reason = %refused, "cleanup record refused");
+    recorder
+        .publish(ChaosCleanupFailed {
+            chaos_type,
+            error: refused.clone(),
+            cleanup: record.clone().into(),
+        })
+        .await?;
+    Ok(Some(refused))
 }
 
 /// What the log says of one trial so far.
@@ -115,16 +136,29 @@ pub(super) async fn trial_history(
     })
 }
 
+/// What `recover` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Faults cleaned up (or found gone with their lab).
+    pub cleaned: usize,
+    /// Records refused, each with its trial and why: they named something outside this host's
+    /// labs, and nothing was done.
+    pub refused: Vec<(String, String)>,
+}
+
 /// Cleans up every fault in the log that was injected and never cleaned up, by the worker
-/// `worker_id` (or by any, when `None`), on this host's labs. Returns how many it cleaned.
+/// `worker_id` (or by any, when `None`), on the labs of `data_dir`. A record whose lab is not
+/// under `data_dir/labs` is another host's and left alone; one that names anything there its
+/// lab did not make is refused.
 pub async fn recover(
     log: &EventLog,
-    data_dir: &std::path::Path,
+    data_dir: &Path,
     worker_id: Option<&str>,
-) -> Result<usize> {
+) -> Result<Recovery> {
+    let mut recovery = Recovery::default();
     let stream = log.jetstream().get_stream(STREAM_NAME).await;
     if stream.is_err() {
-        return Ok(0);
+        return Ok(recovery);
     }
     // Only the two event types matter: the latest injection of each trial, and whether a
     // cleanup came after it (stream order), read without touching the rest of the log.
@@ -148,7 +182,7 @@ pub async fn recover(
     })
     .await?;
     let producer = Producer::here("worker");
-    let mut cleaned = 0;
+    let labs = data_dir.join("labs");
     for ((campaign_id, trial_id), (_, injected)) in open {
         if worker_id.is_some_and(|id| id != injected.worker) {
             continue;
@@ -156,10 +190,13 @@ pub async fn recover(
         let Some(record) = injected.cleanup.record().cloned() else {
             continue;
         };
-        if !record
-            .lab_dir()
-            .starts_with(data_dir.canonicalize().unwrap_or(data_dir.to_path_buf()))
-        {
+        // Another host's lab (its own data dir) is its own worker's to clean; a path that
+        // only looks like ours (`labs/../..`) is not skipped here but refused below.
+        let ours = record.lab_dir().starts_with(&labs)
+            || data_dir
+                .canonicalize()
+                .is_ok_and(|dir| record.lab_dir().starts_with(dir.join("labs")));
+        if !ours {
             continue;
         }
         let recorder = Recorder {
@@ -168,10 +205,12 @@ pub async fn recover(
             campaign_id: &campaign_id,
             trial_id: &trial_id,
         };
-        cleanup_and_record(&recorder, &record, injected.chaos.chaos_type()).await?;
-        cleaned += 1;
+        match cleanup_and_record(&recorder, data_dir, &record, injected.chaos.chaos_type()).await? {
+            None => recovery.cleaned += 1,
+            Some(reason) => recovery.refused.push((trial_id, reason)),
+        }
     }
-    Ok(cleaned)
+    Ok(recovery)
 }
 
 /// Calls `each` with the stream sequence and event of every stored event of `event_type`.

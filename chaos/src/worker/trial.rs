@@ -87,7 +87,7 @@ pub(super) async fn run_trial(
     }
     // A previous attempt (of a worker that died) may have left its fault behind.
     for record in history.uncleaned {
-        cleanup_and_record(recorder, &record, chaos_type).await?;
+        cleanup_and_record(recorder, &shared.config.data_dir, &record, chaos_type).await?;
     }
     recorder
         .publish(TrialStarted {

@@ -36,6 +36,7 @@
 //! host, as the worker injects its fault, and ends each with `OperatorCaptureFinished`. The
 //! capture stage is the only reader of operator.db, and the only writer (the variant).
 
+pub mod confine;
 mod follow;
 mod rows;
 pub mod stage;
@@ -143,6 +144,8 @@ pub enum CaptureError {
     Busy { path: PathBuf, reason: String },
     #[error("reading {}: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
+    #[error("refused to open {}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     #[error("writing the variant into ticket {ticket_id} of {}: {reason}", path.display())]
     VariantWrite {
         path: PathBuf,

@@ -41,9 +41,12 @@ pub fn poll(
     }
     let identity = db_identity(path)?;
     let sql_error = |error: rusqlite::Error| sqlite_error(path, error);
+    super::confine::regular_file(path)?;
     let connection = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(sql_error)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
@@ -55,7 +58,8 @@ pub fn poll(
             .with_id(capture_event_id(target, &identity, &key));
         // The row's own time, so that a re-capture produces the same event byte for byte.
         event.occurred_at = occurred_at;
-        event
+        // A row too large for one message is kept cut, with a marker, never retried forever.
+        schemas::fit::fit(event, schemas::fit::MAX_CAPTURED_EVENT_BYTES).0
     };
     let mut events = Vec::new();
 
@@ -407,9 +411,12 @@ fn write_variant(path: &Path, ticket_id: i64, variant: &VariantFile) -> Result<(
         ticket_id,
         reason: error.to_string(),
     };
+    super::confine::regular_file(path)?;
     let connection = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(write_error)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(write_error)?;
@@ -523,9 +530,12 @@ fn cell(value: ValueRef<'_>) -> serde_json::Value {
 /// what `OperatorCaptureFinished` carries at the end of the trial. Read-only, in one snapshot.
 pub fn final_rows(path: &Path, ticket_id: i64) -> Result<(Option<OperatorRow>, Vec<OperatorRow>)> {
     let sql_error = |error: rusqlite::Error| sqlite_error(path, error);
+    super::confine::regular_file(path)?;
     let connection = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(sql_error)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;

@@ -82,6 +82,9 @@ pub struct StageConfig {
     /// This host's name ([`schemas::event::host_name`]): the trials whose
     /// `ChaosInjected.operator_host` names it are captured here.
     pub host: String,
+    /// The directories whose operator.db files this stage opens (the data dir, and those of
+    /// external operators the user named); any other path an injection names is refused.
+    pub allowed_dirs: Vec<PathBuf>,
 }
 
 impl Default for StageConfig {
@@ -90,6 +93,7 @@ impl Default for StageConfig {
             max_trials: 64,
             reports: None,
             host: schemas::event::host_name(),
+            allowed_dirs: Vec::new(),
         }
     }
 }
@@ -137,6 +141,8 @@ struct Shared {
     /// Stream sequences of the injections followed here now: a redelivery of one is not
     /// followed twice.
     following: Mutex<HashSet<u64>>,
+    /// `config.allowed_dirs`, canonical.
+    allowed_dirs: Vec<PathBuf>,
 }
 
 /// Runs the capture stage until `shutdown` is cancelled; the trials followed then get a last
@@ -147,6 +153,7 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     let permits = Arc::new(Semaphore::new(config.max_trials.max(1)));
     let shared = Arc::new(Shared {
         log,
+        allowed_dirs: super::confine::canonical_dirs(&config.allowed_dirs),
         config,
         campaigns: CampaignCache::default(),
         following: Mutex::new(HashSet::new()),
@@ -326,7 +333,11 @@ async fn finished_event(
     operator_db: &Path,
     ending: std::result::Result<&CaptureReport, &CaptureError>,
 ) -> Event {
-    let metadata = std::fs::metadata(operator_db).ok();
+    // A refused path is not looked at, not even for its size.
+    let refused = matches!(ending, Err(CaptureError::Refused { .. }));
+    let metadata = (!refused)
+        .then(|| std::fs::metadata(operator_db).ok())
+        .flatten();
     let mut finished = OperatorCaptureFinished {
         injection_id: injection.id,
         operator_db: operator_db.display().to_string(),
@@ -366,6 +377,7 @@ async fn finished_event(
         Err(error) => {
             finished.status = match error {
                 CaptureError::MissingFile { .. } => OperatorDbStatus::Missing,
+                CaptureError::Refused { .. } => OperatorDbStatus::Refused,
                 _ => OperatorDbStatus::Unreadable,
             };
             finished.error = Some(error.to_string());
@@ -376,13 +388,15 @@ async fn finished_event(
         &format!("OperatorCaptureFinished/{trial_id}/{}", injection.id),
         0,
     );
-    Event::new(
+    let event = Event::new(
         &Producer::here("capture"),
         &injection.campaign_id,
         Some(trial_id),
         finished,
     )
-    .with_id(id)
+    .with_id(id);
+    // A ticket with a huge field still ends its capture.
+    schemas::fit::fit(event, schemas::fit::MAX_CAPTURED_EVENT_BYTES).0
 }
 
 /// A failure that a later attempt may not meet: the log, or the operator holding its lock.
@@ -407,6 +421,7 @@ async fn capture_trial(
     sequence: u64,
     shutdown: &CancellationToken,
 ) -> Result<Captured> {
+    super::confine::check(&operator_db, &shared.allowed_dirs)?;
     let campaign_id = injection.campaign_id.as_str();
     let trial_error = |reason: String| CaptureError::Trial {
         campaign_id: campaign_id.to_string(),

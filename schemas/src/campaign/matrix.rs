@@ -38,6 +38,38 @@ impl TrialSpec {
     }
 }
 
+/// Most trials one campaign may expand to: a campaign is published whole, one event per trial,
+/// and each trial runs for minutes on a real cluster.
+pub const MAX_TRIALS: u64 = 100_000;
+
+/// How many trials [`expand`] makes of `campaign` with `n_variants` variants, counted without
+/// making them (saturating, for any size a file can ask).
+pub fn trial_count(campaign: &CampaignFile, n_variants: usize) -> u64 {
+    let implied_control = campaign.chaos_types.is_empty() && campaign.include_baseline;
+    let chaos = if implied_control {
+        1
+    } else {
+        campaign.chaos_types.len() as u64
+    };
+    let subjects = campaign.subjects.len() as u64;
+    let repetitions = u64::from(campaign.trials_per_combination);
+    let operated = subjects
+        .saturating_mul(chaos)
+        .saturating_mul(n_variants as u64)
+        .saturating_mul(repetitions);
+    let baselines = if campaign.include_baseline && !implied_control {
+        let faults = campaign
+            .chaos_types
+            .iter()
+            .filter(|chaos| !chaos.is_control())
+            .count() as u64;
+        subjects.saturating_mul(faults).saturating_mul(repetitions)
+    } else {
+        0
+    };
+    operated.saturating_add(baselines)
+}
+
 /// Expands `campaign` into its trials: for each subject, each chaos entry, each variant, each
 /// repetition a trial; then, when `include_baseline` is set, for each subject, each chaos entry
 /// but `none`, each repetition a baseline trial. An empty `chaos_types` with `include_baseline`

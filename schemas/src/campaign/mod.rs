@@ -9,6 +9,6 @@ mod validate;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, did_you_mean};
-pub use matrix::{MatrixCell, TrialSpec, expand, matrix_counts};
+pub use matrix::{MAX_TRIALS, MatrixCell, TrialSpec, expand, matrix_counts, trial_count};
 pub use model::*;
-pub use validate::{ParsedCampaign, parse_campaign, parse_variant};
+pub use validate::{MAX_FILE_BYTES, ParsedCampaign, parse_campaign, parse_variant};

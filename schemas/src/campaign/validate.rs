@@ -43,8 +43,28 @@ impl ParsedCampaign {
     }
 }
 
+/// The largest campaign or variant file: every file travels whole in the campaign's
+/// `CampaignPublished`, one NATS message (1 MiB by default).
+pub const MAX_FILE_BYTES: usize = 256 * 1024;
+
+/// Refuses a file over [`MAX_FILE_BYTES`] before parsing it.
+fn check_size(file_name: &str, text: &str) -> Result<(), Diagnostics> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Diagnostics::from(Diagnostic::at(
+            &Location::start_of(file_name),
+            "",
+            format!(
+                "the file holds more than {MAX_FILE_BYTES} bytes, the most a campaign or variant \
+                 file may hold (it travels whole in one event): shorten it"
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// Reads and validates a campaign file; `file_name` is only used in the diagnostics.
 pub fn parse_campaign(file_name: &str, text: &str) -> Result<ParsedCampaign, Diagnostics> {
+    check_size(file_name, text)?;
     let (campaign, positions): (CampaignFile, _) =
         parse_file(file_name, text, &CAMPAIGN_SCHEMA, default_chaos_params)?;
     let mut diagnostics = Diagnostics::default();
@@ -60,6 +80,7 @@ pub fn parse_campaign(file_name: &str, text: &str) -> Result<ParsedCampaign, Dia
 
 /// Reads and validates a variant file; `file_name` is only used in the diagnostics.
 pub fn parse_variant(file_name: &str, text: &str) -> Result<VariantFile, Diagnostics> {
+    check_size(file_name, text)?;
     let (variant, positions): (VariantFile, _) =
         parse_file(file_name, text, &VARIANT_SCHEMA, |_| {})?;
     let mut diagnostics = Diagnostics::default();
@@ -204,6 +225,27 @@ fn check_campaign(
     };
     if campaign.name.trim().is_empty() {
         report("name".to_string(), "must not be empty".to_string());
+    }
+    let n_variants = campaign.variants.as_ref().map_or(1, Vec::len);
+    let n_trials = super::matrix::trial_count(campaign, n_variants);
+    if n_trials > super::matrix::MAX_TRIALS {
+        report(
+            "trials_per_combination".to_string(),
+            format!(
+                "the campaign expands to {n_trials} trials ({} subject(s) × {} chaos type(s) × \
+                 {n_variants} variant(s) × {} repetition(s){}); a campaign may have at most {}: \
+                 lower trials_per_combination or split the campaign",
+                campaign.subjects.len(),
+                campaign.chaos_types.len().max(1),
+                campaign.trials_per_combination,
+                if campaign.include_baseline {
+                    ", with baselines"
+                } else {
+                    ""
+                },
+                super::matrix::MAX_TRIALS
+            ),
+        );
     }
 
     let mut first_subject = HashMap::new();

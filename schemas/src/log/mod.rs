@@ -34,6 +34,11 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Publishes awaiting their acknowledgement at once.
 pub const DEFAULT_IN_FLIGHT: usize = 1024;
+/// The largest message a nats-server accepts unless configured otherwise (`max_payload`, 1 MiB);
+/// an event must fit in one, headers included.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// Room kept for the message's headers (the event id) under `max_payload`.
+pub const HEADER_ROOM: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
