@@ -395,8 +395,10 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The file is outside the data dir: the stage opens it only once told it may.
     let mut capture = Command::new(env!("CARGO_BIN_EXE_evalctl"))
-        .args(["capture", "--json", "--nats", nats.url()])
+        .args(["capture", "--json", "--nats", nats.url(), "--operator-db-dir"])
+        .arg(dir.path())
         .env("RUST_LOG", "off")
         .env("EVAL_HOST", "capture-host")
         .stdout(std::fs::File::create(&stdout_path).unwrap())
