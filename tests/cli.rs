@@ -546,11 +546,7 @@ fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
     // The campaign's own event and one per trial.
     assert_eq!(bench["events"], 201, "{bench}");
     assert!(bench["avg_event_bytes"].as_u64().unwrap() > 100, "{bench}");
-    for rate in [
-        "publish_events_per_second",
-        "plain_messages_per_second",
-        "ratio",
-    ] {
+    for rate in ["publish_events_per_second", "plain_messages_per_second", "ratio"] {
         assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
     }
 }
