@@ -74,7 +74,7 @@ impl Access {
     }
 
     /// The token this request carries: the bearer header, or the cookie.
-    fn presented<'a>(headers: &'a HeaderMap) -> Option<&'a str> {
+    fn presented(headers: &HeaderMap) -> Option<&str> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
