@@ -498,3 +498,77 @@ fn csv_cells_never_start_a_formula_in_the_cli_or_the_download() {
         text(&commands.stdout)
     );
 }
+
+/// An owner with a token announces it in a file only its user can read, so that local read
+/// commands keep working through its API while a request without the token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_token_reaches_local_commands_through_a_private_api_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    log.publish_all(hostile_events(), 256, |_| {})
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let db_arg = db.to_str().unwrap().to_string();
+    let mut projector = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["project", "--db", &db_arg, "--token", TOKEN])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_file = dir.path().join("eval.duckdb.api");
+    wait_until(Duration::from_secs(60), "the API file", || {
+        api_file.exists()
+    });
+    let mode = std::fs::metadata(&api_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let announced: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&api_file).unwrap()).unwrap();
+    assert_eq!(announced["token"], TOKEN);
+    let url = announced["url"].as_str().unwrap().to_string();
+
+    let nats_url = nats.url().to_string();
+    let (through_api, without_token) = tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(60), "the campaign is projected", || {
+            text(
+                &eval(
+                    &nats_url,
+                    &[
+                        "sql",
+                        "SELECT count(*) AS n FROM campaigns",
+                        "--csv",
+                        "--db",
+                        &db_arg,
+                    ],
+                )
+                .stdout,
+            ) == "n\n1\n"
+        });
+        let without_token = viewer::http::request(
+            "POST",
+            &format!("{url}/api/sql"),
+            Some(br#"{"sql": "SELECT 1"}"#),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        (eval(&nats_url, &["list", "--db", &db_arg]), without_token)
+    })
+    .await
+    .unwrap();
+    assert!(
+        through_api.status.success(),
+        "{}",
+        text(&through_api.stderr)
+    );
+    assert!(text(&through_api.stdout).contains("hostile"));
+    assert_eq!(without_token.status, 401, "{}", without_token.text());
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(projector.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    projector.wait().unwrap();
+}
