@@ -52,30 +52,7 @@ fn hostile_events() -> Vec<Event> {
 /// A DuckDB file projected once from the hostile campaign; each test copies it.
 fn database() -> &'static Path {
     static DATABASE: OnceLock<PathBuf> = OnceLock::new();
-    DATABASE.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("security-tests");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("eval.duckdb");
-        let build = path.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let nats = TemporaryNats::start().await.unwrap();
-                let log = EventLog::connect(nats.url()).await.unwrap();
-                log.ensure_stream().await.unwrap();
-                log.publish_all(hostile_events(), 256, |_| {})
-                    .await
-                    .unwrap();
-                let (writer, projection) = projector::Writer::open(&build).unwrap();
-                projector::stage::catch_up(&log, writer, projection)
-                    .await
-                    .unwrap();
-            });
-        })
-        .join()
-        .unwrap();
-        path
-    })
+    DATABASE.get_or_init(|| support::projected_database("security-tests", hostile_events()))
 }
 
 /// A copy of the database in a directory of its own.

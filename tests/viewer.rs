@@ -14,10 +14,8 @@ use http_body_util::BodyExt;
 use schemas::campaign::ChaosType;
 use schemas::campaign::VariantFile;
 use schemas::event::{AgentLogEntryType, Event, EventData, ResolvedVariant};
-use schemas::log::EventLog;
 use scoring::fixtures::{TrialFixture, chaos};
 use serde_json::Value;
-use testkit::TemporaryNats;
 use tower::ServiceExt;
 use viewer::web::{Access, CONTENT_SECURITY_POLICY, Source, app};
 
@@ -85,30 +83,7 @@ fn fixture_events() -> Vec<Event> {
 /// The DuckDB file every test reads, projected once.
 fn database() -> &'static Path {
     static DATABASE: OnceLock<PathBuf> = OnceLock::new();
-    DATABASE.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("viewer-tests");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("eval.duckdb");
-        let build = path.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let nats = TemporaryNats::start().await.unwrap();
-                let log = EventLog::connect(nats.url()).await.unwrap();
-                log.ensure_stream().await.unwrap();
-                log.publish_all(fixture_events(), 256, |_| {})
-                    .await
-                    .unwrap();
-                let (writer, projection) = projector::Writer::open(&build).unwrap();
-                projector::stage::catch_up(&log, writer, projection)
-                    .await
-                    .unwrap();
-            });
-        })
-        .join()
-        .unwrap();
-        path
-    })
+    DATABASE.get_or_init(|| support::projected_database("viewer-tests", fixture_events()))
 }
 
 struct Answer {
