@@ -14,12 +14,10 @@ use http_body_util::BodyExt;
 use schemas::campaign::ChaosType;
 use schemas::campaign::VariantFile;
 use schemas::event::{AgentLogEntryType, Event, EventData, ResolvedVariant};
-use schemas::log::EventLog;
 use scoring::fixtures::{TrialFixture, chaos};
 use serde_json::Value;
-use testkit::TemporaryNats;
 use tower::ServiceExt;
-use viewer::web::{CONTENT_SECURITY_POLICY, Source, app};
+use viewer::web::{Access, CONTENT_SECURITY_POLICY, Source, app};
 
 const SCRIPT: &str = "<script>alert('reasoning')</script>";
 const IMAGE: &str = "\"><img src=x onerror=alert(1)>";
@@ -85,30 +83,7 @@ fn fixture_events() -> Vec<Event> {
 /// The DuckDB file every test reads, projected once.
 fn database() -> &'static Path {
     static DATABASE: OnceLock<PathBuf> = OnceLock::new();
-    DATABASE.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("viewer-tests");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("eval.duckdb");
-        let build = path.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let nats = TemporaryNats::start().await.unwrap();
-                let log = EventLog::connect(nats.url()).await.unwrap();
-                log.ensure_stream().await.unwrap();
-                log.publish_all(fixture_events(), 256, |_| {})
-                    .await
-                    .unwrap();
-                let (writer, projection) = projector::Writer::open(&build).unwrap();
-                projector::stage::catch_up(&log, writer, projection)
-                    .await
-                    .unwrap();
-            });
-        })
-        .join()
-        .unwrap();
-        path
-    })
+    DATABASE.get_or_init(|| support::projected_database("viewer-tests", fixture_events()))
 }
 
 struct Answer {
@@ -124,9 +99,18 @@ impl Answer {
     }
 }
 
+/// `request` with the Host header every browser and client sends.
+fn with_host(mut request: Request<Body>) -> Request<Body> {
+    request
+        .headers_mut()
+        .entry(header::HOST)
+        .or_insert(axum::http::HeaderValue::from_static("127.0.0.1:8000"));
+    request
+}
+
 async fn send(request: Request<Body>) -> Answer {
-    let response = app(Source::file(database().to_path_buf()))
-        .oneshot(request)
+    let response = app(Source::file(database().to_path_buf()), Access::local())
+        .oneshot(with_host(request))
         .await
         .unwrap();
     let header = |name| {
@@ -392,6 +376,7 @@ async fn sql_page_runs_read_only_queries_and_downloads_csv() {
     assert_eq!(post.json()["rows"][0][0], 4);
     let bad = send(
         Request::post("/api/sql")
+            .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("not json"))
             .unwrap(),
     )
@@ -432,8 +417,10 @@ async fn assets_are_served_by_the_binary() {
 
 #[tokio::test]
 async fn progress_events_start_with_the_projectors_last_sequence() {
-    let response = app(Source::file(database().to_path_buf()))
-        .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())
+    let response = app(Source::file(database().to_path_buf()), Access::local())
+        .oneshot(with_host(
+            Request::get("/api/events").body(Body::empty()).unwrap(),
+        ))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -503,7 +490,7 @@ async fn what_agents_and_campaign_files_wrote_is_escaped() {
 async fn json_from(app: &axum::Router, uri: &str) -> Value {
     let response = app
         .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .oneshot(with_host(Request::get(uri).body(Body::empty()).unwrap()))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{uri}");
@@ -540,7 +527,7 @@ async fn cached_pages_follow_every_commit() {
 
     let file = dir.path().join("file.duckdb");
     drop(commit(&file, "first", 1));
-    let viewer = app(Source::file(file.clone()));
+    let viewer = app(Source::file(file.clone()), Access::local());
     for _ in 0..2 {
         assert_eq!(
             campaign_names(&json_from(&viewer, "/api/campaigns").await),
@@ -555,9 +542,10 @@ async fn cached_pages_follow_every_commit() {
 
     let owned = dir.path().join("owned.duckdb");
     let (mut writer, mut projection) = commit(&owned, "first", 1);
-    let owner = app(Source::shared(viewer::api::Database::new(
-        writer.reader().unwrap(),
-    )));
+    let owner = app(
+        Source::shared(viewer::api::Database::new(writer.reader().unwrap())),
+        Access::local(),
+    );
     for _ in 0..2 {
         assert_eq!(
             campaign_names(&json_from(&owner, "/api/campaigns").await),
@@ -705,6 +693,7 @@ fn a_chunked_answer_split_inside_characters_reads_intact() {
         types: vec!["text".to_string()],
         rows: vec![vec![Value::from(reasoning)]],
         truncated: false,
+        truncated_by: None,
         elapsed_ms: 1,
     })
     .unwrap();
@@ -740,7 +729,7 @@ fn a_chunked_answer_split_inside_characters_reads_intact() {
         }),
     );
     runtime.spawn(async move { axum::serve(listener, app).await });
-    let reader = viewer::reader::Reader::Remote { url };
+    let reader = viewer::reader::Reader::Remote { url, token: None };
     let result = reader
         .query("SELECT content FROM agent_log", &[], Default::default())
         .unwrap();

@@ -11,7 +11,7 @@ use schemas::log::EventLog;
 use tokio_util::sync::CancellationToken;
 use viewer::api::Database;
 use viewer::reader::ApiAnnouncement;
-use viewer::web::Source;
+use viewer::web::{Access, Source};
 
 use super::Outcome;
 use crate::Global;
@@ -31,6 +31,8 @@ pub struct ProjectArgs {
     /// meanwhile (port 0: any free port; the address is written beside the database).
     #[arg(long, default_value = "127.0.0.1:0")]
     api: SocketAddr,
+    #[command(flatten)]
+    access: super::viewer::AccessArgs,
     /// Print a JSON summary at the end.
     #[arg(long)]
     json: bool,
@@ -48,6 +50,7 @@ pub fn db_path(global: &Global, given: Option<&Path>) -> PathBuf {
 }
 
 pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
+    let access = args.access.access(args.api.ip())?;
     let shutdown = super::shutdown_on_signal();
     let log = EventLog::connect(&global.nats).await?;
     log.ensure_stream().await?;
@@ -62,7 +65,7 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     }
     let (writer, projection) = open_writer(&path)?;
     let database = Database::new(writer.reader()?);
-    let api = serve_api(&path, database, args.api, shutdown.clone()).await?;
+    let api = serve_api(&path, database, args.api, access, shutdown.clone()).await?;
     let options = Options {
         until_caught_up: args.until_caught_up,
         batch_events: args.batch_events.max(1),
@@ -167,12 +170,13 @@ impl Drop for ServedApi {
     }
 }
 
-/// Serves the read API on `address` (a busy port falls back to any free one) and announces it
-/// beside the database.
+/// Serves the read API on `address` behind `access` (a busy port falls back to any free one) and
+/// announces it beside the database, with its token.
 pub async fn serve_api(
     db_path: &Path,
     database: Database,
     address: SocketAddr,
+    access: Access,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ServedApi> {
     let bound = match viewer::serve::bind(address).await {
@@ -191,15 +195,16 @@ pub async fn serve_api(
     let url = format!("http://{}", bound.local_addr()?);
     let stop = shutdown.child_token();
     let served = stop.clone();
+    let token = access.token().map(str::to_string);
     tokio::spawn(async move {
-        if let Err(error) = bound.serve(Source::shared(database), served).await {
+        if let Err(error) = bound.serve(Source::shared(database), access, served).await {
             eprintln!(
                 "{program}: the read API stopped: {error}",
                 program = schemas::program::name()
             );
         }
     });
-    let announcement = ApiAnnouncement::write(db_path, &url)
+    let announcement = ApiAnnouncement::write(db_path, &url, token.as_deref())
         .with_context(|| format!("cannot write the API file beside {}", db_path.display()))?;
     Ok(ServedApi {
         _announcement: announcement,

@@ -1,9 +1,10 @@
 //! `evalctl sql`: read-only ad-hoc SQL over the DuckDB tables.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use viewer::table::{Column, TextTable};
 
 use clap::Args;
+use viewer::escape::{self, csv_field};
 use viewer::query::{Limits, QueryResult, display};
 use viewer::reader::Reader;
 
@@ -35,6 +36,7 @@ pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
     let path = super::project::db_path(global, args.db.as_deref());
     let limits = Limits {
         max_rows: args.limit.max(1),
+        max_bytes: viewer::query::DEFAULT_MAX_BYTES,
         timeout_ms: args.timeout.max(1) * 1000,
     };
     let query = args.query.clone();
@@ -51,11 +53,8 @@ pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
         write_csv(&mut out, &result)?;
     } else {
         write_table(&mut out, &result)?;
-        if result.truncated {
-            eprintln!(
-                "({} rows shown; more were left off: raise --limit)",
-                result.rows.len()
-            );
+        if let Some(note) = result.truncation_note(limits) {
+            eprintln!("({note})");
         } else {
             eprintln!("({} rows)", result.rows.len());
         }
@@ -63,29 +62,40 @@ pub async fn run(global: &Global, args: SqlArgs) -> Outcome {
     Ok(())
 }
 
-/// RFC 4180 CSV: a header line, then one line per row.
+/// RFC 4180 CSV: a header line, then one line per row. Cells a spreadsheet would run as formulas
+/// are neutralised as the web download does (`viewer::escape::csv_field`); on a terminal,
+/// control characters are shown escaped, while a file or pipe gets the cells as stored.
 pub fn write_csv(out: &mut impl Write, result: &QueryResult) -> std::io::Result<()> {
-    let field = |text: &str| {
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
+    let to_terminal = std::io::stdout().is_terminal();
+    let line = |cells: Vec<String>| {
+        let line = cells.join(",");
+        if to_terminal {
+            escape::terminal(&line).into_owned()
         } else {
-            text.to_string()
+            line
         }
     };
-    let header: Vec<String> = result.columns.iter().map(|c| field(c)).collect();
-    writeln!(out, "{}", header.join(","))?;
+    writeln!(
+        out,
+        "{}",
+        line(result.columns.iter().map(|c| csv_field(c)).collect())
+    )?;
     for row in &result.rows {
-        let cells: Vec<String> = row.iter().map(|v| field(&display(v))).collect();
-        writeln!(out, "{}", cells.join(","))?;
+        writeln!(
+            out,
+            "{}",
+            line(row.iter().map(|v| csv_field(&display(v))).collect())
+        )?;
     }
     Ok(())
 }
 
-/// An aligned text table; long cells are cut at 60 characters, line breaks shown as ⏎.
+/// An aligned text table; long cells are cut at 60 characters, line breaks shown as ⏎ and other
+/// control characters escaped (`\e`, `\a`, …).
 pub fn write_table(out: &mut impl Write, result: &QueryResult) -> std::io::Result<()> {
     const WIDEST: usize = 60;
     let cell = |text: String| {
-        let text = text.replace('\n', "⏎");
+        let text = escape::terminal(&text.replace('\n', "⏎")).replace('\t', "\\t");
         if text.chars().count() > WIDEST {
             let cut: String = text.chars().take(WIDEST - 1).collect();
             format!("{cut}…")

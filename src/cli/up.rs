@@ -30,13 +30,15 @@ pub struct UpArgs {
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
     /// Address of the web viewer and the read API (`evalctl sql`, `evalctl list`, … reach the
-    /// database through it while `evalctl up` owns the file). It has no authentication: keep it on
-    /// 127.0.0.1.
+    /// database through it while `evalctl up` owns the file); anything but loopback requires
+    /// --token.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
     /// Port of the web viewer and the read API (a busy port falls back to any free one).
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    #[command(flatten)]
+    access: super::viewer::AccessArgs,
 }
 
 /// How long stages may take to drain after a shutdown signal (the worker cleans up its running
@@ -44,6 +46,7 @@ pub struct UpArgs {
 const DRAIN: Duration = Duration::from_secs(60);
 
 pub async fn run(global: &Global, args: UpArgs) -> Outcome {
+    let access = args.access.access(args.host)?;
     let shutdown = super::shutdown_on_signal();
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
@@ -65,17 +68,11 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
         Ok((writer, projection)) => {
             let path = writer.path().to_path_buf();
             let database = viewer::api::Database::new(writer.reader()?);
-            if !args.host.is_loopback() {
-                eprintln!(
-                    "{program} up: warning: the viewer and read API listen on {} without authentication; anyone who reaches them can read every trial",
-                    args.host,
-                    program = schemas::program::name()
-                );
-            }
             let api = super::project::serve_api(
                 &path,
                 database,
                 std::net::SocketAddr::new(args.host, args.port),
+                access,
                 shutdown.clone(),
             )
             .await?;

@@ -125,7 +125,8 @@ async fn answer<T: serde::Serialize + Send + 'static>(
     if read.json {
         println!("{}", serde_json::to_string_pretty(&view.data)?);
     } else {
-        print!("{}", view.text);
+        // Agents wrote much of it: no control sequence of theirs reaches the terminal.
+        print!("{}", viewer::escape::terminal(&view.text));
     }
     Ok(())
 }

@@ -209,3 +209,28 @@ impl Drop for Up {
         }
     }
 }
+
+/// A DuckDB file projected from `events` through a real nats-server (its own, stopped at the
+/// end), at `<target tmp>/<name>/eval.duckdb`, made afresh.
+pub fn projected_database(name: &str, events: Vec<Event>) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("eval.duckdb");
+    let build = path.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let nats = testkit::TemporaryNats::start().await.unwrap();
+            let log = schemas::log::EventLog::connect(nats.url()).await.unwrap();
+            log.ensure_stream().await.unwrap();
+            log.publish_all(events, 256, |_| {}).await.unwrap();
+            let (writer, projection) = projector::Writer::open(&build).unwrap();
+            projector::stage::catch_up(&log, writer, projection)
+                .await
+                .unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    path
+}

@@ -12,8 +12,9 @@ use duckdb::Connection;
 use crate::query::{Limits, QueryError};
 use crate::reader::ApiError;
 
-/// The largest row limit and timeout a request may ask for.
+/// The largest row limit, answer size and timeout a request may ask for.
 pub const MAX_ROWS: usize = 100_000;
+pub const MAX_BYTES: usize = 64 << 20;
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// A connection to the database that each request clones its own connection from.
@@ -48,10 +49,15 @@ impl Database {
 }
 
 /// The limits a request asked for, within the API's bounds.
-pub fn bounded(max_rows: Option<usize>, timeout_ms: Option<u64>) -> Limits {
+pub fn bounded(
+    max_rows: Option<usize>,
+    max_bytes: Option<usize>,
+    timeout_ms: Option<u64>,
+) -> Limits {
     let default = Limits::default();
     Limits {
         max_rows: max_rows.unwrap_or(default.max_rows).clamp(1, MAX_ROWS),
+        max_bytes: max_bytes.unwrap_or(default.max_bytes).clamp(1, MAX_BYTES),
         timeout_ms: timeout_ms
             .unwrap_or(default.timeout_ms)
             .clamp(1, MAX_TIMEOUT_MS),

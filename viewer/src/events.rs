@@ -100,7 +100,7 @@ pub async fn write_events(
             out.write_all(&stored.payload)?;
             out.write_all(b"\n")?;
         } else {
-            writeln!(out, "{}", event_line(&stored))?;
+            writeln!(out, "{}", crate::escape::terminal(&event_line(&stored)))?;
         }
         if query.follow {
             out.flush()?;

@@ -27,6 +27,17 @@ pub fn request(
     json_body: Option<&[u8]>,
     patience: Duration,
 ) -> Result<Response, String> {
+    request_with_token(method, url, json_body, patience, None)
+}
+
+/// [`request`] with `Authorization: Bearer TOKEN` when a token is given.
+pub fn request_with_token(
+    method: &str,
+    url: &str,
+    json_body: Option<&[u8]>,
+    patience: Duration,
+    token: Option<&str>,
+) -> Result<Response, String> {
     if !url.starts_with("http://") {
         return Err(format!("only http:// addresses are supported, not {url:?}"));
     }
@@ -37,7 +48,10 @@ pub fn request(
         .timeout_global(Some(patience))
         .build()
         .into();
-    let builder = ureq::http::Request::builder().method(method).uri(url);
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        builder = builder.header("Authorization", format!("Bearer {token}"));
+    }
     let request = match json_body {
         Some(body) => builder
             .header("Content-Type", "application/json")

@@ -7,7 +7,15 @@
 //! reader is opened `READ_ONLY`, each query runs in a read-only transaction, and the user's text
 //! is handed to DuckDB's `query()` table function as one string literal, which DuckDB accepts
 //! only when it is a single SELECT: a second statement, a write, `ATTACH`, `SET`, `LOAD` are
-//! refused by DuckDB's own parser. Each query has a row limit and a timeout (an interrupt).
+//! refused by DuckDB's own parser. Each query has a row limit, a byte limit and a timeout (an
+//! interrupt); a file a reader opens gets its own `memory_limit` and `threads`.
+//!
+//! A single SELECT can still call a table function with side effects (`checkpoint()` writes to
+//! a file opened read-only, `truncate_duckdb_logs()`, `enable_logging()`, …), so the table
+//! functions a query names are checked against an allow-list ([`ALLOWED_TABLE_FUNCTIONS`])
+//! before it runs: DuckDB's own parser reads the text (`json_serialize_sql`), and every table
+//! function in the tree (in subqueries, CTEs, `SUMMARIZE`/`DESCRIBE` of a query alike) must be on
+//! the list. `query()` and `query_table()` are not, so no text can hide a call in a string.
 //!
 //! Values go in as bound parameters, never quoted into the text: the statement run is
 //! `WITH params(p1, …, pN) AS (SELECT $1, …, $N) SELECT * FROM query('…')` with the values bound
@@ -31,21 +39,61 @@ use duckdb::{AccessMode, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Bounds of one query.
+/// Bounds of one query: rows, bytes of the answer (the text of its cells, 8 bytes a number),
+/// and time. The answer stops at the first bound it reaches and says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_rows: usize,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
     pub timeout_ms: u64,
+}
+
+/// The default byte limit of an answer: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+
+fn default_max_bytes() -> usize {
+    DEFAULT_MAX_BYTES
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_rows: 10_000,
+            max_bytes: DEFAULT_MAX_BYTES,
             timeout_ms: 30_000,
         }
     }
 }
+
+/// DuckDB's `memory_limit` and `threads` on a file a reader opens (its own database instance;
+/// the owner's instance keeps the writer's settings). DuckDB's defaults are 80 % of the
+/// machine's memory and every core, for each reader.
+pub const READER_MEMORY_LIMIT: &str = "512MB";
+pub const READER_THREADS: u32 = 2;
+
+/// The table functions a query may call; any other (`checkpoint`, `force_checkpoint`,
+/// `truncate_duckdb_logs`, `enable_logging`, `pragma_*` but two, `query`, `read_*`, …) is
+/// refused, naming it. New functions of a later DuckDB are refused until listed here.
+pub const ALLOWED_TABLE_FUNCTIONS: &[&str] = &[
+    "range",
+    "generate_series",
+    "unnest",
+    "repeat",
+    "json_each",
+    "json_tree",
+    "duckdb_tables",
+    "duckdb_columns",
+    "duckdb_views",
+    "duckdb_schemas",
+    "duckdb_types",
+    "duckdb_constraints",
+    "duckdb_indexes",
+    "duckdb_functions",
+    "duckdb_keywords",
+    "pragma_table_info",
+    "pragma_version",
+];
 
 /// A value bound to a query: a JSON scalar (`null`, a boolean, a number or a string). The query
 /// reads the `n`th as `(SELECT pn FROM params)`.
@@ -85,14 +133,45 @@ impl Param {
 }
 
 /// A query's answer: column names and types, rows as JSON values (numbers, booleans, null, and
-/// text for everything else), and whether rows were left off at the limit.
+/// text for everything else), and whether rows were left off at a limit, and which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryResult {
     pub columns: Vec<String>,
     pub types: Vec<String>,
     pub rows: Vec<Vec<Value>>,
     pub truncated: bool,
+    /// The limit that cut the answer, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<Truncation>,
     pub elapsed_ms: u64,
+}
+
+/// Which limit cut an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    /// `max_rows` rows were reached.
+    Rows,
+    /// The next row would have taken the answer past `max_bytes`.
+    Bytes,
+}
+
+impl QueryResult {
+    /// What to tell a person about rows left off, if any: `None` for a whole answer.
+    pub fn truncation_note(&self, limits: Limits) -> Option<String> {
+        match (self.truncated, self.truncated_by) {
+            (false, _) => None,
+            (true, Some(Truncation::Bytes)) => Some(format!(
+                "truncated: {} rows shown; the next would take the answer past its size limit of {} bytes: select fewer rows or narrower columns",
+                self.rows.len(),
+                limits.max_bytes
+            )),
+            (true, _) => Some(format!(
+                "truncated: {} rows shown; more were left off at the row limit: raise --limit",
+                self.rows.len()
+            )),
+        }
+    }
 }
 
 impl QueryResult {
@@ -122,7 +201,12 @@ pub fn open_read_only(path: &Path) -> Result<Connection, QueryError> {
         return Err(QueryError::NoDatabase(path.to_path_buf()));
     }
     let config = projector::db::sandboxed_config()
-        .and_then(|config| Ok(config.access_mode(AccessMode::ReadOnly)?))
+        .and_then(|config| {
+            Ok(config
+                .access_mode(AccessMode::ReadOnly)?
+                .with("memory_limit", READER_MEMORY_LIMIT)?
+                .with("threads", READER_THREADS.to_string())?)
+        })
         .map_err(|error| QueryError::Open(error.to_string()))?;
     let connection = projector::db::open_with(path, config).map_err(|error| match error {
         projector::Error::Locked { .. } => QueryError::Open(format!(
@@ -145,14 +229,15 @@ pub fn run_query(
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
     let mut result = protected(connection, sql, params, limits, |statement| {
-        collect(statement, params, limits.max_rows)
+        collect(statement, params, limits)
     })?;
     result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(result)
 }
 
 /// [`run_query`]'s answer as one Arrow record batch (at most `limits.max_rows` rows), for readers
-/// of many rows that want typed values, not JSON ones.
+/// of many rows that want typed values, not JSON ones. An answer past `limits.max_bytes` (in
+/// Arrow's memory) is an error: a view must not show part of its figures.
 pub fn run_query_arrow(
     connection: &Connection,
     sql: &str,
@@ -160,11 +245,25 @@ pub fn run_query_arrow(
     limits: Limits,
 ) -> Result<RecordBatch, QueryError> {
     protected(connection, sql, params, limits, |statement| {
-        let batches = statement
-            .query_arrow(bound(params))
-            .map_err(|error| error.to_string())?;
-        let schema = batches.get_schema();
-        let batches: Vec<RecordBatch> = batches.collect();
+        let schema = statement
+            .stream_arrow(bound(params))
+            .map_err(|error| error.to_string())?
+            .get_schema();
+        let (mut batches, mut rows, mut bytes) = (Vec::new(), 0, 0);
+        while rows < limits.max_rows
+            && let Some(array) = statement.step().map_err(|error| error.to_string())?
+        {
+            let batch = RecordBatch::from(&array);
+            rows += batch.num_rows();
+            bytes += batch.get_array_memory_size();
+            if bytes > limits.max_bytes {
+                return Err(format!(
+                    "the answer is larger than its size limit of {} bytes",
+                    limits.max_bytes
+                ));
+            }
+            batches.push(batch);
+        }
         let all = concat_batches(&schema, &batches).map_err(|error| error.to_string())?;
         Ok(all.slice(0, all.num_rows().min(limits.max_rows)))
     })
@@ -176,7 +275,7 @@ fn bound(params: &[Param]) -> duckdb::ParamsFromIter<Vec<duckdb::types::Value>> 
 }
 
 /// Runs `run` on `sql` wrapped for safety (see the module's documentation) and prepared, in a
-/// read-only transaction, interrupted after the timeout.
+/// read-only transaction, interrupted after the timeout, once its table functions are checked.
 fn protected<T>(
     connection: &Connection,
     sql: &str,
@@ -203,9 +302,9 @@ fn protected<T>(
             places.join(", ")
         );
     }
+    let literal = body.replace('\'', "''");
     wrapped.push_str(&format!(
-        "SELECT * FROM query('{}') LIMIT {}",
-        body.replace('\'', "''"),
+        "SELECT * FROM query('{literal}') LIMIT {}",
         limits.max_rows.saturating_add(1)
     ));
 
@@ -224,6 +323,7 @@ fn protected<T>(
     let result = connection
         .execute_batch("BEGIN TRANSACTION READ ONLY;")
         .map_err(|error| error.to_string())
+        .and_then(|()| check_table_functions(connection, &literal))
         .and_then(|()| {
             let mut statement = connection
                 .prepare(&wrapped)
@@ -240,6 +340,67 @@ fn protected<T>(
             QueryError::Sql(explain_error(&message))
         }
     })
+}
+
+/// Refuses a query that calls a table function off [`ALLOWED_TABLE_FUNCTIONS`]. `literal` is the
+/// query's text quoted for a string literal; DuckDB's parser reads it (the one `query()` uses),
+/// and every `TABLE_FUNCTION` node of the tree is checked. Text the parser cannot serialize is
+/// refused with the parser's message: nothing unchecked runs.
+fn check_table_functions(connection: &Connection, literal: &str) -> Result<(), String> {
+    let tree: String = connection
+        .query_row(
+            &format!("SELECT json_serialize_sql('{literal}')"),
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|error| error.to_string())?;
+    let tree: Value = serde_json::from_str(&tree).map_err(|error| error.to_string())?;
+    if tree["error"].as_bool() != Some(false) {
+        let message = tree["error_message"].as_str().unwrap_or("unreadable query");
+        return Err(if tree["error_type"] == "parser" {
+            format!("Parser Error: {message}")
+        } else {
+            format!("the query cannot be checked before it runs: {message}")
+        });
+    }
+    let mut called = Vec::new();
+    table_functions(&tree, &mut called);
+    match called
+        .into_iter()
+        .find(|name| !ALLOWED_TABLE_FUNCTIONS.contains(&name.as_str()))
+    {
+        Some(name) => Err(format!(
+            "table function {name}() is not allowed (a query may call only {})",
+            ALLOWED_TABLE_FUNCTIONS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The names of the table functions in a parse tree, lowercase; a node whose name cannot be read
+/// gives an empty name, which no list allows.
+fn table_functions(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TABLE_FUNCTION") {
+                let name = map
+                    .get("function")
+                    .and_then(|function| function.get("function_name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                out.push(name.to_lowercase());
+            }
+            for value in map.values() {
+                table_functions(value, out);
+            }
+        }
+        Value::Array(values) => {
+            for value in values {
+                table_functions(value, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A query's rows with typed access to their cells: Arrow arrays when read from the file, JSON
@@ -334,7 +495,9 @@ fn explain_error(message: &str) -> String {
         || first.contains("lock_configuration")
     {
         " (settings are locked)"
-    } else if first.contains("syntax error") || first.contains("Expected a single SELECT statement")
+    } else if first.contains("syntax error")
+        || first.contains("Expected a single SELECT statement")
+        || first.contains("cannot be checked before it runs")
     {
         " (only a single read-only query is accepted: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE)"
     } else {
@@ -346,15 +509,17 @@ fn explain_error(message: &str) -> String {
     }
 }
 
+/// The rows of the executed statement as JSON values, fetched chunk by chunk (a streaming
+/// result: DuckDB does not hold the whole answer) until a limit is reached.
 fn collect(
     statement: &mut duckdb::Statement<'_>,
     params: &[Param],
-    max_rows: usize,
+    limits: Limits,
 ) -> Result<QueryResult, String> {
-    let batches = statement
-        .query_arrow(bound(params))
-        .map_err(|error| error.to_string())?;
-    let schema = batches.get_schema();
+    let schema = statement
+        .stream_arrow(bound(params))
+        .map_err(|error| error.to_string())?
+        .get_schema();
     let mut result = QueryResult {
         columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
         types: schema
@@ -364,10 +529,13 @@ fn collect(
             .collect(),
         rows: Vec::new(),
         truncated: false,
+        truncated_by: None,
         elapsed_ms: 0,
     };
     let options = FormatOptions::default().with_null("");
-    'batches: for batch in batches {
+    let mut bytes = 0usize;
+    'batches: while let Some(array) = statement.step().map_err(|error| error.to_string())? {
+        let batch = RecordBatch::from(&array);
         let formatters: Vec<ArrayFormatter<'_>> = batch
             .columns()
             .iter()
@@ -375,20 +543,35 @@ fn collect(
             .collect::<Result<_, _>>()
             .map_err(|error| error.to_string())?;
         for row in 0..batch.num_rows() {
-            if result.rows.len() == max_rows {
+            if result.rows.len() == limits.max_rows {
                 result.truncated = true;
+                result.truncated_by = Some(Truncation::Rows);
                 break 'batches;
             }
-            let values = batch
+            let values: Vec<Value> = batch
                 .columns()
                 .iter()
                 .zip(&formatters)
                 .map(|(column, formatter)| cell(column.as_ref(), formatter, row))
                 .collect();
+            bytes = bytes.saturating_add(values.iter().map(cell_bytes).sum());
+            if bytes > limits.max_bytes {
+                result.truncated = true;
+                result.truncated_by = Some(Truncation::Bytes);
+                break 'batches;
+            }
             result.rows.push(values);
         }
     }
     Ok(result)
+}
+
+/// What a cell counts toward an answer's byte limit: its text, or 8 bytes.
+fn cell_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len(),
+        _ => 8,
+    }
 }
 
 fn type_name(data_type: &DataType) -> String {

@@ -13,12 +13,15 @@ use crate::query::{
     Limits, Param, QueryError, QueryResult, Rows, open_read_only, run_query, run_query_arrow,
 };
 
-/// The API file's content.
+/// The API file's content (mode 0600: it may hold the token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiFile {
     /// Such as `http://127.0.0.1:8000`.
     pub url: String,
     pub pid: u32,
+    /// The token the API requires, when it requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// The API file of the database at `db_path`.
@@ -35,13 +38,28 @@ pub struct ApiAnnouncement {
 }
 
 impl ApiAnnouncement {
-    pub fn write(db_path: &Path, url: &str) -> std::io::Result<ApiAnnouncement> {
+    /// Writes the API file, readable by this user only (it may hold `token`).
+    pub fn write(
+        db_path: &Path,
+        url: &str,
+        token: Option<&str>,
+    ) -> std::io::Result<ApiAnnouncement> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = api_file_path(db_path);
         let file = ApiFile {
             url: url.to_string(),
             pid: std::process::id(),
+            token: token.map(str::to_string),
         };
-        std::fs::write(&path, serde_json::to_vec(&file).expect("serializable"))?;
+        // A file left by an earlier owner may have another mode: start afresh.
+        let _ = std::fs::remove_file(&path);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        out.write_all(&serde_json::to_vec(&file).expect("serializable"))?;
         Ok(ApiAnnouncement { path })
     }
 }
@@ -55,14 +73,14 @@ impl Drop for ApiAnnouncement {
 /// A source of read-only query answers.
 pub enum Reader {
     Local(Connection),
-    Remote { url: String },
+    Remote { url: String, token: Option<String> },
 }
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reader::Local(_) => f.write_str("Reader::Local"),
-            Reader::Remote { url } => write!(f, "Reader::Remote({url})"),
+            Reader::Remote { url, .. } => write!(f, "Reader::Remote({url})"),
         }
     }
 }
@@ -84,7 +102,10 @@ impl Reader {
                 .try_clone()
                 .map(Reader::Local)
                 .map_err(|error| QueryError::Open(error.to_string())),
-            Reader::Remote { url } => Ok(Reader::Remote { url: url.clone() }),
+            Reader::Remote { url, token } => Ok(Reader::Remote {
+                url: url.clone(),
+                token: token.clone(),
+            }),
         }
     }
 
@@ -92,7 +113,10 @@ impl Reader {
     pub fn owner(db_path: &Path) -> Option<Reader> {
         let bytes = std::fs::read(api_file_path(db_path)).ok()?;
         let file = serde_json::from_slice::<ApiFile>(&bytes).ok()?;
-        process_alive(file.pid).then_some(Reader::Remote { url: file.url })
+        process_alive(file.pid).then_some(Reader::Remote {
+            url: file.url,
+            token: file.token,
+        })
     }
 
     /// Runs `sql` with `params` bound (the query reads the `n`th as `(SELECT pn FROM params)`).
@@ -104,7 +128,9 @@ impl Reader {
     ) -> Result<QueryResult, QueryError> {
         match self {
             Reader::Local(connection) => run_query(connection, sql, params, limits),
-            Reader::Remote { url } => remote_query(url, sql, params, limits),
+            Reader::Remote { url, token } => {
+                remote_query(url, token.as_deref(), sql, params, limits)
+            }
         }
     }
 
@@ -115,7 +141,9 @@ impl Reader {
             Reader::Local(connection) => {
                 run_query_arrow(connection, sql, params, limits).map(Rows::Arrow)
             }
-            Reader::Remote { url } => remote_query(url, sql, params, limits).map(Rows::Json),
+            Reader::Remote { url, token } => {
+                remote_query(url, token.as_deref(), sql, params, limits).map(Rows::Json)
+            }
         }
     }
 
@@ -123,7 +151,7 @@ impl Reader {
     pub fn describe(&self) -> String {
         match self {
             Reader::Local(_) => "the database file (read-only)".to_string(),
-            Reader::Remote { url } => format!("the running eval at {url}"),
+            Reader::Remote { url, .. } => format!("the running eval at {url}"),
         }
     }
 }
@@ -145,6 +173,8 @@ pub struct SqlRequest {
     #[serde(default)]
     pub max_rows: Option<usize>,
     #[serde(default)]
+    pub max_bytes: Option<usize>,
+    #[serde(default)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -156,9 +186,10 @@ pub struct ApiError {
     pub kind: String,
 }
 
-/// `POST /api/sql` to the owner's API on loopback.
+/// `POST /api/sql` to the owner's API on loopback, with its token when it has one.
 fn remote_query(
     url: &str,
+    token: Option<&str>,
     sql: &str,
     params: &[Param],
     limits: Limits,
@@ -171,15 +202,17 @@ fn remote_query(
         sql: sql.to_string(),
         params: params.to_vec(),
         max_rows: Some(limits.max_rows),
+        max_bytes: Some(limits.max_bytes),
         timeout_ms: Some(limits.timeout_ms),
     })
     .expect("serializable");
     let patience = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(30);
-    let answer = crate::http::request(
+    let answer = crate::http::request_with_token(
         "POST",
         &format!("{}/api/sql", url.trim_end_matches('/')),
         Some(&body),
         patience,
+        token,
     )
     .map_err(remote)?;
     if answer.status == 200 {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::web::{Source, app};
+use crate::web::{Access, Source, app};
 
 /// A bound listener, not yet serving.
 #[derive(Debug)]
@@ -29,9 +29,15 @@ impl Bound {
         self.listener.local_addr()
     }
 
-    /// Serves the viewer on `source` until `shutdown` is cancelled; requests in flight finish.
-    pub async fn serve(self, source: Source, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(self.listener, app(source))
+    /// Serves the viewer on `source` behind `access` until `shutdown` is cancelled; requests in
+    /// flight finish.
+    pub async fn serve(
+        self,
+        source: Source,
+        access: Access,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, app(source, access))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     }

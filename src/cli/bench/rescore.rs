@@ -159,10 +159,7 @@ async fn raw_read(log: &EventLog) -> Result<u64> {
         })
         .await
         .context("raw read")?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("raw read")?;
+    let mut messages = consumer.messages().await.context("raw read")?;
     let mut count = 0;
     let mut bytes = 0;
     while let Some(message) = messages.next().await {

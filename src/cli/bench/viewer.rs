@@ -457,7 +457,11 @@ async fn viewer_bench(
             "http://{}",
             bound.local_addr().map_err(|error| error.to_string())?
         ));
-        servers.push(tokio::spawn(bound.serve(source, shutdown.clone())));
+        servers.push(tokio::spawn(bound.serve(
+            source,
+            viewer::web::Access::local(),
+            shutdown.clone(),
+        )));
     }
     let campaigns = trials.div_ceil(TRIALS_PER_CAMPAIGN);
     let routes = routes(campaigns, &trial_ids);

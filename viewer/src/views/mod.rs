@@ -61,6 +61,7 @@ impl<T: Serialize> View<T> {
 /// Bounds of the views' own queries.
 pub(crate) const VIEW_LIMITS: Limits = Limits {
     max_rows: 1_000_000,
+    max_bytes: crate::api::MAX_BYTES,
     timeout_ms: 60_000,
 };
 

@@ -2,8 +2,10 @@
 //! every value it inserts), their JSON under `/api/...`, the read-only SQL, server-sent progress
 //! events and the embedded assets. Every page is built from the same data as its JSON, and those
 //! are the CLI's views (`views`, `show`), typed structs, so the web and the terminal show one set
-//! of figures and a page can only name fields that exist.
+//! of figures and a page can only name fields that exist. Every request passes `access` first
+//! (Host, token, what a POST may be).
 
+mod access;
 mod assets;
 mod cache;
 mod charts;
@@ -15,6 +17,7 @@ mod source;
 mod sql;
 mod sse;
 
+pub use access::{Access, MIN_TOKEN_LEN, TOKEN_COOKIE};
 pub use pages::encode;
 pub use source::Source;
 
@@ -27,8 +30,8 @@ use axum::routing::get;
 /// charts are inline markup, not scripts), no inline scripts, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The whole viewer: pages, `/api/...`, assets.
-pub fn app(source: Source) -> Router {
+/// The whole viewer: pages, `/api/...`, assets, behind `access`.
+pub fn app(source: Source, access: Access) -> Router {
     Router::new()
         .route("/", get(routes::campaigns_page))
         .route("/campaigns/{id}", get(routes::campaign_page))
@@ -50,6 +53,7 @@ pub fn app(source: Source) -> Router {
             get(error::api_not_found).post(error::api_not_found),
         )
         .fallback(error::page_not_found)
+        .layer(axum::middleware::from_fn_with_state(access, access::check))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(source)
 }

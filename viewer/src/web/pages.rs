@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::charts::{Series, strip_plot};
 use super::data::{CampaignPage, VariantsPage};
-use crate::query::{QueryResult, display};
+use crate::query::{QueryResult, Truncation, display};
 use crate::show::{CampaignTrial, TrialShown};
 use crate::views::CampaignList;
 use crate::views::scorecard::{ComparisonCard, GroupCard};
@@ -631,7 +631,7 @@ pub fn sql(query: &str, answer: Option<Result<&QueryResult, &str>>) -> Markup {
             @match answer {
                 Some(Ok(result)) => {
                     p.meta {
-                        (result.rows.len()) " rows" @if result.truncated { " (more were left off)" } " in " (result.elapsed_ms) " ms · "
+                        (result.rows.len()) " rows" @if result.truncated_by == Some(Truncation::Bytes) { " (truncated: the answer reached its size limit)" } @else if result.truncated { " (more were left off)" } " in " (result.elapsed_ms) " ms · "
                         a href={ "/sql.csv?q=" (encode(query)) } download="query.csv" { "Download CSV" }
                     }
                     div.scroll { table.results {

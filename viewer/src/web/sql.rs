@@ -14,6 +14,7 @@ use super::pages;
 use super::routes::{PageResult, Params, html};
 use super::source::Source;
 use crate::api::bounded;
+use crate::escape::csv_field;
 use crate::query::{Limits, Param, QueryResult, display};
 use crate::reader::SqlRequest;
 
@@ -37,6 +38,7 @@ async fn run_sql(
 fn page_limits() -> Limits {
     Limits {
         max_rows: PAGE_ROWS,
+        max_bytes: crate::query::DEFAULT_MAX_BYTES,
         timeout_ms: QUERY_TIMEOUT_MS,
     }
 }
@@ -72,6 +74,7 @@ pub(super) async fn sql_csv(State(source): State<Source>, Query(params): Params)
     let sql = required_sql(&params)?;
     let limits = Limits {
         max_rows: CSV_ROWS,
+        max_bytes: crate::api::MAX_BYTES,
         timeout_ms: QUERY_TIMEOUT_MS,
     };
     let result = run_sql(&source, sql, Vec::new(), limits).await?;
@@ -88,28 +91,15 @@ pub(super) async fn sql_csv(State(source): State<Source>, Query(params): Params)
         .into_response())
 }
 
-/// RFC 4180 CSV; a cell that a spreadsheet would run as a formula gets a leading `'`.
+/// RFC 4180 CSV; a cell that a spreadsheet would run as a formula gets a leading `'`
+/// ([`csv_field`], which `evalctl sql --csv` shares).
 pub(super) fn csv(result: &QueryResult) -> String {
-    fn cell(text: &str) -> String {
-        let text = if text.starts_with(['=', '+', '@', '\t', '\r'])
-            || (text.starts_with('-') && text.parse::<f64>().is_err())
-        {
-            format!("'{text}")
-        } else {
-            text.to_string()
-        };
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text
-        }
-    }
     let mut out = String::new();
     let line = |cells: Vec<String>| cells.join(",") + "\r\n";
-    out.push_str(&line(result.columns.iter().map(|c| cell(c)).collect()));
+    out.push_str(&line(result.columns.iter().map(|c| csv_field(c)).collect()));
     for row in &result.rows {
         out.push_str(&line(
-            row.iter().map(|value| cell(&display(value))).collect(),
+            row.iter().map(|value| csv_field(&display(value))).collect(),
         ));
     }
     out
@@ -119,6 +109,7 @@ pub(super) async fn sql_api_get(State(source): State<Source>, Query(params): Par
     let sql = required_sql(&params).map_err(AppError::into_json)?;
     let limits = bounded(
         params.get("max_rows").and_then(|text| text.parse().ok()),
+        params.get("max_bytes").and_then(|text| text.parse().ok()),
         params.get("timeout_ms").and_then(|text| text.parse().ok()),
     );
     let result = run_sql(&source, sql, Vec::new(), limits)
@@ -138,7 +129,7 @@ pub(super) async fn sql_api_post(
         ))
         .into_json()
     })?;
-    let limits = bounded(request.max_rows, request.timeout_ms);
+    let limits = bounded(request.max_rows, request.max_bytes, request.timeout_ms);
     let result = run_sql(&source, request.sql, request.params, limits)
         .await
         .map_err(AppError::into_json)?;

@@ -19,6 +19,7 @@ pub(super) fn last_sequence(reader: &Reader) -> Result<Option<u64>, ViewError> {
         &[],
         Limits {
             max_rows: 1,
+            max_bytes: 4096,
             timeout_ms: 5_000,
         },
     )?;
