@@ -4,7 +4,6 @@
 use clap::Args;
 use ingest::capture::CaptureReport;
 use ingest::capture::stage::{self, CaptureOutcome, StageConfig, StageReport, TrialCaptured};
-use schemas::log::EventLog;
 
 use super::Outcome;
 use crate::Global;
@@ -54,13 +53,13 @@ pub fn config(
 }
 
 pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let shutdown = super::shutdown_on_signal();
     let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
     eprintln!(
         "{program} capture: following the operator.db of every trial injected on {} from {} ({} at once); Ctrl-C stops",
         schemas::event::host_name(),
-        global.nats,
+        global.nats_shown(),
         args.max_trials,
         program = schemas::program::name()
     );

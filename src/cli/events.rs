@@ -1,7 +1,6 @@
 //! `evalctl events`: the log in order.
 
 use clap::Args;
-use schemas::log::EventLog;
 use viewer::events::{EventsQuery, write_events};
 
 use super::Outcome;
@@ -27,7 +26,7 @@ pub struct EventsArgs {
 }
 
 pub async fn run(global: &Global, args: EventsArgs) -> Outcome {
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let query = EventsQuery {
         campaign: args.campaign,
         trial: args.trial,

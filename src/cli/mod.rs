@@ -5,6 +5,7 @@ pub mod bench;
 pub mod capture;
 pub mod events;
 pub mod lab;
+pub mod nats;
 pub mod operator;
 pub mod project;
 pub mod publish;

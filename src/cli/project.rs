@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use projector::stage::{Options, Progress};
-use schemas::log::EventLog;
 use tokio_util::sync::CancellationToken;
 use viewer::api::Database;
 use viewer::reader::ApiAnnouncement;
@@ -52,7 +51,7 @@ pub fn db_path(global: &Global, given: Option<&Path>) -> PathBuf {
 pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     let access = args.access.access(args.api.ip())?;
     let shutdown = super::shutdown_on_signal();
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     log.ensure_stream().await?;
     let path = db_path(global, args.db.as_deref());
     if args.rebuild {

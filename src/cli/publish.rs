@@ -6,7 +6,7 @@ use viewer::table::{Column, TextTable};
 use anyhow::Context;
 use clap::Args;
 use ingest::campaign_files::{self, PrepareError, PreparedCampaign};
-use schemas::log::{DEFAULT_IN_FLIGHT, EventLog};
+use schemas::log::DEFAULT_IN_FLIGHT;
 
 use super::{Failure, Outcome};
 use crate::Global;
@@ -68,7 +68,7 @@ pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
         "dry_run": args.dry_run,
     });
     if !args.dry_run {
-        let log = EventLog::connect(&global.nats).await?;
+        let log = global.connect().await?;
         let total = prepared.trials.len() as u64 + 1;
         let bar = super::progress_bar(total, "publishing");
         let report = ingest::publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |acked| {
@@ -88,7 +88,7 @@ pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
             println!(
                 "published {} events to {} ({} already in the log, {} dropped as duplicates)",
                 report.summary.stored,
-                global.nats,
+                global.nats_shown(),
                 report.already_stored,
                 report.summary.duplicates
             );

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use schemas::ids::resolve_prefix;
-use schemas::log::EventLog;
 use scoring::{RescoreFilter, Rules, ScoringConfig};
 
 use super::Outcome;
@@ -51,12 +50,12 @@ pub fn config(rules: Option<&std::path::Path>) -> anyhow::Result<ScoringConfig> 
 
 pub async fn score(global: &Global, args: ScoreArgs) -> Outcome {
     let config = config(args.rules.as_deref())?;
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
         "{program} score: scoring finished trials with {} from {}; Ctrl-C stops",
         config.version(),
-        global.nats,
+        global.nats_shown(),
         program = schemas::program::name()
     );
     scoring::stage::run(log, config, shutdown).await?;
@@ -65,7 +64,7 @@ pub async fn score(global: &Global, args: ScoreArgs) -> Outcome {
 
 pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
     let config = config(args.rules.as_deref())?;
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let filter = match &args.campaign {
         Some(prefix) => {
             let ids = log.campaign_ids().await?;
@@ -130,7 +129,7 @@ pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
 }
 
 pub async fn import_legacy(global: &Global, args: ImportArgs) -> Outcome {
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let report = ingest::legacy::import(&log, &args.path).await?;
     if args.json {
         println!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use schemas::log::EventLog;
+use schemas::log::auth::{CREDENTIAL_FILE, HARNESS_USER, LocalCredential};
 use schemas::log::local::LocalNats;
 
 use super::Outcome;
@@ -131,29 +132,50 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
 /// The server at `--nats`, or, when none answers there and the URL is local, a `nats-server -js`
 /// started on its port with its store under the data dir (returned, to be stopped by the caller).
 pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Option<LocalNats>)> {
-    match EventLog::connect(&global.nats).await {
+    let program = schemas::program::name();
+    let shown = global.nats_shown();
+    match global.connect().await {
         Ok(log) => {
-            eprintln!(
-                "{program}: using the NATS server at {}",
-                global.nats,
-                program = schemas::program::name()
-            );
+            let open = !log.client().server_info().auth_required;
+            adopt(open, global.nats_named(), &shown)?;
+            eprintln!("{program}: using the NATS server at {shown}");
             Ok((log, None))
         }
         Err(schemas::log::Error::Unreachable { .. }) => {
-            let port = local_port(&global.nats)?;
-            let dir = global.data_dir.join("nats");
+            let port = local_port(&shown)?;
+            let dir = global.nats_dir();
+            let credential = LocalCredential::load_or_create(&dir)
+                .with_context(|| format!("cannot keep the server's credential in {}", dir.display()))?;
             eprintln!(
-                "{program}: no server at {}; starting nats-server -js on 127.0.0.1:{port} (store {})",
-                global.nats,
+                "{program}: no server at {shown}; starting nats-server -js on 127.0.0.1:{port} (store {}; only user {HARNESS_USER}, whose password is in {}, mode 0600, which commands with this --data-dir use)",
                 dir.display(),
-                program = schemas::program::name()
+                dir.join(CREDENTIAL_FILE).display(),
             );
-            let server = LocalNats::start(&dir, Some(port)).await?;
-            let log = EventLog::connect(server.url()).await?;
+            let server = LocalNats::start_secured(&dir, Some(port), Some(&credential)).await?;
+            let log = EventLog::connect_with(server.url(), server.auth()).await?;
             Ok((log, Some(server)))
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether `evalctl up` may use a server it did not start that answers without asking for
+/// credentials (`open`): only when the user named it (`named`), and then with a warning. Anyone
+/// who can publish to it can make this host's worker run commands; a server that asks for
+/// credentials and let us in is used as it is.
+fn adopt(open: bool, named: bool, shown: &str) -> anyhow::Result<()> {
+    let program = schemas::program::name();
+    match (open, named) {
+        (false, _) => Ok(()),
+        (true, true) => {
+            eprintln!(
+                "{program}: warning: the NATS server at {shown} asks for no credentials: anyone who reaches it can publish trials that this host's worker runs"
+            );
+            Ok(())
+        }
+        (true, false) => bail!(
+            "a NATS server that {program} did not start answers at {shown} and asks for no credentials: anyone who reaches it could make this host's worker run commands. Stop it (and let {program} start its own, secured), or name it on purpose with --nats or EVAL_NATS_URL"
+        ),
     }
 }
 
@@ -178,4 +200,21 @@ fn local_port(url: &str) -> anyhow::Result<u16> {
         );
     }
     Ok(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adopt;
+
+    #[test]
+    fn an_open_server_is_adopted_only_when_named() {
+        assert!(adopt(false, false, "nats://127.0.0.1:4222").is_ok());
+        assert!(adopt(false, true, "nats://127.0.0.1:4222").is_ok());
+        assert!(adopt(true, true, "nats://127.0.0.1:4222").is_ok());
+        let refused = adopt(true, false, "nats://127.0.0.1:4222")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("asks for no credentials"), "{refused}");
+        assert!(refused.contains("--nats or EVAL_NATS_URL"), "{refused}");
+    }
 }

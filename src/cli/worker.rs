@@ -2,7 +2,6 @@
 //! that a dead worker left behind.
 
 use clap::{Args, Subcommand};
-use schemas::log::EventLog;
 
 use super::Outcome;
 use crate::Global;
@@ -51,12 +50,12 @@ pub fn config(
 }
 
 pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
-    let log = EventLog::connect(&global.nats).await?;
+    let log = global.connect().await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
         "{program} worker {}: taking trials from {} ({} at once); Ctrl-C stops",
         args.worker_id,
-        global.nats,
+        global.nats_shown(),
         args.concurrency,
         program = schemas::program::name()
     );
@@ -72,7 +71,7 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
 pub async fn chaos(global: &Global, command: ChaosCommand) -> Outcome {
     match command {
         ChaosCommand::Cleanup(args) => {
-            let log = EventLog::connect(&global.nats).await?;
+            let log = global.connect().await?;
             let worker = (!args.all).then_some(args.worker_id.as_str());
             let recovery = chaos::worker::recover(&log, &global.data_dir, worker).await?;
             println!("cleaned up {} fault(s)", recovery.cleaned);

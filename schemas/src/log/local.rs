@@ -6,8 +6,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+use super::auth::{HARNESS_USER, LocalCredential, NatsAuth};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+/// Writes `text` into `path`, readable by this user alone.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
 
 /// The program started; found on `PATH` unless `EVAL_NATS_SERVER` names another.
 pub fn nats_server_program() -> PathBuf {
@@ -41,6 +57,8 @@ pub enum LocalServerError {
 pub struct LocalNats {
     child: Option<Child>,
     url: String,
+    /// What a client presents: nothing, or the user and password the server was started with.
+    auth: NatsAuth,
     store_dir: PathBuf,
     log_file: PathBuf,
 }
@@ -49,6 +67,16 @@ impl LocalNats {
     /// Starts `nats-server -js` on 127.0.0.1 with its store (and log) under `dir`, on `port` or,
     /// when `None`, on a free port, and waits until JetStream answers.
     pub async fn start(dir: &Path, port: Option<u16>) -> Result<LocalNats, LocalServerError> {
+        LocalNats::start_secured(dir, port, None).await
+    }
+
+    /// [`LocalNats::start`], letting in only the harness's user with `credential` when given
+    /// (its configuration, which holds the password, is written mode 0600 under `dir`).
+    pub async fn start_secured(
+        dir: &Path,
+        port: Option<u16>,
+        credential: Option<&LocalCredential>,
+    ) -> Result<LocalNats, LocalServerError> {
         let store_dir = dir.join("jetstream");
         let ports_dir = dir.join("ports");
         for path in [&store_dir, &ports_dir] {
@@ -60,7 +88,27 @@ impl LocalNats {
         let log_file = dir.join("nats-server.log");
         let program = nats_server_program();
         let port_arg = port.map_or_else(|| "-1".to_string(), |port| port.to_string());
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        let auth = match credential {
+            Some(credential) => {
+                let config = dir.join("auth.conf");
+                write_private(
+                    &config,
+                    &format!(
+                        "authorization {{\n  user: \"{HARNESS_USER}\"\n  password: \"{}\"\n}}\n",
+                        credential.password
+                    ),
+                )
+                .map_err(|source| LocalServerError::Io {
+                    path: config.clone(),
+                    source,
+                })?;
+                command.arg("-c").arg(&config);
+                credential.auth()
+            }
+            None => NatsAuth::default(),
+        };
+        let child = command
             .arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port_arg])
             .arg("-sd")
@@ -88,6 +136,7 @@ impl LocalNats {
         let mut server = LocalNats {
             child: Some(child),
             url: String::new(),
+            auth,
             store_dir,
             log_file,
         };
@@ -118,7 +167,7 @@ impl LocalNats {
             {
                 self.url = url;
             }
-            if !self.url.is_empty() && jetstream_answers(&self.url).await {
+            if !self.url.is_empty() && jetstream_answers(&self.url, &self.auth).await {
                 let _ = std::fs::remove_file(ports_file);
                 return Ok(());
             }
@@ -135,6 +184,11 @@ impl LocalNats {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// What a client presents to this server.
+    pub fn auth(&self) -> &NatsAuth {
+        &self.auth
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -192,8 +246,11 @@ fn read_client_url(ports_file: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn jetstream_answers(url: &str) -> bool {
-    let Ok(client) = async_nats::ConnectOptions::new()
+async fn jetstream_answers(url: &str, auth: &NatsAuth) -> bool {
+    let Ok(options) = auth.options().await else {
+        return false;
+    };
+    let Ok(client) = options
         .connection_timeout(Duration::from_millis(500))
         .connect(url)
         .await

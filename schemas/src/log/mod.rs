@@ -4,10 +4,12 @@
 //! This lives beside the wire types because the stream's name, subjects, headers and
 //! configuration are as much a contract between the stages as the events are.
 
+pub mod auth;
 mod campaigns;
 mod durable;
 pub mod local;
 
+pub use auth::NatsAuth;
 pub use campaigns::CampaignCache;
 pub use durable::{Delivery, DurableSpec, next_delivery};
 
@@ -50,6 +52,12 @@ pub enum Error {
         "the NATS server at {url} has no JetStream ({reason}); start it with `-js`, or let `{program} up` start one"
     , program = crate::program::name())]
     NoJetStream { url: String, reason: String },
+    #[error(
+        "the NATS server at {url} refused to let us in ({reason}); give its credentials with --nats-user and --nats-password, --nats-token, --nats-nkey or --nats-creds (or their EVAL_NATS_* variables), or, for the server `{program} up` started, run from its data dir (--data-dir)"
+    , program = crate::program::name())]
+    Refused { url: String, reason: String },
+    #[error("cannot connect to the NATS server at {url}: {reason}")]
+    Settings { url: String, reason: String },
     #[error("stream {STREAM_NAME} on {url} has an incompatible configuration:\n{}\nfix it, or remove the stream (`nats stream rm {STREAM_NAME}`, losing its events), or use another server", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     IncompatibleStream { url: String, problems: Vec<String> },
     #[error(
@@ -195,17 +203,47 @@ impl EventLog {
     /// Connects to the server at `url`; fails within [`CONNECT_TIMEOUT`] with one line naming the
     /// URL when nothing answers there.
     pub async fn connect(url: &str) -> Result<EventLog> {
+        EventLog::connect_with(url, &NatsAuth::default()).await
+    }
+
+    /// [`EventLog::connect`], presenting `auth` (and the user information of the URL, for what
+    /// `auth` does not set). The log keeps, and errors show, the URL without its secrets.
+    pub async fn connect_with(url: &str, auth: &NatsAuth) -> Result<EventLog> {
+        let (servers, from_url) = auth::split_url(url);
+        let url = servers.as_str();
         let unreachable = |reason: String| Error::Unreachable {
             url: url.to_string(),
             reason,
         };
-        let connecting = async_nats::ConnectOptions::new()
-            .connection_timeout(CONNECT_TIMEOUT)
-            .connect(url);
+        let options = auth
+            .clone()
+            .or(from_url)
+            .options()
+            .await
+            .map_err(|reason| Error::Settings {
+                url: url.to_string(),
+                reason,
+            })?;
+        let connecting = options.connection_timeout(CONNECT_TIMEOUT).connect(url);
         let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting)
             .await
             .map_err(|_| unreachable("timed out".to_string()))?
-            .map_err(|error| unreachable(connect_reason(&error)))?;
+            .map_err(|error| {
+                use async_nats::ConnectErrorKind;
+                match error.kind() {
+                    ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
+                        Error::Refused {
+                            url: url.to_string(),
+                            reason: "authorization violation".to_string(),
+                        }
+                    }
+                    ConnectErrorKind::Tls => Error::Settings {
+                        url: url.to_string(),
+                        reason: format!("TLS: {error}"),
+                    },
+                    _ => unreachable(connect_reason(&error)),
+                }
+            })?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(10))
             .max_ack_inflight(DEFAULT_IN_FLIGHT * 4)

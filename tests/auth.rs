@@ -1,0 +1,295 @@
+//! NATS with credentials, against real nats-servers configured as an operator of a secured
+//! cluster would configure them: `evalctl up`'s own server lets in only the credential it keeps in
+//! the data dir; a user and password reach a server from the flags, the variables and the URL; a
+//! token, an NKey, TLS with a CA and a client certificate each work, and each is refused without;
+//! and no error or banner ever prints a secret.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use schemas::log::EventLog;
+use support::{Up, free_port, text, wait_until};
+
+/// A nats-server started from a configuration file, killed when dropped.
+struct ConfiguredNats {
+    child: Child,
+    port: u16,
+}
+
+impl ConfiguredNats {
+    /// Starts nats-server with JetStream and `extra` configuration (an `authorization` or `tls`
+    /// block), on a free loopback port.
+    fn start(dir: &Path, extra: &str) -> ConfiguredNats {
+        let port = free_port();
+        let config = dir.join("server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
+                dir.join("store").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(schemas::log::local::nats_server_program())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(20), "nats-server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        ConfiguredNats { child, port }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ConfiguredNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `evalctl events` (which connects, then reads the stream) with `args` and `env`: exit 0 means
+/// the server let it in (an empty log prints nothing, or says the stream does not exist yet).
+fn events(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .arg("events")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "off")
+        .env_remove("EVAL_NATS_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Whether `evalctl` got in: it either read the (empty) log or found no stream, which it can
+/// only learn once connected.
+fn got_in(output: &Output) -> bool {
+    output.status.success() || text(&output.stderr).contains("does not exist on")
+}
+
+fn refused(output: &Output) -> bool {
+    !output.status.success() && text(&output.stderr).contains("refused to let us in")
+}
+
+fn shows_no_secret(output: &Output, secrets: &[&str]) {
+    let shown = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret:?} shown in: {shown}");
+    }
+}
+
+/// `evalctl up` starts its server with one user whose random password it keeps, mode 0600, in the
+/// data dir: commands of that data dir get in, a client without it does not, and another data dir
+/// is refused with a message that names the way in and not the password.
+#[test]
+fn up_secures_its_own_server_and_only_its_data_dir_holds_the_key() {
+    let data = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let up = Up::start(&url, &data.path().join("data"));
+    let data_dir = data.path().join("data");
+    let file = data_dir.join("nats/credential");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let password = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(password.len(), 32);
+    let config = std::fs::metadata(data_dir.join("nats/auth.conf")).unwrap();
+    assert_eq!(config.permissions().mode() & 0o777, 0o600);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let anonymous = runtime.block_on(EventLog::connect(&url));
+    assert!(
+        matches!(anonymous, Err(schemas::log::Error::Refused { .. })),
+        "{anonymous:?}"
+    );
+    let output = events(&data_dir, &["--nats", &url], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let output = events(other.path(), &["--nats", &url], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("--data-dir"));
+    shows_no_secret(&output, &[&password]);
+    // The same credential given by hand, in the URL.
+    let with_password = url.replace("nats://", &format!("nats://harness:{password}@"));
+    let output = events(other.path(), &["--nats", &with_password], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    assert!(!up.stderr().contains(&password), "{}", up.stderr());
+    assert!(up.stop().success());
+}
+
+/// A user and password reach a secured server from the flags, the variables and the URL; a wrong
+/// password is refused, and neither it nor the right one is ever printed, even when nothing
+/// answers.
+#[test]
+fn a_user_and_password_come_from_flags_variables_or_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ConfiguredNats::start(
+        dir.path(),
+        "authorization { user: alice, password: \"s3cret-pw\" }",
+    );
+    let url = server.url("nats");
+    let data = dir.path().join("data");
+    for (args, env) in [
+        (
+            vec!["--nats", &url, "--nats-user", "alice", "--nats-password", "s3cret-pw"],
+            vec![],
+        ),
+        (
+            vec!["--nats", &url],
+            vec![("EVAL_NATS_USER", "alice"), ("EVAL_NATS_PASSWORD", "s3cret-pw")],
+        ),
+    ] {
+        let output = events(&data, &args, &env);
+        assert!(got_in(&output), "{args:?}: {}", text(&output.stderr));
+    }
+    let in_url = url.replace("nats://", "nats://alice:s3cret-pw@");
+    let output = events(&data, &["--nats", &in_url], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+
+    let wrong = url.replace("nats://", "nats://alice:wr0ng-pw@");
+    let output = events(&data, &["--nats", &wrong], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+    shows_no_secret(&output, &["wr0ng-pw", "s3cret-pw"]);
+    let output = events(&data, &["--nats", &url], &[]);
+    assert!(refused(&output), "no credentials: {}", text(&output.stderr));
+
+    let nowhere = "nats://alice:s3cret-pw@127.0.0.1:1";
+    let output = events(&data, &["--nats", nowhere], &[]);
+    assert!(text(&output.stderr).contains("no NATS server answers at nats://127.0.0.1:1"));
+    shows_no_secret(&output, &["s3cret-pw"]);
+}
+
+/// A token (flag or URL) and an NKey seed file each reach a server that asks for them.
+#[test]
+fn a_token_and_an_nkey_reach_the_servers_that_ask_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token_dir = dir.path().join("token");
+    std::fs::create_dir_all(&token_dir).unwrap();
+    let server = ConfiguredNats::start(&token_dir, "authorization { token: \"t0ken-value\" }");
+    let url = server.url("nats");
+    let output = events(&data, &["--nats", &url, "--nats-token", "t0ken-value"], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let in_url = url.replace("nats://", "nats://t0ken-value@");
+    let output = events(&data, &["--nats", &in_url], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let output = events(&data, &["--nats", &url, "--nats-token", "nope"], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+    shows_no_secret(&output, &["nope", "t0ken-value"]);
+
+    let nkey_dir = dir.path().join("nkey");
+    std::fs::create_dir_all(&nkey_dir).unwrap();
+    let user = nkeys::KeyPair::new_user();
+    let server = ConfiguredNats::start(
+        &nkey_dir,
+        &format!(
+            "authorization {{ users: [ {{ nkey: {} }} ] }}",
+            user.public_key()
+        ),
+    );
+    let seed = nkey_dir.join("user.nk");
+    std::fs::write(&seed, user.seed().unwrap()).unwrap();
+    let url = server.url("nats");
+    let output = events(&data, &["--nats", &url, "--nats-nkey"], &[]);
+    assert!(!output.status.success(), "a flag without its file");
+    let seed_arg = seed.display().to_string();
+    let output = events(&data, &["--nats", &url, "--nats-nkey", &seed_arg], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let output = events(&data, &["--nats", &url], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+}
+
+/// TLS: a server with a certificate of our own CA, which verifies clients' certificates too. With
+/// the CA and a client certificate `evalctl` gets in; without the CA it does not trust the server,
+/// and without a client certificate the server does not let it in.
+#[test]
+fn tls_with_a_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl").args(args).output().unwrap();
+        assert!(output.status.success(), "openssl {args:?}: {}", text(&output.stderr));
+    };
+    openssl(&[
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", "/CN=eval test CA",
+        "-keyout", &path("ca.key"), "-out", &path("ca.pem"),
+    ]);
+    // Version 3 certificates (extensions make them so), as rustls requires.
+    std::fs::write(
+        dir.path().join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for name in ["server", "client"] {
+        openssl(&[
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", &format!("/CN={name}"),
+            "-keyout", &path(&format!("{name}.key")), "-out", &path(&format!("{name}.csr")),
+        ]);
+        let mut args = vec![
+            "x509".to_string(), "-req".into(), "-days".into(), "2".into(), "-in".into(),
+            path(&format!("{name}.csr")), "-CA".into(), path("ca.pem"), "-CAkey".into(),
+            path("ca.key"), "-CAcreateserial".into(), "-out".into(), path(&format!("{name}.pem")),
+        ];
+        args.extend(["-extfile".to_string(), path(&format!("{name}.ext"))]);
+        openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let server = ConfiguredNats::start(
+        dir.path(),
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+            path("server.pem"),
+            path("server.key"),
+            path("ca.pem")
+        ),
+    );
+    let url = server.url("tls");
+    let data = dir.path().join("data");
+    let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+    let output = events(
+        &data,
+        &["--nats", &url, "--nats-ca", &ca, "--nats-cert", &cert, "--nats-key", &key],
+        &[],
+    );
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    // The same through the variables, with TLS required.
+    let output = events(
+        &data,
+        &["--nats", &server.url("nats")],
+        &[
+            ("EVAL_NATS_CA", &ca),
+            ("EVAL_NATS_CERT", &cert),
+            ("EVAL_NATS_KEY", &key),
+            ("EVAL_NATS_TLS", "true"),
+        ],
+    );
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let output = events(
+        &data,
+        &["--nats", &url, "--nats-cert", &cert, "--nats-key", &key],
+        &[],
+    );
+    assert!(!got_in(&output), "a server of an unknown CA was trusted");
+    let output = events(&data, &["--nats", &url, "--nats-ca", &ca], &[]);
+    assert!(!got_in(&output), "a client without a certificate got in");
+    let output = events(&data, &["--nats", &url, "--nats-cert", &cert], &[]);
+    assert!(
+        text(&output.stderr).contains("needs both --nats-cert and --nats-key"),
+        "{}",
+        text(&output.stderr)
+    );
+}
