@@ -33,31 +33,86 @@ pub struct Global {
     #[arg(long, global = true, env = "EVAL_DATA_DIR", default_value = ".eval")]
     data_dir: PathBuf,
     /// NATS user (with --nats-password).
-    #[arg(long, global = true, env = "EVAL_NATS_USER", value_name = "USER", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_USER",
+        value_name = "USER",
+        help_heading = "NATS credentials"
+    )]
     nats_user: Option<String>,
     /// NATS password (prefer the variable: a flag shows in `ps`).
-    #[arg(long, global = true, env = "EVAL_NATS_PASSWORD", hide_env_values = true, value_name = "PASSWORD", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        help_heading = "NATS credentials"
+    )]
     nats_password: Option<String>,
     /// NATS token (prefer the variable: a flag shows in `ps`).
-    #[arg(long, global = true, env = "EVAL_NATS_TOKEN", hide_env_values = true, value_name = "TOKEN", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "NATS credentials"
+    )]
     nats_token: Option<String>,
     /// A file holding an NKey seed.
-    #[arg(long, global = true, env = "EVAL_NATS_NKEY", value_name = "SEED_FILE", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_NKEY",
+        value_name = "SEED_FILE",
+        help_heading = "NATS credentials"
+    )]
     nats_nkey: Option<PathBuf>,
     /// A NATS `.creds` file (a user JWT and its seed).
-    #[arg(long, global = true, env = "EVAL_NATS_CREDS", value_name = "FILE", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_CREDS",
+        value_name = "FILE",
+        help_heading = "NATS credentials"
+    )]
     nats_creds: Option<PathBuf>,
     /// CA certificates (PEM) the server's certificate must chain to.
-    #[arg(long, global = true, env = "EVAL_NATS_CA", value_name = "PEM", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_CA",
+        value_name = "PEM",
+        help_heading = "NATS credentials"
+    )]
     nats_ca: Option<PathBuf>,
     /// A client certificate (PEM), with --nats-key, for servers that verify clients.
-    #[arg(long, global = true, env = "EVAL_NATS_CERT", value_name = "PEM", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_CERT",
+        value_name = "PEM",
+        help_heading = "NATS credentials"
+    )]
     nats_cert: Option<PathBuf>,
     /// The client certificate's key (PEM).
-    #[arg(long, global = true, env = "EVAL_NATS_KEY", value_name = "PEM", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_KEY",
+        value_name = "PEM",
+        help_heading = "NATS credentials"
+    )]
     nats_key: Option<PathBuf>,
     /// Refuse to talk to NATS without TLS.
-    #[arg(long, global = true, env = "EVAL_NATS_TLS", help_heading = "NATS credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_TLS",
+        help_heading = "NATS credentials"
+    )]
     nats_tls: bool,
 }
 

@@ -143,12 +143,22 @@ fn a_user_and_password_come_from_flags_variables_or_the_url() {
     let data = dir.path().join("data");
     for (args, env) in [
         (
-            vec!["--nats", &url, "--nats-user", "alice", "--nats-password", "s3cret-pw"],
+            vec![
+                "--nats",
+                &url,
+                "--nats-user",
+                "alice",
+                "--nats-password",
+                "s3cret-pw",
+            ],
             vec![],
         ),
         (
             vec!["--nats", &url],
-            vec![("EVAL_NATS_USER", "alice"), ("EVAL_NATS_PASSWORD", "s3cret-pw")],
+            vec![
+                ("EVAL_NATS_USER", "alice"),
+                ("EVAL_NATS_PASSWORD", "s3cret-pw"),
+            ],
         ),
     ] {
         let output = events(&data, &args, &env);
@@ -220,12 +230,28 @@ fn tls_with_a_ca_and_a_client_certificate() {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let openssl = |args: &[&str]| {
         let output = Command::new("openssl").args(args).output().unwrap();
-        assert!(output.status.success(), "openssl {args:?}: {}", text(&output.stderr));
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            text(&output.stderr)
+        );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-days", "2", "-subj", "/CN=eval test CA",
-        "-keyout", &path("ca.key"), "-out", &path("ca.pem"),
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=eval test CA",
+        "-keyout",
+        &path("ca.key"),
+        "-out",
+        &path("ca.pem"),
     ]);
     // Version 3 certificates (extensions make them so), as rustls requires.
     std::fs::write(
@@ -233,17 +259,40 @@ fn tls_with_a_ca_and_a_client_certificate() {
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    std::fs::write(
+        dir.path().join("client.ext"),
+        "extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
     for name in ["server", "client"] {
         openssl(&[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", &format!("/CN={name}"),
-            "-keyout", &path(&format!("{name}.key")), "-out", &path(&format!("{name}.csr")),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &path(&format!("{name}.key")),
+            "-out",
+            &path(&format!("{name}.csr")),
         ]);
         let mut args = vec![
-            "x509".to_string(), "-req".into(), "-days".into(), "2".into(), "-in".into(),
-            path(&format!("{name}.csr")), "-CA".into(), path("ca.pem"), "-CAkey".into(),
-            path("ca.key"), "-CAcreateserial".into(), "-out".into(), path(&format!("{name}.pem")),
+            "x509".to_string(),
+            "-req".into(),
+            "-days".into(),
+            "2".into(),
+            "-in".into(),
+            path(&format!("{name}.csr")),
+            "-CA".into(),
+            path("ca.pem"),
+            "-CAkey".into(),
+            path("ca.key"),
+            "-CAcreateserial".into(),
+            "-out".into(),
+            path(&format!("{name}.pem")),
         ];
         args.extend(["-extfile".to_string(), path(&format!("{name}.ext"))]);
         openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -262,7 +311,16 @@ fn tls_with_a_ca_and_a_client_certificate() {
     let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
     let output = events(
         &data,
-        &["--nats", &url, "--nats-ca", &ca, "--nats-cert", &cert, "--nats-key", &key],
+        &[
+            "--nats",
+            &url,
+            "--nats-ca",
+            &ca,
+            "--nats-cert",
+            &cert,
+            "--nats-key",
+            &key,
+        ],
         &[],
     );
     assert!(got_in(&output), "{}", text(&output.stderr));

@@ -113,7 +113,18 @@ fn every_page_in_headless_chromium_while_a_real_campaign_runs() {
     assert_eq!(browser.texts(".live"), ["live"], "the page says it is live");
     browser.script("window.__notReloaded = true;", json!([]));
 
-    let published = eval(&nats, &["publish", file.to_str().unwrap(), "--json"]);
+    // Its server lets in the commands of its data dir.
+    let data = dir.path().join("data");
+    let published = eval(
+        &nats,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "publish",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(published.status.success(), "{}", text(&published.stderr));
     let report: Value = serde_json::from_slice(&published.stdout).unwrap();
     let campaign_id = report["campaign_id"].as_str().unwrap().to_string();

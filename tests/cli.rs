@@ -132,6 +132,9 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     let up = Up::start(&url, &dir.path().join("data"));
     let stderr = up.stderr();
     assert!(stderr.contains("starting nats-server -js"), "{stderr}");
+    // Its server lets in the commands of its data dir (they hold its credential).
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().unwrap();
     let server_pid: i32 = stderr
         .split("(pid ")
         .nth(1)
@@ -142,13 +145,31 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     assert!(dir.path().join("data/nats/jetstream").is_dir());
 
     // A whole publish → read round trip through the binary.
-    let output = eval(&url, &["publish", "campaigns/quickstart.yaml", "--json"]);
+    let output = eval(
+        &url,
+        &[
+            "--data-dir",
+            data,
+            "publish",
+            "campaigns/quickstart.yaml",
+            "--json",
+        ],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["stored"], 13);
     let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
 
-    let output = eval(&url, &["events", "--campaign", &campaign_id[..8]]);
+    let output = eval(
+        &url,
+        &[
+            "--data-dir",
+            data,
+            "events",
+            "--campaign",
+            &campaign_id[..8],
+        ],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines: Vec<String> = text(&output.stdout).lines().map(str::to_string).collect();
     // evalctl up's worker may already be running the first trial: its events follow.
@@ -160,7 +181,17 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
         lines[1]
     );
 
-    let output = eval(&url, &["events", "--json", "--type", "TrialRequested"]);
+    let output = eval(
+        &url,
+        &[
+            "--data-dir",
+            data,
+            "events",
+            "--json",
+            "--type",
+            "TrialRequested",
+        ],
+    );
     let events: Vec<serde_json::Value> = text(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -172,6 +203,8 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
     let output = eval(
         &url,
         &[
+            "--data-dir",
+            data,
             "events",
             "--trial",
             &trial_id[..6],
@@ -187,7 +220,10 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
         text(&output.stderr)
     );
 
-    let output = eval(&url, &["events", "--type", "TrialRequsted"]);
+    let output = eval(
+        &url,
+        &["--data-dir", data, "events", "--type", "TrialRequsted"],
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr)
@@ -195,7 +231,7 @@ fn up_starts_its_own_server_and_stops_only_that_one() {
         "{}",
         text(&output.stderr)
     );
-    let output = eval(&url, &["events", "--campaign", "zzzz"]);
+    let output = eval(&url, &["--data-dir", data, "events", "--campaign", "zzzz"]);
     assert!(text(&output.stderr).contains(r#"no campaign id starts with "zzzz""#));
 
     let status = up.stop();
@@ -397,7 +433,13 @@ fn capture_catches_up_a_finished_trial_and_prints_it() {
         .unwrap();
     // The file is outside the data dir: the stage opens it only once told it may.
     let mut capture = Command::new(env!("CARGO_BIN_EXE_evalctl"))
-        .args(["capture", "--json", "--nats", nats.url(), "--operator-db-dir"])
+        .args([
+            "capture",
+            "--json",
+            "--nats",
+            nats.url(),
+            "--operator-db-dir",
+        ])
         .arg(dir.path())
         .env("RUST_LOG", "off")
         .env("EVAL_HOST", "capture-host")
@@ -548,7 +590,11 @@ fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
     // The campaign's own event and one per trial.
     assert_eq!(bench["events"], 201, "{bench}");
     assert!(bench["avg_event_bytes"].as_u64().unwrap() > 100, "{bench}");
-    for rate in ["publish_events_per_second", "plain_messages_per_second", "ratio"] {
+    for rate in [
+        "publish_events_per_second",
+        "plain_messages_per_second",
+        "ratio",
+    ] {
         assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
     }
 }

@@ -12,9 +12,7 @@ use std::process::{Child, Command, Output};
 use futures::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use schemas::campaign::{
-    ChaosSpec, DiskPressureParams, LatencyParams, ProcessPauseParams, Target,
-};
+use schemas::campaign::{ChaosSpec, DiskPressureParams, LatencyParams, ProcessPauseParams, Target};
 use schemas::cleanup::{CleanupRecord, DelaySettings};
 use schemas::event::{ChaosInjected, Event, EventData, Producer};
 use schemas::log::{EventFilter, EventLog};
@@ -125,11 +123,9 @@ async fn forged_cleanup_records_are_refused_and_change_nothing() {
     let control = victim(outside.path(), "control");
     let stopped = Foreign::start();
     kill(Pid::from_raw(stopped.pid() as i32), Signal::SIGSTOP).unwrap();
-    support::wait_until(
-        std::time::Duration::from_secs(5),
-        "sleep to stop",
-        || stopped.state() == 'T',
-    );
+    support::wait_until(std::time::Duration::from_secs(5), "sleep to stop", || {
+        stopped.state() == 'T'
+    });
 
     let disk = || ChaosSpec::DiskPressure(DiskPressureParams::default());
     let dotdot = data
@@ -207,7 +203,10 @@ async fn forged_cleanup_records_are_refused_and_change_nothing() {
             "{trial}: {printed}"
         );
     }
-    assert!(fill.exists() && control.exists(), "a victim file was removed");
+    assert!(
+        fill.exists() && control.exists(),
+        "a victim file was removed"
+    );
     assert_eq!(stopped.state(), 'T', "the foreign process was continued");
 
     // Every refusal is in the log as the cleanup's failure.
@@ -242,8 +241,7 @@ fn crafted_and_tampered_lab_files_remove_and_kill_nothing_outside() {
     ));
     let real_dir = data.path().join("labs/t1");
     let real: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(real_dir.join("lab.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(real_dir.join("lab.json")).unwrap()).unwrap();
     let foreign = Foreign::start();
 
     // A crafted lab: a copy of the real one's state, its directory pointed outside.

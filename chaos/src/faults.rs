@@ -187,14 +187,15 @@ pub async fn apply(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()>
             control, settings, ..
         } => runtime.set_delay(control, settings),
         CleanupRecord::PacketLoss { netns, percent, .. } => {
-            let chains =
-                [(LOSS_CHAINS[0], Hook::Input), (LOSS_CHAINS[1], Hook::Output)].map(|(name, hook)| {
-                    DropChain {
-                        name: name.to_string(),
-                        hook,
-                        rule: DropRule::Random { percent: *percent },
-                    }
-                });
+            let chains = [
+                (LOSS_CHAINS[0], Hook::Input),
+                (LOSS_CHAINS[1], Hook::Output),
+            ]
+            .map(|(name, hook)| DropChain {
+                name: name.to_string(),
+                hook,
+                rule: DropRule::Random { percent: *percent },
+            });
             runtime.add_drop_chains(netns, &chains).await
         }
         CleanupRecord::NetworkPartition {
@@ -315,7 +316,10 @@ pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()
         if netns != runtime.network_handle(node)? {
             return refuse(format!("the namespace {netns}, not node {node}'s"));
         }
-        if let Some(chain) = chains.iter().find(|chain| !allowed.contains(&chain.as_str())) {
+        if let Some(chain) = chains
+            .iter()
+            .find(|chain| !allowed.contains(&chain.as_str()))
+        {
             return refuse(format!("the chain {chain:?}, which this fault never adds"));
         }
         Ok(())
@@ -341,7 +345,10 @@ pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()
             }
         }
         CleanupRecord::PacketLoss {
-            node, netns, chains, ..
+            node,
+            netns,
+            chains,
+            ..
         } => only(netns, chains, &LOSS_CHAINS, *node)?,
         CleanupRecord::NetworkPartition { groups, rules, .. } => {
             for node in groups.iter().flatten() {

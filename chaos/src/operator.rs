@@ -120,7 +120,13 @@ mod tests {
         for name in ["EVAL_NATS_URL", "EVAL_NATS_CREDS", "NATS_URL", "NATS_CREDS"] {
             assert!(harness_only(name), "{name}");
         }
-        for name in ["EVAL_TRIAL_ID", "EVAL_ENDPOINTS", "PATH", "HOME", "MY_NATS_URL"] {
+        for name in [
+            "EVAL_TRIAL_ID",
+            "EVAL_ENDPOINTS",
+            "PATH",
+            "HOME",
+            "MY_NATS_URL",
+        ] {
             assert!(!harness_only(name), "{name}");
         }
     }

@@ -563,8 +563,24 @@ async fn a_row_over_the_message_limit_is_published_cut_and_the_capture_goes_on()
     let trial = ticket(&db, "2026-03-01T10:00:01Z", Some(r#"{"subject": "etcd"}"#));
     session(&db, "s", trial, "2026-03-01T10:00:02Z");
     let huge = "line of output\n".repeat(200_000);
-    entry(&db, "s", "tool_result", &huge, None, Some(0), "2026-03-01T10:00:03Z");
-    entry(&db, "s", "reasoning", "after", None, None, "2026-03-01T10:00:04Z");
+    entry(
+        &db,
+        "s",
+        "tool_result",
+        &huge,
+        None,
+        Some(0),
+        "2026-03-01T10:00:03Z",
+    );
+    entry(
+        &db,
+        "s",
+        "reasoning",
+        "after",
+        None,
+        None,
+        "2026-03-01T10:00:04Z",
+    );
     resolve(&db, trial, "2026-03-01T10:01:00Z");
 
     let stop = CancellationToken::new();
@@ -590,7 +606,10 @@ async fn a_row_over_the_message_limit_is_published_cut_and_the_capture_goes_on()
     assert!(contents[0].len() < schemas::fit::MAX_CAPTURED_EVENT_BYTES);
     assert!(huge.starts_with(contents[0].split('…').next().unwrap()));
     assert!(
-        contents[0].ends_with(&format!("…[truncated by eval: {} bytes in all]", huge.len())),
+        contents[0].ends_with(&format!(
+            "…[truncated by eval: {} bytes in all]",
+            huge.len()
+        )),
         "{}",
         &contents[0][contents[0].len() - 80..]
     );

@@ -610,9 +610,15 @@ async fn paths_outside_the_allowed_directories_are_refused_and_left_alone() {
         assert_eq!(end.status, OperatorDbStatus::Refused, "{end:?}");
         assert!(end.error.as_deref().unwrap().contains(says), "{end:?}");
         assert!(end.ticket.is_none() && end.size_bytes.is_none(), "{end:?}");
-        assert!(setup.captured(trial).await.iter().all(|event| {
-            !matches!(event.event_type(), "TicketOpened" | "AgentLogRecorded")
-        }));
+        assert!(
+            setup.captured(trial).await.iter().all(|event| {
+                !matches!(event.event_type(), "TicketOpened" | "AgentLogRecorded")
+            })
+        );
     }
-    assert_eq!(std::fs::read(&secret).unwrap(), before, "the file was written");
+    assert_eq!(
+        std::fs::read(&secret).unwrap(),
+        before,
+        "the file was written"
+    );
 }

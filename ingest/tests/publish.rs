@@ -312,7 +312,8 @@ async fn a_campaign_too_large_for_one_message_is_refused_before_publishing() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("with its 5 variant file(s) the campaign makes a CampaignPublished event of")
+        error
+            .contains("with its 5 variant file(s) the campaign makes a CampaignPublished event of")
             && error.contains("shorten the variant files' system prompts"),
         "{error}"
     );

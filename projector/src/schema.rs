@@ -524,7 +524,11 @@ pub const OPERATOR_DB_FILES: Table = Table {
         col("trial_id", Text, "its trial"),
         col("operator_db", Text, "the file's path on the capture's host"),
         col("capture_host", Text, "the host whose capture stage read it"),
-        col("status", Text, "`read`, `missing`, `unreadable` or `refused`"),
+        col(
+            "status",
+            Text,
+            "`read`, `missing`, `unreadable` or `refused`",
+        ),
         col("error", Text, "what went wrong, when not read"),
         col("size_bytes", UBigInt, "its size at the end of the trial"),
         col("modified_at", Time, "its modification time then"),

@@ -33,7 +33,7 @@ pub fn fit(event: Event, limit: usize) -> (Event, bool) {
     loop {
         let mut value = original.clone();
         cut_strings(&mut value, cut_to);
-        let fits = serde_json::to_vec(&value).map_or(false, |bytes| bytes.len() <= limit);
+        let fits = serde_json::to_vec(&value).is_ok_and(|bytes| bytes.len() <= limit);
         if fits || cut_to <= SHORTEST_CUT {
             let cut = serde_json::to_vec(&value)
                 .ok()
@@ -118,7 +118,10 @@ mod tests {
         let text = data.content.as_deref().unwrap();
         assert!(content.starts_with(text.split('…').next().unwrap()));
         assert!(
-            text.ends_with(&format!("…[truncated by eval: {} bytes in all]", content.len())),
+            text.ends_with(&format!(
+                "…[truncated by eval: {} bytes in all]",
+                content.len()
+            )),
             "{}",
             &text[text.len() - 60..]
         );

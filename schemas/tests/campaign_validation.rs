@@ -612,7 +612,9 @@ fn operator_time_zones_may_be_utc_an_offset_or_an_iana_name() {
 fn too_many_trials() {
     check(
         "too_many_trials.yaml",
-        expect!["too_many_trials.yaml:9:25: trials_per_combination: the campaign expands to 22000000 trials (2 subject(s) × 4 chaos type(s) × 2 variant(s) × 1000000 repetition(s), with baselines); a campaign may have at most 100000: lower trials_per_combination or split the campaign"],
+        expect![
+            "too_many_trials.yaml:9:25: trials_per_combination: the campaign expands to 22000000 trials (2 subject(s) × 4 chaos type(s) × 2 variant(s) × 1000000 repetition(s), with baselines); a campaign may have at most 100000: lower trials_per_combination or split the campaign"
+        ],
     );
 }
 
@@ -645,7 +647,11 @@ fn the_trial_count_is_what_the_expansion_makes() {
         "name: a\nchaos_types: [{type: latency}, {type: process_pause}]\nvariants: [a, b, c]\ninclude_baseline: true\n",
     ] {
         let campaign = parse_campaign("a.yaml", text).unwrap().campaign;
-        for variants in [vec![], vec!["a".to_string()], vec!["a".into(), "b".into(), "c".into()]] {
+        for variants in [
+            vec![],
+            vec!["a".to_string()],
+            vec!["a".into(), "b".into(), "c".into()],
+        ] {
             assert_eq!(
                 trial_count(&campaign, variants.len()),
                 expand(&campaign, &variants, 1).len() as u64,

@@ -84,7 +84,12 @@ pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
         }
     });
     let allowed = args.dirs.allowed(global);
-    let stage = stage::run(log, config(args.max_trials, Some(sender), allowed), shutdown).await;
+    let stage = stage::run(
+        log,
+        config(args.max_trials, Some(sender), allowed),
+        shutdown,
+    )
+    .await;
     // The stage dropped its sender: the printer ends after the last report.
     let _ = printer.await;
     stage?;

@@ -108,6 +108,8 @@ mod tests {
         assert!(on_this_host("nats://127.0.0.1:4222"));
         assert!(on_this_host("nats://localhost:4222,nats://[::1]:4223"));
         assert!(!on_this_host("nats://10.0.0.2:4222"));
-        assert!(!on_this_host("nats://127.0.0.1:4222,nats://nats.example:4222"));
+        assert!(!on_this_host(
+            "nats://127.0.0.1:4222,nats://nats.example:4222"
+        ));
     }
 }

@@ -144,8 +144,9 @@ pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Opti
         Err(schemas::log::Error::Unreachable { .. }) => {
             let port = local_port(&shown)?;
             let dir = global.nats_dir();
-            let credential = LocalCredential::load_or_create(&dir)
-                .with_context(|| format!("cannot keep the server's credential in {}", dir.display()))?;
+            let credential = LocalCredential::load_or_create(&dir).with_context(|| {
+                format!("cannot keep the server's credential in {}", dir.display())
+            })?;
             eprintln!(
                 "{program}: no server at {shown}; starting nats-server -js on 127.0.0.1:{port} (store {}; only user {HARNESS_USER}, whose password is in {}, mode 0600, which commands with this --data-dir use)",
                 dir.display(),

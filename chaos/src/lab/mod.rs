@@ -432,8 +432,7 @@ impl Lab {
             .into_iter()
             .all(|netns| Path::new("/run/netns").join(netns).exists());
         let nodes_ok = self.state.nodes.iter().all(|node| {
-            node.live_proxy_pid().is_some()
-                && (!node.mounted || is_mount_point(&node.data_dir))
+            node.live_proxy_pid().is_some() && (!node.mounted || is_mount_point(&node.data_dir))
         });
         namespaces_ok && nodes_ok
     }
@@ -442,11 +441,11 @@ impl Lab {
     pub fn signal_node(&self, number: u32, signal: Signal) -> Result<u32> {
         let node = self.node(number)?;
         let pid = node.live_pid().ok_or_else(|| {
-                Error::Lab(format!(
-                    "node {number} of lab {} is not running",
-                    self.state.name
-                ))
-            })?;
+            Error::Lab(format!(
+                "node {number} of lab {} is not running",
+                self.state.name
+            ))
+        })?;
         sys::signal(pid, signal)?;
         Ok(pid)
     }
@@ -495,7 +494,10 @@ impl Lab {
         for node in &self.state.nodes {
             // Only processes the lab started: a pid recorded here and since recycled is left
             // alone.
-            for pid in [node.live_pid(), node.live_proxy_pid()].into_iter().flatten() {
+            for pid in [node.live_pid(), node.live_proxy_pid()]
+                .into_iter()
+                .flatten()
+            {
                 terminate(pid, Duration::from_secs(2)).await;
             }
         }

@@ -22,8 +22,9 @@ pub(super) fn started_by_lab(pid: u32, started: Option<u64>, marker: &Path) -> b
     }
     match started {
         Some(started) => sys::start_time(pid) == Some(started),
-        None => sys::command_line(pid)
-            .is_some_and(|line| line.contains(&marker.display().to_string())),
+        None => {
+            sys::command_line(pid).is_some_and(|line| line.contains(&marker.display().to_string()))
+        }
     }
 }
 
@@ -218,7 +219,10 @@ mod tests {
         for mode in [0o664, 0o646, 0o666] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
             let error = check_owned(&file).unwrap_err().to_string();
-            assert!(error.contains("writable by its group or by others"), "{error}");
+            assert!(
+                error.contains("writable by its group or by others"),
+                "{error}"
+            );
         }
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&file, &link).unwrap();
@@ -231,7 +235,11 @@ mod tests {
         let me = std::process::id();
         let started = sys::start_time(me).unwrap();
         assert!(started_by_lab(me, Some(started), Path::new("/nowhere")));
-        assert!(!started_by_lab(me, Some(started + 1), Path::new("/nowhere")));
+        assert!(!started_by_lab(
+            me,
+            Some(started + 1),
+            Path::new("/nowhere")
+        ));
         // Without a start time, the command line must name the lab's path.
         assert!(!started_by_lab(me, None, Path::new("/no/such/lab/dir")));
         let own = sys::command_line(me).unwrap();

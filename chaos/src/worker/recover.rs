@@ -150,11 +150,7 @@ pub struct Recovery {
 /// `worker_id` (or by any, when `None`), on the labs of `data_dir`. A record whose lab is not
 /// under `data_dir/labs` is another host's and left alone; one that names anything there its
 /// lab did not make is refused.
-pub async fn recover(
-    log: &EventLog,
-    data_dir: &Path,
-    worker_id: Option<&str>,
-) -> Result<Recovery> {
+pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -> Result<Recovery> {
     let mut recovery = Recovery::default();
     let stream = log.jetstream().get_stream(STREAM_NAME).await;
     if stream.is_err() {

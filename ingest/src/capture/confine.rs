@@ -132,7 +132,10 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         for (path, says) in [
             (secret.clone(), "outside the directories"),
-            (PathBuf::from("relative/operator.db"), "not an absolute path"),
+            (
+                PathBuf::from("relative/operator.db"),
+                "not an absolute path",
+            ),
             (allowed_dir.join("runs/../../elsewhere/secret.db"), "`..`"),
             (link, "a symbolic link"),
             (link_dir.join("secret.db"), "outside the directories"),

@@ -95,8 +95,8 @@ impl NatsAuth {
         let mut options = async_nats::ConnectOptions::new();
         match (&self.user, &self.password) {
             (Some(user), password) => {
-                options = options
-                    .user_and_password(user.clone(), password.clone().unwrap_or_default());
+                options =
+                    options.user_and_password(user.clone(), password.clone().unwrap_or_default());
             }
             (None, Some(_)) => return Err("a NATS password needs a user (--nats-user)".into()),
             (None, None) => {}
@@ -262,10 +262,7 @@ mod tests {
         let (url, auth) = split_url("tls://t0ken@a.example:4222,tls://t0ken@b.example:4222");
         assert_eq!(url, "tls://a.example:4222,tls://b.example:4222");
         assert_eq!(auth.token.as_deref(), Some("t0ken"));
-        assert_eq!(
-            split_url("nats://127.0.0.1:4222").1,
-            NatsAuth::default()
-        );
+        assert_eq!(split_url("nats://127.0.0.1:4222").1, NatsAuth::default());
         assert_eq!(redact("127.0.0.1:4222"), "127.0.0.1:4222");
         let shown = format!("{:?}", split_url("nats://u:hunter2@h:1").1);
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use schemas::campaign::{
-    ChaosSpec, DiskPressureParams, LatencyParams, NetworkPartitionParams, NodeKillParams,
-    PacketLossParams, ProcessPauseParams, Target,
-};
 use chaos::Result;
 use chaos::etcd::{EtcdLab, EtcdSubject};
 use chaos::faults;
 use chaos::lab::Isolation;
+use schemas::campaign::{
+    ChaosSpec, DiskPressureParams, LatencyParams, NetworkPartitionParams, NodeKillParams,
+    PacketLossParams, ProcessPauseParams, Target,
+};
 use serde::Serialize;
 use viewer::table::{Column, TextTable};
 
