@@ -94,7 +94,18 @@ fn every_page_in_headless_chromium_while_a_real_campaign_runs() {
     let dir = tempfile::tempdir().unwrap();
     let file = campaign_file(dir.path());
     let nats = format!("nats://127.0.0.1:{}", free_port());
-    let up = Up::start_with(&nats, &dir.path().join("data"), &["--port", "0"]);
+    // The shipped variants' command is what this host allows its worker to run.
+    let variants = dir.path().join("variants");
+    let up = Up::start_with(
+        &nats,
+        &dir.path().join("data"),
+        &[
+            "--port",
+            "0",
+            "--allow-variants",
+            variants.to_str().unwrap(),
+        ],
+    );
     let base = up.viewer_url();
     let shots = screenshot_dir();
     let browser = Browser::start();

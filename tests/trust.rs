@@ -306,3 +306,103 @@ fn crafted_and_tampered_lab_files_remove_and_kill_nothing_outside() {
     // The real node the file no longer names is the lab's to stop, not ours: stop it here.
     let _ = kill(Pid::from_raw(node_pid), Signal::SIGKILL);
 }
+
+/// A campaign in the log whose variant names a command this host does not allow: the worker
+/// ends the trial `errored` with the reason, and the command never runs. With a directory of
+/// allowed variants the same name with another command is refused too; without one, every
+/// managed operator is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_only_the_operator_commands_its_host_allows() {
+    if !chaos::lab::sys::is_root() {
+        eprintln!("skipped a_worker_runs_only_the_operator_commands_its_host_allows: needs root");
+        return;
+    }
+    let nats = TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let marker = dir.path().join("pwned");
+    // The campaign as an attacker publishes it: variant `careful` runs a command of theirs.
+    let published = dir.path().join("published");
+    std::fs::create_dir_all(published.join("variants")).unwrap();
+    std::fs::write(
+        published.join("variants/careful.yaml"),
+        format!(
+            "name: careful\nmodel: m\ncommand: [touch, {}]\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        published.join("campaign.yaml"),
+        "name: forged\nsubjects: [etcd]\nchaos_types:\n  - type: node_kill\n    params: {target: 3}\nvariant: careful\ntrial_timeout_seconds: 30\n",
+    )
+    .unwrap();
+    // What this host allows: `careful` with its real command.
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::write(
+        allowed.join("careful.yaml"),
+        "name: careful\nmodel: m\ncommand: [eval, operator, run]\n",
+    )
+    .unwrap();
+
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    let campaign = published.join("campaign.yaml");
+    for (allow, says) in [
+        (Some(&allowed), "differs from the one this host allows"),
+        (None, "this worker allows no operator commands"),
+    ] {
+        let output = eval(
+            &data,
+            nats.url(),
+            &["publish", campaign.to_str().unwrap(), "--json"],
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&ok(output)).expect("publish prints JSON");
+        let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+        let mut worker = Command::new(env!("CARGO_BIN_EXE_evalctl"));
+        worker
+            .args([
+                "worker",
+                "--worker-id",
+                "w",
+                "--nats",
+                nats.url(),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(allowed) = allow {
+            worker.arg("--allow-variants").arg(allowed);
+        }
+        let mut worker = worker.spawn().unwrap();
+        let filter = EventFilter {
+            campaign_id: Some(campaign_id.clone()),
+            event_type: Some("TrialFinished".to_string()),
+            ..EventFilter::default()
+        };
+        let started = std::time::Instant::now();
+        let finished = loop {
+            let found: Vec<_> = log.read(&filter, false).await.unwrap().collect().await;
+            if let Some(found) = found.into_iter().next() {
+                break found.unwrap().event.unwrap();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "no TrialFinished"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        kill(Pid::from_raw(worker.id() as i32), Signal::SIGTERM).unwrap();
+        worker.wait().unwrap();
+        let EventData::TrialFinished(end) = finished.data else {
+            panic!("{finished:?}")
+        };
+        assert_eq!(end.status, schemas::event::TrialStatus::Errored);
+        let reason = end.reason.unwrap_or_default();
+        assert!(reason.contains(says), "{reason}");
+        assert!(!marker.exists(), "the forged command ran");
+    }
+}

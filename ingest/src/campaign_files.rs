@@ -193,6 +193,31 @@ struct VariantCatalog {
     files: Vec<(String, String, Result<ResolvedVariant, Diagnostics>)>,
 }
 
+/// Every variant file of `dir` (`*.yaml`, `*.yml`), parsed; the problems of every file that does
+/// not parse. A missing directory is an error here: it was named on purpose.
+pub fn read_variant_dir(dir: &Path) -> Result<Vec<VariantFile>, PrepareError> {
+    if !dir.is_dir() {
+        return Err(PrepareError::Read {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+        });
+    }
+    let catalog = VariantCatalog::scan(dir)?;
+    let mut variants = Vec::new();
+    let mut problems = Diagnostics::default();
+    for (_, _, parsed) in catalog.files {
+        match parsed {
+            Ok(resolved) => variants.push(resolved.variant),
+            Err(diagnostics) => problems.0.extend(diagnostics.0),
+        }
+    }
+    if problems.is_empty() {
+        Ok(variants)
+    } else {
+        Err(PrepareError::Invalid(problems))
+    }
+}
+
 impl VariantCatalog {
     fn scan(dir: &Path) -> Result<VariantCatalog, PrepareError> {
         let mut files = Vec::new();

@@ -235,7 +235,18 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         .unwrap_or(prepared.campaign.parallel as usize);
     // The trial pipeline, as `evalctl up` starts it, for this campaign's trials only.
     let pipeline = super::stages::Pipeline {
-        worker: super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id)),
+        // The variant files this run read itself are the ones whose commands it runs.
+        worker: super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id), {
+            let mut allowed = chaos::worker::AllowedVariants::none();
+            allowed.add(
+                &format!("the variant files of this run, {}", prepared.file_name),
+                prepared
+                    .variants
+                    .iter()
+                    .map(|resolved| resolved.variant.clone()),
+            );
+            allowed
+        }),
         // The data dir, and the external operator's file the user named (by flag or in the
         // campaign file given on this command line).
         capture: super::capture::config(

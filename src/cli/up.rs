@@ -27,6 +27,8 @@ pub struct UpArgs {
     max_captured_trials: usize,
     #[command(flatten)]
     operator_db_dirs: super::capture::OperatorDbDirs,
+    #[command(flatten)]
+    allow: super::worker::AllowVariantsArgs,
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
@@ -54,7 +56,13 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
 
     // The trial pipeline, as `evalctl run` starts it; the projector and the viewer join it.
     let pipeline = super::stages::Pipeline {
-        worker: super::worker::config(global, args.concurrency, &args.worker_id, None),
+        worker: super::worker::config(
+            global,
+            args.concurrency,
+            &args.worker_id,
+            None,
+            args.allow.allowed()?,
+        ),
         capture: super::capture::config(
             args.max_captured_trials,
             None,

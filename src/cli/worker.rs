@@ -1,10 +1,38 @@
 //! `evalctl worker` and `evalctl chaos cleanup`: the trial worker on its own, and the cleanup of faults
 //! that a dead worker left behind.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chaos::worker::AllowedVariants;
 use clap::{Args, Subcommand};
 
 use super::Outcome;
 use crate::Global;
+
+/// The variants whose operator commands this host runs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AllowVariantsArgs {
+    /// A directory of variant files whose `command` this host may run; repeat it for several. A
+    /// trial whose variant (from the log) is not one of them, byte for byte, ends `errored`
+    /// without running its command. Without it, no managed operator runs here (`evalctl run`
+    /// allows the variant files it read itself).
+    #[arg(long = "allow-variants", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl AllowVariantsArgs {
+    /// The variants of these directories; refuses a directory with a file that does not parse.
+    pub fn allowed(&self) -> anyhow::Result<AllowedVariants> {
+        let mut allowed = AllowedVariants::none();
+        for dir in &self.dirs {
+            let variants = ingest::campaign_files::read_variant_dir(dir)
+                .with_context(|| format!("--allow-variants {}", dir.display()))?;
+            allowed.add(&dir.display().to_string(), variants);
+        }
+        Ok(allowed)
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -15,6 +43,8 @@ pub struct WorkerArgs {
     /// restarted worker cleans up after itself. Workers sharing a data dir need distinct ids.
     #[arg(long, default_value = "local")]
     worker_id: String,
+    #[command(flatten)]
+    allow: AllowVariantsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +69,7 @@ pub fn config(
     concurrency: usize,
     worker_id: &str,
     campaign: Option<&str>,
+    allowed: AllowedVariants,
 ) -> chaos::worker::WorkerConfig {
     chaos::worker::WorkerConfig {
         data_dir: global.data_dir.clone(),
@@ -46,10 +77,12 @@ pub fn config(
         concurrency: concurrency.clamp(1, 10),
         isolation: chaos::lab::Isolation::available(),
         campaign: campaign.map(str::to_string),
+        allowed,
     }
 }
 
 pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
+    let allowed = args.allow.allowed()?;
     let log = global.connect().await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
@@ -61,7 +94,7 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
     );
     chaos::worker::run(
         log,
-        config(global, args.concurrency, &args.worker_id, None),
+        config(global, args.concurrency, &args.worker_id, None, allowed),
         shutdown,
     )
     .await?;

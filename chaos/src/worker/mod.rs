@@ -7,6 +7,7 @@
 //! `TrialFinished` is; an interrupted trial is cleaned up and handed back (NAK), never
 //! acknowledged. A worker restarted after a crash first cleans up what it had injected.
 
+mod allowed;
 mod recover;
 mod trial;
 
@@ -23,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::lab::{Isolation, Lab, LabOptions};
+pub use allowed::AllowedVariants;
 pub use recover::{Recovery, recover};
 use trial::{Recorder, TrialContext, TrialEnd, run_trial};
 /// The durable consumer all workers share.
@@ -43,6 +45,9 @@ pub struct WorkerConfig {
     /// trial through the shared consumer. A trial finished here is skipped by the shared
     /// consumer later, because its `TrialFinished` is in the log.
     pub campaign: Option<String>,
+    /// The variants whose `command` this worker runs; any other managed operator's trial ends
+    /// `errored` before anything starts.
+    pub allowed: AllowedVariants,
 }
 
 struct Shared {

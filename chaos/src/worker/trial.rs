@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::recover::{cleanup_and_record, cleanup_on, trial_history};
 use super::{Shared, slot_lab};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::etcd::EtcdSubject;
 use crate::faults::{self, CleanupRecord};
 use crate::operator::{ManagedOperator, OperatorEnv, STOP_GRACE};
@@ -306,6 +306,12 @@ async fn start_operator(
     };
     let (process, operator_db) = match (&resolved.variant.command, &campaign.campaign.operator_db) {
         (Some(command), _) => {
+            // The command comes from the log: run only what this host allows.
+            shared
+                .config
+                .allowed
+                .check(&resolved.variant)
+                .map_err(Error::Refused)?;
             let artifacts = shared
                 .config
                 .data_dir
