@@ -26,14 +26,14 @@ pub struct OperatorDbDirs {
     /// A directory whose operator.db files the capture may read (an external operator's), besides
     /// the data dir; repeat it for several. An injection naming any other file is refused.
     #[arg(long = "operator-db-dir", value_name = "DIR")]
-    pub dirs: Vec<std::path::PathBuf>,
+    pub operator_db_dirs: Vec<std::path::PathBuf>,
 }
 
 impl OperatorDbDirs {
     /// The data dir and these directories.
     pub fn allowed(&self, global: &Global) -> Vec<std::path::PathBuf> {
         std::iter::once(global.data_dir.clone())
-            .chain(self.dirs.iter().cloned())
+            .chain(self.operator_db_dirs.iter().cloned())
             .collect()
     }
 }

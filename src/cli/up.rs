@@ -213,7 +213,36 @@ fn local_port(url: &str) -> anyhow::Result<u16> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::adopt;
+
+    /// `up` takes both directory lists of the stages it runs, each to its own stage (clap checks
+    /// flattened groups for clashing names only in debug builds).
+    #[test]
+    fn up_passes_each_directory_list_to_its_stage() {
+        let cli = crate::Cli::try_parse_from([
+            "evalctl",
+            "up",
+            "--allow-variants",
+            "variants",
+            "--operator-db-dir",
+            "external",
+            "--allow-variants",
+            "more",
+        ])
+        .unwrap();
+        let crate::Command::Up(args) = cli.command else {
+            panic!("not up")
+        };
+        let paths = |dirs: &[std::path::PathBuf]| {
+            dirs.iter()
+                .map(|dir| dir.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(paths(&args.allow.allow_variants), ["variants", "more"]);
+        assert_eq!(paths(&args.operator_db_dirs.operator_db_dirs), ["external"]);
+    }
 
     #[test]
     fn an_open_server_is_adopted_only_when_named() {

@@ -18,14 +18,14 @@ pub struct AllowVariantsArgs {
     /// without running its command. Without it, no managed operator runs here (`evalctl run`
     /// allows the variant files it read itself).
     #[arg(long = "allow-variants", value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
+    pub allow_variants: Vec<PathBuf>,
 }
 
 impl AllowVariantsArgs {
     /// The variants of these directories; refuses a directory with a file that does not parse.
     pub fn allowed(&self) -> anyhow::Result<AllowedVariants> {
         let mut allowed = AllowedVariants::none();
-        for dir in &self.dirs {
+        for dir in &self.allow_variants {
             let variants = ingest::campaign_files::read_variant_dir(dir)
                 .with_context(|| format!("--allow-variants {}", dir.display()))?;
             allowed.add(&dir.display().to_string(), variants);
