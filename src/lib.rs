@@ -26,7 +26,14 @@ pub struct Global {
     /// URL of the NATS server with JetStream [default: nats://127.0.0.1:4222]; several,
     /// comma-separated, for a cluster; `nats://USER:PASSWORD@HOST:PORT` carries a user and
     /// password, `tls://…` asks for TLS. Shown without its secrets.
-    #[arg(long, global = true, env = "EVAL_NATS_URL", value_name = "URL")]
+    // The variable's value may hold a password: `--help` does not show it.
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_NATS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     nats: Option<String>,
     /// Directory for local state: the embedded nats-server's store and credential, DuckDB, trial
     /// artifacts.

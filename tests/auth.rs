@@ -175,6 +175,16 @@ fn a_user_and_password_come_from_flags_variables_or_the_url() {
     let output = events(&data, &["--nats", &url], &[]);
     assert!(refused(&output), "no credentials: {}", text(&output.stderr));
 
+    // `--help` shows which variables are set, never their values.
+    let help = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["events", "--help"])
+        .env("EVAL_NATS_URL", &in_url)
+        .env("EVAL_NATS_PASSWORD", "s3cret-pw")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    shows_no_secret(&help, &["s3cret-pw"]);
+
     let nowhere = "nats://alice:s3cret-pw@127.0.0.1:1";
     let output = events(&data, &["--nats", nowhere], &[]);
     assert!(text(&output.stderr).contains("no NATS server answers at nats://127.0.0.1:1"));
