@@ -180,9 +180,32 @@ async fn forged_cleanup_records_are_refused_and_change_nothing() {
             },
         ),
     ];
+    // A record that would pass every check, but from an injection on another host: its lab is
+    // that host's, whatever the path says. Its delay control is on here; left alone, it stays.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab_dir.join("lab.json")).unwrap()).unwrap();
+    let delay_control = PathBuf::from(state["nodes"][0]["delay_control"].as_str().unwrap());
+    let settings = DelaySettings {
+        min_ms: 1,
+        max_ms: 1,
+        seed: 1,
+    };
+    std::fs::write(&delay_control, serde_json::to_string(&settings).unwrap()).unwrap();
+    let mut elsewhere = injected(
+        "elsewhere",
+        ChaosSpec::Latency(LatencyParams::default()),
+        CleanupRecord::Latency {
+            lab_dir: lab_dir.clone(),
+            node: 1,
+            control: delay_control.clone(),
+            settings,
+        },
+    );
+    elsewhere.producer.host = "another-host".to_string();
+
     let log = EventLog::connect(nats.url()).await.unwrap();
     log.ensure_stream().await.unwrap();
-    for event in &forged {
+    for event in forged.iter().chain([&elsewhere]) {
         log.publish(event).await.unwrap();
     }
 
@@ -190,6 +213,10 @@ async fn forged_cleanup_records_are_refused_and_change_nothing() {
     let printed = both(&output);
     assert!(!output.status.success(), "{printed}");
     assert!(printed.contains("refused 4 cleanup record(s)"), "{printed}");
+    assert!(printed.contains("cleaned up 0 fault(s)"), "{printed}");
+    assert!(!printed.contains("elsewhere"), "{printed}");
+    assert!(delay_control.exists(), "another host's record was acted on");
+    std::fs::remove_file(&delay_control).unwrap();
     for (trial, names) in [
         ("dotdot", "is not a lab directory of"),
         ("fill", "not node 1's fill file"),

@@ -119,12 +119,17 @@ pub(super) async fn trial_history(
     futures::pin_mut!(events);
     let mut finished = false;
     let mut open: Option<CleanupRecord> = None;
+    let here = schemas::event::host_name();
     while let Some(stored) = events.next().await {
         let Ok(event) = stored?.event else { continue };
         match event.data {
             EventData::TrialFinished(_) => finished = true,
+            // A fault injected on another host is on that host's lab: its own worker cleans it up
+            // (a lab here under the same path is another lab).
             EventData::ChaosInjected(injected) => {
-                open = injected.cleanup.record().cloned();
+                open = (event.producer.host == here)
+                    .then(|| injected.cleanup.record().cloned())
+                    .flatten();
             }
             EventData::ChaosCleanedUp(_) => open = None,
             _ => {}
@@ -147,9 +152,9 @@ pub struct Recovery {
 }
 
 /// Cleans up every fault in the log that was injected and never cleaned up, by the worker
-/// `worker_id` (or by any, when `None`), on the labs of `data_dir`. A record whose lab is not
-/// under `data_dir/labs` is another host's and left alone; one that names anything there its
-/// lab did not make is refused.
+/// `worker_id` (or by any, when `None`), on the labs of `data_dir`. A fault injected on another
+/// host (the injection's producer), or whose lab is not under `data_dir/labs`, is another
+/// worker's and left alone; a record that names anything there its lab did not make is refused.
 pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -> Result<Recovery> {
     let mut recovery = Recovery::default();
     let stream = log.jetstream().get_stream(STREAM_NAME).await;
@@ -158,10 +163,13 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
     }
     // Only the two event types matter: the latest injection of each trial, and whether a
     // cleanup came after it (stream order), read without touching the rest of the log.
-    let mut open: HashMap<(String, String), (u64, ChaosInjected)> = HashMap::new();
+    let mut open: HashMap<(String, String), (u64, ChaosInjected, String)> = HashMap::new();
     for_each_of_type(log, "ChaosInjected", |sequence, event| {
         if let (Some(trial_id), EventData::ChaosInjected(injected)) = (event.trial_id, event.data) {
-            open.insert((event.campaign_id, trial_id), (sequence, injected));
+            open.insert(
+                (event.campaign_id, trial_id),
+                (sequence, injected, event.producer.host),
+            );
         }
     })
     .await?;
@@ -170,7 +178,7 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
             let key = (event.campaign_id, trial_id);
             if open
                 .get(&key)
-                .is_some_and(|(injected_at, _)| *injected_at < sequence)
+                .is_some_and(|(injected_at, _, _)| *injected_at < sequence)
             {
                 open.remove(&key);
             }
@@ -179,8 +187,13 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
     .await?;
     let producer = Producer::here("worker");
     let labs = data_dir.join("labs");
-    for ((campaign_id, trial_id), (_, injected)) in open {
+    let here = schemas::event::host_name();
+    for ((campaign_id, trial_id), (_, injected, host)) in open {
         if worker_id.is_some_and(|id| id != injected.worker) {
+            continue;
+        }
+        // Another host's fault is on another host's lab, even under the same path.
+        if host != here {
             continue;
         }
         let Some(record) = injected.cleanup.record().cloned() else {
