@@ -41,15 +41,7 @@ pub fn poll(
     }
     let identity = db_identity(path)?;
     let sql_error = |error: rusqlite::Error| sqlite_error(path, error);
-    super::confine::regular_file(path)?;
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(sql_error)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    let connection = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, sql_error)?;
     check_schema(&connection, path, target.variant.is_some())?;
 
     let db_name = path.display().to_string();
@@ -403,6 +395,24 @@ fn subject_of(context: Option<&str>, trial_subject: SubjectKind) -> SubjectMatch
     }
 }
 
+/// Opens operator.db as the capture always does: a regular file only (a FIFO would block the
+/// reader), never through a symbolic link, waiting for the operator's lock up to the busy timeout;
+/// `mode` is read-only or read-write, SQLite's errors go through `error`.
+fn open(
+    path: &Path,
+    mode: OpenFlags,
+    error: impl Fn(rusqlite::Error) -> CaptureError,
+) -> Result<Connection> {
+    super::confine::regular_file(path)?;
+    let connection = Connection::open_with_flags(
+        path,
+        mode | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(&error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
+    Ok(connection)
+}
+
 /// Writes the variant into the ticket, on a short read-write connection: the harness's only
 /// write to operator.db.
 fn write_variant(path: &Path, ticket_id: i64, variant: &VariantFile) -> Result<()> {
@@ -411,15 +421,7 @@ fn write_variant(path: &Path, ticket_id: i64, variant: &VariantFile) -> Result<(
         ticket_id,
         reason: error.to_string(),
     };
-    super::confine::regular_file(path)?;
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(write_error)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(write_error)?;
+    let connection = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, write_error)?;
     let tools_config = serde_json::Value::Object(variant.tools_config.clone()).to_string();
     connection
         .execute(
@@ -530,15 +532,7 @@ fn cell(value: ValueRef<'_>) -> serde_json::Value {
 /// what `OperatorCaptureFinished` carries at the end of the trial. Read-only, in one snapshot.
 pub fn final_rows(path: &Path, ticket_id: i64) -> Result<(Option<OperatorRow>, Vec<OperatorRow>)> {
     let sql_error = |error: rusqlite::Error| sqlite_error(path, error);
-    super::confine::regular_file(path)?;
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(sql_error)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    let connection = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, sql_error)?;
     let transaction = connection.unchecked_transaction().map_err(sql_error)?;
     let read = |table: &operator_db::Table, key: &str| -> Result<Vec<OperatorRow>> {
         let columns = present_columns(&transaction, path, table)?;
