@@ -226,16 +226,7 @@ impl LocalCredential {
             .take(32)
             .map(char::from)
             .collect();
-        let file = dir.join(CREDENTIAL_FILE);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&file)?;
-        // An older file keeps its mode through `open`: make it this user's alone.
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-        out.write_all(password.as_bytes())?;
+        write_private(&dir.join(CREDENTIAL_FILE), &password)?;
         Ok(LocalCredential { password })
     }
 
@@ -247,6 +238,19 @@ impl LocalCredential {
             ..NatsAuth::default()
         }
     }
+}
+
+/// Writes `text` into `path`, readable by this user alone (an older file's mode included).
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode through `open`: make it this user's alone.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -7,23 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::auth::{HARNESS_USER, LocalCredential, NatsAuth};
+use super::auth::{HARNESS_USER, LocalCredential, NatsAuth, write_private};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-/// Writes `text` into `path`, readable by this user alone.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_bytes())
-}
 
 /// The program started; found on `PATH` unless `EVAL_NATS_SERVER` names another.
 pub fn nats_server_program() -> PathBuf {
