@@ -63,11 +63,27 @@ impl Global {
 
 /// Whether every server of `servers` (without credentials) is on this host.
 fn on_this_host(servers: &str) -> bool {
-    servers.split(',').all(|server| {
-        let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
-        let host = rest.rsplit_once(':').map_or(rest, |(host, _)| host);
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
-    })
+    servers
+        .split(',')
+        .all(|server| is_loopback(host_and_port(server).0))
+}
+
+/// The host and the port (if written) of one server of a NATS URL, without credentials:
+/// `nats://127.0.0.1:4222` → (`127.0.0.1`, `4222`); `[::1]:4222` keeps its brackets.
+pub fn host_and_port(server: &str) -> (&str, Option<&str>) {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_end = match authority.strip_prefix('[') {
+        Some(v6) => v6.find(']').map_or(authority.len(), |end| end + 2),
+        None => authority.find(':').unwrap_or(authority.len()),
+    };
+    let (host, port) = authority.split_at(host_end);
+    (host, port.strip_prefix(':'))
+}
+
+/// Whether `host` names this machine's loopback.
+pub fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 #[cfg(test)]
@@ -111,5 +127,11 @@ mod tests {
         assert!(!on_this_host(
             "nats://127.0.0.1:4222,nats://nats.example:4222"
         ));
+        assert!(on_this_host("[::1]"));
+        assert_eq!(
+            super::host_and_port("nats://[::1]:4223/"),
+            ("[::1]", Some("4223"))
+        );
+        assert_eq!(super::host_and_port("localhost"), ("localhost", None));
     }
 }

@@ -191,18 +191,15 @@ fn adopt(open: bool, named: bool, shown: &str) -> anyhow::Result<()> {
 /// The port of a local URL such as `nats://127.0.0.1:4222`; `evalctl up` starts a server only on
 /// this host.
 fn local_port(url: &str) -> anyhow::Result<u16> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host_port = rest.split(['/', ',']).next().unwrap_or(rest);
-    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, hp)| hp);
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .with_context(|| format!("bad port in --nats {url:?}"))?,
-        ),
-        None => (host_port, 4222),
+    let first = url.split(',').next().unwrap_or(url);
+    let (host, port) = super::nats::host_and_port(first);
+    let port = match port {
+        Some(port) => port
+            .parse::<u16>()
+            .with_context(|| format!("bad port in --nats {url:?}"))?,
+        None => 4222,
     };
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+    if !super::nats::is_loopback(host) {
         bail!(
             "no NATS server answers at {url}, and {program} up starts one only on this host (127.0.0.1); start the remote server, or use --nats nats://127.0.0.1:4222",
             program = schemas::program::name()
