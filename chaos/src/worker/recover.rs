@@ -122,16 +122,14 @@ pub(super) async fn trial_history(
     let here = schemas::event::host_name();
     while let Some(stored) = events.next().await {
         let Ok(event) = stored?.event else { continue };
+        let made_here = event.producer.host == here;
         match event.data {
             EventData::TrialFinished(_) => finished = true,
-            // A fault injected on another host is on that host's lab: its own worker cleans it up
-            // (a lab here under the same path is another lab).
-            EventData::ChaosInjected(injected) => {
-                open = (event.producer.host == here)
-                    .then(|| injected.cleanup.record().cloned())
-                    .flatten();
+            // Another host's fault is that host's worker's to clean up (see `for_each_made_here`).
+            EventData::ChaosInjected(injected) if made_here => {
+                open = injected.cleanup.record().cloned();
             }
-            EventData::ChaosCleanedUp(_) => open = None,
+            EventData::ChaosCleanedUp(_) if made_here => open = None,
             _ => {}
         }
     }
@@ -163,22 +161,19 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
     }
     // Only the two event types matter: the latest injection of each trial, and whether a
     // cleanup came after it (stream order), read without touching the rest of the log.
-    let mut open: HashMap<(String, String), (u64, ChaosInjected, String)> = HashMap::new();
-    for_each_of_type(log, "ChaosInjected", |sequence, event| {
+    let mut open: HashMap<(String, String), (u64, ChaosInjected)> = HashMap::new();
+    for_each_made_here(log, "ChaosInjected", |sequence, event| {
         if let (Some(trial_id), EventData::ChaosInjected(injected)) = (event.trial_id, event.data) {
-            open.insert(
-                (event.campaign_id, trial_id),
-                (sequence, injected, event.producer.host),
-            );
+            open.insert((event.campaign_id, trial_id), (sequence, injected));
         }
     })
     .await?;
-    for_each_of_type(log, "ChaosCleanedUp", |sequence, event| {
+    for_each_made_here(log, "ChaosCleanedUp", |sequence, event| {
         if let Some(trial_id) = event.trial_id {
             let key = (event.campaign_id, trial_id);
             if open
                 .get(&key)
-                .is_some_and(|(injected_at, _, _)| *injected_at < sequence)
+                .is_some_and(|(injected_at, _)| *injected_at < sequence)
             {
                 open.remove(&key);
             }
@@ -187,13 +182,8 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
     .await?;
     let producer = Producer::here("worker");
     let labs = data_dir.join("labs");
-    let here = schemas::event::host_name();
-    for ((campaign_id, trial_id), (_, injected, host)) in open {
+    for ((campaign_id, trial_id), (_, injected)) in open {
         if worker_id.is_some_and(|id| id != injected.worker) {
-            continue;
-        }
-        // Another host's fault is on another host's lab, even under the same path.
-        if host != here {
             continue;
         }
         let Some(record) = injected.cleanup.record().cloned() else {
@@ -222,12 +212,15 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
     Ok(recovery)
 }
 
-/// Calls `each` with the stream sequence and event of every stored event of `event_type`.
-async fn for_each_of_type(
+/// Calls `each` with the stream sequence and event of every stored event of `event_type` that a
+/// process on this host published: a fault injected on another host is on that host's lab (a lab
+/// here under the same path is another lab), and its own worker cleans it up.
+async fn for_each_made_here(
     log: &EventLog,
     event_type: &str,
     mut each: impl FnMut(u64, Event),
 ) -> Result<()> {
+    let here = schemas::event::host_name();
     let filter = EventFilter {
         event_type: Some(event_type.to_string()),
         ..EventFilter::default()
@@ -236,7 +229,9 @@ async fn for_each_of_type(
     futures::pin_mut!(events);
     while let Some(stored) = events.next().await {
         let stored = stored?;
-        if let Ok(event) = stored.event {
+        if let Ok(event) = stored.event
+            && event.producer.host == here
+        {
             each(stored.sequence, event);
         }
     }
