@@ -400,6 +400,40 @@ fn answers_are_bounded_in_bytes_and_say_so() {
     );
 }
 
+/// A reader's own DuckDB instance runs with the reader's memory limit and threads, as DuckDB
+/// itself reports them (the limit is not DuckDB's default of 80% of this machine's memory; the
+/// threads equal its default on a 2-core machine), and a query cannot change them.
+#[test]
+fn a_reader_runs_with_its_own_memory_limit_and_threads() {
+    let (_dir, db) = copy_of_database();
+    let sql =
+        "SELECT current_setting('memory_limit') AS memory, current_setting('threads') AS threads";
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &["sql", sql, "--db", db.to_str().unwrap(), "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let row = &json["rows"][0];
+    // DuckDB prints 512MB in its own units (488.2 MiB).
+    assert!(row[0].as_str().unwrap().starts_with("488"), "{json}");
+    assert_eq!(
+        row[1].as_i64().unwrap(),
+        i64::from(viewer::query::READER_THREADS),
+        "{json}"
+    );
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "sql",
+            "SET memory_limit = '64GB'",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(!output.status.success());
+}
+
 /// What agents wrote reaches the terminal with its control characters shown, not obeyed.
 #[test]
 fn read_commands_print_control_characters_escaped() {
