@@ -129,6 +129,157 @@ fn up_secures_its_own_server_and_only_its_data_dir_holds_the_key() {
     assert!(up.stop().success());
 }
 
+/// `evalctl up`'s server lets each stage publish only its own events: the worker cannot publish a
+/// `TrialScored` or a `TicketResolved`, nor delete or purge the stream; scoring can publish only
+/// `TrialScored`, the capture only its own events, the reader nothing. An event smuggled under
+/// another type's subject is stored but read by nobody as what it claims.
+#[test]
+fn each_stage_publishes_only_its_own_events_and_none_can_forge_another_s() {
+    use schemas::event::{Event, Producer, TicketResolved, Timestamp};
+    use schemas::log::Role;
+    use schemas::log::auth::LocalCredential;
+
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let data_dir = data.path().join("data");
+    let up = Up::start(&url, &data_dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let connect = |role: Role| {
+        let credential = LocalCredential::load(&data_dir.join("nats"), role)
+            .unwrap_or_else(|| panic!("no credential of {role:?}"));
+        let mode = std::fs::metadata(LocalCredential::file(&data_dir.join("nats"), role))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{role:?}");
+        runtime
+            .block_on(EventLog::connect_with(&url, &credential.auth()))
+            .unwrap()
+    };
+    let (harness, worker, capture, scoring, reader) = (
+        connect(Role::Harness),
+        connect(Role::Worker),
+        connect(Role::Capture),
+        connect(Role::Scoring),
+        connect(Role::Reader),
+    );
+    let resolved = |campaign: &str| {
+        Event::new(
+            &Producer::here("forger"),
+            campaign,
+            Some("t1"),
+            TicketResolved {
+                operator_db: "/tmp/operator.db".into(),
+                ticket_id: 1,
+                resolved_at: Timestamp::now(),
+            },
+        )
+    };
+    // Publishes `payload` on `subject` with a plain JetStream client and waits for the stream's
+    // acknowledgement: whether the stream took it.
+    let stored = |log: &EventLog, subject: String, payload: Vec<u8>| {
+        runtime.block_on(async {
+            let jetstream = async_nats::jetstream::new(log.client().clone());
+            let sent = jetstream.publish(subject, payload.into()).await;
+            match sent {
+                Ok(ack) => tokio::time::timeout(Duration::from_secs(3), ack)
+                    .await
+                    .is_ok_and(|ack| ack.is_ok()),
+                Err(_) => false,
+            }
+        })
+    };
+    let event = resolved("c1");
+    let encoded = event.encode();
+    let scored_subject = "eval.c1.t1.TrialScored".to_string();
+    for (name, log) in [
+        ("worker", &worker),
+        ("reader", &reader),
+        ("scoring", &scoring),
+    ] {
+        assert!(
+            !stored(log, encoded.subject.clone(), encoded.payload.to_vec()),
+            "{name} published a TicketResolved"
+        );
+    }
+    for (name, log) in [
+        ("worker", &worker),
+        ("capture", &capture),
+        ("reader", &reader),
+    ] {
+        assert!(
+            !stored(log, scored_subject.clone(), b"{}".to_vec()),
+            "{name} published a TrialScored"
+        );
+    }
+    // Each stage publishes what it makes.
+    assert!(stored(
+        &capture,
+        encoded.subject.clone(),
+        encoded.payload.to_vec()
+    ));
+    assert!(stored(&scoring, scored_subject.clone(), b"{}".to_vec()));
+    assert!(stored(
+        &worker,
+        "eval.c1.t1.TrialStarted".into(),
+        b"{}".to_vec()
+    ));
+
+    // A TicketResolved under the worker's TrialStarted subject is stored, and refused by every
+    // reader: `events` shows it as unreadable, not as a resolution.
+    let smuggled = resolved("c2").encode();
+    assert!(stored(
+        &worker,
+        "eval.c2.t1.TrialStarted".into(),
+        smuggled.payload.to_vec()
+    ));
+    let output = events(&data_dir, &["--nats", &url, "--campaign", "c2"], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("unreadable event on eval.c2.t1.TrialStarted")
+            && shown.contains("not the subject of this TicketResolved"),
+        "{shown}"
+    );
+
+    // No stage may delete or purge the stream, or delete a message from it.
+    for request in [
+        "$JS.API.STREAM.DELETE.EVAL",
+        "$JS.API.STREAM.PURGE.EVAL",
+        "$JS.API.STREAM.MSG.DELETE.EVAL",
+    ] {
+        for (name, log) in [
+            ("worker", &worker),
+            ("capture", &capture),
+            ("reader", &reader),
+        ] {
+            let answered = runtime.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    log.client().request(request, r#"{"seq":1}"#.into()),
+                )
+                .await
+            });
+            let allowed = matches!(&answered, Ok(Ok(reply))
+                if !String::from_utf8_lossy(&reply.payload).contains("error"));
+            assert!(!allowed, "{name} could ask {request}: {answered:?}");
+        }
+    }
+    let info = runtime
+        .block_on(async {
+            harness
+                .stream()
+                .await
+                .unwrap()
+                .info()
+                .await
+                .map(|info| info.state.messages)
+        })
+        .unwrap();
+    assert_eq!(info, 4, "the stream keeps every message");
+    assert!(up.stop().success());
+}
+
 /// A user and password reach a secured server from the flags, the variables and the URL; a wrong
 /// password is refused, and neither it nor the right one is ever printed, even when nothing
 /// answers.

@@ -160,7 +160,7 @@ async fn existing_events(
     if let Ok(Event {
         data: EventData::CampaignPublished(stored),
         ..
-    }) = Event::from_json(&stored.payload)
+    }) = schemas::log::read_event(&stored.subject, &stored.payload)
     {
         let mine = campaign_published(campaign);
         let variant_files = |variants: &[schemas::event::ResolvedVariant]| {

@@ -186,7 +186,15 @@ impl Projection {
     pub fn apply(&mut self, stored: &StoredMessage) {
         self.last_sequence = stored.sequence;
         self.uncommitted += 1;
-        match Event::from_json_with_data(&stored.payload) {
+        // An event under another event's subject is kept as unreadable: its subject is what its
+        // publisher was allowed to publish.
+        let read = Event::from_json_with_data(&stored.payload)
+            .map_err(|error| format!("unreadable envelope: {error}"))
+            .and_then(|(event, data)| {
+                event.check_subject(&stored.subject)?;
+                Ok((event, data))
+            });
+        match read {
             Ok((event, data)) => {
                 let read_error = match &event.data {
                     EventData::Other(other) => other.read_error.clone(),
@@ -224,7 +232,7 @@ impl Projection {
                     .text(None)
                     .int(None)
                     .text(Some(&String::from_utf8_lossy(&stored.payload)))
-                    .text(Some(&format!("unreadable envelope: {error}")))
+                    .text(Some(&error))
                     .end();
                 // A known trial's range of sequences covers it, so that its timeline shows it.
                 if let Some(trial_id) = token(2)

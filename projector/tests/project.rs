@@ -603,3 +603,44 @@ async fn under_user_rules_the_commands_agree_with_the_scores() {
         "0\n"
     );
 }
+
+/// A `TrialScored` stored under the subject of another type (which its publisher was allowed to
+/// publish) is kept in `events` as unreadable, under what its subject says, and counts as no
+/// score.
+#[test]
+fn an_event_under_another_type_s_subject_is_kept_and_not_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eval.duckdb");
+    let trial = TrialFixture::test()
+        .in_campaign(CAMPAIGN)
+        .detected_after(1_000);
+    let events = trial.events();
+    let forged = score(&events, &ScoringConfig::default()).to_event(&Producer::here("forger"));
+    let (mut writer, mut projection) = projector::Writer::open(&path).unwrap();
+    let mut sequence = 0;
+    for event in &events {
+        sequence += 1;
+        projection.apply(&schemas::log::StoredMessage::from_event(sequence, event));
+    }
+    let mut smuggled = schemas::log::StoredMessage::from_event(sequence + 1, &forged);
+    smuggled.subject = smuggled.subject.replace("TrialScored", "StateCaptured");
+    projection.apply(&smuggled);
+    writer.commit(&mut projection).unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let n_scores: i64 = connection
+        .query_row("SELECT count(*) FROM scores", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(n_scores, 0);
+    let (event_type, read_error): (String, String) = connection
+        .query_row(
+            "SELECT type, read_error FROM events WHERE seq = ?",
+            [sequence + 1],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(event_type, "StateCaptured");
+    assert!(
+        read_error.contains("not the subject of this TrialScored"),
+        "{read_error}"
+    );
+}

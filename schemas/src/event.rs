@@ -310,6 +310,29 @@ impl Event {
         )
     }
 
+    /// Whether `subject` is this event's own subject ([`Event::subject`]), checked without
+    /// building it. Who may publish on which subject is what NATS permissions decide, so an event
+    /// stored under another type's, trial's or campaign's subject is not that event.
+    pub fn check_subject(&self, subject: &str) -> Result<(), String> {
+        let own = subject
+            .strip_prefix("eval.")
+            .and_then(|rest| rest.strip_prefix(self.campaign_id.as_str()))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_prefix(self.trial_id.as_deref().unwrap_or("_")))
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(self.event_type());
+        if own {
+            Ok(())
+        } else {
+            Err(format!(
+                "stored under {subject}, which is not the subject of this {} (campaign {}, trial {}): refused",
+                self.event_type(),
+                self.campaign_id,
+                self.trial_id.as_deref().unwrap_or("none")
+            ))
+        }
+    }
+
     /// The event as it is published: subject, id and JSON.
     pub fn encode(&self) -> crate::log::EncodedEvent {
         crate::log::EncodedEvent {

@@ -105,3 +105,30 @@ fn a_cleanup_that_is_no_record_is_kept_as_it_is() {
     let written: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
     assert_eq!(written["data"]["cleanup"], serde_json::json!({"pid": 42}));
 }
+
+/// An event is read only under its own subject: another type's, trial's or campaign's subject
+/// (which a publisher may have been allowed where it was not allowed this one) is refused.
+#[test]
+fn an_event_is_read_only_under_its_own_subject() {
+    let mut event = Event::from_json(OLD_INJECTION.as_bytes()).unwrap();
+    event.campaign_id = "campaign-1".into();
+    event.trial_id = Some("trial-1".into());
+    let payload = event.to_json();
+    let own = event.subject();
+    assert_eq!(own, "eval.campaign-1.trial-1.ChaosInjected");
+    assert_eq!(schemas::log::read_event(&own, &payload).unwrap(), event);
+    let trial = event.trial_id.clone().unwrap();
+    for other in [
+        own.replace("ChaosInjected", "TrialStarted"),
+        own.replace(&trial, "another-trial"),
+        own.replace(&event.campaign_id, "another-campaign"),
+        format!("{own}.more"),
+        own.replacen("eval.", "evil.", 1),
+    ] {
+        let refused = schemas::log::read_event(&other, &payload).unwrap_err();
+        assert!(
+            refused.contains("not the subject of this ChaosInjected"),
+            "{other}: {refused}"
+        );
+    }
+}

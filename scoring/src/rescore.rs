@@ -242,7 +242,8 @@ impl CampaignReplay<'_, '_> {
         // The reading task only pulls the messages and picks those the scorer reads, so that it
         // keeps the server busy; this task parses and scores them. Parsing here, where the events
         // are dropped once scored, keeps each allocation on the thread that frees it.
-        let (sender, mut receiver) = mpsc::channel::<(u64, Vec<(u64, Bytes)>)>(16);
+        let (sender, mut receiver) =
+            mpsc::channel::<(u64, Vec<(u64, async_nats::Subject, Bytes)>)>(16);
         let reader = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut n_messages: u64 = 0;
@@ -253,7 +254,11 @@ impl CampaignReplay<'_, '_> {
                 n_messages += 1;
                 let event_type = message.subject.rsplit('.').next().unwrap_or_default();
                 if needed_payload(event_type, &message.payload) {
-                    batch.push((sequence, std::mem::take(&mut message.message.payload)));
+                    batch.push((
+                        sequence,
+                        message.subject.clone(),
+                        std::mem::take(&mut message.message.payload),
+                    ));
                 }
                 if n_messages >= BATCH as u64 || pending == 0 {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -274,8 +279,8 @@ impl CampaignReplay<'_, '_> {
             if before / PROGRESS_EVERY != self.state.n_events_read / PROGRESS_EVERY {
                 progress(self.state);
             }
-            for (sequence, payload) in payloads {
-                match Event::from_json(&payload) {
+            for (sequence, subject, payload) in payloads {
+                match schemas::log::read_event(&subject, &payload) {
                     Ok(mut event) => {
                         if event.trial_id.is_some() && keep_for_scoring(&mut event) {
                             self.on_event(event);

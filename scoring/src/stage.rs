@@ -59,12 +59,10 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
         next_delivery(&consumer, &slot, &shutdown, "a finished trial").await
     {
         let message = delivery.message();
-        let finished = match Event::from_json(&message.payload) {
+        let finished = match schemas::log::read_event(&message.subject, &message.payload) {
             Ok(event) => event,
             Err(error) => {
-                delivery
-                    .term(&format!("unreadable envelope: {error}"))
-                    .await;
+                delivery.term(&format!("unreadable event: {error}")).await;
                 continue;
             }
         };

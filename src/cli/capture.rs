@@ -53,7 +53,7 @@ pub fn config(
 }
 
 pub async fn run(global: &Global, args: CaptureArgs) -> Outcome {
-    let log = global.connect().await?;
+    let log = global.connect_as(schemas::log::Role::Capture).await?;
     let shutdown = super::shutdown_on_signal();
     let (sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
     eprintln!(

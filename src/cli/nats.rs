@@ -4,7 +4,7 @@
 //! are shown without their secrets.
 
 use schemas::log::auth::{self, LocalCredential, NatsAuth};
-use schemas::log::{DEFAULT_NATS_URL, EventLog};
+use schemas::log::{DEFAULT_NATS_URL, EventLog, Role};
 
 use crate::Global;
 
@@ -32,8 +32,14 @@ impl Global {
 
     /// The credentials to present: the flags and variables; else those in the URL; else, for a
     /// server on this host, the credential of the data dir's own server (if `evalctl up` made
-    /// one).
+    /// one), the harness's.
     pub fn nats_auth(&self) -> NatsAuth {
+        self.nats_auth_as(Role::Harness)
+    }
+
+    /// [`Global::nats_auth`] for a stage: by default, the data dir's credential of `role`'s
+    /// user (or, from an older data dir, the harness's). What the user gives goes to every stage.
+    pub fn nats_auth_as(&self, role: Role) -> NatsAuth {
         let given = NatsAuth {
             user: self.nats_user.clone(),
             password: self.nats_password.clone(),
@@ -49,15 +55,23 @@ impl Global {
         if given.identifies() || in_url.identifies() || !on_this_host(&servers) {
             return given;
         }
-        match LocalCredential::load(&self.nats_dir()) {
+        let dir = self.nats_dir();
+        match LocalCredential::load(&dir, role)
+            .or_else(|| LocalCredential::load(&dir, Role::Harness))
+        {
             Some(credential) => given.or(credential.auth()),
             None => given,
         }
     }
 
-    /// Connects to the event log with these settings.
+    /// Connects to the event log with these settings, as the harness.
     pub async fn connect(&self) -> schemas::log::Result<EventLog> {
-        EventLog::connect_with(self.nats_url(), &self.nats_auth()).await
+        self.connect_as(Role::Harness).await
+    }
+
+    /// Connects to the event log as `role`'s user.
+    pub async fn connect_as(&self, role: Role) -> schemas::log::Result<EventLog> {
+        EventLog::connect_with(self.nats_url(), &self.nats_auth_as(role)).await
     }
 }
 
@@ -90,6 +104,8 @@ pub fn is_loopback(host: &str) -> bool {
 mod tests {
     use clap::Parser;
 
+    use schemas::log::Role;
+
     use super::on_this_host;
     use crate::Cli;
 
@@ -106,10 +122,27 @@ mod tests {
     fn the_local_credential_goes_only_to_this_host_and_only_by_default() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();
-        schemas::log::auth::LocalCredential::load_or_create(&dir.path().join("nats")).unwrap();
+        schemas::log::auth::LocalCredential::load_or_create(
+            &dir.path().join("nats"),
+            Role::Harness,
+        )
+        .unwrap();
         let local = global(&["--data-dir", data, "--nats", "nats://127.0.0.1:4222"]).nats_auth();
         assert_eq!(local.user.as_deref(), Some("harness"));
         assert!(local.password.is_some());
+        // A stage without its own credential in the data dir falls back to the harness's; with
+        // one, it presents its own.
+        let stage = global(&["--data-dir", data]);
+        assert_eq!(stage.nats_auth_as(Role::Scoring), local);
+        schemas::log::auth::LocalCredential::load_or_create(
+            &dir.path().join("nats"),
+            Role::Scoring,
+        )
+        .unwrap();
+        assert_eq!(
+            stage.nats_auth_as(Role::Scoring).user.as_deref(),
+            Some("scoring")
+        );
         let remote = global(&["--data-dir", data, "--nats", "nats://10.0.0.2:4222"]).nats_auth();
         assert_eq!(remote, schemas::log::NatsAuth::default());
         let given = global(&["--data-dir", data, "--nats-token", "t"]).nats_auth();

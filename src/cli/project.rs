@@ -51,7 +51,7 @@ pub fn db_path(global: &Global, given: Option<&Path>) -> PathBuf {
 pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
     let access = args.access.access(args.api.ip())?;
     let shutdown = super::shutdown_on_signal();
-    let log = global.connect().await?;
+    let log = global.connect_as(schemas::log::Role::Reader).await?;
     log.ensure_stream().await?;
     let path = db_path(global, args.db.as_deref());
     if args.rebuild {

@@ -265,7 +265,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         ),
         scoring: super::score::config(None)?,
     };
-    let stages = super::stages::Stages::start("run", &log, pipeline, &worker_stop);
+    let stages = super::stages::Stages::start("run", global, pipeline, &worker_stop).await?;
 
     let finished = tokio::select! {
         finished = follow_trials(&log, &prepared.campaign_id, n_trials) => Some(finished),

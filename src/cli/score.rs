@@ -50,7 +50,7 @@ pub fn config(rules: Option<&std::path::Path>) -> anyhow::Result<ScoringConfig> 
 
 pub async fn score(global: &Global, args: ScoreArgs) -> Outcome {
     let config = config(args.rules.as_deref())?;
-    let log = global.connect().await?;
+    let log = global.connect_as(schemas::log::Role::Scoring).await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
         "{program} score: scoring finished trials with {} from {}; Ctrl-C stops",

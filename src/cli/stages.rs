@@ -1,13 +1,15 @@
 //! The trial pipeline as `evalctl up` and `evalctl run` start it, from one place: the worker, the
 //! capture stage and the scoring stage, each its library's `run(log, config, shutdown)` on one
-//! task tracker. A stage that stops with an error says so on stderr, named by the command.
+//! task tracker, each connected as its own NATS user ([`schemas::log::roles`]). A stage that stops with an error says so on stderr, named by the command.
 
 use chaos::worker::WorkerConfig;
 use ingest::capture::stage::StageConfig;
-use schemas::log::EventLog;
+use schemas::log::Role;
 use scoring::score::ScoringConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::Global;
 
 /// The settings of the pipeline's stages.
 #[derive(Debug)]
@@ -30,13 +32,17 @@ pub struct Stages {
 }
 
 impl Stages {
-    /// Starts the worker, the capture stage and the scoring stage until `shutdown`.
-    pub fn start(
+    /// Starts the worker, the capture stage and the scoring stage until `shutdown`, each
+    /// connected to NATS as its own user (which may publish only its own events).
+    pub async fn start(
         command: &'static str,
-        log: &EventLog,
+        global: &Global,
         pipeline: Pipeline,
         shutdown: &CancellationToken,
-    ) -> Stages {
+    ) -> schemas::log::Result<Stages> {
+        let worker_log = global.connect_as(Role::Worker).await?;
+        let capture_log = global.connect_as(Role::Capture).await?;
+        let scoring_log = global.connect_as(Role::Scoring).await?;
         let mut stages = Stages {
             tracker: TaskTracker::new(),
             names: Vec::new(),
@@ -45,22 +51,22 @@ impl Stages {
         };
         let worker_ended = stages.worker_ended.clone();
         stages.spawn("worker", {
-            let (log, shutdown) = (log.clone(), shutdown.clone());
+            let shutdown = shutdown.clone();
             async move {
-                let ended = chaos::worker::run(log, pipeline.worker, shutdown).await;
+                let ended = chaos::worker::run(worker_log, pipeline.worker, shutdown).await;
                 worker_ended.cancel();
                 ended
             }
         });
         stages.spawn(
             "capture",
-            ingest::capture::stage::run(log.clone(), pipeline.capture, shutdown.clone()),
+            ingest::capture::stage::run(capture_log, pipeline.capture, shutdown.clone()),
         );
         stages.spawn(
             "score",
-            scoring::stage::run(log.clone(), pipeline.scoring, shutdown.clone()),
+            scoring::stage::run(scoring_log, pipeline.scoring, shutdown.clone()),
         );
-        stages
+        Ok(stages)
     }
 
     /// Runs one more stage with the others (the projector, in `evalctl up`).

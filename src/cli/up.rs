@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use schemas::log::EventLog;
-use schemas::log::auth::{CREDENTIAL_FILE, HARNESS_USER, LocalCredential};
+use schemas::log::auth::LocalCredential;
 use schemas::log::local::LocalNats;
+use schemas::log::{EventLog, Role};
 
 use super::Outcome;
 use crate::Global;
@@ -70,7 +70,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
         ),
         scoring: super::score::config(args.rules.as_deref())?,
     };
-    let mut stages = super::stages::Stages::start("up", &log, pipeline, &shutdown);
+    let mut stages = super::stages::Stages::start("up", global, pipeline, &shutdown).await?;
     // The projector owns the DuckDB file; the read API shares its database instance.
     let mut _api = None;
     match super::project::open_writer(&super::project::db_path(global, None)) {
@@ -92,7 +92,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
                 program = schemas::program::name()
             );
             _api = Some(api);
-            let log = log.clone();
+            let log = global.connect_as(Role::Reader).await?;
             let shutdown = shutdown.clone();
             stages.spawn("project", async move {
                 let options = projector::stage::Options::default();
@@ -152,15 +152,16 @@ pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Opti
         Err(schemas::log::Error::Unreachable { .. }) => {
             let port = local_port(&shown)?;
             let dir = global.nats_dir();
-            let credential = LocalCredential::load_or_create(&dir).with_context(|| {
-                format!("cannot keep the server's credential in {}", dir.display())
+            let credentials = LocalCredential::load_or_create_all(&dir).with_context(|| {
+                format!("cannot keep the server's credentials in {}", dir.display())
             })?;
             eprintln!(
-                "{program}: no server at {shown}; starting nats-server -js on 127.0.0.1:{port} (store {}; only user {HARNESS_USER}, whose password is in {}, mode 0600, which commands with this --data-dir use)",
+                "{program}: no server at {shown}; starting nats-server -js on 127.0.0.1:{port} (store {}; only the users {}, whose passwords are in {}*, mode 0600, which commands with this --data-dir use)",
                 dir.display(),
-                dir.join(CREDENTIAL_FILE).display(),
+                Role::ALL.map(Role::user).join(", "),
+                LocalCredential::file(&dir, Role::Harness).display(),
             );
-            let server = LocalNats::start_secured(&dir, Some(port), Some(&credential)).await?;
+            let server = LocalNats::start_secured(&dir, Some(port), &credentials).await?;
             let log = EventLog::connect_with(server.url(), server.auth()).await?;
             Ok((log, Some(server)))
         }

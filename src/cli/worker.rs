@@ -83,7 +83,7 @@ pub fn config(
 
 pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
     let allowed = args.allow.allowed()?;
-    let log = global.connect().await?;
+    let log = global.connect_as(schemas::log::Role::Worker).await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
         "{program} worker {}: taking trials from {} ({} at once); Ctrl-C stops",

@@ -158,7 +158,7 @@ async fn handle(
 ) {
     let attempt = delivery.attempt() as u32;
     let message = delivery.message();
-    let event = match Event::from_json(&message.payload) {
+    let event = match schemas::log::read_event(&message.subject, &message.payload) {
         Ok(Event {
             data: EventData::TrialRequested(requested),
             campaign_id,

@@ -194,11 +194,11 @@ pub async fn durable_consumer(log: &EventLog, host: &str) -> Result<PullConsumer
 /// terminate it.
 async fn handle(shared: &Shared, mut delivery: Delivery, shutdown: &CancellationToken) {
     let message = delivery.message();
-    let injection = match Event::from_json(&message.payload) {
+    let injection = match schemas::log::read_event(&message.subject, &message.payload) {
         Ok(event) => event,
         Err(error) => {
             delivery
-                .term(&format!("unreadable ChaosInjected envelope: {error}"))
+                .term(&format!("unreadable ChaosInjected: {error}"))
                 .await;
             return;
         }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rand::RngExt;
 
+use super::roles::Role;
+
 /// The user `evalctl up`'s own server knows.
 pub const HARNESS_USER: &str = "harness";
 /// The file, in the embedded server's directory, that holds its password.
@@ -191,33 +193,44 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The password of `evalctl up`'s own server, in `<dir>/credential`, mode 0600.
+/// The password of one role's user on `evalctl up`'s own server, in `<dir>/credential` (the
+/// harness's) or `<dir>/credential.<user>`, mode 0600.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LocalCredential {
+    pub role: Role,
     pub password: String,
 }
 
 impl std::fmt::Debug for LocalCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalCredential(<hidden>)")
+        write!(f, "LocalCredential({}, <hidden>)", self.role.user())
     }
 }
 
 impl LocalCredential {
-    /// The credential kept in `dir`, if there is one this user alone can read.
-    pub fn load(dir: &Path) -> Option<LocalCredential> {
-        let file = dir.join(CREDENTIAL_FILE);
+    /// The file of `role`'s credential in `dir`.
+    pub fn file(dir: &Path, role: Role) -> PathBuf {
+        match role {
+            Role::Harness => dir.join(CREDENTIAL_FILE),
+            _ => dir.join(format!("{CREDENTIAL_FILE}.{}", role.user())),
+        }
+    }
+
+    /// `role`'s credential kept in `dir`, if there is one this user alone can read.
+    pub fn load(dir: &Path, role: Role) -> Option<LocalCredential> {
+        let file = LocalCredential::file(dir, role);
         let meta = std::fs::metadata(&file).ok()?;
         if meta.permissions().mode() & 0o077 != 0 {
             return None;
         }
         let password = std::fs::read_to_string(&file).ok()?.trim().to_string();
-        (!password.is_empty()).then_some(LocalCredential { password })
+        (!password.is_empty()).then_some(LocalCredential { role, password })
     }
 
-    /// The credential kept in `dir`, made (random, 32 letters and digits) when there is none.
-    pub fn load_or_create(dir: &Path) -> std::io::Result<LocalCredential> {
-        if let Some(credential) = LocalCredential::load(dir) {
+    /// `role`'s credential kept in `dir`, made (random, 32 letters and digits) when there is
+    /// none.
+    pub fn load_or_create(dir: &Path, role: Role) -> std::io::Result<LocalCredential> {
+        if let Some(credential) = LocalCredential::load(dir, role) {
             return Ok(credential);
         }
         std::fs::create_dir_all(dir)?;
@@ -226,14 +239,22 @@ impl LocalCredential {
             .take(32)
             .map(char::from)
             .collect();
-        write_private(&dir.join(CREDENTIAL_FILE), &password)?;
-        Ok(LocalCredential { password })
+        write_private(&LocalCredential::file(dir, role), &password)?;
+        Ok(LocalCredential { role, password })
+    }
+
+    /// Every role's credential kept in `dir`, each made when missing.
+    pub fn load_or_create_all(dir: &Path) -> std::io::Result<Vec<LocalCredential>> {
+        Role::ALL
+            .into_iter()
+            .map(|role| LocalCredential::load_or_create(dir, role))
+            .collect()
     }
 
     /// The settings that present this credential.
     pub fn auth(&self) -> NatsAuth {
         NatsAuth {
-            user: Some(HARNESS_USER.to_string()),
+            user: Some(self.role.user().to_string()),
             password: Some(self.password.clone()),
             ..NatsAuth::default()
         }
@@ -275,16 +296,24 @@ mod tests {
     #[test]
     fn a_local_credential_is_made_once_and_readable_by_its_user_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let made = LocalCredential::load_or_create(dir.path()).unwrap();
+        let made = LocalCredential::load_or_create(dir.path(), Role::Harness).unwrap();
         assert_eq!(made.password.len(), 32);
         let file = dir.path().join(CREDENTIAL_FILE);
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert_eq!(LocalCredential::load_or_create(dir.path()).unwrap(), made);
+        assert_eq!(
+            LocalCredential::load_or_create(dir.path(), Role::Harness).unwrap(),
+            made
+        );
+        // Each role has its own file and password.
+        let worker = LocalCredential::load_or_create(dir.path(), Role::Worker).unwrap();
+        assert_ne!(worker.password, made.password);
+        assert!(dir.path().join("credential.worker").exists());
+        assert_eq!(worker.auth().user.as_deref(), Some("worker"));
         // Readable by others: not trusted, not used.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(LocalCredential::load(dir.path()), None);
+        assert_eq!(LocalCredential::load(dir.path(), Role::Harness), None);
     }
 }

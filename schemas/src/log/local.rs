@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::auth::{HARNESS_USER, LocalCredential, NatsAuth, write_private};
+use super::auth::{LocalCredential, NatsAuth, write_private};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -53,15 +53,17 @@ impl LocalNats {
     /// Starts `nats-server -js` on 127.0.0.1 with its store (and log) under `dir`, on `port` or,
     /// when `None`, on a free port, and waits until JetStream answers.
     pub async fn start(dir: &Path, port: Option<u16>) -> Result<LocalNats, LocalServerError> {
-        LocalNats::start_secured(dir, port, None).await
+        LocalNats::start_secured(dir, port, &[]).await
     }
 
-    /// [`LocalNats::start`], letting in only the harness's user with `credential` when given
-    /// (its configuration, which holds the password, is written mode 0600 under `dir`).
+    /// [`LocalNats::start`], letting in only the harness's users with `credentials` when there
+    /// are any, each to what its role may do ([`super::roles::authorization`]; the
+    /// configuration, which holds the passwords, is written mode 0600 under `dir`). Its own
+    /// client presents the first credential.
     pub async fn start_secured(
         dir: &Path,
         port: Option<u16>,
-        credential: Option<&LocalCredential>,
+        credentials: &[LocalCredential],
     ) -> Result<LocalNats, LocalServerError> {
         let store_dir = dir.join("jetstream");
         let ports_dir = dir.join("ports");
@@ -75,22 +77,21 @@ impl LocalNats {
         let program = nats_server_program();
         let port_arg = port.map_or_else(|| "-1".to_string(), |port| port.to_string());
         let mut command = Command::new(&program);
-        let auth = match credential {
-            Some(credential) => {
+        let auth = match credentials.first() {
+            Some(first) => {
                 let config = dir.join("auth.conf");
-                write_private(
-                    &config,
-                    &format!(
-                        "authorization {{\n  user: \"{HARNESS_USER}\"\n  password: \"{}\"\n}}\n",
-                        credential.password
-                    ),
-                )
-                .map_err(|source| LocalServerError::Io {
-                    path: config.clone(),
-                    source,
-                })?;
+                let passwords: Vec<(super::Role, &str)> = credentials
+                    .iter()
+                    .map(|credential| (credential.role, credential.password.as_str()))
+                    .collect();
+                write_private(&config, &super::roles::authorization(&passwords)).map_err(
+                    |source| LocalServerError::Io {
+                        path: config.clone(),
+                        source,
+                    },
+                )?;
                 command.arg("-c").arg(&config);
-                credential.auth()
+                first.auth()
             }
             None => NatsAuth::default(),
         };

@@ -8,10 +8,12 @@ pub mod auth;
 mod campaigns;
 mod durable;
 pub mod local;
+pub mod roles;
 
 pub use auth::NatsAuth;
 pub use campaigns::CampaignCache;
 pub use durable::{Delivery, DurableSpec, next_delivery};
+pub use roles::Role;
 
 use std::time::Duration;
 
@@ -91,6 +93,15 @@ pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str
     )
 }
 
+/// The event a stored message holds, if it is the event its subject says
+/// ([`Event::check_subject`]): every reader takes events from the stream through this, so that
+/// one publisher cannot pass its event off as a type it may not publish.
+pub fn read_event(subject: &str, payload: &[u8]) -> std::result::Result<Event, String> {
+    let event = Event::from_json(payload).map_err(|error| error.to_string())?;
+    event.check_subject(subject)?;
+    Ok(event)
+}
+
 /// Which events to read; `None` matches any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
@@ -157,7 +168,7 @@ impl StoredMessage {
 
     /// The message with its envelope read.
     pub fn into_event(self) -> StoredEvent {
-        let event = Event::from_json(&self.payload).map_err(|error| error.to_string());
+        let event = read_event(&self.subject, &self.payload);
         StoredEvent {
             sequence: self.sequence,
             subject: self.subject,
@@ -338,7 +349,7 @@ impl EventLog {
             }
             Err(error) => return Err(Error::Read(format!("{subject}: {error}"))),
         };
-        Event::from_json(&stored.payload)
+        read_event(&stored.subject, &stored.payload)
             .map(Some)
             .map_err(|error| Error::Read(format!("{subject}: {error}")))
     }
