@@ -512,3 +512,124 @@ fn tls_with_a_ca_and_a_client_certificate() {
         text(&output.stderr)
     );
 }
+
+/// A JWT of NATS's decentralized authentication (`nsc`'s format): `claims` signed by `issuer`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let claims = serde_json::json!({
+        "jti": format!("{:X}", rand_id()),
+        "iat": 1_700_000_000,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!(
+        "{}.{}",
+        encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#),
+        encode(claims.to_string().as_bytes())
+    );
+    let signature = issuer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", encode(&signature))
+}
+
+fn rand_id() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    u128::from(hasher.finish())
+}
+
+/// A `.creds` file: a server in operator mode (an operator, an account with JetStream, its
+/// JWTs preloaded) lets in the user of a creds file as `nsc` writes it, from the flag and from
+/// the variable, and no one without it.
+#[test]
+fn a_creds_file_reaches_a_server_in_operator_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (operator, system, account, user) = (
+        nkeys::KeyPair::new_operator(),
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_user(),
+    );
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "eval-test",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
+        "conn": -1, "leaf": -1, "mem_storage": -1, "disk_storage": -1, "streams": -1,
+        "consumer": -1,
+    });
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "harness",
+        serde_json::json!({"limits": unlimited, "default_permissions": {"pub": {}, "sub": {}},
+                           "type": "account", "version": 2}),
+    );
+    // JetStream needs the server's own system account.
+    let system_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1,
+                                      "exports": -1, "wildcards": true, "conn": -1, "leaf": -1},
+                           "type": "account", "version": 2}),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "worker",
+        serde_json::json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                           "type": "user", "version": 2}),
+    );
+    let server = ConfiguredNats::start(
+        dir.path(),
+        &format!(
+            "operator: \"{operator_jwt}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}",
+            system.public_key(),
+            system.public_key(),
+            account.public_key()
+        ),
+    );
+    let creds = dir.path().join("worker.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let url = server.url("nats");
+    let creds_arg = creds.display().to_string();
+    let output = events(&data, &["--nats", &url, "--nats-creds", &creds_arg], &[]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    let output = events(&data, &["--nats", &url], &[("EVAL_NATS_CREDS", &creds_arg)]);
+    assert!(got_in(&output), "{}", text(&output.stderr));
+    shows_no_secret(&output, &[&user.seed().unwrap()]);
+    let output = events(&data, &["--nats", &url], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+    // A user its account did not sign is refused.
+    let stranger = nats_jwt(
+        &nkeys::KeyPair::new_account(),
+        &user.public_key(),
+        "stranger",
+        serde_json::json!({"pub": {}, "sub": {}, "type": "user", "version": 2}),
+    );
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{stranger}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let output = events(&data, &["--nats", &url, "--nats-creds", &creds_arg], &[]);
+    assert!(refused(&output), "{}", text(&output.stderr));
+}

@@ -433,3 +433,205 @@ async fn a_worker_runs_only_the_operator_commands_its_host_allows() {
         assert!(!marker.exists(), "the forged command ran");
     }
 }
+
+/// A root worker runs a managed operator as `nobody`, in a directory of its own under
+/// /var/lib/eval/operators (whatever the data dir's parents allow), with the lab broker and none
+/// of the harness's NATS settings: it cannot read a file of root's or write into the data dir.
+#[test]
+fn a_root_worker_runs_its_operator_as_nobody_with_nothing_of_root_s() {
+    if !chaos::lab::sys::is_root() {
+        eprintln!(
+            "skipped a_root_worker_runs_its_operator_as_nobody_with_nothing_of_root_s: needs root"
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nats = runtime.block_on(TemporaryNats::start()).unwrap();
+    // A directory of root's alone (0700, as /root is): the operator could not reach a data dir
+    // here.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "root's").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!(
+        "id -u > \"$HOME/uid\"; env > \"$HOME/env\"; cat {secret} > /dev/null 2>&1; echo $? > \"$HOME/secret.rc\"; touch {data}/planted 2> /dev/null; echo $? > \"$HOME/plant.rc\"; echo done > \"$HOME/done\"; sleep 30",
+        secret = secret.display(),
+        data = data.display(),
+    );
+    std::fs::create_dir_all(dir.path().join("variants")).unwrap();
+    std::fs::write(
+        dir.path().join("variants/probe.yaml"),
+        format!("name: probe\nmodel: m\ncommand: [sh, -c, '{script}']\n"),
+    )
+    .unwrap();
+    let campaign = dir.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: unprivileged\nsubjects: [etcd]\nchaos_types:\n  - type: none\n    params: {duration_seconds: 3}\nvariant: probe\ninclude_baseline: false\ntrial_timeout_seconds: 20\n",
+    )
+    .unwrap();
+    let output = eval(
+        &data,
+        nats.url(),
+        &["run", "campaign", campaign.to_str().unwrap(), "--json"],
+    );
+    assert!(output.status.code() != Some(2), "{}", both(&output));
+
+    let operators = chaos::operator::operators_dir(&data).unwrap();
+    let trials: Vec<PathBuf> = std::fs::read_dir(&operators)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(trials.len(), 1, "{trials:?}");
+    let work = trials[0].join("work");
+    let read = |name: &str| {
+        std::fs::read_to_string(work.join(name))
+            .unwrap_or_else(|error| panic!("{name}: {error}; {}", both(&output)))
+    };
+    assert_eq!(read("done").trim(), "done");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(read("uid").trim(), nobody.uid.to_string());
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&work).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (nobody.uid.as_raw(), 0o700)
+    );
+    // Root's directories stayed closed to it.
+    assert_ne!(
+        read("secret.rc").trim(),
+        "0",
+        "it read a file inside root's directory"
+    );
+    assert_ne!(read("plant.rc").trim(), "0", "it wrote into the data dir");
+    assert!(!data.join("planted").exists());
+    let env = read("env");
+    assert!(!env.contains("NATS"), "{env}");
+    assert!(env.contains(&format!("HOME={}", work.display())), "{env}");
+    assert!(
+        env.contains(&format!(
+            "EVAL_LAB_BROKER={}",
+            trials[0].join("lab.sock").display()
+        )),
+        "{env}"
+    );
+    assert!(
+        !trials[0].join("lab.sock").exists(),
+        "the broker outlived its trial"
+    );
+    // The trial's operator.db is where the capture looked for it.
+    let events = ok(eval(
+        &data,
+        nats.url(),
+        &["events", "--json", "--type", "ChaosInjected"],
+    ));
+    assert!(
+        events.contains(&work.join("operator.db").display().to_string()),
+        "{events}"
+    );
+    std::fs::remove_dir_all(&operators).unwrap();
+}
+
+/// The lab broker answers its trial's operator alone, and only about the trial's lab: `evalctl
+/// lab status` and `lab node` run as `nobody` reach that lab through it, another lab's name is
+/// refused, and so is any other user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_broker_answers_its_operator_only_and_only_about_its_lab() {
+    use std::os::unix::process::CommandExt;
+    if !chaos::lab::sys::is_root() {
+        eprintln!(
+            "skipped the_lab_broker_answers_its_operator_only_and_only_about_its_lab: needs root"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(eval(
+        &data,
+        "nats://127.0.0.1:1",
+        &["lab", "up", "--name", "brokered", "--nodes", "1"],
+    ));
+    // The operator's side: evalctl where nobody can run it, and the socket in a directory it can
+    // enter.
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = open.path().join("evalctl");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_evalctl"), &binary).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_evalctl"), &binary).unwrap();
+    }
+    let socket = open.path().join("lab.sock");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    let broker = chaos::broker::Broker::start(&socket, &data, "brokered", uid, gid).unwrap();
+    // The broker serves on this runtime while the command, run here, waits for its answer.
+    let as_user = |uid: u32, args: &[&str]| {
+        tokio::task::block_in_place(|| {
+            Command::new(&binary)
+                .args(args)
+                .uid(uid)
+                .gid(gid)
+                .current_dir(open.path())
+                .env("EVAL_LAB_BROKER", &socket)
+                .env("RUST_LOG", "off")
+                .output()
+                .unwrap()
+        })
+    };
+
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(as_user(uid, &["lab", "status", "--json"]))).unwrap();
+    assert_eq!(status[0]["lab"]["name"], "brokered", "{status}");
+    assert_eq!(status[0]["nodes"][0]["process"], "running", "{status}");
+    // The node's state as the lab reads it from /proc (a stop signal takes a moment).
+    let node_state = |wanted: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let status: serde_json::Value =
+                serde_json::from_str(&ok(as_user(uid, &["lab", "status", "--json"]))).unwrap();
+            let state = status[0]["nodes"][0]["process"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if state == wanted || started.elapsed() > std::time::Duration::from_secs(5) {
+                return state;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let paused = ok(as_user(uid, &["lab", "node", "pause", "1"]));
+    assert!(paused.starts_with("node 1 of lab brokered: "), "{paused}");
+    assert_eq!(node_state("paused"), "paused");
+    let resumed = ok(as_user(
+        uid,
+        &["lab", "node", "resume", "1", "--name", "brokered"],
+    ));
+    assert!(resumed.starts_with("node 1 of lab brokered: "), "{resumed}");
+    assert_eq!(node_state("running"), "running");
+
+    // Another lab, by name: refused, and nothing is done.
+    let other = as_user(uid, &["lab", "node", "stop", "1", "--name", "other"]);
+    assert!(!other.status.success());
+    assert!(
+        both(&other).contains("may not touch another lab"),
+        "{}",
+        both(&other)
+    );
+    // Another user: the socket is not theirs; let in by its mode, the broker still refuses them.
+    let stranger = as_user(uid - 1, &["lab", "status", "--json"]);
+    assert!(!stranger.status.success(), "{}", both(&stranger));
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let stranger = as_user(uid - 1, &["lab", "node", "stop", "1"]);
+    assert!(
+        both(&stranger).contains("is not this trial's operator"),
+        "{}",
+        both(&stranger)
+    );
+    assert_eq!(node_state("running"), "running");
+
+    drop(broker);
+    assert!(!socket.exists(), "the broker's socket outlived it");
+    ok(eval(&data, "nats://127.0.0.1:1", &["lab", "down", "--all"]));
+}

@@ -372,13 +372,26 @@ async fn a_managed_operator_is_started_captured_and_graded() {
     let dir = tempfile::tempdir().unwrap();
     let variants = dir.path().join("variants");
     std::fs::create_dir_all(&variants).unwrap();
-    let operator =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted_operator.py");
+    // As root the operator runs as `nobody` (through the lab broker for `evalctl lab node`): its
+    // script and the binary it calls must be where that user can reach them, as an installed
+    // operator's would be, not under a build directory that may be root's alone.
+    let operator = dir.path().join("scripted_operator.py");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted_operator.py"),
+        &operator,
+    )
+    .unwrap();
+    let binary = dir.path().join("evalctl");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_evalctl"), &binary).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_evalctl"), &binary).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let variant = serde_json::json!({
         "name": "scripted",
         "model": "scripted-model",
         "tools_config": {"allowed_commands": ["eval lab node"]},
-        "command": ["python3", operator, env!("CARGO_BIN_EXE_evalctl")],
+        "command": ["python3", operator, binary],
     });
     std::fs::write(variants.join("scripted.yaml"), variant.to_string()).unwrap();
     let file = campaign(
@@ -421,9 +434,12 @@ async fn a_managed_operator_is_started_captured_and_graded() {
 
     // The variant reached the agent through its ticket; the operator's output is kept.
     let trial_id = all.iter().find_map(|e| e.trial_id.clone()).unwrap();
-    let trial_dir = data.join("trials").join(&trial_id);
+    // A root worker's operator works in a place of its own; its operator.db is in its `work/`.
+    let operators = chaos::operator::operators_dir(&data).unwrap();
+    let trial_dir = operators.join(&trial_id);
+    let operator_db = trial_dir.join("work/operator.db");
     let query = Command::new("sqlite3")
-        .arg(trial_dir.join("operator.db"))
+        .arg(&operator_db)
         .arg("SELECT variant_model FROM tickets")
         .output()
         .unwrap();
@@ -443,7 +459,7 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         .unwrap();
     assert_eq!(
         injected.operator_db,
-        Some(trial_dir.join("operator.db").display().to_string())
+        Some(operator_db.display().to_string())
     );
     let rows: Vec<String> = all
         .iter()
@@ -480,15 +496,7 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         live.contains("scripted-model"),
         "the operator's rows are projected"
     );
-    for entry in std::fs::read_dir(&trial_dir).unwrap().flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("operator.db")
-        {
-            std::fs::remove_file(entry.path()).unwrap();
-        }
-    }
+    std::fs::remove_dir_all(&operators).unwrap();
     let rebuilt = output(eval(
         nats.url(),
         &data,

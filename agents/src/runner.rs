@@ -60,6 +60,7 @@ impl ProcessRunner {
             PathBuf::from(program)
         };
         let child = tokio::process::Command::new(&program)
+            .arg0(argv[0].as_str())
             .args(args)
             .env("ETCDCTL_API", "3")
             .stdin(Stdio::null())

@@ -1,13 +1,15 @@
 //! The chaos stage: the subject × runtime seam (`subject.rs`, `runtime.rs`), the etcd subject,
-//! the lab runtime, the six faults and their cleanups, state capture, and the trial worker.
+//! the lab runtime, the six faults and their cleanups, state capture, the trial worker, and the
+//! lab broker of its unprivileged operators.
 
+pub mod broker;
 pub(crate) mod error;
 pub mod etcd;
 pub mod faults;
 pub mod http;
 pub mod lab;
 pub mod nft;
-pub(crate) mod operator;
+pub mod operator;
 pub mod preflight;
 pub mod proxy;
 pub(crate) mod runtime;

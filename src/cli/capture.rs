@@ -30,12 +30,21 @@ pub struct OperatorDbDirs {
 }
 
 impl OperatorDbDirs {
-    /// The data dir and these directories.
+    /// The data dir's own places and these directories.
     pub fn allowed(&self, global: &Global) -> Vec<std::path::PathBuf> {
-        std::iter::once(global.data_dir.clone())
+        data_dirs(global)
+            .into_iter()
             .chain(self.operator_db_dirs.iter().cloned())
             .collect()
     }
+}
+
+/// Where this data dir's managed operators keep their operator.db: the data dir, and, for those
+/// a root worker runs as another user, their directory under /var/lib/eval/operators.
+pub fn data_dirs(global: &Global) -> Vec<std::path::PathBuf> {
+    std::iter::once(global.data_dir.clone())
+        .chain(chaos::operator::operators_dir(&global.data_dir))
+        .collect()
 }
 
 /// The stage's settings; `reports` receives a line's worth per trial.

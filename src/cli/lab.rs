@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chaos::broker;
 use chaos::etcd::EtcdLab;
 use chaos::lab::{Isolation, Lab};
 use clap::{Args, Subcommand, ValueEnum};
-use nix::sys::signal::Signal;
 use viewer::table::{Column, TextTable};
 
 use super::Outcome;
@@ -23,7 +23,8 @@ pub enum LabCommand {
     Down(DownArgs),
     /// Show the labs, their nodes and health.
     Status(StatusArgs),
-    /// Stop, start, pause or resume one node.
+    /// Stop, start, pause or resume one node. An operator run without root asks its trial's
+    /// lab broker (EVAL_LAB_BROKER), which does it for that lab only.
     Node(NodeArgs),
     /// (internal) The delay proxy in front of a node's ports.
     #[command(hide = true)]
@@ -200,39 +201,51 @@ async fn down(global: &Global, args: DownArgs) -> Outcome {
     Ok(())
 }
 
-async fn status(global: &Global, args: StatusArgs) -> Outcome {
-    let labs = match args.name {
-        Some(name) => vec![Lab::open(&global.data_dir, &name)?],
-        None => Lab::list(&global.data_dir)?,
-    };
-    let mut reports = Vec::new();
-    for lab in labs {
-        let subject = EtcdLab::from_lab(lab)?;
-        let health = subject.health().await;
-        reports.push((subject, health));
+/// The lab broker to ask instead of opening labs: an operator that the worker runs without root
+/// is given one (`EVAL_LAB_BROKER`); root opens the lab itself.
+fn broker() -> Option<PathBuf> {
+    if chaos::lab::sys::is_root() {
+        return None;
     }
+    std::env::var_os(broker::BROKER_VARIABLE).map(PathBuf::from)
+}
+
+/// Asks the broker at `socket` and takes what it answers, or its refusal as the error.
+fn ask(socket: &std::path::Path, request: &broker::Request) -> anyhow::Result<broker::Answer> {
+    match broker::ask(socket, request).map_err(anyhow::Error::msg)? {
+        broker::Answer::Refused(reason) => bail!("the lab broker refused: {reason}"),
+        answer => Ok(answer),
+    }
+}
+
+async fn status(global: &Global, args: StatusArgs) -> Outcome {
+    let reports = match broker() {
+        Some(socket) => match ask(&socket, &broker::Request::Status { lab: args.name })? {
+            broker::Answer::Status(reports) => reports,
+            other => {
+                return Err(anyhow::anyhow!(
+                    "the lab broker answered {other:?} to a status request"
+                )
+                .into());
+            }
+        },
+        None => {
+            let labs = match args.name {
+                Some(name) => vec![Lab::open(&global.data_dir, &name)?],
+                None => Lab::list(&global.data_dir)?,
+            };
+            broker::status(labs).await?
+        }
+    };
     if args.json {
-        let value: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|(subject, health)| {
-                serde_json::json!({
-                    "lab": subject.lab.state,
-                    "health": health,
-                    "nodes": subject.lab.state.nodes.iter().map(|node| serde_json::json!({
-                        "node": node.number, "process": node.process_status(), "pid": node.pid,
-                        "endpoint": node.client_url(),
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());
     }
     if reports.is_empty() {
         println!("no lab in {}", global.data_dir.display());
     }
-    for (subject, health) in &reports {
-        let state = &subject.lab.state;
+    for report in &reports {
+        let (state, health) = (&report.lab, &report.health);
         println!(
             "lab {} ({}, {:?}): {}",
             state.name,
@@ -250,18 +263,18 @@ async fn status(global: &Global, args: StatusArgs) -> Outcome {
             Column::left("pid", 12).after(2),
             Column::left("url", 0).after(2),
         ]);
-        for node in &state.nodes {
+        for node in &report.nodes {
             nodes.row([
-                format!("node {}", node.number),
-                node.process_status().to_string(),
+                format!("node {}", node.node),
+                node.process.clone(),
                 format!(
                     "pid {}",
                     node.pid.map_or("-".to_string(), |pid| pid.to_string())
                 ),
                 format!(
                     "{}{}",
-                    node.client_url(),
-                    if health.leader == Some(node.number) {
+                    node.endpoint,
+                    if health.leader == Some(node.node) {
                         "  leader"
                     } else {
                         ""
@@ -275,30 +288,34 @@ async fn status(global: &Global, args: StatusArgs) -> Outcome {
 }
 
 async fn node(global: &Global, args: NodeArgs) -> Outcome {
-    let lab = pick(global, args.name)?;
-    let mut subject = EtcdLab::from_lab(lab)?;
-    let number = args.node;
-    match args.action {
-        NodeAction::Stop => {
-            subject
-                .lab
-                .stop_node(number, Duration::from_secs(5))
-                .await?
+    let action = match args.action {
+        NodeAction::Stop => broker::NodeAction::Stop,
+        NodeAction::Start => broker::NodeAction::Start,
+        NodeAction::Pause => broker::NodeAction::Pause,
+        NodeAction::Resume => broker::NodeAction::Resume,
+    };
+    let outcome = match broker() {
+        Some(socket) => {
+            let request = broker::Request::Node {
+                lab: args.name,
+                action,
+                node: args.node,
+            };
+            match ask(&socket, &request)? {
+                broker::Answer::Node(outcome) => outcome,
+                other => {
+                    return Err(anyhow::anyhow!(
+                        "the lab broker answered {other:?} to a node request"
+                    )
+                    .into());
+                }
+            }
         }
-        NodeAction::Start => {
-            subject.start_member(number).await?;
-        }
-        NodeAction::Pause => {
-            subject.lab.signal_node(number, Signal::SIGSTOP)?;
-        }
-        NodeAction::Resume => {
-            subject.lab.signal_node(number, Signal::SIGCONT)?;
-        }
-    }
+        None => broker::node_action(pick(global, args.name)?, action, args.node).await?,
+    };
     println!(
-        "node {number} of lab {}: {}",
-        subject.lab.state.name,
-        subject.lab.node(number)?.process_status()
+        "node {} of lab {}: {}",
+        outcome.node, outcome.lab, outcome.process
     );
     Ok(())
 }

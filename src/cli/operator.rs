@@ -47,7 +47,7 @@ pub async fn run(global: &Global, command: OperatorCommand) -> Outcome {
                 db: args.db,
                 subject: args.subject,
                 endpoints: args.endpoints,
-                eval_binary: chaos::lab::eval_binary(),
+                eval_binary: chaos::lab::eval_program(),
                 lab: args.lab,
                 data_dir: Some(global.data_dir.clone()),
                 monitor_every: Duration::from_secs_f64(args.monitor_every.max(0.1)),

@@ -77,6 +77,8 @@ struct CommonArgs {
     /// Trials at once (default: the campaign's `parallel`).
     #[arg(long)]
     concurrency: Option<usize>,
+    #[command(flatten)]
+    operator_user: super::worker::OperatorUserArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -208,6 +210,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     let mut prepared = prepared;
     external_operator(&mut prepared, common)?;
     super::preflight(&prepared.trials)?;
+    let operator_user = common.operator_user.resolve()?;
     let shutdown = super::shutdown_on_signal();
     let (log, server) = super::up::connect_or_start(global).await?;
     let n_trials = prepared.trials.len();
@@ -236,23 +239,31 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     // The trial pipeline, as `evalctl up` starts it, for this campaign's trials only.
     let pipeline = super::stages::Pipeline {
         // The variant files this run read itself are the ones whose commands it runs.
-        worker: super::worker::config(global, concurrency, "run", Some(&prepared.campaign_id), {
-            let mut allowed = chaos::worker::AllowedVariants::none();
-            allowed.add(
-                &format!("the variant files of this run, {}", prepared.file_name),
-                prepared
-                    .variants
-                    .iter()
-                    .map(|resolved| resolved.variant.clone()),
-            );
-            allowed
-        }),
+        worker: super::worker::config(
+            global,
+            concurrency,
+            "run",
+            Some(&prepared.campaign_id),
+            {
+                let mut allowed = chaos::worker::AllowedVariants::none();
+                allowed.add(
+                    &format!("the variant files of this run, {}", prepared.file_name),
+                    prepared
+                        .variants
+                        .iter()
+                        .map(|resolved| resolved.variant.clone()),
+                );
+                allowed
+            },
+            operator_user,
+        ),
         // The data dir, and the external operator's file the user named (by flag or in the
         // campaign file given on this command line).
         capture: super::capture::config(
             64,
             None,
-            std::iter::once(global.data_dir.clone())
+            super::capture::data_dirs(global)
+                .into_iter()
                 .chain(
                     prepared
                         .campaign

@@ -29,6 +29,8 @@ pub struct UpArgs {
     operator_db_dirs: super::capture::OperatorDbDirs,
     #[command(flatten)]
     allow: super::worker::AllowVariantsArgs,
+    #[command(flatten)]
+    operator_user: super::worker::OperatorUserArgs,
     /// A YAML file of command classification rules for the scoring stage.
     #[arg(long)]
     rules: Option<std::path::PathBuf>,
@@ -50,6 +52,7 @@ const DRAIN: Duration = Duration::from_secs(60);
 
 pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let access = args.access.access(args.host)?;
+    let operator_user = args.operator_user.resolve()?;
     let shutdown = super::shutdown_on_signal();
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
@@ -62,6 +65,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
             &args.worker_id,
             None,
             args.allow.allowed()?,
+            operator_user,
         ),
         capture: super::capture::config(
             args.max_captured_trials,

@@ -34,6 +34,23 @@ impl AllowVariantsArgs {
     }
 }
 
+/// Who runs the managed operators.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OperatorUserArgs {
+    /// The user a root worker runs each managed operator as (default: nobody), in its own
+    /// directory under /var/lib/eval/operators, with a lab broker for `evalctl lab status|node`;
+    /// `root` runs them as root. A worker that is not root runs them as itself.
+    #[arg(long, value_name = "USER")]
+    pub operator_user: Option<String>,
+}
+
+impl OperatorUserArgs {
+    /// The user to switch to, checked now (before anything is published or started).
+    pub fn resolve(&self) -> anyhow::Result<Option<chaos::operator::RunAs>> {
+        chaos::operator::RunAs::resolve(self.operator_user.as_deref()).map_err(anyhow::Error::msg)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Trials at once, each on its own lab.
@@ -45,6 +62,8 @@ pub struct WorkerArgs {
     worker_id: String,
     #[command(flatten)]
     allow: AllowVariantsArgs,
+    #[command(flatten)]
+    operator_user: OperatorUserArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +89,7 @@ pub fn config(
     worker_id: &str,
     campaign: Option<&str>,
     allowed: AllowedVariants,
+    operator_user: Option<chaos::operator::RunAs>,
 ) -> chaos::worker::WorkerConfig {
     chaos::worker::WorkerConfig {
         data_dir: global.data_dir.clone(),
@@ -78,11 +98,13 @@ pub fn config(
         isolation: chaos::lab::Isolation::available(),
         campaign: campaign.map(str::to_string),
         allowed,
+        operator_user,
     }
 }
 
 pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
     let allowed = args.allow.allowed()?;
+    let operator_user = args.operator_user.resolve()?;
     let log = global.connect_as(schemas::log::Role::Worker).await?;
     let shutdown = super::shutdown_on_signal();
     eprintln!(
@@ -94,7 +116,14 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Outcome {
     );
     chaos::worker::run(
         log,
-        config(global, args.concurrency, &args.worker_id, None, allowed),
+        config(
+            global,
+            args.concurrency,
+            &args.worker_id,
+            None,
+            allowed,
+            operator_user,
+        ),
         shutdown,
     )
     .await?;

@@ -199,6 +199,28 @@ pub fn eval_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("eval"))
 }
 
+/// [`eval_binary`] as this process can start it: `/proc/self/exe` when it is this very binary,
+/// which runs even for a user who cannot enter its directory (an operator started as `nobody`
+/// by a root worker whose build is under /root).
+pub fn eval_program() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let binary = eval_binary();
+    let own = std::env::current_exe().ok();
+    let same_path = own.as_deref() == Some(binary.as_path());
+    let same_file = match (
+        std::fs::metadata(&binary),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    if same_path || same_file {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        binary
+    }
+}
+
 impl Lab {
     /// Creates the lab's namespaces, filesystems and proxies; its nodes are not started yet.
     pub async fn create(options: LabOptions) -> Result<Lab> {

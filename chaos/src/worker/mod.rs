@@ -48,6 +48,9 @@ pub struct WorkerConfig {
     /// The variants whose `command` this worker runs; any other managed operator's trial ends
     /// `errored` before anything starts.
     pub allowed: AllowedVariants,
+    /// Who runs the managed operators, when not this worker's user (a root worker's
+    /// `--operator-user`, by default `nobody`).
+    pub operator_user: Option<crate::operator::RunAs>,
 }
 
 struct Shared {

@@ -23,7 +23,7 @@ use super::{Shared, slot_lab};
 use crate::error::{Error, Result};
 use crate::etcd::EtcdSubject;
 use crate::faults::{self, CleanupRecord};
-use crate::operator::{ManagedOperator, OperatorEnv, STOP_GRACE};
+use crate::operator::{ManagedOperator, OperatorEnv, OperatorPlace, STOP_GRACE};
 use crate::runtime::Runtime;
 use crate::subject::Subject;
 
@@ -312,12 +312,10 @@ async fn start_operator(
                 .allowed
                 .check(&resolved.variant)
                 .map_err(Error::Refused)?;
-            let artifacts = shared
-                .config
-                .data_dir
-                .join("trials")
-                .join(trial.recorder.trial_id);
-            let operator_db = artifacts.join("operator.db");
+            let run_as = shared.config.operator_user.as_ref();
+            let place =
+                OperatorPlace::make(&shared.config.data_dir, trial.recorder.trial_id, run_as)?;
+            let operator_db = place.operator_db.clone();
             let env = OperatorEnv {
                 trial_id: trial.recorder.trial_id.to_string(),
                 operator_db: operator_db.clone(),
@@ -326,7 +324,7 @@ async fn start_operator(
                 lab: runtime.instance(),
                 data_dir: shared.config.data_dir.clone(),
             };
-            let process = ManagedOperator::start(command, &env, &artifacts)?;
+            let process = ManagedOperator::start(command, &env, &place, run_as)?;
             info!(trial_id = %trial.recorder.trial_id, pid = process.pid(), "operator started");
             (Some(process), operator_db)
         }
