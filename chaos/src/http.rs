@@ -1,5 +1,5 @@
-//! The JSON client of etcd's gRPC gateway (`POST /v3/...`): `ureq`, the workspace's one HTTP
-//! client (the viewer's callers are synchronous, so a blocking client serves both), run on
+//! The JSON client of the subjects' own HTTP APIs (etcd's gRPC gateway, `POST /v3/...`; PD's
+//! `/pd/api/v1`): `ureq`, the workspace's one HTTP client (the viewer's callers are synchronous, so a blocking client serves both), run on
 //! tokio's blocking pool. One request per connection and a deadline on the whole exchange, so a
 //! paused or partitioned member costs one timeout and a restarted one never meets a stale
 //! pooled connection.
@@ -35,9 +35,35 @@ pub async fn post_json(
     body: &serde_json::Value,
     timeout: Duration,
 ) -> Result<serde_json::Value, HttpError> {
+    let text = call(Method::Post, addr, path, Some(body.to_string()), timeout).await?;
+    serde_json::from_str(&text).map_err(|error| HttpError::Malformed {
+        addr,
+        path: path.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+/// An HTTP method of the APIs the subjects call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+/// One request to `http://addr{path}` (with `body` as JSON), answered by a 200 whose body is
+/// returned as text; any other status is [`HttpError::Status`] with the start of its body.
+pub async fn call(
+    method: Method,
+    addr: SocketAddr,
+    path: &str,
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<String, HttpError> {
     let path = path.to_string();
-    let payload = body.to_string();
-    let exchange = tokio::task::spawn_blocking(move || exchange(addr, &path, &payload, timeout));
+    let exchange = tokio::task::spawn_blocking(move || {
+        exchange(method, addr, &path, body.as_deref(), timeout)
+    });
     // The blocking call has its own deadline; this one only guards against a starved pool.
     match tokio::time::timeout(timeout + Duration::from_millis(200), exchange).await {
         Ok(Ok(result)) => result,
@@ -65,30 +91,48 @@ fn agent() -> &'static ureq::Agent {
 }
 
 fn exchange(
+    method: Method,
     addr: SocketAddr,
     path: &str,
-    payload: &str,
+    payload: Option<&str>,
     timeout: Duration,
-) -> Result<serde_json::Value, HttpError> {
+) -> Result<String, HttpError> {
     let malformed = |reason: String| HttpError::Malformed {
         addr,
         path: path.to_string(),
         reason,
     };
-    let mut response = agent()
-        .post(format!("http://{addr}{path}"))
-        .config()
-        .timeout_global(Some(timeout))
-        .build()
-        .header("Content-Type", "application/json")
-        .send(payload)
-        .map_err(|error| match error {
-            ureq::Error::Timeout(_) => HttpError::TimedOut { addr, timeout },
-            other => HttpError::Transport {
-                addr,
-                reason: other.to_string(),
-            },
-        })?;
+    let url = format!("http://{addr}{path}");
+    let transport = |error: ureq::Error| match error {
+        ureq::Error::Timeout(_) => HttpError::TimedOut { addr, timeout },
+        other => HttpError::Transport {
+            addr,
+            reason: other.to_string(),
+        },
+    };
+    let agent = agent();
+    let mut response = match method {
+        Method::Get => agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call(),
+        Method::Delete => agent
+            .delete(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call(),
+        Method::Post => agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json")
+            .send(payload.unwrap_or("")),
+    }
+    .map_err(transport)?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -105,5 +149,5 @@ fn exchange(
             body: body.chars().take(300).collect(),
         });
     }
-    serde_json::from_str(&body).map_err(|error| malformed(error.to_string()))
+    Ok(body)
 }

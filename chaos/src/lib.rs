@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod proxy;
 pub(crate) mod runtime;
 pub(crate) mod subject;
+pub mod tikv;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use schemas::campaign::{ChaosType, Runtime, SubjectKind, TrialSpec};
 
 use crate::lab::Isolation;
+use crate::tikv::binaries::{BIN_DIR_VARIABLE, SearchPlaces, TikvBinaries};
 
 /// One reason some trials cannot run here, as one line that names the fix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,6 +27,8 @@ pub struct Host {
     pub isolation: Isolation,
     /// Finds a program as the lab would start it.
     pub find_program: fn(&str) -> Option<PathBuf>,
+    /// Finds `pd-server` and `tikv-server`, given a campaign's `binaries` directory.
+    pub find_tikv: fn(Option<&str>) -> Result<TikvBinaries, String>,
 }
 
 impl Host {
@@ -34,6 +37,7 @@ impl Host {
         Host {
             isolation: Isolation::available(),
             find_program: find_on_path,
+            find_tikv: |dir| SearchPlaces::here(dir).binaries(),
         }
     }
 }
@@ -68,9 +72,28 @@ pub fn check(trials: &[TrialSpec], host: &Host) -> Vec<Problem> {
                     }
                 }
             }
-            (SubjectKind::Tikv, Runtime::Lab) => push(
-                "tikv on the lab runtime: this build cannot drive TiKV yet (no PD/TiKV subject); run the campaign with subjects: [etcd]".to_string(),
-            ),
+            (SubjectKind::Tikv, Runtime::Lab) => {
+                let dirs: BTreeSet<Option<&str>> = trials
+                    .iter()
+                    .filter(|trial| {
+                        (trial.subject, trial.subject_settings.runtime)
+                            == (SubjectKind::Tikv, Runtime::Lab)
+                    })
+                    .map(|trial| trial.subject_settings.binaries.as_deref())
+                    .collect();
+                for dir in dirs {
+                    match (host.find_tikv)(dir) {
+                        Err(missing) => push(format!(
+                            "tikv on the lab runtime: {missing}; install them with TiUP (`tiup install pd tikv`), or name their directory in subject_settings.tikv.binaries or {BIN_DIR_VARIABLE}"
+                        )),
+                        Ok(found) => push(format!(
+                            "tikv on the lab runtime: this build cannot run TiKV in a lab yet (it found {} and {}, but its TiKV lab and faults are not built); run the campaign with subjects: [etcd]",
+                            found.pd_server.display(),
+                            found.tikv_server.display()
+                        )),
+                    }
+                }
+            }
             (_, Runtime::Kubernetes) => push(format!(
                 "{subject} on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab (the default)"
             )),
@@ -128,6 +151,12 @@ mod tests {
         Host {
             isolation,
             find_program,
+            find_tikv: |dir| {
+                Err(format!(
+                    "pd-server and tikv-server not found; looked in subject_settings.tikv.binaries ({}), …",
+                    dir.unwrap_or("not set")
+                ))
+            },
         }
     }
 
@@ -177,7 +206,26 @@ mod tests {
             ),
             [
                 "etcd on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab (the default)",
-                "tikv on the lab runtime: this build cannot drive TiKV yet (no PD/TiKV subject); run the campaign with subjects: [etcd]",
+                "tikv on the lab runtime: pd-server and tikv-server not found; looked in subject_settings.tikv.binaries (not set), …; install them with TiUP (`tiup install pd tikv`), or name their directory in subject_settings.tikv.binaries or EVAL_TIKV_BIN_DIR",
+            ]
+        );
+        // Found, they are named, and the build says what it lacks.
+        let found = Host {
+            find_tikv: |_| {
+                Ok(TikvBinaries {
+                    pd_server: PathBuf::from("/opt/tikv/pd-server"),
+                    tikv_server: PathBuf::from("/opt/tikv/tikv-server"),
+                })
+            },
+            ..everything
+        };
+        assert_eq!(
+            check_lines(
+                "name: c\nsubjects: [tikv]\nchaos_types: [{type: node_kill}]\nsubject_settings:\n  tikv: {binaries: /opt/tikv}\n",
+                &found
+            ),
+            [
+                "tikv on the lab runtime: this build cannot run TiKV in a lab yet (it found /opt/tikv/pd-server and /opt/tikv/tikv-server, but its TiKV lab and faults are not built); run the campaign with subjects: [etcd]"
             ]
         );
     }

@@ -183,7 +183,8 @@ fn unused_settings() {
         "unused_settings.yaml",
         expect![[r#"
         unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints
-        unused_settings.yaml:7:16: subject_settings.etcd.namespace: is not used yet: the kubernetes runtime is not built; remove namespace"#]],
+        unused_settings.yaml:7:16: subject_settings.etcd.namespace: is not used yet: the kubernetes runtime is not built; remove namespace
+        unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here"#]],
     );
 }
 
@@ -509,9 +510,9 @@ fn subject_settings_typos() {
     check(
         "subject_settings_typos.yaml",
         expect![[r#"
-        subject_settings_typos.yaml:6:3: subject_settings.etcdd: unknown subject "etcdd" (did you mean "etcd"? expected one of: tikv, etcd)
-        subject_settings_typos.yaml:9:5: subject_settings.tikv: unknown field "node" (did you mean "nodes"? expected one of: endpoints, namespace, nodes, runtime)
-        subject_settings_typos.yaml:10:14: subject_settings.tikv.runtime: unknown runtime "k8s" (expected one of: lab, kubernetes)"#]],
+            subject_settings_typos.yaml:6:3: subject_settings.etcdd: unknown subject "etcdd" (did you mean "etcd"? expected one of: tikv, etcd)
+            subject_settings_typos.yaml:9:5: subject_settings.tikv: unknown field "node" (did you mean "nodes"?)
+            subject_settings_typos.yaml:10:14: subject_settings.tikv.runtime: unknown runtime "k8s" (expected one of: lab, kubernetes)"#]],
     );
 }
 

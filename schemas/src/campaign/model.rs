@@ -173,6 +173,11 @@ pub struct SubjectSettings {
     /// Kubernetes namespace of the subject's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// TiKV on the lab: the directory holding `pd-server` and `tikv-server`. Without it they are
+    /// looked for in `EVAL_TIKV_BIN_DIR`, then on `PATH`, then in TiUP's
+    /// `~/.tiup/components/{pd,tikv}/<version>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<String>,
 }
 
 impl Default for SubjectSettings {
@@ -182,6 +187,7 @@ impl Default for SubjectSettings {
             nodes: default_nodes(),
             endpoints: Vec::new(),
             namespace: None,
+            binaries: None,
         }
     }
 }

@@ -371,6 +371,13 @@ fn check_campaign(
                     .to_string(),
             );
         }
+        if settings.binaries.is_some() && *subject != SubjectKind::Tikv {
+            report(
+                format!("subject_settings.{subject}.binaries"),
+                "names the directory of pd-server and tikv-server, for tikv only; remove it here"
+                    .to_string(),
+            );
+        }
     }
 
     if !is_time_zone_name(&campaign.operator_timezone) {
