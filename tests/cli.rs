@@ -648,3 +648,39 @@ fn bench_viewer_times_every_route_cached_and_uncached() {
         text(&refused.stderr)
     );
 }
+
+/// `evalctl up --stages` runs the stages named and no other: the capture and scoring stages
+/// alone leave the worker, the projector and the viewer to other processes; the viewer alone
+/// serves the file another process projects.
+#[test]
+fn up_runs_only_the_stages_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let up = Up::start_with(&url, &data, &["--stages", "capture,score"]);
+    let stderr = up.stderr();
+    assert!(
+        stderr.contains("stages running: capture, score;"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("viewer"), "{stderr}");
+    assert!(up.stop().success());
+
+    let up = Up::start_with(&url, &data, &["--stages", "viewer", "--port", "0"]);
+    let stderr = up.stderr();
+    assert!(stderr.contains("stages running: viewer;"), "{stderr}");
+    assert!(
+        stderr.contains("up: viewer at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(up.stop().success());
+
+    let output = eval(&url, &["up", "--stages", "worker,scorer"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("invalid value 'scorer'"), "{stderr}");
+    assert!(
+        stderr.contains("worker, capture, score, project, viewer"),
+        "{stderr}"
+    );
+}

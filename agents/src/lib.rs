@@ -8,6 +8,7 @@
 pub(crate) mod agent;
 pub mod db;
 pub mod monitor;
+pub mod pd_probe;
 pub mod probe;
 pub mod runbook;
 pub mod runner;

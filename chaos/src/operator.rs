@@ -89,6 +89,12 @@ impl OperatorPlace {
     /// the worker's user; under [`OPERATOR_BASE`] when it runs as `run_as`, its `work/` that
     /// user's alone.
     pub fn make(data_dir: &Path, trial_id: &str, run_as: Option<&RunAs>) -> Result<OperatorPlace> {
+        // The id comes from the log: it names one directory, never a path.
+        if trial_id.is_empty() || matches!(trial_id, "." | "..") || trial_id.contains(['/', '\0']) {
+            return Err(Error::Refused(format!(
+                "trial id {trial_id:?} cannot name a directory"
+            )));
+        }
         let Some(run_as) = run_as else {
             let dir = data_dir.join("trials").join(trial_id);
             std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -318,6 +324,19 @@ mod tests {
 
     fn alive(pid: i32) -> bool {
         crate::lab::sys::process_alive(pid as u32)
+    }
+
+    /// A trial id from the log names one directory under the data dir, never a path.
+    #[test]
+    fn a_trial_id_never_names_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["/etc", "../../etc", "a/b", "..", ".", ""] {
+            let refused = OperatorPlace::make(dir.path(), id, None).unwrap_err();
+            assert!(matches!(refused, Error::Refused(_)), "{id:?}: {refused}");
+        }
+        assert!(!dir.path().join("trials").exists());
+        let place = OperatorPlace::make(dir.path(), "019abf1e-0000", None).unwrap();
+        assert_eq!(place.dir, dir.path().join("trials/019abf1e-0000"));
     }
 
     #[test]

@@ -11,6 +11,31 @@ use tokio_util::task::TaskTracker;
 
 use crate::Global;
 
+/// A stage `evalctl up --stages` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageName {
+    /// The trial worker (`evalctl worker`).
+    Worker,
+    /// The operator.db capture (`evalctl capture`).
+    Capture,
+    /// The scoring stage (`evalctl score`).
+    Score,
+    /// The projector and its read API, which serves the web viewer too (`evalctl project`).
+    Project,
+    /// The web viewer; without `project`, on the DuckDB file (`evalctl viewer`).
+    Viewer,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 5] = [
+        StageName::Worker,
+        StageName::Capture,
+        StageName::Score,
+        StageName::Project,
+        StageName::Viewer,
+    ];
+}
+
 /// The settings of the pipeline's stages.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -40,32 +65,50 @@ impl Stages {
         pipeline: Pipeline,
         shutdown: &CancellationToken,
     ) -> schemas::log::Result<Stages> {
-        let worker_log = global.connect_as(Role::Worker).await?;
-        let capture_log = global.connect_as(Role::Capture).await?;
-        let scoring_log = global.connect_as(Role::Scoring).await?;
+        Stages::start_some(command, global, pipeline, &StageName::ALL, shutdown).await
+    }
+
+    /// [`Stages::start`] for those of the worker, the capture and the scoring stage that
+    /// `which` names.
+    pub async fn start_some(
+        command: &'static str,
+        global: &Global,
+        pipeline: Pipeline,
+        which: &[StageName],
+        shutdown: &CancellationToken,
+    ) -> schemas::log::Result<Stages> {
         let mut stages = Stages {
             tracker: TaskTracker::new(),
             names: Vec::new(),
             worker_ended: CancellationToken::new(),
             command,
         };
-        let worker_ended = stages.worker_ended.clone();
-        stages.spawn("worker", {
-            let shutdown = shutdown.clone();
-            async move {
-                let ended = chaos::worker::run(worker_log, pipeline.worker, shutdown).await;
-                worker_ended.cancel();
-                ended
-            }
-        });
-        stages.spawn(
-            "capture",
-            ingest::capture::stage::run(capture_log, pipeline.capture, shutdown.clone()),
-        );
-        stages.spawn(
-            "score",
-            scoring::stage::run(scoring_log, pipeline.scoring, shutdown.clone()),
-        );
+        if which.contains(&StageName::Worker) {
+            let worker_log = global.connect_as(Role::Worker).await?;
+            let worker_ended = stages.worker_ended.clone();
+            stages.spawn("worker", {
+                let shutdown = shutdown.clone();
+                async move {
+                    let ended = chaos::worker::run(worker_log, pipeline.worker, shutdown).await;
+                    worker_ended.cancel();
+                    ended
+                }
+            });
+        }
+        if which.contains(&StageName::Capture) {
+            let capture_log = global.connect_as(Role::Capture).await?;
+            stages.spawn(
+                "capture",
+                ingest::capture::stage::run(capture_log, pipeline.capture, shutdown.clone()),
+            );
+        }
+        if which.contains(&StageName::Score) {
+            let scoring_log = global.connect_as(Role::Scoring).await?;
+            stages.spawn(
+                "score",
+                scoring::stage::run(scoring_log, pipeline.scoring, shutdown.clone()),
+            );
+        }
         Ok(stages)
     }
 

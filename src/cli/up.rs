@@ -12,10 +12,16 @@ use schemas::log::local::LocalNats;
 use schemas::log::{EventLog, Role};
 
 use super::Outcome;
+use super::stages::StageName;
 use crate::Global;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    /// The stages to run, comma-separated (default: all): worker, capture, score, project (the
+    /// projector and its read API, which serves the web viewer too), viewer (without project,
+    /// the web viewer on the DuckDB file). Run the others elsewhere against the same NATS.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = StageName::ALL)]
+    stages: Vec<StageName>,
     /// Trials the worker runs at once, each on its own lab.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
@@ -52,7 +58,12 @@ const DRAIN: Duration = Duration::from_secs(60);
 
 pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     let access = args.access.access(args.host)?;
-    let operator_user = args.operator_user.resolve()?;
+    let runs = |stage: StageName| args.stages.contains(&stage);
+    let operator_user = if runs(StageName::Worker) {
+        args.operator_user.resolve()?
+    } else {
+        None
+    };
     let shutdown = super::shutdown_on_signal();
     let (log, server) = connect_or_start(global).await?;
     log.ensure_stream().await?;
@@ -74,41 +85,71 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
         ),
         scoring: super::score::config(args.rules.as_deref())?,
     };
-    let mut stages = super::stages::Stages::start("up", global, pipeline, &shutdown).await?;
+    let mut stages =
+        super::stages::Stages::start_some("up", global, pipeline, &args.stages, &shutdown).await?;
     // The projector owns the DuckDB file; the read API shares its database instance.
     let mut _api = None;
-    match super::project::open_writer(&super::project::db_path(global, None)) {
-        Ok((writer, projection)) => {
-            let path = writer.path().to_path_buf();
-            let database = viewer::api::Database::new(writer.reader()?);
-            let api = super::project::serve_api(
-                &path,
-                database,
-                std::net::SocketAddr::new(args.host, args.port),
-                access,
-                shutdown.clone(),
-            )
-            .await?;
+    let writer = if runs(StageName::Project) {
+        Some(super::project::open_writer(&super::project::db_path(
+            global, None,
+        )))
+    } else {
+        None
+    };
+    match writer {
+        None if runs(StageName::Viewer) => {
+            let path = super::project::db_path(global, None);
+            let address = std::net::SocketAddr::new(args.host, args.port);
+            let bound = viewer::serve::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
             eprintln!(
-                "{program} up: viewer and read API at {} (database {})",
-                api.url,
+                "{program} up: viewer at http://{}/ (database {}, which another process projects)",
+                bound.local_addr()?,
                 path.display(),
                 program = schemas::program::name()
             );
-            _api = Some(api);
-            let log = global.connect_as(Role::Reader).await?;
             let shutdown = shutdown.clone();
-            stages.spawn("project", async move {
-                let options = projector::stage::Options::default();
-                projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
+            stages.spawn("viewer", async move {
+                bound
+                    .serve(viewer::web::Source::file(path), access, shutdown)
                     .await
-                    .map(drop)
             });
         }
-        Err(error) => eprintln!(
-            "{program} up: the projector does not run: {error:#}",
-            program = schemas::program::name()
-        ),
+        None => {}
+        Some(opened) => match opened {
+            Ok((writer, projection)) => {
+                let path = writer.path().to_path_buf();
+                let database = viewer::api::Database::new(writer.reader()?);
+                let api = super::project::serve_api(
+                    &path,
+                    database,
+                    std::net::SocketAddr::new(args.host, args.port),
+                    access,
+                    shutdown.clone(),
+                )
+                .await?;
+                eprintln!(
+                    "{program} up: viewer and read API at {} (database {})",
+                    api.url,
+                    path.display(),
+                    program = schemas::program::name()
+                );
+                _api = Some(api);
+                let log = global.connect_as(Role::Reader).await?;
+                let shutdown = shutdown.clone();
+                stages.spawn("project", async move {
+                    let options = projector::stage::Options::default();
+                    projector::stage::run(&log, writer, projection, &options, |_| {}, shutdown)
+                        .await
+                        .map(drop)
+                });
+            }
+            Err(error) => eprintln!(
+                "{program} up: the projector does not run: {error:#}",
+                program = schemas::program::name()
+            ),
+        },
     }
     eprintln!(
         "{program} up: ready at {} (pid {}), stages running: {}; Ctrl-C or SIGTERM stops",
