@@ -554,6 +554,14 @@ async fn the_lab_broker_answers_its_operator_only_and_only_about_its_lab() {
         "nats://127.0.0.1:1",
         &["lab", "up", "--name", "brokered", "--nodes", "1"],
     ));
+    // A failing assertion still removes the lab (a node it paused included).
+    struct LabDown<'a>(&'a Path);
+    impl Drop for LabDown<'_> {
+        fn drop(&mut self) {
+            let _ = eval(self.0, "nats://127.0.0.1:1", &["lab", "down", "--all"]);
+        }
+    }
+    let _lab_down = LabDown(&data);
     // The operator's side: evalctl where nobody can run it, and the socket in a directory it can
     // enter.
     let open = tempfile::tempdir().unwrap();
@@ -634,4 +642,5 @@ async fn the_lab_broker_answers_its_operator_only_and_only_about_its_lab() {
     drop(broker);
     assert!(!socket.exists(), "the broker's socket outlived it");
     ok(eval(&data, "nats://127.0.0.1:1", &["lab", "down", "--all"]));
+    assert!(chaos::lab::Lab::list(&data).unwrap().is_empty());
 }
