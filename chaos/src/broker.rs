@@ -161,14 +161,23 @@ impl Broker {
             .map_err(Error::io(socket))?;
         std::os::unix::fs::lchown(socket, Some(uid), Some(gid)).map_err(Error::io(socket))?;
         let (data_dir, lab) = (data_dir.to_path_buf(), lab.to_string());
+        // Requests run in a set owned by the serving task: when the broker goes (its trial's
+        // operator stopped), a request still running goes with it.
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (data_dir, lab) = (data_dir.clone(), lab.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = serve_one(stream, &data_dir, &lab, uid).await {
-                        tracing::debug!(%error, lab, "lab broker: a request failed");
+            let mut requests = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { break };
+                        let (data_dir, lab) = (data_dir.clone(), lab.clone());
+                        requests.spawn(async move {
+                            if let Err(error) = serve_one(stream, &data_dir, &lab, uid).await {
+                                tracing::debug!(%error, lab, "lab broker: a request failed");
+                            }
+                        });
                     }
-                });
+                    Some(_) = requests.join_next() => {}
+                }
             }
         });
         Ok(Broker {
