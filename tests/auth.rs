@@ -518,7 +518,8 @@ fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json
     use base64::Engine;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let claims = serde_json::json!({
-        "jti": format!("{:X}", rand_id()),
+        // Unique per token, as nsc's hash of the claims is; the server does not check it.
+        "jti": format!("{name}-{subject}-{}", issuer.public_key()),
         "iat": 1_700_000_000,
         "iss": issuer.public_key(),
         "name": name,
@@ -534,11 +535,12 @@ fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json
     format!("{signed}.{}", encode(&signature))
 }
 
-fn rand_id() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u8(0);
-    u128::from(hasher.finish())
+/// A `.creds` file's text, as `nsc` writes it: a user JWT and the user's NKey seed.
+fn creds_text(jwt: &str, user: &nkeys::KeyPair) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    )
 }
 
 /// A `.creds` file: a server in operator mode (an operator, an account with JetStream, its
@@ -598,14 +600,7 @@ fn a_creds_file_reaches_a_server_in_operator_mode() {
         ),
     );
     let creds = dir.path().join("worker.creds");
-    std::fs::write(
-        &creds,
-        format!(
-            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-            user.seed().unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&creds, creds_text(&user_jwt, &user)).unwrap();
     let url = server.url("nats");
     let creds_arg = creds.display().to_string();
     let output = events(&data, &["--nats", &url, "--nats-creds", &creds_arg], &[]);
@@ -622,14 +617,7 @@ fn a_creds_file_reaches_a_server_in_operator_mode() {
         "stranger",
         serde_json::json!({"pub": {}, "sub": {}, "type": "user", "version": 2}),
     );
-    std::fs::write(
-        &creds,
-        format!(
-            "-----BEGIN NATS USER JWT-----\n{stranger}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-            user.seed().unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&creds, creds_text(&stranger, &user)).unwrap();
     let output = events(&data, &["--nats", &url, "--nats-creds", &creds_arg], &[]);
     assert!(refused(&output), "{}", text(&output.stderr));
 }
