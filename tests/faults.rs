@@ -57,7 +57,9 @@ impl TestLab {
         let record = faults::plan(&EtcdSubject, &self.subject.lab, &chaos, 7)
             .await
             .unwrap();
-        faults::apply(&self.subject.lab, &record).await.unwrap();
+        faults::apply(&EtcdSubject, &self.subject.lab, &record)
+            .await
+            .unwrap();
         record
     }
 
@@ -68,7 +70,9 @@ impl TestLab {
             .await
             .unwrap();
         assert_eq!(
-            faults::leftovers(&self.subject.lab, record).await.unwrap(),
+            faults::leftovers(&EtcdSubject, &self.subject.lab, record)
+                .await
+                .unwrap(),
             Vec::<String>::new()
         );
         if let Err(error) = self.subject.wait_healthy(Duration::from_secs(30)).await {

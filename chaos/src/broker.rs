@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
-use crate::etcd::EtcdLab;
 use crate::lab::{Lab, LabState};
-use crate::subject::Health;
+use crate::subject::{Health, LabSubject, Subject};
 
 /// The variable that names the broker's socket to an operator.
 pub const BROKER_VARIABLE: &str = "EVAL_LAB_BROKER";
@@ -66,6 +65,9 @@ pub struct LabReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeReport {
     pub node: u32,
+    /// `n1` (etcd), `tikv1` or `pd1` (TiKV).
+    #[serde(default)]
+    pub name: String,
     /// `running`, `paused` or `down`.
     pub process: String,
     pub pid: Option<u32>,
@@ -93,22 +95,21 @@ pub enum Answer {
 pub async fn status(labs: Vec<Lab>) -> Result<Vec<LabReport>> {
     let mut reports = Vec::new();
     for lab in labs {
-        let subject = EtcdLab::from_lab(lab)?;
-        let health = subject.health().await;
-        let nodes = subject
-            .lab
+        let health = LabSubject::of(&lab.state)?.health(&lab).await;
+        let nodes = lab
             .state
             .nodes
             .iter()
             .map(|node| NodeReport {
                 node: node.number,
+                name: node.name.clone(),
                 process: node.process_status().to_string(),
                 pid: node.pid,
                 endpoint: node.client_url(),
             })
             .collect();
         reports.push(LabReport {
-            lab: subject.lab.state,
+            lab: lab.state,
             health,
             nodes,
         });
@@ -117,29 +118,24 @@ pub async fn status(labs: Vec<Lab>) -> Result<Vec<LabReport>> {
 }
 
 /// Stops, starts, pauses or resumes node `number` of `lab`.
-pub async fn node_action(lab: Lab, action: NodeAction, number: u32) -> Result<NodeOutcome> {
-    let mut subject = EtcdLab::from_lab(lab)?;
+pub async fn node_action(mut lab: Lab, action: NodeAction, number: u32) -> Result<NodeOutcome> {
+    let subject = LabSubject::of(&lab.state)?;
     match action {
-        NodeAction::Stop => {
-            subject
-                .lab
-                .stop_node(number, Duration::from_secs(5))
-                .await?
-        }
+        NodeAction::Stop => lab.stop_node(number, Duration::from_secs(5)).await?,
         NodeAction::Start => {
-            subject.start_member(number).await?;
+            subject.start_member(&mut lab, number).await?;
         }
         NodeAction::Pause => {
-            subject.lab.signal_node(number, Signal::SIGSTOP)?;
+            lab.signal_node(number, Signal::SIGSTOP)?;
         }
         NodeAction::Resume => {
-            subject.lab.signal_node(number, Signal::SIGCONT)?;
+            lab.signal_node(number, Signal::SIGCONT)?;
         }
     }
     Ok(NodeOutcome {
-        lab: subject.lab.state.name.clone(),
+        lab: lab.state.name.clone(),
         node: number,
-        process: subject.lab.node(number)?.process_status().to_string(),
+        process: lab.node(number)?.process_status().to_string(),
     })
 }
 

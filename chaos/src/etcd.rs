@@ -249,6 +249,8 @@ impl EtcdLab {
             subject: SubjectKind::Etcd,
             nodes,
             isolation,
+            pd_members: 0,
+            tikv_binaries: None,
         })
         .await?;
         Ok(EtcdLab { lab })

@@ -43,8 +43,9 @@ impl TrialRng {
     }
 }
 
-/// Resolves a target to a node number: `random` and `follower` from the trial's seed,
-/// `leader` from the subject's topology.
+/// Resolves a target to a node number: `random` and `follower` from the trial's seed, `leader`
+/// from the subject's topology; among the subject's data nodes (etcd's members, TiKV's stores),
+/// or for the `pd_` choices among its PD members.
 pub async fn resolve_target(
     subject: &impl Subject,
     runtime: &impl Runtime,
@@ -52,21 +53,54 @@ pub async fn resolve_target(
     rng: &mut TrialRng,
 ) -> Result<u32> {
     let nodes = runtime.nodes().len() as u32;
-    match target {
-        Target::Node(number) if (1..=nodes).contains(number) => Ok(*number),
-        Target::Node(number) => Err(Error::Lab(format!(
-            "target node {number} is not in the lab (nodes 1 to {nodes})"
-        ))),
-        Target::Choice(TargetChoice::Random) => Ok(1 + rng.below(u64::from(nodes)) as u32),
-        Target::Choice(TargetChoice::Leader) => subject
-            .leader(runtime)
-            .await
-            .ok_or_else(|| Error::Lab("no leader to target".into())),
-        Target::Choice(TargetChoice::Follower) => {
-            let leader = subject.leader(runtime).await;
-            let followers: Vec<u32> = (1..=nodes).filter(|n| Some(*n) != leader).collect();
+    let choice = match target {
+        Target::Node(number) if (1..=nodes).contains(number) => return Ok(*number),
+        Target::Node(number) => {
+            return Err(Error::Lab(format!(
+                "target node {number} is not in the lab (nodes 1 to {nodes})"
+            )));
+        }
+        Target::Choice(choice) => *choice,
+    };
+    let (candidates, leader, what) = match choice {
+        TargetChoice::Random | TargetChoice::Leader | TargetChoice::Follower => {
+            let leader = if choice == TargetChoice::Random {
+                None
+            } else {
+                subject.leader(runtime).await
+            };
+            (subject.data_nodes(runtime), leader, "")
+        }
+        TargetChoice::PdRandom | TargetChoice::PdLeader | TargetChoice::PdFollower => {
+            let pd = subject.pd_nodes();
+            if pd.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "{} has no PD members to target",
+                    subject.kind()
+                )));
+            }
+            let leader = if choice == TargetChoice::PdRandom {
+                None
+            } else {
+                subject.pd_leader(runtime).await
+            };
+            (pd, leader, "PD ")
+        }
+    };
+    match choice {
+        TargetChoice::Random | TargetChoice::PdRandom => {
+            Ok(candidates[rng.below(candidates.len() as u64) as usize])
+        }
+        TargetChoice::Leader | TargetChoice::PdLeader => {
+            leader.ok_or_else(|| Error::Lab(format!("no {what}leader to target")))
+        }
+        TargetChoice::Follower | TargetChoice::PdFollower => {
+            let followers: Vec<u32> = candidates
+                .into_iter()
+                .filter(|n| Some(*n) != leader)
+                .collect();
             if followers.is_empty() {
-                return Err(Error::Lab("no follower to target".into()));
+                return Err(Error::Lab(format!("no {what}follower to target")));
             }
             Ok(followers[rng.below(followers.len() as u64) as usize])
         }
@@ -174,14 +208,72 @@ pub async fn plan(
                 bytes: goal.saturating_sub(used),
             }
         }
+        ChaosSpec::PdLeaderKill(_) => {
+            let node = subject
+                .pd_leader(runtime)
+                .await
+                .ok_or_else(|| Error::Lab("no PD leader to kill".into()))?;
+            CleanupRecord::PdLeaderKill {
+                lab_dir,
+                node,
+                member: runtime.node_endpoints(node)?.name,
+                pid: running_pid(node)?,
+            }
+        }
+        ChaosSpec::LeaderEvict(params) => {
+            let node = resolve_target(subject, runtime, &params.target, &mut rng).await?;
+            CleanupRecord::LeaderEvict {
+                lab_dir,
+                node,
+                store_id: subject.store_id(runtime, node).await?,
+            }
+        }
+        ChaosSpec::RegionUnavailable(params) => {
+            let mut stores = subject.data_nodes(runtime);
+            let count = params.stores.unwrap_or(stores.len() as u32 / 2 + 1) as usize;
+            if count > stores.len() {
+                return Err(Error::Lab(format!(
+                    "cannot stop {count} of {} stores",
+                    stores.len()
+                )));
+            }
+            // A seeded draw of `count` stores, in node order.
+            let mut chosen = Vec::new();
+            for _ in 0..count {
+                chosen.push(stores.remove(rng.below(stores.len() as u64) as usize));
+            }
+            chosen.sort_unstable();
+            CleanupRecord::RegionUnavailable {
+                lab_dir,
+                stores: chosen
+                    .into_iter()
+                    .map(|node| Ok((node, running_pid(node)?)))
+                    .collect::<Result<_>>()?,
+            }
+        }
         ChaosSpec::None(_) => CleanupRecord::None { lab_dir },
     })
 }
 
 /// Applies a planned fault.
-pub async fn apply(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()> {
+pub async fn apply(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    record: &CleanupRecord,
+) -> Result<()> {
     match record {
-        CleanupRecord::NodeKill { pid, .. } => runtime.kill_process(*pid).await,
+        CleanupRecord::NodeKill { pid, .. } | CleanupRecord::PdLeaderKill { pid, .. } => {
+            runtime.kill_process(*pid).await
+        }
+        CleanupRecord::LeaderEvict { store_id, .. } => {
+            subject.evict_leaders(runtime, *store_id, true).await
+        }
+        CleanupRecord::RegionUnavailable { stores, .. } => {
+            for (_, pid) in stores {
+                runtime.kill_process(*pid).await?;
+            }
+            Ok(())
+        }
         CleanupRecord::ProcessPause { pid, .. } => runtime.pause_process(*pid).await,
         CleanupRecord::Latency {
             control, settings, ..
@@ -253,13 +345,24 @@ pub async fn cleanup<R: Runtime>(
     record: &CleanupRecord,
 ) -> Result<()> {
     runtime.reload()?;
-    check_record(runtime, record)?;
+    check_record(subject, runtime, record)?;
     match record {
-        CleanupRecord::NodeKill { node, .. } => {
+        CleanupRecord::NodeKill { node, .. } | CleanupRecord::PdLeaderKill { node, .. } => {
             if runtime.running_pid(*node).is_none() {
                 subject.start_member(runtime, *node).await?;
             }
             Ok(())
+        }
+        CleanupRecord::RegionUnavailable { stores, .. } => {
+            for (node, _) in stores {
+                if runtime.running_pid(*node).is_none() {
+                    subject.start_member(runtime, *node).await?;
+                }
+            }
+            Ok(())
+        }
+        CleanupRecord::LeaderEvict { store_id, .. } => {
+            subject.evict_leaders(runtime, *store_id, false).await
         }
         // Continued only while it is still the node's own process: gone, it needs nothing.
         CleanupRecord::ProcessPause { node, pid, .. } => {
@@ -297,8 +400,13 @@ pub async fn cleanup<R: Runtime>(
 /// the log, which is data, and its cleanup removes files, deletes rules and signals processes.
 /// Every handle must be the one `plan` takes from this runtime for the record's node: its lab,
 /// the node's delay control or fill file, its network namespace, the fault's own chain names;
-/// and a stopped pid must be the node's own process.
-pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()> {
+/// and a stopped pid must be the node's own process; a PD fault's node must be a PD member, a
+/// store fault's a store.
+pub fn check_record(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    record: &CleanupRecord,
+) -> Result<()> {
     let refuse = |what: String| {
         Err(Error::Refused(format!(
             "the {} cleanup record names {what}",
@@ -327,6 +435,22 @@ pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()
     match record {
         CleanupRecord::NodeKill { node, .. } => {
             runtime.node_endpoints(*node)?;
+        }
+        CleanupRecord::PdLeaderKill { node, .. } => {
+            if !subject.pd_nodes().contains(node) {
+                return refuse(format!("node {node}, which is no PD member"));
+            }
+        }
+        CleanupRecord::LeaderEvict { node, .. } => {
+            if !subject.data_nodes(runtime).contains(node) {
+                return refuse(format!("node {node}, which is no store"));
+            }
+        }
+        CleanupRecord::RegionUnavailable { stores, .. } => {
+            let data_nodes = subject.data_nodes(runtime);
+            if let Some((node, _)) = stores.iter().find(|(node, _)| !data_nodes.contains(node)) {
+                return refuse(format!("node {node}, which is no store"));
+            }
         }
         CleanupRecord::ProcessPause { node, pid, .. } => {
             runtime.node_endpoints(*node)?;
@@ -379,14 +503,32 @@ pub fn check_record(runtime: &impl Runtime, record: &CleanupRecord) -> Result<()
 }
 
 /// What a fault left behind, for tests and `evalctl chaos cleanup`: empty when fully undone.
-pub async fn leftovers(runtime: &impl Runtime, record: &CleanupRecord) -> Result<Vec<String>> {
-    check_record(runtime, record)?;
+pub async fn leftovers(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    record: &CleanupRecord,
+) -> Result<Vec<String>> {
+    check_record(subject, runtime, record)?;
     let mut left = Vec::new();
     match record {
-        CleanupRecord::NodeKill { node, .. } => {
+        CleanupRecord::NodeKill { node, .. } | CleanupRecord::PdLeaderKill { node, .. } => {
             runtime.node_endpoints(*node)?;
             if runtime.running_pid(*node).is_none() {
                 left.push(format!("node {node} is down"));
+            }
+        }
+        CleanupRecord::RegionUnavailable { stores, .. } => {
+            for (node, _) in stores {
+                if runtime.running_pid(*node).is_none() {
+                    left.push(format!("node {node} is down"));
+                }
+            }
+        }
+        CleanupRecord::LeaderEvict { store_id, .. } => {
+            if subject.evicted_leaders(runtime).await?.contains(store_id) {
+                left.push(format!(
+                    "store {store_id} is in PD's evict-leader-scheduler"
+                ));
             }
         }
         CleanupRecord::ProcessPause { node, pid, .. } => {

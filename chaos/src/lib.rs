@@ -1,5 +1,5 @@
-//! The chaos stage: the subject × runtime seam (`subject.rs`, `runtime.rs`), the etcd subject,
-//! the lab runtime, the six faults and their cleanups, state capture, the trial worker, and the
+//! The chaos stage: the subject × runtime seam (`subject.rs`, `runtime.rs`), the etcd and TiKV
+//! subjects, the lab runtime, the six generic faults and TiKV's three, their cleanups, state capture, the trial worker, and the
 //! lab broker of its unprivileged operators.
 
 pub mod broker;
@@ -12,8 +12,8 @@ pub mod nft;
 pub mod operator;
 pub mod preflight;
 pub mod proxy;
-pub(crate) mod runtime;
-pub(crate) mod subject;
+pub mod runtime;
+pub mod subject;
 pub mod tikv;
 pub mod worker;
 

@@ -62,15 +62,6 @@ pub fn check(trials: &[TrialSpec], host: &Host) -> Vec<Problem> {
                         "etcd on the lab runtime: the program {etcd:?} is not installed (install Debian's etcd-server, e.g. with scripts/setup, or name it with EVAL_ETCD)"
                     ));
                 }
-                if host.isolation == Isolation::Namespaces {
-                    for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
-                        if (host.find_program)(program).is_none() {
-                            push(format!(
-                                "the lab's network namespaces need {program:?}, which is not installed (apt-get install {package}, or scripts/setup)"
-                            ));
-                        }
-                    }
-                }
             }
             (SubjectKind::Tikv, Runtime::Lab) => {
                 let dirs: BTreeSet<Option<&str>> = trials
@@ -82,21 +73,29 @@ pub fn check(trials: &[TrialSpec], host: &Host) -> Vec<Problem> {
                     .map(|trial| trial.subject_settings.binaries.as_deref())
                     .collect();
                 for dir in dirs {
-                    match (host.find_tikv)(dir) {
-                        Err(missing) => push(format!(
+                    if let Err(missing) = (host.find_tikv)(dir) {
+                        push(format!(
                             "tikv on the lab runtime: {missing}; install them with TiUP (`tiup install pd tikv`), or name their directory in subject_settings.tikv.binaries or {BIN_DIR_VARIABLE}"
-                        )),
-                        Ok(found) => push(format!(
-                            "tikv on the lab runtime: this build cannot run TiKV in a lab yet (it found {} and {}, but its TiKV lab and faults are not built); run the campaign with subjects: [etcd]",
-                            found.pd_server.display(),
-                            found.tikv_server.display()
-                        )),
+                        ));
                     }
                 }
             }
             (_, Runtime::Kubernetes) => push(format!(
                 "{subject} on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab (the default)"
             )),
+        }
+    }
+    if host.isolation == Isolation::Namespaces
+        && combinations
+            .iter()
+            .any(|(_, runtime)| *runtime == Runtime::Lab)
+    {
+        for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+            if (host.find_program)(program).is_none() {
+                push(format!(
+                    "the lab's network namespaces need {program:?}, which is not installed (apt-get install {package}, or scripts/setup)"
+                ));
+            }
         }
     }
     let unsupported = host.isolation.unsupported_faults();
@@ -209,7 +208,7 @@ mod tests {
                 "tikv on the lab runtime: pd-server and tikv-server not found; looked in subject_settings.tikv.binaries (not set), …; install them with TiUP (`tiup install pd tikv`), or name their directory in subject_settings.tikv.binaries or EVAL_TIKV_BIN_DIR",
             ]
         );
-        // Found, they are named, and the build says what it lacks.
+        // Found, nothing is missing.
         let found = Host {
             find_tikv: |_| {
                 Ok(TikvBinaries {
@@ -224,9 +223,7 @@ mod tests {
                 "name: c\nsubjects: [tikv]\nchaos_types: [{type: node_kill}]\nsubject_settings:\n  tikv: {binaries: /opt/tikv}\n",
                 &found
             ),
-            [
-                "tikv on the lab runtime: this build cannot run TiKV in a lab yet (it found /opt/tikv/pd-server and /opt/tikv/tikv-server, but its TiKV lab and faults are not built); run the campaign with subjects: [etcd]"
-            ]
+            Vec::<String>::new()
         );
     }
 }

@@ -2,13 +2,10 @@
 //! from is in its README), read as they are and replayed by a small HTTP server that records
 //! every request, so that each call's exact requests are asserted.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use chaos::tikv::pd::{Pd, PdView, Region, RegionCheck, evicted_stores};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::replay::{Replay, Seen};
 
 fn recorded(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -185,102 +182,8 @@ fn state_capture_names_every_store_in_bytes_and_the_pd_leader() {
     assert_eq!(state["regions_down_peer"], 1);
 }
 
-/// One request as the replay server saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    method: String,
-    path: String,
-    body: String,
-}
-
-/// A small HTTP server that answers `routes` (method and path, query included, to a status
-/// and a body; anything else 404) and records every request.
-struct Replay {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Replay {
-    async fn start(routes: &[(&str, &str, u16, String)]) -> Replay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let routes: BTreeMap<(String, String), (u16, String)> = routes
-            .iter()
-            .map(|(method, path, status, body)| {
-                (
-                    (method.to_string(), path.to_string()),
-                    (*status, body.clone()),
-                )
-            })
-            .collect();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                let head_end = loop {
-                    let n = stream.read(&mut buffer).await.unwrap();
-                    request.extend_from_slice(&buffer[..n]);
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end + 4;
-                    }
-                    assert!(n > 0, "the request ended early");
-                };
-                let head = String::from_utf8_lossy(&request[..head_end]).to_string();
-                let length: usize = head
-                    .lines()
-                    .find_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while request.len() < head_end + length {
-                    let n = stream.read(&mut buffer).await.unwrap();
-                    request.extend_from_slice(&buffer[..n]);
-                }
-                let mut first = head.lines().next().unwrap_or("").split_whitespace();
-                let (method, path) = (
-                    first.next().unwrap_or("").to_string(),
-                    first.next().unwrap_or("").to_string(),
-                );
-                let body = String::from_utf8_lossy(&request[head_end..]).to_string();
-                log.lock().unwrap().push(Seen {
-                    method: method.clone(),
-                    path: path.clone(),
-                    body,
-                });
-                let (status, body) = routes
-                    .get(&(method, path))
-                    .cloned()
-                    .unwrap_or((404, "404 page not found".to_string()));
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
-        Replay { addr, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        let mut seen = self.seen.lock().unwrap().clone();
-        seen.sort_by(|a, b| a.path.cmp(&b.path));
-        seen
-    }
-}
-
 fn get(path: &str) -> Seen {
-    Seen {
-        method: "GET".into(),
-        path: path.into(),
-        body: String::new(),
-    }
+    Seen::get(path)
 }
 
 const STORES_CHECK: &str =
@@ -316,7 +219,7 @@ async fn the_view_asks_pd_for_members_health_every_store_and_region_checks() {
         get(STORES_CHECK),
     ];
     expected.sort_by(|a, b| a.path.cmp(&b.path));
-    assert_eq!(replay.seen(), expected);
+    assert_eq!(replay.sorted(), expected);
 }
 
 /// A PD without `/stores/check` (before 7.x) answers 404: the stores are asked again with the
@@ -333,7 +236,7 @@ async fn an_older_pd_is_asked_for_its_stores_by_number() {
     let stores = Pd::new(replay.addr).stores().await.unwrap();
     assert_eq!(stores.count, 2);
     assert_eq!(
-        replay.seen(),
+        replay.sorted(),
         [
             get(
                 "/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone"
@@ -375,7 +278,7 @@ async fn the_evict_leader_scheduler_is_added_listed_and_removed_by_store() {
     pd.remove_evict_leader(60).await.unwrap();
     // Already gone: PD answers 404, which a second cleanup takes as done.
     pd.remove_evict_leader(61).await.unwrap();
-    let seen = replay.seen.lock().unwrap().clone();
+    let seen = replay.requests();
     assert_eq!(
         seen,
         [

@@ -99,6 +99,33 @@ pub enum CleanupRecord {
         /// How many bytes were to be written.
         bytes: u64,
     },
+    /// TiKV: the PD leader's process was killed; cleanup starts the member again if it is still
+    /// down.
+    PdLeaderKill {
+        lab_dir: PathBuf,
+        /// The lab node of the PD member that led.
+        node: u32,
+        /// Its name in PD (`pd1`).
+        member: String,
+        /// The process that was killed.
+        pid: u32,
+    },
+    /// TiKV: PD's `evict-leader-scheduler` holds the store; cleanup removes the store from it
+    /// (`DELETE /pd/api/v1/schedulers/evict-leader-scheduler-<store_id>`), asking the lab's own
+    /// PD members.
+    LeaderEvict {
+        lab_dir: PathBuf,
+        /// The lab node of the store.
+        node: u32,
+        /// The store's id in PD.
+        store_id: u64,
+    },
+    /// TiKV: a majority of the stores were killed; cleanup starts each one still down.
+    RegionUnavailable {
+        lab_dir: PathBuf,
+        /// (lab node, killed process) of every store that was killed.
+        stores: Vec<(u32, u32)>,
+    },
     /// A control trial: nothing was broken, so its cleanup undoes nothing.
     None { lab_dir: PathBuf },
 }
@@ -112,6 +139,9 @@ impl CleanupRecord {
             | CleanupRecord::PacketLoss { lab_dir, .. }
             | CleanupRecord::NetworkPartition { lab_dir, .. }
             | CleanupRecord::DiskPressure { lab_dir, .. }
+            | CleanupRecord::PdLeaderKill { lab_dir, .. }
+            | CleanupRecord::LeaderEvict { lab_dir, .. }
+            | CleanupRecord::RegionUnavailable { lab_dir, .. }
             | CleanupRecord::None { lab_dir } => lab_dir,
         }
     }
@@ -125,6 +155,9 @@ impl CleanupRecord {
             CleanupRecord::PacketLoss { .. } => "packet_loss",
             CleanupRecord::NetworkPartition { .. } => "network_partition",
             CleanupRecord::DiskPressure { .. } => "disk_pressure",
+            CleanupRecord::PdLeaderKill { .. } => "pd_leader_kill",
+            CleanupRecord::LeaderEvict { .. } => "leader_evict",
+            CleanupRecord::RegionUnavailable { .. } => "region_unavailable",
             CleanupRecord::None { .. } => "none",
         }
     }
@@ -137,7 +170,16 @@ impl CleanupRecord {
             | CleanupRecord::ProcessPause { node, .. }
             | CleanupRecord::Latency { node, .. }
             | CleanupRecord::PacketLoss { node, .. }
-            | CleanupRecord::DiskPressure { node, .. } => Some(format!("n{node}")),
+            | CleanupRecord::DiskPressure { node, .. }
+            | CleanupRecord::LeaderEvict { node, .. }
+            | CleanupRecord::PdLeaderKill { node, .. } => Some(format!("n{node}")),
+            CleanupRecord::RegionUnavailable { stores, .. } => Some(
+                stores
+                    .iter()
+                    .map(|(node, _)| format!("n{node}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             CleanupRecord::NetworkPartition { groups, .. } => Some(format!("{groups:?}")),
             CleanupRecord::None { .. } => None,
         }

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chaos::broker;
-use chaos::etcd::EtcdLab;
-use chaos::lab::{Isolation, Lab};
+use chaos::lab::{Isolation, Lab, LabOptions};
+use chaos::runtime::Runtime;
+use chaos::subject::{LabSubject, Subject};
+use chaos::tikv::binaries::{BIN_DIR_VARIABLE, SearchPlaces};
 use clap::{Args, Subcommand, ValueEnum};
+use schemas::campaign::SubjectKind;
 use viewer::table::{Column, TextTable};
 
 use super::Outcome;
@@ -42,9 +45,16 @@ pub struct UpArgs {
     /// The subject to run.
     #[arg(long, value_enum, default_value = "etcd")]
     subject: SubjectArg,
-    /// Number of nodes.
+    /// Number of nodes (etcd members, or TiKV stores).
     #[arg(long, default_value_t = 3)]
     nodes: u32,
+    /// TiKV: the PD members started beside the stores, 1 or 3.
+    #[arg(long, default_value_t = schemas::campaign::DEFAULT_PD_MEMBERS, value_parser = clap::value_parser!(u32).range(1..=3))]
+    pd_members: u32,
+    /// TiKV: the directory holding pd-server and tikv-server (otherwise EVAL_TIKV_BIN_DIR, PATH,
+    /// then ~/.tiup/components).
+    #[arg(long)]
+    binaries: Option<String>,
     /// The lab's name (default: lab<index>).
     #[arg(long)]
     name: Option<String>,
@@ -116,12 +126,21 @@ pub async fn run(global: &Global, command: LabCommand) -> Outcome {
 }
 
 async fn up(global: &Global, args: UpArgs) -> Outcome {
-    if matches!(args.subject, SubjectArg::Tikv) {
-        return Err(anyhow::anyhow!(
-            "the lab runs etcd only: a TiKV lab needs pd-server and tikv-server binaries, which Debian does not ship; use a TiKV cluster on Kubernetes (subject_settings.tikv.runtime: kubernetes)"
-        )
-        .into());
-    }
+    let (subject, pd_members, tikv_binaries) = match args.subject {
+        SubjectArg::Etcd => (SubjectKind::Etcd, 0, None),
+        SubjectArg::Tikv => {
+            if args.pd_members == 2 {
+                return Err(anyhow::anyhow!(
+                    "--pd-members must be 1 or 3: two PD members lose their quorum when either stops"
+                )
+                .into());
+            }
+            let binaries = SearchPlaces::here(args.binaries.as_deref())
+                .binaries()
+                .map_err(|missing| anyhow::anyhow!("a TiKV lab: {missing}; install them with TiUP (`tiup install pd tikv`), or name their directory with --binaries or {BIN_DIR_VARIABLE}"))?;
+            (SubjectKind::Tikv, args.pd_members, Some(binaries))
+        }
+    };
     let isolation = if args.loopback {
         Isolation::Loopback
     } else {
@@ -135,30 +154,44 @@ async fn up(global: &Global, args: UpArgs) -> Outcome {
             );
         }
     }
-    let mut subject = EtcdLab::create(&global.data_dir, args.name, args.nodes, isolation).await?;
+    let mut lab = Lab::create(LabOptions {
+        data_dir: global.data_dir.clone(),
+        name: args.name,
+        subject,
+        nodes: args.nodes + pd_members,
+        isolation,
+        pd_members,
+        tikv_binaries,
+    })
+    .await?;
     let started = std::time::Instant::now();
+    let healthy_within = match subject {
+        SubjectKind::Etcd => Duration::from_secs(30),
+        SubjectKind::Tikv => Duration::from_secs(90),
+    };
     let ready = async {
-        subject.reset().await?;
-        subject.wait_healthy(Duration::from_secs(30)).await
+        let lab_subject = LabSubject::of(&lab.state)?;
+        lab_subject.reset(&mut lab).await?;
+        lab_subject.wait_healthy(&lab, healthy_within).await
     };
     if let Err(error) = ready.await {
-        let name = subject.lab.state.name.clone();
-        let _ = subject.lab.destroy().await;
+        let name = lab.state.name.clone();
+        let _ = lab.destroy().await;
         return Err(anyhow::Error::from(error)
             .context(format!("lab {name} did not start"))
             .into());
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&subject.lab.state)?);
+        println!("{}", serde_json::to_string_pretty(&lab.state)?);
     } else {
         println!(
-            "lab {} up: etcd, {} nodes, {:?}, healthy in {:.1}s",
-            subject.lab.state.name,
-            subject.lab.state.nodes.len(),
-            subject.lab.state.isolation,
+            "lab {} up: {subject}, {} nodes, {:?}, healthy in {:.1}s",
+            lab.state.name,
+            lab.state.nodes.len(),
+            lab.state.isolation,
             started.elapsed().as_secs_f64()
         );
-        println!("endpoints: {}", subject.endpoints().join(","));
+        println!("endpoints: {}", lab.endpoints().join(","));
     }
     Ok(())
 }

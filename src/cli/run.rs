@@ -26,7 +26,7 @@ pub struct RunArgs {
     #[arg(short, long, default_value = "etcd")]
     subject: String,
     /// The fault: node_kill, process_pause, latency, packet_loss, network_partition,
-    /// disk_pressure.
+    /// disk_pressure, none; on tikv also pd_leader_kill, leader_evict, region_unavailable.
     #[arg(short, long)]
     chaos: Option<String>,
     /// A parameter of the fault, such as `target=leader` or `duration_seconds=5`; repeatable.

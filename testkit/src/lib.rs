@@ -1,5 +1,8 @@
 //! What the workspace's tests share and its programs never need, kept out of the wire-types crate
-//! and the stage libraries: [`TemporaryNats`], a `nats-server -js` of a test's own.
+//! and the stage libraries: [`TemporaryNats`], a `nats-server -js` of a test's own, and
+//! [`replay::Replay`], an HTTP server that answers recorded responses and records every request.
+
+pub mod replay;
 
 use schemas::log::local::{LocalNats, LocalServerError};
 

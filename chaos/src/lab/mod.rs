@@ -34,6 +34,9 @@ use crate::error::{Error, Result};
 
 /// Size of each node's data filesystem.
 pub const NODE_FS_BYTES: u64 = 256 * 1024 * 1024;
+/// Size of each node's data filesystem in a TiKV lab: a store's RocksDB and Raft Engine need
+/// more room than an etcd member (tmpfs takes memory only as it is used).
+pub const TIKV_NODE_FS_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How the lab's nodes are separated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +162,62 @@ pub struct LabState {
     /// Changes on every reset, so that a reset cluster never mixes with an old one.
     pub cluster_token: String,
     pub nodes: Vec<NodeState>,
+    /// TiKV: how many of the nodes are PD members (the last ones; the stores come first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pd_members: u32,
+    /// TiKV: the `pd-server` and `tikv-server` the lab's nodes run, found when the lab was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tikv_binaries: Option<crate::tikv::binaries::TikvBinaries>,
+}
+
+fn is_zero(number: &u32) -> bool {
+    *number == 0
+}
+
+/// What a lab node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// An etcd member.
+    Member,
+    /// A TiKV store.
+    Store,
+    /// A PD member.
+    Pd,
+}
+
+impl LabState {
+    /// The TiKV stores (or etcd members) of the lab: the nodes before its PD members.
+    pub fn data_nodes(&self) -> u32 {
+        self.nodes.len() as u32 - self.pd_members
+    }
+
+    /// What node `number` runs.
+    pub fn role(&self, number: u32) -> NodeRole {
+        role_of(
+            self.subject,
+            self.nodes.len() as u32,
+            self.pd_members,
+            number,
+        )
+    }
+}
+
+fn role_of(subject: SubjectKind, nodes: u32, pd_members: u32, number: u32) -> NodeRole {
+    match subject {
+        SubjectKind::Etcd => NodeRole::Member,
+        SubjectKind::Tikv if number > nodes - pd_members.min(nodes) => NodeRole::Pd,
+        SubjectKind::Tikv => NodeRole::Store,
+    }
+}
+
+/// Node `number`'s name: `n1` in an etcd lab, `tikv1` or `pd1` in a TiKV lab.
+fn node_name(subject: SubjectKind, nodes: u32, pd_members: u32, number: u32) -> String {
+    let stores = nodes - pd_members.min(nodes);
+    match role_of(subject, nodes, pd_members, number) {
+        NodeRole::Member => format!("n{number}"),
+        NodeRole::Store => format!("tikv{number}"),
+        NodeRole::Pd => format!("pd{}", number - stores),
+    }
 }
 
 /// Options of a new lab.
@@ -168,8 +227,13 @@ pub struct LabOptions {
     /// Default: `lab<index>`.
     pub name: Option<String>,
     pub subject: SubjectKind,
+    /// Every node: for TiKV, the stores and then the PD members.
     pub nodes: u32,
     pub isolation: Isolation,
+    /// TiKV: how many of `nodes` are PD members.
+    pub pd_members: u32,
+    /// TiKV: the programs its nodes run.
+    pub tikv_binaries: Option<crate::tikv::binaries::TikvBinaries>,
 }
 
 /// A lab on this host.
@@ -266,7 +330,10 @@ impl Lab {
 
         let isolated = options.isolation == Isolation::Namespaces;
         let nodes = (1..=options.nodes)
-            .map(|number| node_layout(index, number, &dir, isolated))
+            .map(|number| {
+                let name = node_name(options.subject, options.nodes, options.pd_members, number);
+                node_layout(index, number, &dir, isolated, name)
+            })
             .collect();
         let mut lab = Lab {
             state: LabState {
@@ -279,6 +346,8 @@ impl Lab {
                 host_veth: isolated.then(|| format!("el{index}h")),
                 cluster_token: format!("eval-l{index}-0"),
                 nodes,
+                pd_members: options.pd_members,
+                tikv_binaries: options.tikv_binaries.clone(),
             },
         };
         lab.save()?;
@@ -295,8 +364,12 @@ impl Lab {
         }
         if self.state.isolation == Isolation::Namespaces {
             self.build_network().await?;
+            let size = match self.state.subject {
+                SubjectKind::Etcd => NODE_FS_BYTES,
+                SubjectKind::Tikv => TIKV_NODE_FS_BYTES,
+            };
             for position in 0..self.state.nodes.len() {
-                mount_tmpfs(&self.state.nodes[position].data_dir)?;
+                mount_tmpfs(&self.state.nodes[position].data_dir, size)?;
                 self.state.nodes[position].mounted = true;
                 self.save()?;
             }
@@ -574,7 +647,7 @@ impl Lab {
     }
 }
 
-fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeState {
+fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool, name: String) -> NodeState {
     let dir = lab_dir.join(format!("n{number}"));
     let (public_ip, internal_ip, ports) = if isolated {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 250, index as u8, number as u8));
@@ -590,7 +663,7 @@ fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeS
     };
     NodeState {
         number,
-        name: format!("n{number}"),
+        name,
         netns: isolated.then(|| format!("eval-l{index}-n{number}")),
         client_addr: SocketAddr::new(public_ip, ports[0]),
         peer_addr: SocketAddr::new(public_ip, ports[1]),
@@ -607,8 +680,8 @@ fn node_layout(index: u32, number: u32, lab_dir: &Path, isolated: bool) -> NodeS
     }
 }
 
-fn mount_tmpfs(dir: &Path) -> Result<()> {
-    let options = format!("size={NODE_FS_BYTES},mode=0700");
+fn mount_tmpfs(dir: &Path, size: u64) -> Result<()> {
+    let options = format!("size={size},mode=0700");
     nix::mount::mount(
         Some("tmpfs"),
         dir,

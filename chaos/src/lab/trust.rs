@@ -10,7 +10,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Isolation, LabState, claim, node_layout, sys};
+use schemas::campaign::SubjectKind;
+
+use super::{Isolation, LabState, claim, node_layout, node_name, sys};
 use crate::error::{Error, Result};
 
 /// Whether `pid` runs and is the process the lab started: its start time is `started` when one
@@ -129,8 +131,25 @@ pub(super) fn check_state(state: &LabState, dir: &Path) -> Result<()> {
     {
         return refuse("its bridge is not the one the lab makes for its index".to_string());
     }
+    if state.pd_members >= state.nodes.len() as u32
+        || (state.subject == SubjectKind::Etcd && state.pd_members != 0)
+    {
+        return refuse(format!(
+            "{} PD members among {} nodes of a {} lab",
+            state.pd_members,
+            state.nodes.len(),
+            state.subject
+        ));
+    }
     for (position, node) in state.nodes.iter().enumerate() {
-        let expected = node_layout(index, position as u32 + 1, dir, isolated);
+        let number = position as u32 + 1;
+        let name = node_name(
+            state.subject,
+            state.nodes.len() as u32,
+            state.pd_members,
+            number,
+        );
+        let expected = node_layout(index, number, dir, isolated, name);
         let laid_out = node.number == expected.number
             && node.name == expected.name
             && node.netns == expected.netns

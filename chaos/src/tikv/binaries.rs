@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 pub const BIN_DIR_VARIABLE: &str = "EVAL_TIKV_BIN_DIR";
 
 /// The two programs a TiKV lab runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TikvBinaries {
     pub pd_server: PathBuf,
     pub tikv_server: PathBuf,

@@ -227,16 +227,28 @@ async fn handle(
 }
 
 /// The lab of `slot` for `subject`, created on first use (or when its shape changes).
-async fn slot_lab(
-    config: &WorkerConfig,
-    slot: usize,
-    subject: schemas::campaign::SubjectKind,
-    nodes: u32,
-) -> Result<Lab> {
+/// What a trial's lab must be.
+pub(super) struct LabShape {
+    pub(super) subject: schemas::campaign::SubjectKind,
+    /// Every node, PD members included.
+    pub(super) nodes: u32,
+    pub(super) pd_members: u32,
+    pub(super) tikv_binaries: Option<crate::tikv::binaries::TikvBinaries>,
+}
+
+async fn slot_lab(config: &WorkerConfig, slot: usize, shape: LabShape) -> Result<Lab> {
+    let LabShape {
+        subject,
+        nodes,
+        pd_members,
+        tikv_binaries,
+    } = shape;
     let name = format!("{}{slot}", lab_prefix(&config.worker_id));
     if let Ok(lab) = Lab::open(&config.data_dir, &name) {
         if lab.state.nodes.len() as u32 == nodes
             && lab.state.subject == subject
+            && lab.state.pd_members == pd_members
+            && lab.state.tikv_binaries == tikv_binaries
             && lab.state.isolation == config.isolation
             && lab.is_intact()
         {
@@ -251,6 +263,8 @@ async fn slot_lab(
         subject,
         nodes,
         isolation: config.isolation,
+        pd_members,
+        tikv_binaries,
     })
     .await
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use futures::StreamExt;
-use schemas::campaign::{ChaosType, SubjectKind};
+use schemas::campaign::ChaosType;
 use schemas::event::{
     ChaosCleanedUp, ChaosCleanupFailed, ChaosInjected, Event, EventData, Producer,
 };
@@ -16,10 +16,10 @@ use tracing::warn;
 
 use super::trial::Recorder;
 use crate::error::Result;
-use crate::etcd::EtcdSubject;
 use crate::faults::{self, CleanupRecord};
 use crate::lab::Lab;
 use crate::runtime::Runtime;
+use crate::subject::LabSubject;
 use crate::subject::Subject;
 
 /// Cleans up `record` on `runtime` and publishes how it went.
@@ -65,18 +65,17 @@ pub(super) async fn cleanup_and_record(
     chaos_type: ChaosType,
 ) -> Result<Option<String>> {
     let refused = match Lab::open_dir(data_dir, record.lab_dir()) {
-        Ok(Some(mut lab)) if lab.state.subject == SubjectKind::Etcd => {
-            match faults::check_record(&lab, record) {
-                Ok(()) => {
-                    cleanup_on(recorder, &EtcdSubject, &mut lab, record, chaos_type).await?;
-                    return Ok(None);
-                }
-                Err(error) => error.to_string(),
+        Ok(Some(mut lab)) => match LabSubject::of(&lab.state)
+            .and_then(|subject| faults::check_record(&subject, &lab, record).map(|()| subject))
+        {
+            Ok(subject) => {
+                cleanup_on(recorder, &subject, &mut lab, record, chaos_type).await?;
+                return Ok(None);
             }
-        }
-        // The lab is gone, and every fault went with it (a lab of another subject is never
-        // made by this build).
-        Ok(_) => {
+            Err(error) => error.to_string(),
+        },
+        // The lab is gone, and every fault went with it.
+        Ok(None) => {
             recorder
                 .publish(ChaosCleanedUp {
                     chaos_type,

@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::recover::{cleanup_and_record, cleanup_on, trial_history};
-use super::{Shared, slot_lab};
+use super::{LabShape, Shared, slot_lab};
 use crate::error::{Error, Result};
-use crate::etcd::EtcdSubject;
 use crate::faults::{self, CleanupRecord};
 use crate::operator::{ManagedOperator, OperatorEnv, OperatorPlace, STOP_GRACE};
 use crate::runtime::Runtime;
-use crate::subject::Subject;
+use crate::subject::{LabSubject, Subject};
+use crate::tikv::binaries::SearchPlaces;
 
 /// How long the subject may take to become healthy after a reset.
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,10 +100,32 @@ pub(super) async fn run_trial(
     // drive ends the trial here, before anything starts.
     let spec = trial.spec;
     match (spec.subject, spec.subject_settings.runtime) {
-        (SubjectKind::Etcd, RuntimeKind::Lab) => {
-            let lab = match slot_lab(&shared.config, slot, spec.subject, spec.subject_settings.nodes)
-                .await
-            {
+        (subject, RuntimeKind::Lab) => {
+            // TiKV's programs, where this host has them: the preflight refused the campaign
+            // on a host without them, but this worker may run on another host.
+            let binaries = match subject {
+                SubjectKind::Etcd => None,
+                SubjectKind::Tikv => {
+                    match SearchPlaces::here(spec.subject_settings.binaries.as_deref()).binaries() {
+                        Ok(binaries) => Some(binaries),
+                        Err(missing) => {
+                            return recorder
+                                .finish(
+                                    TrialStatus::Errored,
+                                    Some(format!("tikv on the lab runtime on this worker's host: {missing}")),
+                                )
+                                .await;
+                        }
+                    }
+                }
+            };
+            let shape = LabShape {
+                subject,
+                nodes: spec.subject_settings.lab_nodes(subject),
+                pd_members: spec.subject_settings.pd_members_of(subject),
+                tikv_binaries: binaries,
+            };
+            let lab = match slot_lab(&shared.config, slot, shape).await {
                 Ok(lab) => lab,
                 Err(error) => {
                     return recorder
@@ -111,10 +133,14 @@ pub(super) async fn run_trial(
                         .await;
                 }
             };
-            run_on(trial, shared, &EtcdSubject, lab, shutdown).await
-        }
-        (SubjectKind::Tikv, RuntimeKind::Lab) => {
-            recorder.finish(TrialStatus::Errored, Some("a TiKV lab needs pd-server and tikv-server binaries, which this host does not have; run TiKV on Kubernetes (subject_settings.tikv.runtime: kubernetes)".to_string())).await
+            match LabSubject::of(&lab.state) {
+                Ok(subject) => run_on(trial, shared, &subject, lab, shutdown).await,
+                Err(error) => {
+                    recorder
+                        .finish(TrialStatus::Errored, Some(format!("lab: {error}")))
+                        .await
+                }
+            }
         }
         (_, RuntimeKind::Kubernetes) => {
             recorder.finish(TrialStatus::Errored, Some("the kubernetes runtime is not built yet: its subjects can be reached only through the lab runtime for now".to_string())).await
@@ -202,7 +228,7 @@ async fn run_on<S: Subject, R: Runtime>(
         })
         .await?;
     let injected_at = Instant::now();
-    if let Err(error) = faults::apply(runtime, &record).await {
+    if let Err(error) = faults::apply(subject, runtime, &record).await {
         if let Some(operator) = operator {
             operator.stop().await;
         }
@@ -502,5 +528,7 @@ fn chaos_duration(chaos: &ChaosSpec) -> Option<u32> {
         ChaosSpec::PacketLoss(params) => params.duration_seconds,
         ChaosSpec::NetworkPartition(params) => params.duration_seconds,
         ChaosSpec::DiskPressure(params) => params.duration_seconds,
+        ChaosSpec::LeaderEvict(params) => params.duration_seconds,
+        ChaosSpec::PdLeaderKill(_) | ChaosSpec::RegionUnavailable(_) => None,
     }
 }

@@ -178,6 +178,12 @@ pub struct SubjectSettings {
     /// `~/.tiup/components/{pd,tikv}/<version>/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binaries: Option<String>,
+    /// TiKV only: how many PD members the lab starts beside its `nodes` stores, 1 or 3 (default
+    /// 3, as the seed harness ran it). In a TiKV lab, nodes 1 to `nodes` are the stores
+    /// (`tikv1`, …) and the PD members come after them (`pd1`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3))]
+    pub pd_members: Option<u32>,
 }
 
 impl Default for SubjectSettings {
@@ -188,7 +194,26 @@ impl Default for SubjectSettings {
             endpoints: Vec::new(),
             namespace: None,
             binaries: None,
+            pd_members: None,
         }
+    }
+}
+
+/// PD members of a TiKV lab when the campaign does not say.
+pub const DEFAULT_PD_MEMBERS: u32 = 3;
+
+impl SubjectSettings {
+    /// The PD members `subject`'s lab runs: none for etcd.
+    pub fn pd_members_of(&self, subject: SubjectKind) -> u32 {
+        match subject {
+            SubjectKind::Tikv => self.pd_members.unwrap_or(DEFAULT_PD_MEMBERS),
+            SubjectKind::Etcd => 0,
+        }
+    }
+
+    /// Every node of `subject`'s lab: its stores or members, then its PD members.
+    pub fn lab_nodes(&self, subject: SubjectKind) -> u32 {
+        self.nodes + self.pd_members_of(subject)
     }
 }
 
@@ -214,6 +239,14 @@ pub enum ChaosSpec {
     NetworkPartition(#[serde(default)] NetworkPartitionParams),
     /// Fill the node's own data filesystem to `fill_percent` with a file the fault owns.
     DiskPressure(#[serde(default)] DiskPressureParams),
+    /// TiKV only: SIGKILL to the PD leader's process; cleanup restarts it.
+    PdLeaderKill(#[serde(default)] PdLeaderKillParams),
+    /// TiKV only: PD's `evict-leader-scheduler` for a store, so that every region leader leaves
+    /// it; cleanup removes the store from the scheduler.
+    LeaderEvict(#[serde(default)] LeaderEvictParams),
+    /// TiKV only: SIGKILL to a majority of the stores, so that regions lose the majority of
+    /// their replicas and cannot serve; cleanup restarts the stores still down.
+    RegionUnavailable(#[serde(default)] RegionUnavailableParams),
     /// No fault: a control trial. The operator runs and is watched for `duration_seconds` while
     /// nothing is broken; every ticket it opens is a false alarm.
     None(#[serde(default)] NoneParams),
@@ -231,18 +264,24 @@ pub enum ChaosType {
     PacketLoss,
     NetworkPartition,
     DiskPressure,
+    PdLeaderKill,
+    LeaderEvict,
+    RegionUnavailable,
     /// No fault: a control trial.
     None,
 }
 
 impl ChaosType {
-    pub const ALL: [ChaosType; 7] = [
+    pub const ALL: [ChaosType; 10] = [
         ChaosType::NodeKill,
         ChaosType::ProcessPause,
         ChaosType::Latency,
         ChaosType::PacketLoss,
         ChaosType::NetworkPartition,
         ChaosType::DiskPressure,
+        ChaosType::PdLeaderKill,
+        ChaosType::LeaderEvict,
+        ChaosType::RegionUnavailable,
         ChaosType::None,
     ];
 
@@ -254,6 +293,9 @@ impl ChaosType {
             ChaosType::PacketLoss => "packet_loss",
             ChaosType::NetworkPartition => "network_partition",
             ChaosType::DiskPressure => "disk_pressure",
+            ChaosType::PdLeaderKill => "pd_leader_kill",
+            ChaosType::LeaderEvict => "leader_evict",
+            ChaosType::RegionUnavailable => "region_unavailable",
             ChaosType::None => "none",
         }
     }
@@ -261,6 +303,14 @@ impl ChaosType {
     /// A control trial's type: nothing is broken.
     pub fn is_control(self) -> bool {
         self == ChaosType::None
+    }
+
+    /// A fault only TiKV has (it needs PD).
+    pub fn tikv_only(self) -> bool {
+        matches!(
+            self,
+            ChaosType::PdLeaderKill | ChaosType::LeaderEvict | ChaosType::RegionUnavailable
+        )
     }
 }
 
@@ -279,6 +329,9 @@ impl ChaosSpec {
             ChaosSpec::PacketLoss(_) => ChaosType::PacketLoss,
             ChaosSpec::NetworkPartition(_) => ChaosType::NetworkPartition,
             ChaosSpec::DiskPressure(_) => ChaosType::DiskPressure,
+            ChaosSpec::PdLeaderKill(_) => ChaosType::PdLeaderKill,
+            ChaosSpec::LeaderEvict(_) => ChaosType::LeaderEvict,
+            ChaosSpec::RegionUnavailable(_) => ChaosType::RegionUnavailable,
             ChaosSpec::None(_) => ChaosType::None,
         }
     }
@@ -290,7 +343,9 @@ impl ChaosSpec {
 }
 
 /// Which node a fault hits: `random` (drawn from the trial's seed), `leader`, `follower` (a
-/// random non-leader), or a node number from 1.
+/// random non-leader), or a node number from 1. On TiKV, `random`, `leader` (the store holding
+/// the most region leaders) and `follower` choose among the stores, and `pd_random`,
+/// `pd_leader` and `pd_follower` among the PD members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Target {
@@ -316,6 +371,22 @@ pub enum TargetChoice {
     Leader,
     /// A non-leader, drawn from the trial's seed.
     Follower,
+    /// TiKV: a PD member, drawn from the trial's seed.
+    PdRandom,
+    /// TiKV: the PD leader.
+    PdLeader,
+    /// TiKV: a PD member that is not the leader, drawn from the trial's seed.
+    PdFollower,
+}
+
+impl TargetChoice {
+    /// A choice among PD members, which only TiKV has.
+    pub fn is_pd(self) -> bool {
+        matches!(
+            self,
+            TargetChoice::PdRandom | TargetChoice::PdLeader | TargetChoice::PdFollower
+        )
+    }
 }
 
 /// Parameters of `node_kill`.
@@ -451,6 +522,37 @@ impl Default for DiskPressureParams {
             duration_seconds: None,
         }
     }
+}
+
+/// Parameters of `pd_leader_kill`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PdLeaderKillParams {}
+
+/// Parameters of `leader_evict`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderEvictParams {
+    /// The store whose leaders are evicted (default `random`; `leader` is the store holding the
+    /// most region leaders).
+    #[serde(default = "default_target")]
+    #[schemars(default = "default_target")]
+    pub target: Target,
+    /// Seconds until the scheduler is removed; absent means until cleanup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub duration_seconds: Option<u32>,
+}
+
+/// Parameters of `region_unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionUnavailableParams {
+    /// How many stores are killed (default: a majority of them, which with PD's default of 3
+    /// replicas leaves every region without its majority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub stores: Option<u32>,
 }
 
 /// Parameters of `none`, the control trial.

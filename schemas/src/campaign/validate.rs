@@ -297,6 +297,36 @@ fn check_campaign(
                 format!("target node {node} is beyond the {nodes} nodes of {subject}"),
             );
         }
+        let etcd = campaign.subjects.contains(&SubjectKind::Etcd);
+        if etcd && chaos.chaos_type().tikv_only() {
+            report(
+                format!("chaos_types[{index}].type"),
+                format!(
+                    "{} needs PD, which only tikv has, and this campaign's subjects include etcd; run it in a campaign with subjects: [tikv]",
+                    chaos.chaos_type()
+                ),
+            );
+        }
+        if etcd
+            && let Some(Target::Choice(choice)) = chaos_target(chaos)
+            && choice.is_pd()
+        {
+            report(
+                format!("{params_path}.target"),
+                "chooses among PD members, which only tikv has, and this campaign's subjects include etcd; use random, leader, follower or a node number".to_string(),
+            );
+        }
+        if let ChaosSpec::RegionUnavailable(params) = chaos
+            && let Some(stores) = params.stores
+        {
+            let nodes = subject_settings(campaign, SubjectKind::Tikv).nodes;
+            if stores > nodes {
+                report(
+                    format!("{params_path}.stores"),
+                    format!("must not exceed the {nodes} stores of tikv, got {stores}"),
+                );
+            }
+        }
         if let ChaosSpec::NetworkPartition(partition) = chaos {
             check_partition_groups(campaign, partition, &params_path, &mut report);
         }
@@ -371,6 +401,32 @@ fn check_campaign(
                     .to_string(),
             );
         }
+        if settings.pd_members.is_some() && *subject != SubjectKind::Tikv {
+            report(
+                format!("subject_settings.{subject}.pd_members"),
+                "is the number of PD members of a TiKV lab, for tikv only; remove it here"
+                    .to_string(),
+            );
+        }
+        if let Some(members) = settings.pd_members
+            && members == 2
+        {
+            report(
+                format!("subject_settings.{subject}.pd_members"),
+                "must be 1 or 3: two PD members lose their quorum when either stops".to_string(),
+            );
+        }
+        if *subject == SubjectKind::Tikv && settings.lab_nodes(*subject) > 9 {
+            report(
+                format!("subject_settings.{subject}.nodes"),
+                format!(
+                    "a lab has at most 9 nodes: {} stores and {} PD members make {}",
+                    settings.nodes,
+                    settings.pd_members_of(*subject),
+                    settings.lab_nodes(*subject)
+                ),
+            );
+        }
         if settings.binaries.is_some() && *subject != SubjectKind::Tikv {
             report(
                 format!("subject_settings.{subject}.binaries"),
@@ -415,7 +471,12 @@ fn smallest_subject(campaign: &CampaignFile) -> Option<(u32, SubjectKind)> {
     campaign
         .subjects
         .iter()
-        .map(|subject| (subject_settings(campaign, *subject).nodes, *subject))
+        .map(|subject| {
+            (
+                subject_settings(campaign, *subject).lab_nodes(*subject),
+                *subject,
+            )
+        })
         .min()
 }
 
@@ -427,7 +488,8 @@ fn chaos_target(chaos: &ChaosSpec) -> Option<&Target> {
         ChaosSpec::PacketLoss(params) => Some(&params.target),
         ChaosSpec::NetworkPartition(params) => params.groups.is_none().then_some(&params.target),
         ChaosSpec::DiskPressure(params) => Some(&params.target),
-        ChaosSpec::None(_) => None,
+        ChaosSpec::LeaderEvict(params) => Some(&params.target),
+        ChaosSpec::PdLeaderKill(_) | ChaosSpec::RegionUnavailable(_) | ChaosSpec::None(_) => None,
     }
 }
 

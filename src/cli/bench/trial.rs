@@ -134,7 +134,7 @@ async fn measure_all(
                 }
                 Err(error) => return Err(error),
             };
-            faults::apply(&subject.lab, &record).await?;
+            faults::apply(&EtcdSubject, &subject.lab, &record).await?;
             overheads.push(started.elapsed());
             let started = Instant::now();
             faults::cleanup(&EtcdSubject, &mut subject.lab, &record).await?;

@@ -1,0 +1,461 @@
+//! The TiKV subject: PD members and TiKV stores from `pd-server` and `tikv-server` (their command
+//! lines from the runtime's endpoints), topology, health and state through PD's HTTP API
+//! (`pd.rs`), on any [`Runtime`].
+//!
+//! Nodes `1..=stores` are the stores and the PD members follow them, so that a node number means
+//! the same in a campaign's targets, in `evalctl lab node` and in the lab's state.
+
+use std::time::{Duration, Instant};
+
+use schemas::campaign::SubjectKind;
+
+use super::binaries::TikvBinaries;
+use super::pd::{Pd, PdView};
+use crate::error::{Error, Result};
+use crate::http::{Method, call};
+use crate::lab::LabState;
+use crate::runtime::{NodeEndpoints, Runtime};
+use crate::subject::{Health, Subject};
+
+/// Per-request deadline of the health probes: a paused node must not stall them.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+/// Deadline of PD's own answers, which may wait for PD to ask its members.
+const PD_TIMEOUT: Duration = Duration::from_secs(2);
+/// A node answering slower than this, twice in a row, counts as unhealthy (how `latency` shows).
+pub const SLOW_ANSWER: Duration = crate::etcd::SLOW_ANSWER;
+
+/// A TiKV cluster of `stores` stores and `pd_members` PD members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TikvSubject {
+    pub stores: u32,
+    pub pd_members: u32,
+    /// The programs; `None` where the cluster is only observed, never started (a test against
+    /// recorded answers, or a cleanup that only talks to PD).
+    pub binaries: Option<TikvBinaries>,
+}
+
+/// What a node is, and the address its API answers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Store,
+    Pd(u32),
+}
+
+impl TikvSubject {
+    /// The TiKV subject of a lab made for it.
+    pub fn of_lab(state: &LabState) -> Result<TikvSubject> {
+        if state.subject != SubjectKind::Tikv {
+            return Err(Error::Lab(format!(
+                "lab {} runs {}, not tikv",
+                state.name, state.subject
+            )));
+        }
+        Ok(TikvSubject {
+            stores: state.data_nodes(),
+            pd_members: state.pd_members,
+            binaries: state.tikv_binaries.clone(),
+        })
+    }
+
+    fn part(&self, number: u32) -> Part {
+        if number > self.stores {
+            Part::Pd(number - self.stores)
+        } else {
+            Part::Store
+        }
+    }
+
+    /// PD member `k`'s name (`pd1`), as the lab names the node and PD the member.
+    pub fn pd_name(&self, k: u32) -> String {
+        format!("pd{k}")
+    }
+
+    /// The node of PD member `member`: the one whose client URL it advertises, else the one
+    /// its name names (`pd2`).
+    pub fn pd_node(&self, runtime: &impl Runtime, member: &super::pd::Member) -> Option<u32> {
+        let by_url = self.pd_nodes().into_iter().find(|number| {
+            runtime
+                .node_endpoints(*number)
+                .is_ok_and(|node| member.client_urls.contains(&node.client_url()))
+        });
+        by_url.or_else(|| {
+            let k: u32 = member.name.strip_prefix("pd")?.parse().ok()?;
+            (1..=self.pd_members)
+                .contains(&k)
+                .then_some(self.stores + k)
+        })
+    }
+
+    /// PD's API on each PD member, by node.
+    pub fn pds(&self, runtime: &impl Runtime) -> Vec<(u32, Pd)> {
+        self.pd_nodes()
+            .into_iter()
+            .filter_map(|number| {
+                let node = runtime.node_endpoints(number).ok()?;
+                Some((
+                    number,
+                    Pd {
+                        addr: node.client_addr,
+                        timeout: PD_TIMEOUT,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The whole PD view, asked of each member in turn until one answers (a follower forwards
+    /// to its leader); every member's error when none does.
+    pub async fn view(&self, runtime: &impl Runtime) -> std::result::Result<PdView, String> {
+        let mut errors = Vec::new();
+        for (number, pd) in self.pds(runtime) {
+            match pd.view().await {
+                Ok(view) => return Ok(view),
+                Err(error) => errors.push(format!("n{number}: {error}")),
+            }
+        }
+        Err(if errors.is_empty() {
+            "no PD member".to_string()
+        } else {
+            errors.join("; ")
+        })
+    }
+
+    /// Asks `request` of each PD member in turn until one answers.
+    async fn ask<T, F, Fut>(&self, runtime: &impl Runtime, request: F) -> Result<T>
+    where
+        F: Fn(Pd) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, super::pd::PdError>>,
+    {
+        let mut errors = Vec::new();
+        for (number, pd) in self.pds(runtime) {
+            match request(pd).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => errors.push(format!("n{number}: {error}")),
+            }
+        }
+        Err(Error::Lab(format!(
+            "no PD member answered: {}",
+            errors.join("; ")
+        )))
+    }
+
+    /// One direct probe of node `number`: a store's status address (`GET /status`) or a PD
+    /// member's health (`GET /pd/api/v1/health`); how long it took, or why it failed.
+    pub async fn probe(
+        &self,
+        node: &NodeEndpoints,
+    ) -> std::result::Result<Duration, crate::http::HttpError> {
+        let path = match self.part(node.number) {
+            Part::Store => "/status",
+            Part::Pd(_) => "/pd/api/v1/health",
+        };
+        let started = Instant::now();
+        call(Method::Get, node.client_addr, path, None, PROBE_TIMEOUT).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Node `number` if it answers slower than [`SLOW_ANSWER`] when asked again.
+    async fn slow_answer(&self, node: &NodeEndpoints) -> Option<Duration> {
+        self.probe(node)
+            .await
+            .ok()
+            .filter(|elapsed| *elapsed > SLOW_ANSWER)
+    }
+
+    /// The command line of node `node`, and the configuration file it reads (path, text).
+    pub fn member_argv(
+        &self,
+        runtime: &impl Runtime,
+        node: &NodeEndpoints,
+    ) -> Result<(Vec<String>, std::path::PathBuf, String)> {
+        let binaries = self.binaries.as_ref().ok_or_else(|| {
+            Error::Unsupported(
+                "this TiKV lab has no pd-server and tikv-server to start its nodes with".into(),
+            )
+        })?;
+        let data = &node.data_dir;
+        Ok(match self.part(node.number) {
+            Part::Pd(k) => {
+                let initial_cluster = (1..=self.pd_members)
+                    .filter_map(|k| {
+                        let member = runtime.node_endpoints(self.stores + k).ok()?;
+                        Some(format!("{}={}", self.pd_name(k), member.peer_url()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let config = data.join("pd.toml");
+                let text = pd_config(&runtime.generation());
+                let argv = vec![
+                    binaries.pd_server.display().to_string(),
+                    "--name".into(),
+                    self.pd_name(k),
+                    "--data-dir".into(),
+                    data.join("pd").display().to_string(),
+                    "--client-urls".into(),
+                    format!("http://{}", node.listen_client_addr),
+                    "--advertise-client-urls".into(),
+                    node.client_url(),
+                    "--peer-urls".into(),
+                    format!("http://{}", node.listen_peer_addr),
+                    "--advertise-peer-urls".into(),
+                    node.peer_url(),
+                    "--initial-cluster".into(),
+                    initial_cluster,
+                    "--config".into(),
+                    config.display().to_string(),
+                ];
+                (argv, config, text)
+            }
+            Part::Store => {
+                let pd: Vec<String> = self
+                    .pd_nodes()
+                    .into_iter()
+                    .filter_map(|number| runtime.node_endpoints(number).ok())
+                    .map(|member| member.client_addr.to_string())
+                    .collect();
+                let config = data.join("tikv.toml");
+                let argv = vec![
+                    binaries.tikv_server.display().to_string(),
+                    "--addr".into(),
+                    node.listen_peer_addr.to_string(),
+                    "--advertise-addr".into(),
+                    node.peer_addr.to_string(),
+                    "--status-addr".into(),
+                    node.listen_client_addr.to_string(),
+                    "--advertise-status-addr".into(),
+                    node.client_addr.to_string(),
+                    "--data-dir".into(),
+                    data.join("tikv").display().to_string(),
+                    "--pd".into(),
+                    pd.join(","),
+                    "--config".into(),
+                    config.display().to_string(),
+                ];
+                (argv, config, TIKV_CONFIG.to_string())
+            }
+        })
+    }
+}
+
+/// PD's configuration: the cluster token of this generation, so that a reset cluster never
+/// joins an old one.
+fn pd_config(token: &str) -> String {
+    format!("initial-cluster-token = {}\n", toml_string(token))
+}
+
+/// A store's configuration, for a store on a small filesystem of a shared host: no space held
+/// in reserve (its default is 5 GiB, more than the node's whole filesystem), a small block
+/// cache, few threads.
+pub const TIKV_CONFIG: &str = r#"[storage]
+reserve-space = "0MB"
+
+[storage.block-cache]
+capacity = "128MB"
+
+[server]
+grpc-concurrency = 1
+
+[readpool.unified]
+max-thread-count = 2
+
+[rocksdb]
+max-background-jobs = 2
+
+[raftdb]
+max-background-jobs = 2
+"#;
+
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+impl Subject for TikvSubject {
+    fn kind(&self) -> SubjectKind {
+        SubjectKind::Tikv
+    }
+
+    async fn start_member<R: Runtime>(&self, runtime: &mut R, number: u32) -> Result<u32> {
+        let node = runtime.node_endpoints(number)?;
+        let (argv, config, text) = self.member_argv(runtime, &node)?;
+        std::fs::write(&config, text).map_err(Error::io(&config))?;
+        runtime.start_process(number, &argv).await
+    }
+
+    /// A fresh cluster: every node wiped, the PD members started first (the stores register
+    /// with them), then the stores.
+    async fn reset<R: Runtime>(&self, runtime: &mut R) -> Result<()> {
+        runtime.reset().await?;
+        for number in self.pd_nodes().into_iter().chain(1..=self.stores) {
+            self.start_member(runtime, number).await?;
+        }
+        Ok(())
+    }
+
+    /// Every node answers its own probe in time, and PD's view is healthy: every member
+    /// healthy, a leader, every store `Up`, no region missing or with a down peer.
+    async fn health<R: Runtime>(&self, runtime: &R) -> Health {
+        let nodes = runtime.nodes();
+        let probes = futures::future::join_all(nodes.iter().map(|node| self.probe(node))).await;
+        let mut down = Vec::new();
+        let mut slow = Vec::new();
+        for (node, probe) in nodes.iter().zip(probes) {
+            match probe {
+                Ok(elapsed) if elapsed > SLOW_ANSWER => {
+                    if let Some(elapsed) = self.slow_answer(node).await {
+                        slow.push(format!(
+                            "{} answers in {}ms",
+                            node.name,
+                            elapsed.as_millis()
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => down.push(format!("{}: {error}", node.name)),
+            }
+        }
+        let view = self.view(runtime).await;
+        let leader = view
+            .as_ref()
+            .ok()
+            .and_then(|view| view.members.leader.as_ref())
+            .and_then(|leader| self.pd_node(runtime, leader));
+        let mut reasons = Vec::new();
+        if !down.is_empty() {
+            reasons.push(format!("not answering: {}", down.join("; ")));
+        }
+        match &view {
+            Ok(view) => {
+                let health = view.health(self.pd_members as usize, self.stores as usize);
+                reasons.extend(health.reasons);
+            }
+            Err(error) => reasons.push(format!("PD not answering: {error}")),
+        }
+        if !slow.is_empty() {
+            reasons.push(format!("slow: {}", slow.join("; ")));
+        }
+        Health {
+            healthy: reasons.is_empty(),
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            leader,
+        }
+    }
+
+    /// Per node its role, process and data filesystem use; PD's view of the stores (state,
+    /// capacity, available bytes, region and leader counts), the members, the leader and the
+    /// region checks; and health.
+    async fn capture_state<R: Runtime>(&self, runtime: &R) -> serde_json::Value {
+        let health = self.health(runtime).await;
+        let view = self.view(runtime).await;
+        let nodes: Vec<serde_json::Value> = runtime
+            .nodes()
+            .iter()
+            .map(|node| {
+                let disk = runtime.disk_usage(node.number).ok();
+                serde_json::json!({
+                    "node": node.number,
+                    "name": node.name,
+                    "role": match self.part(node.number) { Part::Store => "tikv", Part::Pd(_) => "pd" },
+                    "endpoint": node.client_url(),
+                    "process": runtime.process_status(node.number),
+                    "pid": runtime.recorded_pid(node.number),
+                    "disk_total_bytes": disk.map(|(total, _)| total),
+                    "disk_used_bytes": disk.map(|(_, used)| used),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "subject": "tikv",
+            "lab": runtime.instance(),
+            "healthy": health.healthy,
+            "reason": health.reason,
+            "pd_leader_node": health.leader,
+            "nodes": nodes,
+            "pd": view.as_ref().ok().map(PdView::state),
+            "pd_error": view.err(),
+        })
+    }
+
+    /// The store holding the most region leaders (the lowest node on a tie).
+    async fn leader<R: Runtime>(&self, runtime: &R) -> Option<u32> {
+        let view = self.view(runtime).await.ok()?;
+        let mut best: Option<(u64, u32)> = None;
+        for info in view
+            .live_stores()
+            .filter(|info| info.store.state_name == "Up")
+        {
+            let Some(number) = self.store_node(runtime, &info.store.address) else {
+                continue;
+            };
+            let leaders = info.status.leader_count.unwrap_or(0);
+            if best.is_none_or(|(most, _)| leaders > most) {
+                best = Some((leaders, number));
+            }
+        }
+        best.map(|(_, number)| number)
+    }
+
+    fn data_nodes<R: Runtime>(&self, _runtime: &R) -> Vec<u32> {
+        (1..=self.stores).collect()
+    }
+
+    fn pd_nodes(&self) -> Vec<u32> {
+        (self.stores + 1..=self.stores + self.pd_members).collect()
+    }
+
+    async fn pd_leader<R: Runtime>(&self, runtime: &R) -> Option<u32> {
+        let members = self
+            .ask(runtime, |pd| async move { pd.members().await })
+            .await;
+        self.pd_node(runtime, &members.ok()?.leader?)
+    }
+
+    async fn store_id<R: Runtime>(&self, runtime: &R, number: u32) -> Result<u64> {
+        let node = runtime.node_endpoints(number)?;
+        if self.part(number) != Part::Store {
+            return Err(Error::Lab(format!(
+                "node {number} is a PD member, not a store"
+            )));
+        }
+        let stores = self
+            .ask(runtime, |pd| async move { pd.stores().await })
+            .await?;
+        let address = node.peer_addr.to_string();
+        stores
+            .stores
+            .iter()
+            .find(|info| info.store.address == address && info.store.state_name != "Tombstone")
+            .map(|info| info.store.id)
+            .ok_or_else(|| Error::Lab(format!("PD knows no store at {address} (node {number})")))
+    }
+
+    async fn evict_leaders<R: Runtime>(&self, runtime: &R, store_id: u64, on: bool) -> Result<()> {
+        if on {
+            self.ask(
+                runtime,
+                |pd| async move { pd.add_evict_leader(store_id).await },
+            )
+            .await
+        } else {
+            self.ask(runtime, |pd| async move {
+                pd.remove_evict_leader(store_id).await
+            })
+            .await
+        }
+    }
+
+    async fn evicted_leaders<R: Runtime>(&self, runtime: &R) -> Result<Vec<u64>> {
+        self.ask(runtime, |pd| async move { pd.evict_leader_stores().await })
+            .await
+    }
+}
+
+impl TikvSubject {
+    /// The store node whose advertised address is `address`.
+    fn store_node(&self, runtime: &impl Runtime, address: &str) -> Option<u32> {
+        (1..=self.stores).find(|number| {
+            runtime
+                .node_endpoints(*number)
+                .is_ok_and(|node| node.peer_addr.to_string() == address)
+        })
+    }
+}
