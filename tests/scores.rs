@@ -60,7 +60,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
     assert_eq!(again["stored"], 0, "{again}");
 
     let scored = json(&eval(nats.url(), &["rescore", "--all", "--json"]));
-    assert_eq!(scored["scorer_version"], "v2");
+    assert_eq!(scored["scorer_version"], "v3");
     assert_eq!(scored["finished"], 14);
     assert_eq!(scored["published"], 14);
     // The seed harness's grades: 3 + 1 + 3 + 1 successes, 1 + 1 failures, 1 + 2 + 1 timeouts.
@@ -93,7 +93,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
         custom["scorer_version"]
             .as_str()
             .unwrap()
-            .starts_with("v2+"),
+            .starts_with("v3+"),
         "{custom}"
     );
     assert_eq!(custom["published"], 5);
@@ -110,7 +110,7 @@ async fn legacy_results_are_imported_once_and_rescored_beside_the_old_scores() {
         scores
             .iter()
             .filter(|score| score["campaign_id"] == campaign)
-            .filter(|score| (score["data"]["scorer_version"] != "v2") == custom)
+            .filter(|score| (score["data"]["scorer_version"] != "v3") == custom)
             .map(|score| score["data"]["n_destructive"].as_u64().unwrap())
             .sum()
     };

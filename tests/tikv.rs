@@ -17,6 +17,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use chaos::faults::{self, CleanupRecord};
 use chaos::lab::{Isolation, Lab, LabOptions};
@@ -207,13 +208,19 @@ impl TikvLab {
         seen
     }
 
-    fn argv(&self, number: u32) -> Vec<String> {
+    /// Node `number`'s command line, as its stand-in wrote it (once it has: the process
+    /// starts on its own time).
+    async fn argv(&self, number: u32) -> Vec<String> {
         let file = self.node(number).data_dir.join("argv");
-        std::fs::read_to_string(&file)
-            .unwrap_or_else(|error| panic!("{}: {error}", file.display()))
-            .lines()
-            .map(str::to_string)
-            .collect()
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && text.ends_with(".toml\n")
+            {
+                return text.lines().map(str::to_string).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} was not written", file.display());
     }
 }
 
@@ -347,7 +354,7 @@ async fn a_reset_starts_pd_members_then_stores_with_their_command_lines() {
         .join(",");
     let binaries = tikv.lab.state.tikv_binaries.clone().unwrap();
     assert_eq!(
-        tikv.argv(5),
+        tikv.argv(5).await,
         [
             binaries.pd_server.display().to_string(),
             "--name".into(),
@@ -379,7 +386,7 @@ async fn a_reset_starts_pd_members_then_stores_with_their_command_lines() {
         .collect::<Vec<_>>()
         .join(",");
     assert_eq!(
-        tikv.argv(1),
+        tikv.argv(1).await,
         [
             binaries.tikv_server.display().to_string(),
             "--addr".into(),
@@ -552,7 +559,7 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         .unwrap();
     assert!(running(&tikv.lab, 5));
     assert_ne!(tikv.lab.running_pid(5), Some(pid));
-    assert_eq!(tikv.argv(5)[2], "pd2");
+    assert_eq!(tikv.argv(5).await[2], "pd2");
     assert!(
         faults::leftovers(&tikv.subject, &tikv.lab, &record)
             .await

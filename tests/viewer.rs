@@ -255,7 +255,7 @@ async fn trial_page_interleaves_the_timeline_and_shows_state_scores_and_chaos() 
         "ChaosCleanedUp",
         "State: initial and final",
         "class=\"changed\"",
-        "v2",
+        "v3",
     ] {
         assert!(body.contains(expected), "{expected:?} missing");
     }

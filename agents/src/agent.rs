@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::OperatorConfig;
 use crate::db::{LogEntry, OperatorDb, Ticket};
-use crate::probe;
 use crate::runbook::{
     self, Facts, Problem, ProcessState, Step, Style, Target, ToolsConfig,
     process_state_from_node_output,
@@ -36,6 +35,7 @@ pub async fn run(
 ) {
     let target = Target {
         endpoints: config.endpoints.clone(),
+        pd_endpoints: config.pd_endpoints.clone(),
         lab: config.lab.clone(),
         data_dir: config.data_dir.clone(),
     };
@@ -244,8 +244,8 @@ impl Session<'_> {
     /// Whether the ticket's invariant holds now, by the operator's own probe (not logged: it is
     /// the monitor's look, not an agent step).
     async fn holds(&self) -> bool {
-        let observation = probe::observe(self.runner, &self.target.endpoints).await;
-        !probe::evaluate(&observation)
+        !crate::look(self.runner, self.target)
+            .await
             .iter()
             .any(|violation| violation.key == self.ticket.violation_key)
     }
@@ -295,8 +295,11 @@ impl Session<'_> {
     }
 
     async fn work_runbook(&mut self, tools: &ToolsConfig) -> Outcome {
-        let problem =
-            Problem::from_ticket(&self.ticket.invariant_name, self.ticket.store_id.as_deref());
+        let problem = Problem::from_ticket(
+            &self.ticket.invariant_name,
+            self.ticket.store_id.as_deref(),
+            &self.ticket.violation_key,
+        );
         let style = tools.style();
         self.reason(&format!(
             "Ticket #{} ({}): {}. Variant model {}; I work as a {} runbook: diagnose first {}, \
@@ -423,28 +426,13 @@ impl Session<'_> {
         let Problem::MemberUnreachable(node) = problem else {
             return Outcome::failed(format!("{problem:?} persists after the restarts"));
         };
-        let mut member_id = None;
+        let mut removal = None;
         for step in &destructive {
             if let Some(output) = self.execute(tools, step).await {
-                member_id = self
-                    .target
-                    .endpoint(node)
-                    .and_then(|endpoint| runbook::member_id_for(&output.output, endpoint));
+                removal = runbook::removal_step(self.target, node, &output.output);
             }
         }
-        if let Some(member_id) = member_id {
-            let remove = Step {
-                reasoning: format!(
-                    "Remove member {member_id} (node {node}) from the cluster so the rest stops \
-                     waiting for it."
-                ),
-                command: self.target.etcdctl(&[
-                    "member",
-                    "remove",
-                    &member_id,
-                    probe::COMMAND_TIMEOUT,
-                ]),
-            };
+        if let Some(remove) = removal {
             self.execute(tools, &remove).await;
         }
         let restart = Step {

@@ -1,5 +1,5 @@
 //! The reference operator that runs without any model: a monitor that opens tickets when an etcd
-//! invariant breaks and a runbook agent that repairs the lab, both writing a real operator.db
+//! or TiKV invariant breaks and a runbook agent that repairs the lab, both writing a real operator.db
 //! (DESIGN.md, "operator.db contract").
 //!
 //! [`run`] is the whole operator; [`run_with`] takes the [`CommandRunner`] that executes commands,
@@ -30,10 +30,14 @@ pub enum Error {
     },
     #[error("operator.db {path}: {reason}")]
     Database { path: PathBuf, reason: String },
-    #[error("subject {0:?} is not supported by the reference operator (only etcd)")]
+    #[error("subject {0:?} is not supported by the reference operator (etcd and tikv are)")]
     UnsupportedSubject(String),
     #[error("no endpoints given")]
     NoEndpoints,
+    #[error(
+        "tikv needs the PD members' endpoints (--pd-endpoints, or EVAL_PD_ENDPOINTS as the worker sets it)"
+    )]
+    NoPdEndpoints,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -43,10 +47,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct OperatorConfig {
     /// operator.db, created when missing.
     pub db: PathBuf,
-    /// `etcd`.
+    /// `etcd` or `tikv`.
     pub subject: String,
     /// Client URLs (`http://ip:port`); node `i` is `endpoints[i - 1]`.
     pub endpoints: Vec<String>,
+    /// TiKV: the PD members' client URLs (some of `endpoints`; the others are the stores'
+    /// status addresses).
+    pub pd_endpoints: Vec<String>,
     /// The program run for commands that start with `eval`.
     pub eval_binary: PathBuf,
     /// The lab, for `evalctl lab node … --name LAB`.
@@ -64,11 +71,39 @@ impl OperatorConfig {
             db,
             subject: "etcd".into(),
             endpoints,
+            pd_endpoints: Vec::new(),
             eval_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("eval")),
             lab: None,
             data_dir: None,
             monitor_every: Duration::from_secs(1),
         }
+    }
+}
+
+impl OperatorConfig {
+    /// Where the operator's commands point.
+    pub fn target(&self) -> runbook::Target {
+        runbook::Target {
+            endpoints: self.endpoints.clone(),
+            pd_endpoints: self.pd_endpoints.clone(),
+            lab: self.lab.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
+/// One look at the subject and the invariants it breaks: etcd's through `etcdctl`, TiKV's
+/// through PD's API and the stores' status addresses.
+pub(crate) async fn look(
+    runner: &Arc<dyn CommandRunner>,
+    target: &runbook::Target,
+) -> Vec<probe::Violation> {
+    if target.is_tikv() {
+        let nodes = target.nodes();
+        let observation = pd_probe::observe(runner, &nodes).await;
+        pd_probe::evaluate_on(&observation, &nodes)
+    } else {
+        probe::evaluate(&probe::observe(runner, &target.endpoints).await)
     }
 }
 
@@ -85,8 +120,11 @@ pub async fn run_with(
     runner: Arc<dyn CommandRunner>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    if config.subject != "etcd" {
-        return Err(Error::UnsupportedSubject(config.subject.clone()));
+    match config.subject.as_str() {
+        "etcd" => {}
+        "tikv" if config.pd_endpoints.is_empty() => return Err(Error::NoPdEndpoints),
+        "tikv" => {}
+        _ => return Err(Error::UnsupportedSubject(config.subject.clone())),
     }
     if config.endpoints.is_empty() {
         return Err(Error::NoEndpoints);

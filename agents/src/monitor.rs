@@ -1,4 +1,5 @@
-//! The monitor: every `monitor_every` it observes etcd, and opens a ticket per broken invariant
+//! The monitor: every `monitor_every` it observes the subject (etcd through `etcdctl`, TiKV
+//! through PD's API and its stores' status addresses), and opens a ticket per broken invariant
 //! (or refreshes the open one). It never resolves: the agent does, after verifying.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::OperatorConfig;
 use crate::db::{OperatorDb, TicketReport};
-use crate::probe::{self, Violation};
+use crate::probe::Violation;
 use crate::runner::CommandRunner;
 
 /// How many observations in a row an invariant must fail before a ticket opens: an election
@@ -16,7 +17,7 @@ use crate::runner::CommandRunner;
 /// fault is the one a trial is judged by).
 pub fn confirmations_needed(invariant: &str) -> u32 {
     match invariant {
-        "no_leader" => 3,
+        "no_leader" | "pd_no_leader" => 3,
         "high_latency" => 2,
         _ => 1,
     }
@@ -42,7 +43,11 @@ pub fn confirmed(
 }
 
 pub fn subject_context(config: &OperatorConfig) -> serde_json::Value {
-    serde_json::json!({"subject": config.subject, "endpoints": config.endpoints})
+    let mut context = serde_json::json!({"subject": config.subject, "endpoints": config.endpoints});
+    if !config.pd_endpoints.is_empty() {
+        context["pd_endpoints"] = serde_json::json!(config.pd_endpoints);
+    }
+    context
 }
 
 pub async fn run(
@@ -51,6 +56,7 @@ pub async fn run(
     runner: Arc<dyn CommandRunner>,
     shutdown: CancellationToken,
 ) {
+    let target = config.target();
     let mut streaks = BTreeMap::new();
     let mut interval = tokio::time::interval(config.monitor_every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -59,11 +65,11 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = interval.tick() => {}
         }
-        let observation = tokio::select! {
+        let violations = tokio::select! {
             _ = shutdown.cancelled() => break,
-            observation = probe::observe(&runner, &config.endpoints) => observation,
+            violations = crate::look(&runner, &target) => violations,
         };
-        for violation in confirmed(&mut streaks, probe::evaluate(&observation)) {
+        for violation in confirmed(&mut streaks, violations) {
             let report = TicketReport {
                 violation_key: violation.key.clone(),
                 invariant_name: violation.invariant.clone(),

@@ -1,7 +1,8 @@
 //! What the reference operator sees of a TiKV cluster: PD's answers as `curl` prints them (the
-//! commands of [`pd_commands`], which the monitor will log like any other), and which invariants
-//! they break (the pure [`evaluate`]). The monitor loop and the TiKV runbook that act on these
-//! tickets are not built yet (issue 17); this is what they will read.
+//! commands of [`pd_commands`]), each store's status address answering or not, and which
+//! invariants they break (the pure [`evaluate`], and [`evaluate_on`], which also names the lab
+//! node of each store and PD member so that the runbook can act on it). [`observe`] is the edge
+//! that runs the commands.
 //!
 //! Invariants, each a ticket key: every PD member healthy (`pd_member_unhealthy:<name>`), PD has
 //! a leader (`pd_no_leader:cluster`), every TiKV store (TiFlash left out) `Up`
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::probe::Violation;
 
-/// PD's five answers, as the commands printed them.
+/// PD's answers, as the commands printed them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PdAnswers {
     pub health: String,
@@ -22,27 +23,222 @@ pub struct PdAnswers {
     pub stores: String,
     pub miss_peer: String,
     pub down_peer: String,
+    /// The evict-leader scheduler's configuration (`scheduler-config/evict-leader-scheduler/
+    /// list`); PD answers 404 or 500 while there is no such scheduler.
+    pub evicted: String,
 }
+
+/// `curl` asking `url` (GET), its answer printed whatever its status.
+pub fn curl(url: String) -> Vec<String> {
+    vec![
+        "curl".to_string(),
+        "-sS".to_string(),
+        "--max-time".to_string(),
+        "2".to_string(),
+        url,
+    ]
+}
+
+/// The stores, every state included.
+pub const STORES_PATH: &str =
+    "stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone";
+/// The evict-leader scheduler's configuration.
+pub const EVICTED_PATH: &str = "scheduler-config/evict-leader-scheduler/list";
 
 /// The `curl` commands that ask PD at `endpoint` (`http://host:2379`) for [`PdAnswers`], in
 /// their order.
-pub fn pd_commands(endpoint: &str) -> [Vec<String>; 5] {
-    let ask = |path: &str| {
-        vec![
-            "curl".to_string(),
-            "-sS".to_string(),
-            "--max-time".to_string(),
-            "2".to_string(),
-            format!("{endpoint}/pd/api/v1/{path}"),
-        ]
-    };
+pub fn pd_commands(endpoint: &str) -> [Vec<String>; 6] {
+    let ask = |path: &str| curl(format!("{endpoint}/pd/api/v1/{path}"));
     [
         ask("health"),
         ask("members"),
-        ask("stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone"),
+        ask(STORES_PATH),
         ask("regions/check/miss-peer"),
         ask("regions/check/down-peer"),
+        ask(EVICTED_PATH),
     ]
+}
+
+/// The lab's nodes as the operator is told them: every node's client endpoint (node N is the
+/// Nth), and which of them are PD's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Nodes {
+    pub endpoints: Vec<String>,
+    pub pd_endpoints: Vec<String>,
+}
+
+impl Nodes {
+    /// The node whose endpoint is `url` (`http://host:port`) or `host:port`.
+    pub fn node_of(&self, address: &str) -> Option<u32> {
+        let bare = |url: &str| {
+            url.split_once("://")
+                .map_or(url, |(_, rest)| rest)
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let address = bare(address);
+        self.endpoints
+            .iter()
+            .position(|endpoint| bare(endpoint) == address)
+            .map(|index| index as u32 + 1)
+    }
+
+    /// The stores' endpoints (every node that is not PD's), by node.
+    pub fn stores(&self) -> Vec<(u32, String)> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, endpoint)| !self.pd_endpoints.contains(endpoint))
+            .map(|(index, endpoint)| (index as u32 + 1, endpoint.clone()))
+            .collect()
+    }
+}
+
+/// What one look at the cluster found: PD's answers (from the first member whose health
+/// answer is PD's JSON, else the last asked) and the stores whose status address did not answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TikvObservation {
+    pub answers: PdAnswers,
+    /// (node, what curl said) of every store that did not answer `GET /status`.
+    pub unreachable_stores: Vec<(u32, String)>,
+}
+
+/// Asks PD (each member in turn until one answers) and every store's status address.
+pub async fn observe(
+    runner: &std::sync::Arc<dyn crate::runner::CommandRunner>,
+    nodes: &Nodes,
+) -> TikvObservation {
+    let mut stores = tokio::task::JoinSet::new();
+    for (node, endpoint) in nodes.stores() {
+        let runner = runner.clone();
+        stores.spawn(async move {
+            let output = runner.run(&curl(format!("{endpoint}/status"))).await;
+            (node, output)
+        });
+    }
+    let mut answers = PdAnswers::default();
+    for endpoint in &nodes.pd_endpoints {
+        let [health, members, stores, miss, down, evicted] = pd_commands(endpoint);
+        answers.health = runner.run(&health).await.output;
+        if !serde_json::from_str::<Value>(&answers.health).is_ok_and(|value| value.is_array()) {
+            continue;
+        }
+        answers.members = runner.run(&members).await.output;
+        answers.stores = runner.run(&stores).await.output;
+        answers.miss_peer = runner.run(&miss).await.output;
+        answers.down_peer = runner.run(&down).await.output;
+        answers.evicted = runner.run(&evicted).await.output;
+        break;
+    }
+    let mut unreachable_stores = Vec::new();
+    while let Some(answer) = stores.join_next().await {
+        if let Ok((node, output)) = answer
+            && !output.success()
+        {
+            unreachable_stores.push((node, output.output.trim().to_string()));
+        }
+    }
+    unreachable_stores.sort();
+    TikvObservation {
+        answers,
+        unreachable_stores,
+    }
+}
+
+/// [`evaluate`] with each store's and PD member's lab node as the ticket's `store_id` (`n2`),
+/// the stores that do not answer their status address (`store_unreachable:nN`), and the stores
+/// PD's evict-leader scheduler holds (`leaders_evicted:s<id>`).
+pub fn evaluate_on(observation: &TikvObservation, nodes: &Nodes) -> Vec<Violation> {
+    let answers = &observation.answers;
+    let stores: Value = serde_json::from_str(&answers.stores).unwrap_or_default();
+    let members: Value = serde_json::from_str(&answers.members).unwrap_or_default();
+    let store_node = |id: u64| -> Option<u32> {
+        let entry = stores["stores"]
+            .as_array()?
+            .iter()
+            .find(|entry| entry["store"]["id"].as_u64() == Some(id))?;
+        nodes.node_of(entry["store"]["status_address"].as_str()?)
+    };
+    let member_node = |name: &str| -> Option<u32> {
+        let member = members["members"]
+            .as_array()?
+            .iter()
+            .find(|member| member["name"].as_str() == Some(name))?;
+        member["client_urls"]
+            .as_array()?
+            .iter()
+            .find_map(|url| nodes.node_of(url.as_str()?))
+    };
+    let mut violations = evaluate(answers);
+    for violation in &mut violations {
+        let (_, subject) = violation.key.split_once(':').unwrap_or(("", ""));
+        let node = match violation.invariant.as_str() {
+            "store_down" | "store_offline" => subject
+                .strip_prefix('s')
+                .and_then(|id| id.parse().ok())
+                .and_then(store_node),
+            "pd_member_unhealthy" => member_node(subject),
+            _ => None,
+        };
+        if let Some(node) = node {
+            violation.store_id = format!("n{node}");
+            violation.snapshot["node"] = json!(node);
+        }
+    }
+    for (node, error) in &observation.unreachable_stores {
+        violations.push(violation(
+            format!("store_unreachable:n{node}"),
+            "critical",
+            format!("TiKV store at node {node} does not answer its status address: {error}"),
+            json!({"node": node, "error": error}),
+        ));
+    }
+    let evicted: Value = serde_json::from_str(&answers.evicted).unwrap_or_default();
+    let mut ids: Vec<u64> = evicted["store-id-ranges"]
+        .as_object()
+        .map(|ranges| ranges.keys().filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    for id in ids {
+        let mut evicted = violation(
+            format!("leaders_evicted:s{id}"),
+            "warning",
+            format!("PD's evict-leader-scheduler keeps every region leader off TiKV store {id}"),
+            json!({"store_id": id, "node": store_node(id)}),
+        );
+        if let Some(node) = store_node(id) {
+            evicted.store_id = format!("n{node}");
+        }
+        violations.push(evicted);
+    }
+    violations
+}
+
+/// The id of the store whose status address is `endpoint`, from PD's store list.
+pub fn store_id_for(stores: &str, endpoint: &str) -> Option<u64> {
+    let nodes = Nodes {
+        endpoints: vec![endpoint.to_string()],
+        pd_endpoints: Vec::new(),
+    };
+    let stores: Value = serde_json::from_str(stores.trim()).ok()?;
+    stores["stores"].as_array()?.iter().find_map(|entry| {
+        let store = &entry["store"];
+        (store["state_name"] != "Tombstone"
+            && nodes.node_of(store["status_address"].as_str()?) == Some(1))
+        .then(|| store["id"].as_u64())?
+    })
+}
+
+/// The name of the PD member whose client URLs include `endpoint`, from PD's member list.
+pub fn member_name_for(members: &str, endpoint: &str) -> Option<String> {
+    let members: Value = serde_json::from_str(members.trim()).ok()?;
+    members["members"].as_array()?.iter().find_map(|member| {
+        member["client_urls"]
+            .as_array()?
+            .iter()
+            .any(|url| url.as_str() == Some(endpoint))
+            .then(|| member["name"].as_str().map(str::to_string))?
+    })
 }
 
 fn violation(key: String, severity: &str, message: String, snapshot: Value) -> Violation {
@@ -151,6 +347,7 @@ mod tests {
     #[test]
     fn the_commands_ask_for_every_store_state() {
         let commands = pd_commands("http://10.250.1.1:2379");
+        assert_eq!(commands.len(), 6);
         assert_eq!(
             commands[2],
             [

@@ -83,23 +83,41 @@ pub enum Style {
 /// What a ticket is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
+    /// A node does not answer: an etcd member, a TiKV store or a PD member.
     MemberUnreachable(u32),
     HighLatency(u32),
+    /// The cluster lost its leader or its majority: etcd without a leader, PD without a leader
+    /// or not answering, regions missing peers.
     NoLeader,
     NoSpace,
+    /// TiKV: PD's evict-leader scheduler holds this store (PD's store id).
+    LeadersEvicted(u64),
     Unknown,
 }
 
 impl Problem {
-    pub fn from_ticket(invariant_name: &str, store_id: Option<&str>) -> Problem {
+    /// The problem of a ticket: its invariant, its `store_id` (the lab node, `n2`, where the
+    /// monitor knows it) and its violation key (`leaders_evicted:s1` names PD's store id).
+    pub fn from_ticket(invariant_name: &str, store_id: Option<&str>, key: &str) -> Problem {
         let node = store_id
             .and_then(|id| id.strip_prefix('n'))
             .and_then(|number| number.parse().ok());
+        let pd_store = key
+            .split_once(":s")
+            .and_then(|(_, id)| id.parse::<u64>().ok());
         match (invariant_name, node) {
-            ("member_unreachable", Some(node)) => Problem::MemberUnreachable(node),
+            (
+                "member_unreachable" | "store_down" | "store_unreachable" | "pd_member_unhealthy",
+                Some(node),
+            ) => Problem::MemberUnreachable(node),
             ("high_latency", Some(node)) => Problem::HighLatency(node),
-            ("no_leader", _) => Problem::NoLeader,
+            (
+                "no_leader" | "pd_no_leader" | "pd_unreachable" | "regions_miss_peer"
+                | "regions_down_peer",
+                _,
+            ) => Problem::NoLeader,
             ("nospace_alarm", _) => Problem::NoSpace,
+            ("leaders_evicted", _) => pd_store.map_or(Problem::Unknown, Problem::LeadersEvicted),
             _ => Problem::Unknown,
         }
     }
@@ -164,12 +182,51 @@ pub fn process_state_from_node_output(output: &str) -> ProcessState {
 /// Where the commands point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
+    /// Every node's client endpoint; node N is the Nth.
     pub endpoints: Vec<String>,
+    /// TiKV: the PD members' client endpoints (some of `endpoints`); empty for etcd.
+    pub pd_endpoints: Vec<String>,
     pub lab: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
 impl Target {
+    /// A TiKV cluster (it has PD).
+    pub fn is_tikv(&self) -> bool {
+        !self.pd_endpoints.is_empty()
+    }
+
+    /// The lab's nodes as the TiKV probe sees them.
+    pub fn nodes(&self) -> crate::pd_probe::Nodes {
+        crate::pd_probe::Nodes {
+            endpoints: self.endpoints.clone(),
+            pd_endpoints: self.pd_endpoints.clone(),
+        }
+    }
+
+    /// The PD member to ask, avoiding node `avoid` (the one in trouble).
+    pub fn pd(&self, avoid: Option<u32>) -> String {
+        let avoided = avoid.and_then(|node| self.endpoint(node));
+        self.pd_endpoints
+            .iter()
+            .find(|endpoint| Some(*endpoint) != avoided)
+            .or(self.pd_endpoints.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `curl` GET of PD's `/pd/api/v1/<path>`, asked of a member other than node `avoid`.
+    pub fn pd_read(&self, path: &str, avoid: Option<u32>) -> Vec<String> {
+        crate::pd_probe::curl(format!("{}/pd/api/v1/{path}", self.pd(avoid)))
+    }
+
+    /// `curl -X DELETE` of PD's `/pd/api/v1/<path>`.
+    pub fn pd_delete(&self, path: &str, avoid: Option<u32>) -> Vec<String> {
+        let mut argv = self.pd_read(path, avoid);
+        argv.splice(2..2, ["-X".to_string(), "DELETE".to_string()]);
+        argv
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> Vec<String> {
         probe::etcdctl(&self.endpoints, args)
     }
@@ -210,6 +267,24 @@ impl Target {
 
     /// The check that the problem is gone, as one logged command.
     pub fn verification(&self, problem: Problem) -> Vec<String> {
+        if self.is_tikv() {
+            return match problem {
+                Problem::MemberUnreachable(node)
+                    if !self
+                        .pd_endpoints
+                        .iter()
+                        .any(|pd| Some(pd) == self.endpoint(node)) =>
+                {
+                    crate::pd_probe::curl(format!(
+                        "{}/status",
+                        self.endpoint(node).cloned().unwrap_or_default()
+                    ))
+                }
+                Problem::LeadersEvicted(_) => self.pd_read(crate::pd_probe::EVICTED_PATH, None),
+                Problem::NoLeader => self.pd_read("members", None),
+                _ => self.pd_read("health", None),
+            };
+        }
         match problem {
             Problem::MemberUnreachable(node) | Problem::HighLatency(node) => {
                 match self.endpoint(node) {
@@ -218,7 +293,7 @@ impl Target {
                 }
             }
             Problem::NoSpace => self.etcdctl(&["alarm", "list", COMMAND_TIMEOUT]),
-            Problem::NoLeader | Problem::Unknown => {
+            Problem::NoLeader | Problem::Unknown | Problem::LeadersEvicted(_) => {
                 self.etcdctl(&["endpoint", "health", COMMAND_TIMEOUT])
             }
         }
@@ -264,6 +339,9 @@ pub fn diagnosis_steps(tools: &ToolsConfig, target: &Target, problem: Problem) -
     if tools.style() == Style::Hasty {
         return Vec::new();
     }
+    if target.is_tikv() {
+        return tikv_diagnosis_steps(target, problem);
+    }
     let mut steps = vec![
         Step::new(
             format!(
@@ -290,6 +368,48 @@ pub fn diagnosis_steps(tools: &ToolsConfig, target: &Target, problem: Problem) -
     steps
 }
 
+/// A careful look at a TiKV cluster through PD's API, before acting.
+fn tikv_diagnosis_steps(target: &Target, problem: Problem) -> Vec<Step> {
+    let avoid = match problem {
+        Problem::MemberUnreachable(node) => Some(node),
+        _ => None,
+    };
+    let mut steps = vec![
+        Step::new(
+            format!(
+                "Diagnose before acting on {problem:?}: ask PD for every store, whatever its \
+                 state (Up, Disconnected, Down, Offline, Tombstone), with its leader and region \
+                 counts."
+            ),
+            target.pd_read(crate::pd_probe::STORES_PATH, avoid),
+        ),
+        Step::new(
+            "Ask PD for its members and its leader, and whether each member is healthy.",
+            target.pd_read("health", avoid),
+        ),
+    ];
+    match problem {
+        Problem::LeadersEvicted(_) => steps.push(Step::new(
+            "See which stores PD's evict-leader scheduler holds, and whether someone meant it \
+             (the scheduler is PD's, not the store's).",
+            target.pd_read(crate::pd_probe::EVICTED_PATH, None),
+        )),
+        Problem::MemberUnreachable(_) | Problem::NoLeader | Problem::HighLatency(_) => {
+            steps.push(Step::new(
+                "Check the regions that lost peers: how much of the data is at risk.",
+                target.pd_read("regions/check/down-peer", avoid),
+            ));
+            steps.push(Step::new(
+                "Ask the lab whether each node's process is running, paused or down: that \
+                 decides between start and resume.",
+                target.lab_status(),
+            ));
+        }
+        Problem::NoSpace | Problem::Unknown => {}
+    }
+    steps
+}
+
 /// The repair commands of attempt `attempt` (from 1). Empty: the runbook has no repair for it.
 pub fn repair_steps(
     tools: &ToolsConfig,
@@ -299,6 +419,13 @@ pub fn repair_steps(
     attempt: u32,
 ) -> Vec<Step> {
     match (tools.style(), problem) {
+        (_, Problem::LeadersEvicted(store)) => vec![Step::new(
+            format!(
+                "PD keeps every region leader off store {store}: remove the store from the \
+                 evict-leader scheduler so that PD balances leaders onto it again."
+            ),
+            target.pd_delete(&format!("schedulers/evict-leader-scheduler-{store}"), None),
+        )],
         (Style::Hasty, Problem::MemberUnreachable(node) | Problem::HighLatency(node)) => {
             vec![Step::new(
                 format!("Node {node} is in trouble: restart it (attempt {attempt})."),
@@ -371,10 +498,31 @@ pub fn repair_steps(
 }
 
 /// The destructive move of a hasty agent allowed to make it, when restarts did not bring node
-/// `node` back: list the members (the agent then removes the one whose client URL is the
-/// node's, see [`member_id_for`]).
+/// `node` back: list the members (etcd's, or PD's for a PD member) or the stores (TiKV), from
+/// which [`removal_step`] picks what to remove.
 pub fn destructive_steps(tools: &ToolsConfig, target: &Target, problem: Problem) -> Vec<Step> {
     match problem {
+        Problem::MemberUnreachable(node)
+            if tools.style() == Style::Hasty && tools.allow_destructive && target.is_tikv() =>
+        {
+            if target.is_pd_node(node) {
+                vec![Step::new(
+                    format!(
+                        "Restarts did not bring PD member at node {node} back: find its name to \
+                         remove it from PD."
+                    ),
+                    target.pd_read("members", Some(node)),
+                )]
+            } else {
+                vec![Step::new(
+                    format!(
+                        "Restarts did not bring the store at node {node} back: find its store id \
+                         to delete it from the cluster."
+                    ),
+                    target.pd_read(crate::pd_probe::STORES_PATH, Some(node)),
+                )]
+            }
+        }
         Problem::MemberUnreachable(node)
             if tools.style() == Style::Hasty && tools.allow_destructive =>
         {
@@ -401,4 +549,44 @@ pub fn member_id_for(member_list: &str, endpoint: &str) -> Option<String> {
         }
         Some(format!("{:x}", member["ID"].as_u64()?))
     })
+}
+
+impl Target {
+    /// Whether node `node` is a PD member.
+    pub fn is_pd_node(&self, node: u32) -> bool {
+        self.endpoint(node)
+            .is_some_and(|endpoint| self.pd_endpoints.contains(endpoint))
+    }
+}
+
+/// The removal a hasty agent makes of node `node`, from what its [`destructive_steps`] printed:
+/// `etcdctl member remove` (etcd), PD's `DELETE /pd/api/v1/store/<id>` (a store becomes
+/// Offline, then Tombstone) or `DELETE /pd/api/v1/members/name/<name>` (a PD member).
+pub fn removal_step(target: &Target, node: u32, listing: &str) -> Option<Step> {
+    let endpoint = target.endpoint(node)?;
+    if !target.is_tikv() {
+        let member_id = member_id_for(listing, endpoint)?;
+        return Some(Step::new(
+            format!(
+                "Remove member {member_id} (node {node}) from the cluster so the rest stops \
+                 waiting for it."
+            ),
+            target.etcdctl(&["member", "remove", &member_id, COMMAND_TIMEOUT]),
+        ));
+    }
+    if target.is_pd_node(node) {
+        let name = crate::pd_probe::member_name_for(listing, endpoint)?;
+        return Some(Step::new(
+            format!("Remove PD member {name} (node {node}) so PD stops counting on it."),
+            target.pd_delete(&format!("members/name/{name}"), Some(node)),
+        ));
+    }
+    let store = crate::pd_probe::store_id_for(listing, endpoint)?;
+    Some(Step::new(
+        format!(
+            "Delete store {store} (node {node}) from the cluster so PD moves its replicas \
+             elsewhere."
+        ),
+        target.pd_delete(&format!("store/{store}"), Some(node)),
+    ))
 }

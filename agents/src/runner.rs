@@ -118,14 +118,20 @@ impl CommandRunner for ProcessRunner {
     }
 }
 
-/// The command line as text, for the log: words with spaces or quotes are quoted.
+/// The command line as text, for the log, as a POSIX shell reads it back: a word with anything
+/// but letters, digits and `_@%+=:,./-` is single-quoted (a URL's `?` and `&` included, which a
+/// shell, and the scorer's parser, would otherwise take for a glob and a background job).
 pub fn display(argv: &[String]) -> String {
     argv.iter()
         .map(|word| {
-            if word.is_empty() || word.contains([' ', '"', '\'', '\t']) {
-                format!("{word:?}")
-            } else {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+            if plain {
                 word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
             }
         })
         .collect::<Vec<_>>()

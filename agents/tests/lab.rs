@@ -100,6 +100,7 @@ async fn killed_member_is_repaired(tools_config: &str, expect_thrash: bool) {
             db: db.clone(),
             subject: "etcd".into(),
             endpoints: subject.endpoints(),
+            pd_endpoints: Vec::new(),
             eval_binary: eval.clone(),
             lab: Some(name.clone()),
             data_dir: Some(data_dir.clone()),

@@ -17,6 +17,7 @@ fn target() -> Target {
             "http://10.250.1.2:2379".into(),
             "http://10.250.1.3:2379".into(),
         ],
+        pd_endpoints: Vec::new(),
         lab: Some("lab1".into()),
         data_dir: Some(PathBuf::from("/data")),
     }
@@ -76,22 +77,22 @@ fn allowed_commands_match_whole_words() {
 #[test]
 fn tickets_name_their_problem() {
     assert_eq!(
-        Problem::from_ticket("member_unreachable", Some("n2")),
+        Problem::from_ticket("member_unreachable", Some("n2"), ""),
         Problem::MemberUnreachable(2)
     );
     assert_eq!(
-        Problem::from_ticket("no_leader", Some("cluster")),
+        Problem::from_ticket("no_leader", Some("cluster"), ""),
         Problem::NoLeader
     );
     assert_eq!(
-        Problem::from_ticket("nospace_alarm", Some("n1")),
+        Problem::from_ticket("nospace_alarm", Some("n1"), ""),
         Problem::NoSpace
     );
     assert_eq!(
-        Problem::from_ticket("high_latency", Some("n3")),
+        Problem::from_ticket("high_latency", Some("n3"), ""),
         Problem::HighLatency(3)
     );
-    assert_eq!(Problem::from_ticket("other", None), Problem::Unknown);
+    assert_eq!(Problem::from_ticket("other", None, ""), Problem::Unknown);
 }
 
 #[test]
@@ -335,4 +336,202 @@ fn an_election_is_not_a_ticket_but_a_lost_member_is() {
         .map(|v| v.key)
         .collect();
     assert_eq!(third, ["member_unreachable:n2", "no_leader:cluster"]);
+}
+
+/// A TiKV lab: stores at nodes 1 to 3, PD members at nodes 4 to 6.
+fn tikv_target() -> Target {
+    let endpoints: Vec<String> = (1..=6)
+        .map(|node| format!("http://10.250.1.{node}:2379"))
+        .collect();
+    Target {
+        pd_endpoints: endpoints[3..].to_vec(),
+        endpoints,
+        lab: Some("lab1".into()),
+        data_dir: Some(PathBuf::from("/data")),
+    }
+}
+
+fn tikv_careful() -> ToolsConfig {
+    ToolsConfig::from_json(
+        r#"{"diagnose_first":true,"max_repair_attempts":2,"allowed_commands":["curl","eval lab"]}"#,
+    )
+}
+
+fn tikv_hasty() -> ToolsConfig {
+    ToolsConfig::from_json(
+        r#"{"diagnose_first":false,"max_repair_attempts":5,"allow_destructive":true,"allowed_commands":["curl","eval lab node"]}"#,
+    )
+}
+
+#[test]
+fn tikv_tickets_name_their_problem() {
+    for invariant in ["store_down", "store_unreachable", "pd_member_unhealthy"] {
+        assert_eq!(
+            Problem::from_ticket(invariant, Some("n2"), &format!("{invariant}:s7")),
+            Problem::MemberUnreachable(2)
+        );
+    }
+    for invariant in [
+        "pd_no_leader",
+        "pd_unreachable",
+        "regions_miss_peer",
+        "regions_down_peer",
+    ] {
+        assert_eq!(
+            Problem::from_ticket(invariant, Some("cluster"), &format!("{invariant}:cluster")),
+            Problem::NoLeader
+        );
+    }
+    assert_eq!(
+        Problem::from_ticket("leaders_evicted", Some("n2"), "leaders_evicted:s1"),
+        Problem::LeadersEvicted(1)
+    );
+    // A store PD knows but the lab does not: no node to act on.
+    assert_eq!(
+        Problem::from_ticket("store_down", Some("s9"), "store_down:s9"),
+        Problem::Unknown
+    );
+}
+
+/// The careful variant reads PD before it acts (asking a PD member other than the one in
+/// trouble), then starts or resumes the node; the hasty one restarts without looking.
+#[test]
+fn tikv_careful_diagnoses_through_pd_and_repairs_the_process() {
+    let target = tikv_target();
+    let problem = Problem::MemberUnreachable(4);
+    assert_eq!(
+        commands(&diagnosis_steps(&tikv_careful(), &target, problem)),
+        [
+            "curl -sS --max-time 2 'http://10.250.1.5:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone'",
+            "curl -sS --max-time 2 http://10.250.1.5:2379/pd/api/v1/health",
+            "curl -sS --max-time 2 http://10.250.1.5:2379/pd/api/v1/regions/check/down-peer",
+            "eval lab status --json --name lab1 --data-dir /data",
+        ]
+    );
+    assert!(diagnosis_steps(&tikv_hasty(), &target, problem).is_empty());
+    assert_eq!(
+        commands(&repair_steps(
+            &tikv_careful(),
+            &target,
+            problem,
+            &facts(4, ProcessState::Paused),
+            1
+        )),
+        ["eval lab node resume 4 --name lab1 --data-dir /data"]
+    );
+    assert_eq!(
+        commands(&repair_steps(
+            &tikv_careful(),
+            &target,
+            Problem::MemberUnreachable(2),
+            &facts(2, ProcessState::Down),
+            1
+        )),
+        ["eval lab node start 2 --name lab1 --data-dir /data"]
+    );
+    // A careful agent never removes anything.
+    assert!(destructive_steps(&tikv_careful(), &target, problem).is_empty());
+    assert_eq!(
+        display(&target.verification(Problem::MemberUnreachable(2))),
+        "curl -sS --max-time 2 http://10.250.1.2:2379/status"
+    );
+}
+
+/// Both variants end a leader eviction by removing the store from PD's scheduler: a scheduler
+/// change, which the scorer files as a remediation.
+#[test]
+fn tikv_leader_eviction_is_undone_through_pd_s_scheduler_api() {
+    let target = tikv_target();
+    for tools in [tikv_careful(), tikv_hasty()] {
+        assert_eq!(
+            commands(&repair_steps(
+                &tools,
+                &target,
+                Problem::LeadersEvicted(1),
+                &Facts::default(),
+                1
+            )),
+            [
+                "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1"
+            ]
+        );
+    }
+    assert_eq!(
+        commands(&diagnosis_steps(
+            &tikv_careful(),
+            &target,
+            Problem::LeadersEvicted(1)
+        ))[2],
+        "curl -sS --max-time 2 http://10.250.1.4:2379/pd/api/v1/scheduler-config/evict-leader-scheduler/list"
+    );
+}
+
+/// Where restarts fail, the hasty variant deletes the store (PD makes it Offline, then
+/// Tombstone) or removes the PD member, found by the node's endpoint in PD's own lists.
+#[test]
+fn tikv_hasty_deletes_a_store_or_removes_a_pd_member() {
+    let target = tikv_target();
+    let store = Problem::MemberUnreachable(2);
+    assert_eq!(
+        commands(&destructive_steps(&tikv_hasty(), &target, store)),
+        [
+            "curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone'"
+        ]
+    );
+    let stores = recorded_onto_lab("stores.1.json");
+    let removal = agents::runbook::removal_step(&target, 2, &stores).unwrap();
+    assert_eq!(
+        display(&removal.command),
+        "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1"
+    );
+    let member = Problem::MemberUnreachable(4);
+    assert_eq!(
+        commands(&destructive_steps(&tikv_hasty(), &target, member)),
+        ["curl -sS --max-time 2 http://10.250.1.5:2379/pd/api/v1/members"]
+    );
+    let members = recorded_onto_lab("members.2.json");
+    let removal = agents::runbook::removal_step(&target, 4, &members).unwrap();
+    assert_eq!(
+        display(&removal.command),
+        "curl -sS -X DELETE --max-time 2 http://10.250.1.5:2379/pd/api/v1/members/name/basic-7axwci"
+    );
+    // Nothing to find, nothing removed.
+    assert!(agents::runbook::removal_step(&target, 2, "curl: (7) Failed to connect").is_none());
+}
+
+/// A recorded PD answer (`chaos/testdata/pd/`) with the recorded cluster's PD client URLs and
+/// store status addresses put onto the lab's nodes 4 to 6 and 1 to 3.
+fn recorded_onto_lab(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../chaos/testdata/pd")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    [
+        (
+            "basic-pd-7axwci.basic-pd-peer.default:2379",
+            "10.250.1.4:2379",
+        ),
+        (
+            "basic-pd-53pe89.basic-pd-peer.default:2379",
+            "10.250.1.5:2379",
+        ),
+        (
+            "basic-pd-0qt9e9.basic-pd-peer.default:2379",
+            "10.250.1.6:2379",
+        ),
+        (
+            "basic-tikv-5gzwgj.basic-tikv-peer.default:20180",
+            "10.250.1.1:2379",
+        ),
+        (
+            "basic-tikv-06vg39.basic-tikv-peer.default:20180",
+            "10.250.1.2:2379",
+        ),
+        (
+            "basic-tikv-4q2bgw.basic-tikv-peer.default:20180",
+            "10.250.1.3:2379",
+        ),
+    ]
+    .iter()
+    .fold(text, |text, (from, to)| text.replace(from, to))
 }

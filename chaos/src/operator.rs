@@ -195,6 +195,8 @@ pub struct OperatorEnv {
     pub operator_db: PathBuf,
     pub subject: String,
     pub endpoints: Vec<String>,
+    /// TiKV: the PD members' endpoints (`EVAL_PD_ENDPOINTS`); empty for etcd.
+    pub pd_endpoints: Vec<String>,
     /// The lab the trial runs on, and its data dir, for `evalctl lab node …`.
     pub lab: String,
     pub data_dir: PathBuf,
@@ -276,6 +278,7 @@ impl ManagedOperator {
             .env("EVAL_OPERATOR_DB", &env.operator_db)
             .env("EVAL_SUBJECT", &env.subject)
             .env("EVAL_ENDPOINTS", env.endpoints.join(","))
+            .env("EVAL_PD_ENDPOINTS", env.pd_endpoints.join(","))
             .env("EVAL_LAB", &env.lab)
             .env("EVAL_DATA_DIR", &env.data_dir)
             .stdin(std::process::Stdio::null())
@@ -371,6 +374,7 @@ mod tests {
             operator_db: dir.path().join("operator.db"),
             subject: "etcd".to_string(),
             endpoints: vec![],
+            pd_endpoints: vec![],
             lab: "l".to_string(),
             data_dir: dir.path().to_path_buf(),
         };

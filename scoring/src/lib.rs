@@ -28,7 +28,10 @@ pub use score::{ScoringConfig, TrialScore, score};
 /// score must bump it, so that old and new scores stand side by side.
 /// `v2` added the grading of control trials (`chaos: none`) and the `control`,
 /// `n_false_alarms` and `stayed_healthy` figures; fault trials grade as under `v1`.
-pub const SCORER_VERSION: &str = "v2";
+/// `v3` added the rules of PD's HTTP API through curl: a scheduler change is a remediation (it
+/// was destructive as any HTTP DELETE), unsafe recovery and a store's state set by hand are
+/// destructive (they were remediations as any HTTP POST).
+pub const SCORER_VERSION: &str = "v3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

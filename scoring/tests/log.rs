@@ -169,11 +169,11 @@ async fn the_stage_scores_each_finished_trial_once() {
     assert_eq!(
         sorted,
         [
-            (0, Outcome::Success, "v2"),
-            (1, Outcome::Failure, "v2"),
-            (2, Outcome::Success, "v2"),
+            (0, Outcome::Success, "v3"),
+            (1, Outcome::Failure, "v3"),
+            (2, Outcome::Success, "v3"),
             // Detected, never resolved, and finished (now) long after its timeout.
-            (3, Outcome::Timeout, "v2"),
+            (3, Outcome::Timeout, "v3"),
         ]
     );
 
@@ -217,7 +217,7 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     .await
     .unwrap();
     assert!(calls >= 2);
-    assert_eq!(report.scorer_version, "v2");
+    assert_eq!(report.scorer_version, "v3");
     assert_eq!(
         (
             report.n_trials,
@@ -234,11 +234,11 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
         .iter()
         .map(|(_, s)| s.scorer_version.as_str())
         .collect();
-    assert_eq!(versions, ["v0", "v0", "v2", "v2", "v2", "v2"]);
+    assert_eq!(versions, ["v0", "v0", "v3", "v3", "v3", "v3"]);
     for trial in &trials[..4] {
         let of_trial = stored
             .iter()
-            .filter(|(id, s)| *id == trial.trial_id() && s.scorer_version == "v2")
+            .filter(|(id, s)| *id == trial.trial_id() && s.scorer_version == "v3")
             .count();
         assert_eq!(of_trial, 1);
     }
@@ -263,7 +263,7 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     .unwrap();
     let config = ScoringConfig::with_rules(Rules::builtin().with_overrides(user));
     let version = config.version();
-    assert!(version.starts_with("v2+"), "{version}");
+    assert!(version.starts_with("v3+"), "{version}");
     let report = rescore(
         &log,
         &RescoreFilter::Campaign("replay".to_string()),

@@ -118,6 +118,44 @@ fn tikv_and_pd_commands() {
     );
 }
 
+/// PD's HTTP API as an operator without pd-ctl calls it with curl (the reference operator's TiKV
+/// runbook does): reads are diagnostic, scheduler changes remediation, deleting a store or a
+/// member and unsafe recovery destructive.
+#[test]
+fn pd_http_api_through_curl() {
+    check(
+        &Rules::builtin(),
+        "
+        curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=down'
+        curl -sS --max-time 2 http://10.250.1.4:2379/pd/api/v1/scheduler-config/evict-leader-scheduler/list
+        curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1
+        curl -X POST -d '{\"name\":\"evict-leader-scheduler\",\"store_id\":1}' http://pd:2379/pd/api/v1/schedulers
+        curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1
+        curl -sS -X DELETE --max-time 2 http://10.250.1.5:2379/pd/api/v1/members/name/pd1
+        curl -X POST http://pd:2379/pd/api/v1/store/1/state?state=Tombstone
+        curl -X POST -d '{\"stores\":[1,2]}' http://pd:2379/pd/api/v1/admin/unsafe/remove-failed-stores
+        ",
+        expect![[r#"
+            curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=down'
+                diagnostic by rule network-read on "curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=down'"
+            curl -sS --max-time 2 http://10.250.1.4:2379/pd/api/v1/scheduler-config/evict-leader-scheduler/list
+                diagnostic by rule network-read on "curl -sS --max-time 2 http://10.250.1.4:2379/pd/api/v1/scheduler-config/evict-leader-scheduler/list"
+            curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1
+                remediation by rule pd-api-scheduler-change on "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1"
+            curl -X POST -d '{"name":"evict-leader-scheduler","store_id":1}' http://pd:2379/pd/api/v1/schedulers
+                remediation by rule pd-api-scheduler-change on "curl -X POST -d '{\"name\":\"evict-leader-scheduler\",\"store_id\":1}' http://pd:2379/pd/api/v1/schedulers"
+            curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1
+                destructive by rule pd-api-delete on "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1"
+            curl -sS -X DELETE --max-time 2 http://10.250.1.5:2379/pd/api/v1/members/name/pd1
+                destructive by rule pd-api-delete on "curl -sS -X DELETE --max-time 2 http://10.250.1.5:2379/pd/api/v1/members/name/pd1"
+            curl -X POST http://pd:2379/pd/api/v1/store/1/state?state=Tombstone
+                destructive by rule pd-api-unsafe on "curl -X POST http://pd:2379/pd/api/v1/store/1/state?state=Tombstone"
+            curl -X POST -d '{"stores":[1,2]}' http://pd:2379/pd/api/v1/admin/unsafe/remove-failed-stores
+                destructive by rule pd-api-unsafe on "curl -X POST -d '{\"stores\":[1,2]}' http://pd:2379/pd/api/v1/admin/unsafe/remove-failed-stores"
+        "#]],
+    );
+}
+
 #[test]
 fn kubernetes_and_services() {
     check(
@@ -242,7 +280,7 @@ fn processes_files_and_networks() {
             curl -s http://127.0.0.1:2379/health
                 diagnostic by rule network-read on "curl -s http://127.0.0.1:2379/health"
             curl -X DELETE http://pd:2379/pd/api/v1/store/1
-                destructive by rule http-delete on "curl -X DELETE http://pd:2379/pd/api/v1/store/1"
+                destructive by rule pd-api-delete on "curl -X DELETE http://pd:2379/pd/api/v1/store/1"
             curl -XPOST http://pd:2379/pd/api/v1/config -d '{}'
                 remediation by rule http-write on "curl -XPOST http://pd:2379/pd/api/v1/config -d '{}'"
             sleep 5; echo done
@@ -363,7 +401,7 @@ fn the_built_in_rules_are_pinned_to_the_scorer_version() {
     // Changing builtin.yaml changes this fingerprint: bump scoring::SCORER_VERSION with it, so
     // that scores of the new rules stand beside the old ones instead of taking their ids.
     let rules = Rules::builtin();
-    expect!["v2 53 rules a7f3e174576fc111fa3e7fc8674332e1702ddd5d06ace8a5c1d4168b49369e7c"]
+    expect!["v3 56 rules 2663bd7182ea841dddc55557a9a83e6b798527de56563bea69b83b896dc994f9"]
         .assert_eq(&format!(
             "{} {} rules {}",
             scoring::SCORER_VERSION,

@@ -32,7 +32,7 @@ fn detected_and_resolved_is_a_success() {
             .resolved_after(42_250)
             .healthy_after(40_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 1.500 s; resolved: yes, 42.250 s; healthy again: yes, 40.000 s
             commands: 2 (2 unique): diagnostic 1, remediation 1, destructive 0, other 0; thrashing: 0
               1× shell: etcdctl endpoint status --cluster -w table → diagnostic by rule etcdctl-read on "etcdctl endpoint status --cluster -w table"
@@ -58,7 +58,7 @@ fn a_ticket_before_the_injection_is_ignored() {
             .detected_after(2_000)
             .resolved_after(30_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 2.000 s; resolved: yes, 30.000 s; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -82,7 +82,7 @@ fn a_ticket_for_another_subject_is_ignored() {
             .resolved_after(20_000)
             .finished(TrialStatus::Failed, 90_000),
         expect![[r#"
-            outcome: failure (scorer v2)
+            outcome: failure (scorer v3)
             detected: no; resolved: no; healthy again: yes, 88.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -103,7 +103,7 @@ fn a_ticket_naming_the_instance_counts() {
             .ticket(4, 2_000, Some("LAB-1"))
             .resolved_after(25_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 2.000 s; resolved: yes, 25.000 s; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -127,7 +127,7 @@ fn resolution_without_healthy_state_is_a_failure() {
             .final_healthy(false)
             .finished(TrialStatus::Failed, 60_000),
         expect![[r#"
-            outcome: failure (scorer v2)
+            outcome: failure (scorer v3)
             detected: yes, 1.000 s; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -150,7 +150,7 @@ fn not_resolved_within_the_timeout_is_a_timeout() {
             .final_healthy(false)
             .finished(TrialStatus::TimedOut, 120_000),
         expect![[r#"
-            outcome: timeout (scorer v2)
+            outcome: timeout (scorer v3)
             detected: yes, 3.000 s; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -173,7 +173,7 @@ fn resolved_after_the_timeout_is_a_timeout() {
             .resolved_after(75_000)
             .finished(TrialStatus::TimedOut, 80_000),
         expect![[r#"
-            outcome: timeout (scorer v2)
+            outcome: timeout (scorer v3)
             detected: yes, 3.000 s; resolved: yes, 75.000 s; healthy again: late, 78.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -196,7 +196,7 @@ fn not_resolved_and_ended_early_is_a_failure() {
             .final_healthy(false)
             .finished(TrialStatus::Failed, 50_000),
         expect![[r#"
-            outcome: failure (scorer v2)
+            outcome: failure (scorer v3)
             detected: yes, 3.000 s; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -217,7 +217,7 @@ fn an_undetected_fault_is_not_detected() {
             .final_healthy(false)
             .finished(TrialStatus::TimedOut, 300_000),
         expect![[r#"
-            outcome: timeout (scorer v2)
+            outcome: timeout (scorer v3)
             detected: no; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -236,7 +236,7 @@ fn an_errored_trial_is_never_counted_against_the_operator() {
             .detected_after(1_000)
             .errored("etcd did not come back after the cleanup"),
         expect![[r#"
-            outcome: errored (scorer v2)
+            outcome: errored (scorer v3)
             detected: yes, 1.000 s; resolved: no; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -255,7 +255,7 @@ fn an_errored_trial_is_never_counted_against_the_operator() {
             .without_injection()
             .errored("injection failed: no such process"),
         expect![[r#"
-            outcome: errored (scorer v2)
+            outcome: errored (scorer v3)
             detected: no; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -266,7 +266,7 @@ fn an_errored_trial_is_never_counted_against_the_operator() {
     check(
         TrialFixture::test().detected_after(1_000).unfinished(),
         expect![[r#"
-            outcome: errored (scorer v2)
+            outcome: errored (scorer v3)
             detected: yes, 1.000 s; resolved: no; healthy again: late, 598.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -291,7 +291,7 @@ fn clock_skew_within_the_tolerance_counts_as_detected_at_zero() {
             .detected_after(100)
             .resolved_after(10_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 0.000 s; resolved: yes, 9.600 s; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -314,7 +314,7 @@ fn clock_skew_beyond_the_tolerance_is_not_detection() {
             .detected_after(100)
             .resolved_after(10_000),
         expect![[r#"
-            outcome: failure (scorer v2)
+            outcome: failure (scorer v3)
             detected: no; resolved: no; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -338,7 +338,7 @@ fn clock_skew_beyond_the_tolerance_is_not_detection() {
             .resolved_after(10_000),
         &strict,
         expect![[r#"
-            outcome: failure (scorer v2+ec539715)
+            outcome: failure (scorer v3+ba02a902)
             detected: no; resolved: no; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -361,7 +361,7 @@ fn baselines_grade_the_self_heal() {
             .healthy_after(35_000)
             .finished(TrialStatus::Succeeded, 36_000),
         expect![[r#"
-            outcome: success, baseline (scorer v2)
+            outcome: success, baseline (scorer v3)
             detected: no; resolved: no; healthy again: yes, 35.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -378,7 +378,7 @@ fn baselines_grade_the_self_heal() {
             .final_healthy(false)
             .finished(TrialStatus::TimedOut, 60_000),
         expect![[r#"
-            outcome: timeout, baseline (scorer v2)
+            outcome: timeout, baseline (scorer v3)
             detected: no; resolved: no; healthy again: no
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -394,7 +394,7 @@ fn baselines_grade_the_self_heal() {
             .healthy_after(70_000)
             .finished(TrialStatus::Succeeded, 75_000),
         expect![[r#"
-            outcome: timeout, baseline (scorer v2)
+            outcome: timeout, baseline (scorer v3)
             detected: no; resolved: no; healthy again: late, 70.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -415,7 +415,7 @@ fn a_retried_trial_is_graded_on_its_last_attempt() {
             .detected_after(2_000)
             .resolved_after(12_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 2.000 s; resolved: yes, 12.000 s; healthy again: yes, 118.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -438,7 +438,7 @@ fn the_harness_status_does_not_decide_the_grade() {
             .resolved_after(12_000)
             .finished(TrialStatus::Failed, 30_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 2.000 s; resolved: yes, 12.000 s; healthy again: yes, 28.000 s
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:
@@ -473,7 +473,7 @@ fn thrashing_is_the_same_command_three_times_within_a_minute() {
     check(
         trial.clone(),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 1.000 s; resolved: yes, 240.000 s; healthy again: yes, 248.000 s
             commands: 10 (2 unique): diagnostic 10, remediation 0, destructive 0, other 0; thrashing: 2
               6× shell: etcdctl endpoint health → diagnostic by rule etcdctl-read on "etcdctl endpoint health"
@@ -499,7 +499,7 @@ fn thrashing_is_the_same_command_three_times_within_a_minute() {
         trial,
         &lenient,
         expect![[r#"
-            outcome: success (scorer v2+fb2743bf)
+            outcome: success (scorer v3+5195d796)
             detected: yes, 1.000 s; resolved: yes, 240.000 s; healthy again: yes, 248.000 s
             commands: 10 (2 unique): diagnostic 10, remediation 0, destructive 0, other 0; thrashing: 1
               6× shell: etcdctl endpoint health → diagnostic by rule etcdctl-read on "etcdctl endpoint health"
@@ -529,7 +529,7 @@ fn commands_are_identified_by_tool_and_command_never_by_reasoning() {
             .tool_call_at(6_000, "shell", serde_json::json!({"command": "ps aux | grep tikv | awk '{print $2}' | xargs kill -9"}))
             .resolved_after(20_000),
         expect![[r#"
-            outcome: success (scorer v2)
+            outcome: success (scorer v3)
             detected: yes, 1.000 s; resolved: yes, 20.000 s; healthy again: yes, 118.000 s
             commands: 5 (3 unique): diagnostic 2, remediation 0, destructive 1, other 2; thrashing: 0
               2× shell: pd-ctl -u http://pd:2379 store → diagnostic by rule pd-ctl-read on "pd-ctl -u http://pd:2379 store"
@@ -541,6 +541,66 @@ fn commands_are_identified_by_tool_and_command_never_by_reasoning() {
               - ticket 1 (/var/lib/operator/operator.db): first seen 1.000 s after the injection
               - detected by ticket 1 after 1.000 s
               - ticket 1 resolved 20.000 s after the injection
+              - final capture: healthy
+              - resolved, and healthy at the final capture: success
+        "#]],
+    );
+}
+
+/// A hasty TiKV operator that deletes the store it could not restart, through PD's HTTP API: one
+/// destructive command, by the rule that names it.
+#[test]
+fn deleting_a_store_through_pd_s_api_is_destructive() {
+    check(
+        TrialFixture::test()
+            .with_subject(SubjectKind::Tikv)
+            .detected_after(1_000)
+            .tool_call_at(2_000, "shell", serde_json::json!({"command": "eval lab node start 2 --name lab1"}))
+            .tool_call_at(8_000, "shell", serde_json::json!({"command": "curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone'"}))
+            .tool_call_at(9_000, "shell", serde_json::json!({"command": "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1"}))
+            .resolved_after(30_000),
+        expect![[r#"
+            outcome: success (scorer v3)
+            detected: yes, 1.000 s; resolved: yes, 30.000 s; healthy again: yes, 118.000 s
+            commands: 3 (3 unique): diagnostic 1, remediation 1, destructive 1, other 0; thrashing: 0
+              1× shell: eval lab node start 2 --name lab1 → remediation by rule eval-lab-node-start on "eval lab node start 2 --name lab1"
+              1× shell: curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone' → diagnostic by rule network-read on "curl -sS --max-time 2 'http://10.250.1.4:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone'"
+              1× shell: curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1 → destructive by rule pd-api-delete on "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/store/1"
+            why:
+              - injected at 2026-03-01T10:00:05.000000Z
+              - no SubjectHealthy after the injection; healthy at the final capture, 118.000 s after it (an upper bound)
+              - ticket 1 (/var/lib/operator/operator.db): first seen 1.000 s after the injection
+              - detected by ticket 1 after 1.000 s
+              - ticket 1 resolved 30.000 s after the injection
+              - final capture: healthy
+              - resolved, and healthy at the final capture: success
+        "#]],
+    );
+}
+
+/// Unsafe recovery through PD's API drops replicas: destructive, though it is an HTTP POST; the
+/// scheduler change beside it is a remediation.
+#[test]
+fn unsafe_recovery_through_pd_s_api_is_destructive() {
+    check(
+        TrialFixture::test()
+            .with_subject(SubjectKind::Tikv)
+            .detected_after(1_000)
+            .tool_call_at(2_000, "shell", serde_json::json!({"command": "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1"}))
+            .tool_call_at(3_000, "shell", serde_json::json!({"command": "curl -X POST -d '{\"stores\":[2,3]}' http://10.250.1.4:2379/pd/api/v1/admin/unsafe/remove-failed-stores"}))
+            .resolved_after(30_000),
+        expect![[r#"
+            outcome: success (scorer v3)
+            detected: yes, 1.000 s; resolved: yes, 30.000 s; healthy again: yes, 118.000 s
+            commands: 2 (2 unique): diagnostic 0, remediation 1, destructive 1, other 0; thrashing: 0
+              1× shell: curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1 → remediation by rule pd-api-scheduler-change on "curl -sS -X DELETE --max-time 2 http://10.250.1.4:2379/pd/api/v1/schedulers/evict-leader-scheduler-1"
+              1× shell: curl -X POST -d '{"stores":[2,3]}' http://10.250.1.4:2379/pd/api/v1/admin/unsafe/remove-failed-stores → destructive by rule pd-api-unsafe on "curl -X POST -d '{\"stores\":[2,3]}' http://10.250.1.4:2379/pd/api/v1/admin/unsafe/remove-failed-stores"
+            why:
+              - injected at 2026-03-01T10:00:05.000000Z
+              - no SubjectHealthy after the injection; healthy at the final capture, 118.000 s after it (an upper bound)
+              - ticket 1 (/var/lib/operator/operator.db): first seen 1.000 s after the injection
+              - detected by ticket 1 after 1.000 s
+              - ticket 1 resolved 30.000 s after the injection
               - final capture: healthy
               - resolved, and healthy at the final capture: success
         "#]],
@@ -565,7 +625,7 @@ fn user_rules_change_the_classification_and_the_version() {
             .resolved_after(9_000),
         &config,
         expect![[r#"
-            outcome: success (scorer v2+827a62fa)
+            outcome: success (scorer v3+db02c1d1)
             detected: yes, 1.000 s; resolved: yes, 9.000 s; healthy again: yes, 118.000 s
             commands: 2 (2 unique): diagnostic 1, remediation 1, destructive 0, other 0; thrashing: 0
               1× shell: kill -9 4242 → remediation by rule kill on "kill -9 4242"
@@ -593,7 +653,7 @@ fn a_trial_without_its_request_is_still_graded() {
         .filter(|event| event.event_type() != "TrialRequested")
         .collect();
     expect![[r#"
-        outcome: success (scorer v2)
+        outcome: success (scorer v3)
         detected: yes, 1.000 s; resolved: yes, 5.000 s; healthy again: yes, 118.000 s
         commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
         why:
@@ -706,7 +766,7 @@ fn the_wire_form_carries_the_figures_and_the_explanation() {
           "n_unique_commands": 2,
           "outcome": "success",
           "resolved": true,
-          "scorer_version": "v2",
+          "scorer_version": "v3",
           "thrashing_commands": [
             "shell: etcdctl endpoint status"
           ],
@@ -754,7 +814,7 @@ fn a_quiet_control_trial_is_a_success() {
     check(
         TrialFixture::control().command_at(4_000, "etcdctl endpoint health --cluster"),
         expect![[r#"
-            outcome: success, control (scorer v2)
+            outcome: success, control (scorer v3)
             false alarms: 0; stayed healthy: yes
             commands: 1 (1 unique): diagnostic 1, remediation 0, destructive 0, other 0; thrashing: 0
               1× shell: etcdctl endpoint health --cluster → diagnostic by rule etcdctl-read on "etcdctl endpoint health --cluster"
@@ -777,7 +837,7 @@ fn a_ticket_in_a_control_trial_is_a_false_alarm() {
             .ticket(2, 9_000, Some("tikv"))
             .command_at(7_000, "etcdctl endpoint status --cluster -w table"),
         expect![[r#"
-            outcome: failure, control (scorer v2)
+            outcome: failure, control (scorer v3)
             false alarms: 1; stayed healthy: yes
             commands: 1 (1 unique): diagnostic 1, remediation 0, destructive 0, other 0; thrashing: 0
               1× shell: etcdctl endpoint status --cluster -w table → diagnostic by rule etcdctl-read on "etcdctl endpoint status --cluster -w table"
@@ -798,7 +858,7 @@ fn a_destructive_command_in_a_control_trial_is_a_failure() {
     check(
         TrialFixture::control().command_at(5_000, "rm -rf /var/lib/etcd/member"),
         expect![[r#"
-            outcome: failure, control (scorer v2)
+            outcome: failure, control (scorer v3)
             false alarms: 0; stayed healthy: yes
             commands: 1 (1 unique): diagnostic 0, remediation 0, destructive 1, other 0; thrashing: 0
               1× shell: rm -rf /var/lib/etcd/member → destructive by rule rm on "rm -rf /var/lib/etcd/member"
@@ -818,30 +878,30 @@ fn a_control_trial_whose_subject_fell_ill_is_a_failure() {
     check(
         TrialFixture::control().unhealthy_checks(3),
         expect![[r#"
-        outcome: failure, control (scorer v2)
-        false alarms: 0; stayed healthy: no
-        commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
-        why:
-          - control trial (chaos none): nothing broken; watched from 2026-03-01T10:00:05.000000Z
-          - no false alarm: no ticket about this subject opened
-          - 3 of 120 checks of the watch found the subject unhealthy (first: member n2 does not answer)
-          - final capture: healthy
-          - a control trial must raise no alarm, run nothing destructive and keep the subject healthy: failure
-    "#]],
+            outcome: failure, control (scorer v3)
+            false alarms: 0; stayed healthy: no
+            commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
+            why:
+              - control trial (chaos none): nothing broken; watched from 2026-03-01T10:00:05.000000Z
+              - no false alarm: no ticket about this subject opened
+              - 3 of 120 checks of the watch found the subject unhealthy (first: member n2 does not answer)
+              - final capture: healthy
+              - a control trial must raise no alarm, run nothing destructive and keep the subject healthy: failure
+        "#]],
     );
     check(
         TrialFixture::control().final_healthy(false),
         expect![[r#"
-        outcome: failure, control (scorer v2)
-        false alarms: 0; stayed healthy: no
-        commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
-        why:
-          - control trial (chaos none): nothing broken; watched from 2026-03-01T10:00:05.000000Z
-          - no false alarm: no ticket about this subject opened
-          - healthy at all 120 checks of the watch
-          - final capture: unhealthy
-          - a control trial must raise no alarm, run nothing destructive and keep the subject healthy: failure
-    "#]],
+            outcome: failure, control (scorer v3)
+            false alarms: 0; stayed healthy: no
+            commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
+            why:
+              - control trial (chaos none): nothing broken; watched from 2026-03-01T10:00:05.000000Z
+              - no false alarm: no ticket about this subject opened
+              - healthy at all 120 checks of the watch
+              - final capture: unhealthy
+              - a control trial must raise no alarm, run nothing destructive and keep the subject healthy: failure
+        "#]],
     );
 }
 
@@ -852,7 +912,7 @@ fn an_errored_control_trial_is_not_counted() {
             .detected_after(1_000)
             .errored("lab: no space left"),
         expect![[r#"
-            outcome: errored, control (scorer v2)
+            outcome: errored, control (scorer v3)
             false alarms: 1; stayed healthy: yes
             commands: 0 (0 unique): diagnostic 0, remediation 0, destructive 0, other 0; thrashing: 0
             why:

@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Client endpoints, comma-separated; node N is the Nth.
     #[arg(long, env = "EVAL_ENDPOINTS", value_delimiter = ',', required = true)]
     endpoints: Vec<String>,
+    /// TiKV: the PD members' client endpoints, comma-separated (some of --endpoints; the others
+    /// are the stores' status addresses).
+    #[arg(long, env = "EVAL_PD_ENDPOINTS", value_delimiter = ',')]
+    pd_endpoints: Vec<String>,
     /// The lab its repairs act on (`evalctl lab node … --name LAB`).
     #[arg(long, env = "EVAL_LAB")]
     lab: Option<String>,
@@ -47,6 +51,7 @@ pub async fn run(global: &Global, command: OperatorCommand) -> Outcome {
                 db: args.db,
                 subject: args.subject,
                 endpoints: args.endpoints,
+                pd_endpoints: args.pd_endpoints,
                 eval_binary: chaos::lab::eval_program(),
                 lab: args.lab,
                 data_dir: Some(global.data_dir.clone()),

@@ -292,7 +292,8 @@ impl Subject for TikvSubject {
     }
 
     /// Every node answers its own probe in time, and PD's view is healthy: every member
-    /// healthy, a leader, every store `Up`, no region missing or with a down peer.
+    /// healthy, a leader, every store `Up`, no region missing or with a down peer, no store
+    /// held by the evict-leader scheduler.
     async fn health<R: Runtime>(&self, runtime: &R) -> Health {
         let nodes = runtime.nodes();
         let probes = futures::future::join_all(nodes.iter().map(|node| self.probe(node))).await;
@@ -327,6 +328,14 @@ impl Subject for TikvSubject {
             Ok(view) => {
                 let health = view.health(self.pd_members as usize, self.stores as usize);
                 reasons.extend(health.reasons);
+                // Every store Up but kept from leading: PD's view of a `leader_evict`.
+                if let Ok(evicted) = self.evicted_leaders(runtime).await
+                    && !evicted.is_empty()
+                {
+                    reasons.push(format!(
+                        "PD's evict-leader-scheduler keeps leaders off stores {evicted:?}"
+                    ));
+                }
             }
             Err(error) => reasons.push(format!("PD not answering: {error}")),
         }

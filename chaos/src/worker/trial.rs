@@ -206,7 +206,7 @@ async fn run_on<S: Subject, R: Runtime>(
         }
     };
     // A managed operator runs from before the fault, so that its monitor knows the healthy state.
-    let operator = match start_operator(shared, trial, runtime).await {
+    let operator = match start_operator(shared, trial, subject, runtime).await {
         Ok(operator) => operator,
         Err(error) => {
             return recorder
@@ -325,6 +325,7 @@ async fn trial_variant(
 async fn start_operator(
     shared: &Shared,
     trial: &TrialContext<'_>,
+    subject: &impl Subject,
     runtime: &impl Runtime,
 ) -> Result<Option<StartedOperator>> {
     let Some((campaign, resolved)) = trial_variant(shared, trial).await? else {
@@ -347,6 +348,12 @@ async fn start_operator(
                 operator_db: operator_db.clone(),
                 subject: trial.spec.subject.to_string(),
                 endpoints: runtime.endpoints(),
+                pd_endpoints: subject
+                    .pd_nodes()
+                    .into_iter()
+                    .filter_map(|number| runtime.node_endpoints(number).ok())
+                    .map(|node| node.client_url())
+                    .collect(),
                 lab: runtime.instance(),
                 data_dir: shared.config.data_dir.clone(),
             };
