@@ -488,7 +488,7 @@ async fn comparisons_name_a_winner_only_when_the_data_can_tell() {
         timeline.contains("tool call    shell: etcdctl endpoint status --cluster  [diagnostic"),
         "{timeline}"
     );
-    assert!(timeline.contains("v2: success"), "{timeline}");
+    assert!(timeline.contains("v3: success"), "{timeline}");
     let output = eval(nats.url(), &["show", "nosuch", "--db", &db_arg]);
     assert_eq!(output.status.code(), Some(1));
     assert!(

@@ -11,7 +11,8 @@
 //!   record their command line and sleep, so that what is asserted is the real lab's process
 //!   handling and the real command lines.
 //!
-//! `a_real_tikv_cluster_runs_a_node_kill_trial` runs the real programs where they are found.
+//! `tests/tikv_runs.rs` runs whole trials: the real programs where they are found, and a worker
+//! on a host without them.
 
 mod support;
 
@@ -23,7 +24,7 @@ use chaos::faults::{self, CleanupRecord};
 use chaos::lab::{Isolation, Lab, LabOptions};
 use chaos::runtime::Runtime;
 use chaos::subject::{LabSubject, Subject};
-use chaos::tikv::binaries::{SearchPlaces, TikvBinaries};
+use chaos::tikv::binaries::TikvBinaries;
 use schemas::campaign::{
     ChaosSpec, LeaderEvictParams, PdLeaderKillParams, RegionUnavailableParams, Target, TargetChoice,
 };
@@ -698,46 +699,4 @@ async fn etcd_has_no_pd_to_target() {
     .unwrap_err();
     assert!(error.to_string().contains("etcd has no stores"), "{error}");
     lab.lab.destroy().await.unwrap();
-}
-
-/// The real programs, where this host has them: the TiKV quickstart runs real trials on a real
-/// TiKV lab (as root: its faults need namespaces) and every one of them finishes.
-#[tokio::test]
-async fn a_real_tikv_cluster_runs_the_tikv_quickstart() {
-    if let Err(missing) = SearchPlaces::here(None).binaries() {
-        eprintln!("skipped a_real_tikv_cluster_runs_the_tikv_quickstart: {missing}");
-        return;
-    }
-    if !chaos::lab::sys::is_root() {
-        eprintln!(
-            "skipped a_real_tikv_cluster_runs_the_tikv_quickstart: needs root for the lab's namespaces"
-        );
-        return;
-    }
-    let nats = testkit::TemporaryNats::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().display().to_string();
-    let output = support::eval(
-        nats.url(),
-        &[
-            "run",
-            "campaign",
-            "campaigns/tikv-quickstart.yaml",
-            "--json",
-            "--data-dir",
-            &data_dir,
-        ],
-    );
-    let stdout = support::text(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        support::text(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let cells = report["cells"].as_array().unwrap();
-    assert!(!cells.is_empty(), "{stdout}");
-    for cell in cells {
-        assert_eq!(cell["statuses"].get("errored"), None, "{stdout}");
-    }
 }

@@ -220,10 +220,7 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
     };
     let mut first = spawn_worker();
     wait_for_event(&log, &campaign_id, "ChaosInjected").await;
-    kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
-    first.wait().unwrap();
-
-    // The fault outlives its worker: node 2's partition rules are in place.
+    // The record is published before the fault is applied: wait for node 2's partition rules.
     let lab = Lab::open(&data, "w-w1-0").unwrap();
     let netns = lab.node(2).unwrap().netns.clone().unwrap();
     let started = Instant::now();
@@ -234,6 +231,11 @@ async fn a_worker_killed_after_injection_is_cleaned_up_after_by_its_successor() 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+
+    // The fault outlives its worker: the rules are still in place.
+    assert!(!chaos::nft::list_chains(&netns).await.unwrap().is_empty());
 
     let mut second = spawn_worker();
     wait_for_event(&log, &campaign_id, "ChaosCleanedUp").await;

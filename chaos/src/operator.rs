@@ -271,6 +271,12 @@ impl ManagedOperator {
                 None
             }
         };
+        // TiKV's PD members; never an empty list, which would read as one empty endpoint.
+        if env.pd_endpoints.is_empty() {
+            command.env_remove("EVAL_PD_ENDPOINTS");
+        } else {
+            command.env("EVAL_PD_ENDPOINTS", env.pd_endpoints.join(","));
+        }
         let child = command
             .arg0(word)
             .args(args)
@@ -278,7 +284,6 @@ impl ManagedOperator {
             .env("EVAL_OPERATOR_DB", &env.operator_db)
             .env("EVAL_SUBJECT", &env.subject)
             .env("EVAL_ENDPOINTS", env.endpoints.join(","))
-            .env("EVAL_PD_ENDPOINTS", env.pd_endpoints.join(","))
             .env("EVAL_LAB", &env.lab)
             .env("EVAL_DATA_DIR", &env.data_dir)
             .stdin(std::process::Stdio::null())

@@ -361,7 +361,7 @@ pub const SCORES: Table = Table {
         col(
             "scorer_version",
             Text,
-            "`v2`, or `v2+<hash>` with user rules (older scores keep their version)",
+            "`v3`, or `v3+<hash>` with user rules (older scores keep their version)",
         ),
         col(
             "outcome",

@@ -249,10 +249,10 @@ async fn a_scripted_campaign_gives_the_expected_rows() {
         "SELECT trial_index, subject, chaos_type, variant, baseline, state, status, worker, attempt, injected_at > started_at, finished_at > injected_at, n_log_entries, n_tool_calls FROM trials ORDER BY trial_index",
     ));
     expect![[r#"
-        0 | v2 | success | true | 1500 | true | 9000 | 2 | 1 | 0 | 0
-        1 | v2 | timeout | true | 2000 | false | NULL | 4 | 0 | 1 | 1
-        2 | v2 | success | false | NULL | false | NULL | 0 | 0 | 0 | 0
-        3 | v2 | errored | false | NULL | false | NULL | 0 | 0 | 0 | 0
+        0 | v3 | success | true | 1500 | true | 9000 | 2 | 1 | 0 | 0
+        1 | v3 | timeout | true | 2000 | false | NULL | 4 | 0 | 1 | 1
+        2 | v3 | success | false | NULL | false | NULL | 0 | 0 | 0 | 0
+        3 | v3 | errored | false | NULL | false | NULL | 0 | 0 | 0 | 0
     "#]]
     .assert_eq(&rows(
         &db,
@@ -571,10 +571,10 @@ async fn under_user_rules_the_commands_agree_with_the_scores() {
     let db = dir.path().join("eval.duckdb");
     project(&log, &db).await;
     expect![[r#"
-        1 | etcdctl member remove 8e9e05c52164694d | destructive | etcdctl-member-remove | v2+
-        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
-        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
-        1 | systemctl restart etcd | destructive | restart-is-destructive | v2+
+        1 | etcdctl member remove 8e9e05c52164694d | destructive | etcdctl-member-remove | v3+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v3+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v3+
+        1 | systemctl restart etcd | destructive | restart-is-destructive | v3+
     "#]]
     .assert_eq(&rows(
         &db,

@@ -51,7 +51,11 @@ pub async fn run(global: &Global, command: OperatorCommand) -> Outcome {
                 db: args.db,
                 subject: args.subject,
                 endpoints: args.endpoints,
-                pd_endpoints: args.pd_endpoints,
+                pd_endpoints: args
+                    .pd_endpoints
+                    .into_iter()
+                    .filter(|endpoint| !endpoint.trim().is_empty())
+                    .collect(),
                 eval_binary: chaos::lab::eval_program(),
                 lab: args.lab,
                 data_dir: Some(global.data_dir.clone()),
