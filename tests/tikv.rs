@@ -322,6 +322,39 @@ async fn health_state_and_targets_come_from_pd_s_view_of_the_lab() {
     assert!(reason.starts_with("not answering: pd1: "), "{reason}");
     assert!(reason.contains("HTTP 503"), "{reason}");
     assert!(reason.contains("PD not answering: n4: PD: "), "{reason}");
+    // A Tombstone store (PD's numeric state 2, as a store deleted and gone) is no longer one of
+    // the cluster's stores, and regions missing a peer (the recorded regions, counted as PD's
+    // handler counts them) are a problem of their own.
+    tikv.serve_healthy_again();
+    let mut stores: serde_json::Value =
+        serde_json::from_str(&tikv.onto_lab(&recorded("stores.1.json"))).unwrap();
+    stores["stores"][0]["store"]["state"] = 2.into();
+    stores["stores"][0]["store"]["state_name"] = "Tombstone".into();
+    tikv.pd_answers("GET", STORES_CHECK, 200, stores.to_string());
+    let regions: serde_json::Value = serde_json::from_str(&recorded(
+        "regions-check-miss-peer.1.regions-array-only.json",
+    ))
+    .unwrap();
+    let miss_peer =
+        serde_json::json!({"count": regions.as_array().unwrap().len(), "regions": regions});
+    tikv.pd_answers(
+        "GET",
+        "/pd/api/v1/regions/check/miss-peer",
+        200,
+        miss_peer.to_string(),
+    );
+    assert_eq!(
+        tikv.subject.health(&tikv.lab).await.reason.as_deref(),
+        Some("2 of 3 TiKV stores; 1 regions miss peers")
+    );
+    assert_eq!(
+        tikv.subject
+            .store_id(&tikv.lab, 1)
+            .await
+            .unwrap_err()
+            .to_string(),
+        format!("PD knows no store at {} (node 1)", tikv.node(1).peer_addr)
+    );
     // A store that does not answer its status address.
     tikv.serve_healthy_again();
     assert!(tikv.subject.health(&tikv.lab).await.healthy);
@@ -532,8 +565,11 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         .await
         .unwrap();
 
-    // pd_leader_kill: the leader asked of PD, its process killed, and started again by cleanup.
+    // pd_leader_kill: the leader asked of PD (one request, of the first member), its process
+    // killed, and started again by cleanup.
+    tikv.pd_requests();
     let record = plan(&tikv, ChaosSpec::PdLeaderKill(PdLeaderKillParams {})).await;
+    assert_eq!(tikv.pd_requests(), [(4, Seen::get("/pd/api/v1/members"))]);
     let pid = tikv.lab.running_pid(5).unwrap();
     assert_eq!(
         record,

@@ -298,7 +298,12 @@ async fn status(global: &Global, args: StatusArgs) -> Outcome {
         ]);
         for node in &report.nodes {
             nodes.row([
-                format!("node {}", node.node),
+                // TiKV's nodes are named by role (`tikv1`, `pd1`); etcd's only by number.
+                if node.name.is_empty() || node.name == format!("n{}", node.node) {
+                    format!("node {}", node.node)
+                } else {
+                    format!("node {} ({})", node.node, node.name)
+                },
                 node.process.clone(),
                 format!(
                     "pid {}",

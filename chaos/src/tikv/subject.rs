@@ -245,7 +245,7 @@ fn pd_config(token: &str) -> String {
 
 /// A store's configuration, for a store on a small filesystem of a shared host: no space held
 /// in reserve (its default is 5 GiB, more than the node's whole filesystem), a small block
-/// cache, few threads.
+/// cache, few threads, and few enough open files that common limits allow them.
 pub const TIKV_CONFIG: &str = r#"[storage]
 reserve-space = "0MB"
 
@@ -260,10 +260,34 @@ max-thread-count = 2
 
 [rocksdb]
 max-background-jobs = 2
+max-open-files = 4096
 
 [raftdb]
 max-background-jobs = 2
+max-open-files = 4096
 "#;
+
+/// The open files a store with [`TIKV_CONFIG`] needs: TiKV refuses to start below its 1,000
+/// reserved descriptors plus both databases' `max-open-files` (its defaults need 82,920).
+pub const TIKV_OPEN_FILES: u64 = 1000 + 4096 + 4096;
+
+/// Raises this process's soft limit of open files to its hard limit, which the stores it starts
+/// inherit; says what is missing when even the hard limit is below [`TIKV_OPEN_FILES`].
+fn allow_open_files() -> Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|errno| Error::Lab(format!("getrlimit(RLIMIT_NOFILE): {errno}")))?;
+    if hard < TIKV_OPEN_FILES {
+        return Err(Error::Unsupported(format!(
+            "a TiKV store needs {TIKV_OPEN_FILES} open files, and this process may open at most {hard} (`ulimit -Hn`); raise the hard limit (LimitNOFILE= in a systemd unit, nofile in /etc/security/limits.conf)"
+        )));
+    }
+    if soft < TIKV_OPEN_FILES {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+            .map_err(|errno| Error::Lab(format!("setrlimit(RLIMIT_NOFILE, {hard}): {errno}")))?;
+    }
+    Ok(())
+}
 
 fn toml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
@@ -277,6 +301,9 @@ impl Subject for TikvSubject {
     async fn start_member<R: Runtime>(&self, runtime: &mut R, number: u32) -> Result<u32> {
         let node = runtime.node_endpoints(number)?;
         let (argv, config, text) = self.member_argv(runtime, &node)?;
+        if self.part(number) == Part::Store {
+            allow_open_files()?;
+        }
         std::fs::write(&config, text).map_err(Error::io(&config))?;
         runtime.start_process(number, &argv).await
     }
