@@ -321,7 +321,7 @@ async fn health_state_and_targets_come_from_pd_s_view_of_the_lab() {
     let reason = tikv.subject.health(&tikv.lab).await.reason.unwrap();
     assert!(reason.starts_with("not answering: pd1: "), "{reason}");
     assert!(reason.contains("HTTP 503"), "{reason}");
-    assert!(reason.contains("PD not answering: n4: PD: "), "{reason}");
+    assert!(reason.contains("PD not answering: pd1: PD: "), "{reason}");
     // A Tombstone store (PD's numeric state 2, as a store deleted and gone) is no longer one of
     // the cluster's stores, and regions missing a peer (the recorded regions, counted as PD's
     // handler counts them) are a problem of their own.

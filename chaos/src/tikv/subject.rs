@@ -110,7 +110,7 @@ impl TikvSubject {
         for (number, pd) in self.pds(runtime) {
             match pd.view().await {
                 Ok(view) => return Ok(view),
-                Err(error) => errors.push(format!("n{number}: {error}")),
+                Err(error) => errors.push(format!("{}: {error}", node_name(runtime, number))),
             }
         }
         Err(if errors.is_empty() {
@@ -130,7 +130,7 @@ impl TikvSubject {
         for (number, pd) in self.pds(runtime) {
             match request(pd).await {
                 Ok(answer) => return Ok(answer),
-                Err(error) => errors.push(format!("n{number}: {error}")),
+                Err(error) => errors.push(format!("{}: {error}", node_name(runtime, number))),
             }
         }
         Err(Error::Lab(format!(
@@ -287,6 +287,13 @@ fn allow_open_files() -> Result<()> {
             .map_err(|errno| Error::Lab(format!("setrlimit(RLIMIT_NOFILE, {hard}): {errno}")))?;
     }
     Ok(())
+}
+
+/// Node `number`'s name (`pd1`), for messages.
+fn node_name(runtime: &impl Runtime, number: u32) -> String {
+    runtime
+        .node_endpoints(number)
+        .map_or_else(|_| format!("node {number}"), |node| node.name)
 }
 
 fn toml_string(text: &str) -> String {
