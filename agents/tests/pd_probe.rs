@@ -1,16 +1,12 @@
 //! The reference operator's view of TiKV, from the PD answers real servers wrote
 //! (`chaos/testdata/pd/`, sources in its README).
 
+mod support;
+
 use agents::pd_probe::{
     Nodes, PdAnswers, TikvObservation, evaluate, evaluate_on, member_name_for, store_id_for,
 };
-
-fn recorded(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaos/testdata/pd")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
+use support::{lab_endpoints, recorded, recorded_onto_lab};
 
 /// No recording of an empty region check exists: PD's handler writes this when no region has
 /// the problem.
@@ -104,55 +100,18 @@ fn tiflash_stores_are_left_out() {
 /// A lab of three stores (nodes 1 to 3, by their status addresses) and three PD members (nodes 4
 /// to 6), as the worker tells the operator.
 fn lab_nodes() -> Nodes {
-    let endpoints: Vec<String> = (1..=6)
-        .map(|node| format!("http://10.250.1.{node}:2379"))
-        .collect();
+    let endpoints = lab_endpoints();
     Nodes {
         pd_endpoints: endpoints[3..].to_vec(),
         endpoints,
     }
 }
 
-/// The recorded v8.1 cluster with its identities put onto the lab's: its PD members' client URLs
-/// and its stores' status addresses (TiKV's `--advertise-status-addr`, the operator's
-/// endpoints) become nodes 4 to 6 and 1 to 3.
-fn onto_lab(text: &str) -> String {
-    let pairs = [
-        (
-            "basic-pd-7axwci.basic-pd-peer.default:2379",
-            "10.250.1.4:2379",
-        ),
-        (
-            "basic-pd-53pe89.basic-pd-peer.default:2379",
-            "10.250.1.5:2379",
-        ),
-        (
-            "basic-pd-0qt9e9.basic-pd-peer.default:2379",
-            "10.250.1.6:2379",
-        ),
-        (
-            "basic-tikv-5gzwgj.basic-tikv-peer.default:20180",
-            "10.250.1.1:2379",
-        ),
-        (
-            "basic-tikv-06vg39.basic-tikv-peer.default:20180",
-            "10.250.1.2:2379",
-        ),
-        (
-            "basic-tikv-4q2bgw.basic-tikv-peer.default:20180",
-            "10.250.1.3:2379",
-        ),
-    ];
-    pairs
-        .iter()
-        .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
-}
-
 fn healthy_lab() -> PdAnswers {
     PdAnswers {
-        health: onto_lab(&recorded("health.1.json")),
-        members: onto_lab(&recorded("members.2.json")),
-        stores: onto_lab(&recorded("stores.1.json")),
+        health: recorded_onto_lab("health.1.json"),
+        members: recorded_onto_lab("members.2.json"),
+        stores: recorded_onto_lab("stores.1.json"),
         miss_peer: NO_REGIONS.into(),
         down_peer: NO_REGIONS.into(),
         evicted: NO_SCHEDULER.into(),

@@ -1,6 +1,8 @@
 //! The runbook's decisions, without any process: which commands a careful and a hasty variant
 //! choose for a given ticket and what they know.
 
+mod support;
+
 use std::path::PathBuf;
 
 use agents::probe::{Answer, MemberProbe, Observation, evaluate, parse_alarms, parse_status};
@@ -9,6 +11,7 @@ use agents::runbook::{
     member_id_for, parse_lab_status, process_state_from_node_output, repair_steps,
 };
 use agents::runner::display;
+use support::{lab_endpoints, recorded_onto_lab};
 
 fn target() -> Target {
     Target {
@@ -340,9 +343,7 @@ fn an_election_is_not_a_ticket_but_a_lost_member_is() {
 
 /// A TiKV lab: stores at nodes 1 to 3, PD members at nodes 4 to 6.
 fn tikv_target() -> Target {
-    let endpoints: Vec<String> = (1..=6)
-        .map(|node| format!("http://10.250.1.{node}:2379"))
-        .collect();
+    let endpoints = lab_endpoints();
     Target {
         pd_endpoints: endpoints[3..].to_vec(),
         endpoints,
@@ -497,41 +498,4 @@ fn tikv_hasty_deletes_a_store_or_removes_a_pd_member() {
     );
     // Nothing to find, nothing removed.
     assert!(agents::runbook::removal_step(&target, 2, "curl: (7) Failed to connect").is_none());
-}
-
-/// A recorded PD answer (`chaos/testdata/pd/`) with the recorded cluster's PD client URLs and
-/// store status addresses put onto the lab's nodes 4 to 6 and 1 to 3.
-fn recorded_onto_lab(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaos/testdata/pd")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
-    [
-        (
-            "basic-pd-7axwci.basic-pd-peer.default:2379",
-            "10.250.1.4:2379",
-        ),
-        (
-            "basic-pd-53pe89.basic-pd-peer.default:2379",
-            "10.250.1.5:2379",
-        ),
-        (
-            "basic-pd-0qt9e9.basic-pd-peer.default:2379",
-            "10.250.1.6:2379",
-        ),
-        (
-            "basic-tikv-5gzwgj.basic-tikv-peer.default:20180",
-            "10.250.1.1:2379",
-        ),
-        (
-            "basic-tikv-06vg39.basic-tikv-peer.default:20180",
-            "10.250.1.2:2379",
-        ),
-        (
-            "basic-tikv-4q2bgw.basic-tikv-peer.default:20180",
-            "10.250.1.3:2379",
-        ),
-    ]
-    .iter()
-    .fold(text, |text, (from, to)| text.replace(from, to))
 }

@@ -5,6 +5,8 @@
 //! changed where the scenario needs it (store 1's state); `evalctl lab status|node` answer as the
 //! lab does. The store at node 2 (PD's store 1) is in trouble.
 
+mod support;
+
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use agents::runner::{CommandOutput, CommandRunner, display};
 use agents::{OperatorConfig, run_with};
 use rusqlite::Connection;
+use support::{lab_endpoints, recorded_onto_lab};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,41 +36,6 @@ struct Cluster {
 
 /// Answers the operator's commands as the lab and its PD would.
 struct Lab(Arc<Mutex<Cluster>>);
-
-fn recorded_onto_lab(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chaos/testdata/pd")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
-    [
-        (
-            "basic-pd-7axwci.basic-pd-peer.default:2379",
-            "10.250.1.4:2379",
-        ),
-        (
-            "basic-pd-53pe89.basic-pd-peer.default:2379",
-            "10.250.1.5:2379",
-        ),
-        (
-            "basic-pd-0qt9e9.basic-pd-peer.default:2379",
-            "10.250.1.6:2379",
-        ),
-        (
-            "basic-tikv-5gzwgj.basic-tikv-peer.default:20180",
-            "10.250.1.1:2379",
-        ),
-        (
-            "basic-tikv-06vg39.basic-tikv-peer.default:20180",
-            "10.250.1.2:2379",
-        ),
-        (
-            "basic-tikv-4q2bgw.basic-tikv-peer.default:20180",
-            "10.250.1.3:2379",
-        ),
-    ]
-    .iter()
-    .fold(text, |text, (from, to)| text.replace(from, to))
-}
 
 fn answer(exit_code: i32, output: impl Into<String>) -> CommandOutput {
     CommandOutput {
@@ -221,9 +189,7 @@ async fn operate(
         deleted: false,
         commands: Vec::new(),
     }));
-    let endpoints: Vec<String> = (1..=6)
-        .map(|node| format!("http://10.250.1.{node}:2379"))
-        .collect();
+    let endpoints = lab_endpoints();
     let mut config = OperatorConfig::etcd(db.clone(), endpoints.clone());
     config.subject = "tikv".into();
     config.pd_endpoints = endpoints[3..].to_vec();
