@@ -106,7 +106,7 @@ fn up_secures_its_own_server_and_only_its_data_dir_holds_the_key() {
     assert_eq!(mode, 0o600);
     let password = std::fs::read_to_string(&file).unwrap();
     assert_eq!(password.len(), 32);
-    let config = std::fs::metadata(data_dir.join("nats/auth.conf")).unwrap();
+    let config = std::fs::metadata(data_dir.join("nats/server.conf")).unwrap();
     assert_eq!(config.permissions().mode() & 0o777, 0o600);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -590,12 +590,27 @@ fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
     // The campaign's own event and one per trial.
     assert_eq!(bench["events"], 201, "{bench}");
     assert!(bench["avg_event_bytes"].as_u64().unwrap() > 100, "{bench}");
-    for rate in [
-        "publish_events_per_second",
-        "plain_messages_per_second",
-        "ratio",
-    ] {
-        assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    let runs: Vec<&serde_json::Value> = std::iter::once(&bench)
+        .chain(bench["unsynced"].as_object().map(|_| &bench["unsynced"]))
+        .collect();
+    for run in &runs {
+        for rate in [
+            "publish_events_per_second",
+            "plain_messages_per_second",
+            "ratio",
+        ] {
+            assert!(run[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+        }
+    }
+    // A server that syncs every write is measured beside one left to its default.
+    assert_eq!(
+        bench["unsynced"].is_object(),
+        bench["syncs_always"] == true,
+        "{bench}"
+    );
+    if runs.len() == 2 {
+        assert_eq!(bench["unsynced"]["syncs_always"], false, "{bench}");
+        assert_eq!(bench["unsynced"]["events"], 201, "{bench}");
     }
 }
 

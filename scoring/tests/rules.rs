@@ -81,6 +81,7 @@ fn tikv_and_pd_commands() {
         pd-ctl -u http://127.0.0.1:2379 scheduler add evict-leader-scheduler 1
         pd-ctl -u http://127.0.0.1:2379 config set max-replicas 3
         pd-ctl -u http://127.0.0.1:2379 store delete 1
+        pd-ctl -u http://127.0.0.1:2379 member delete name pd-2
         tiup ctl:v7.5.0 pd -u http://pd:2379 unsafe remove-failed-stores 1,2
         tiup cluster display prod
         tiup cluster restart prod -R tikv
@@ -108,6 +109,8 @@ fn tikv_and_pd_commands() {
                 remediation by rule pd-ctl-change on "pd-ctl -u http://127.0.0.1:2379 config set max-replicas 3"
             pd-ctl -u http://127.0.0.1:2379 store delete 1
                 destructive by rule pd-ctl-delete on "pd-ctl -u http://127.0.0.1:2379 store delete 1"
+            pd-ctl -u http://127.0.0.1:2379 member delete name pd-2
+                destructive by rule pd-ctl-delete on "pd-ctl -u http://127.0.0.1:2379 member delete name pd-2"
             tiup ctl:v7.5.0 pd -u http://pd:2379 unsafe remove-failed-stores 1,2
                 destructive by rule pd-ctl-delete on "tiup ctl:v7.5.0 pd -u http://pd:2379 unsafe remove-failed-stores 1,2"
             tiup cluster display prod

@@ -1,5 +1,6 @@
 //! A local `nats-server -js` that this process starts, owns, and stops by its pid: the embedded
-//! default of `evalctl up`, and the server every test starts for itself.
+//! default of `evalctl up`, and the server every test starts for itself. It syncs acknowledged
+//! events to disk where its version allows (`durability.rs`), and serves `/varz` on a free port.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,11 +39,23 @@ pub enum LocalServerError {
     NotReady { seconds: u64, log: PathBuf },
 }
 
+/// The version `program --version` prints (`nats-server: v2.15.1`).
+pub fn program_version(program: &Path) -> Option<(u32, u32, u32)> {
+    let output = Command::new(program).arg("--version").output().ok()?;
+    super::durability::parse_version(&String::from_utf8_lossy(&output.stdout))
+}
+
 /// A running `nats-server -js`, bound to 127.0.0.1.
 #[derive(Debug)]
 pub struct LocalNats {
     child: Option<Child>,
     url: String,
+    /// Its monitoring endpoint (`http://127.0.0.1:PORT`, for `/varz`).
+    monitor_url: Option<String>,
+    /// Whether it was configured with `sync_interval: always` (its version allows it).
+    syncs_always: bool,
+    /// Its version, as `--version` printed it.
+    version: Option<String>,
     /// What a client presents: nothing, or the user and password the server was started with.
     auth: NatsAuth,
     store_dir: PathBuf,
@@ -59,11 +72,24 @@ impl LocalNats {
     /// [`LocalNats::start`], letting in only the harness's users with `credentials` when there
     /// are any, each to what its role may do ([`super::roles::authorization`]; the
     /// configuration, which holds the passwords, is written mode 0600 under `dir`). Its own
-    /// client presents the first credential.
+    /// client presents the first credential. Where the server's version allows it (2.10 and
+    /// later), its JetStream syncs every acknowledged write to disk (`sync_interval: always`).
     pub async fn start_secured(
         dir: &Path,
         port: Option<u16>,
         credentials: &[LocalCredential],
+    ) -> Result<LocalNats, LocalServerError> {
+        LocalNats::start_with(dir, port, credentials, true).await
+    }
+
+    /// [`LocalNats::start_secured`], syncing every acknowledged write only when `sync` asks
+    /// (and the server allows it): `false` leaves nats-server's default, a sync every 2 minutes,
+    /// which `evalctl bench publish` measures against.
+    pub async fn start_with(
+        dir: &Path,
+        port: Option<u16>,
+        credentials: &[LocalCredential],
+        sync: bool,
     ) -> Result<LocalNats, LocalServerError> {
         let store_dir = dir.join("jetstream");
         let ports_dir = dir.join("ports");
@@ -77,27 +103,36 @@ impl LocalNats {
         let program = nats_server_program();
         let port_arg = port.map_or_else(|| "-1".to_string(), |port| port.to_string());
         let mut command = Command::new(&program);
+        let version = program_version(&program);
+        let syncs_always =
+            sync && version.is_some_and(|version| version >= super::durability::SYNC_SINCE);
+        let mut configuration = String::new();
         let auth = match credentials.first() {
             Some(first) => {
-                let config = dir.join("auth.conf");
                 let passwords: Vec<(super::Role, &str)> = credentials
                     .iter()
                     .map(|credential| (credential.role, credential.password.as_str()))
                     .collect();
-                write_private(&config, &super::roles::authorization(&passwords)).map_err(
-                    |source| LocalServerError::Io {
-                        path: config.clone(),
-                        source,
-                    },
-                )?;
-                command.arg("-c").arg(&config);
+                configuration.push_str(&super::roles::authorization(&passwords));
                 first.auth()
             }
             None => NatsAuth::default(),
         };
+        if syncs_always {
+            configuration.push_str("\njetstream {\n  sync_interval: always\n}\n");
+        }
+        if !configuration.is_empty() {
+            // Mode 0600: it may hold the users' passwords.
+            let config = dir.join("server.conf");
+            write_private(&config, &configuration).map_err(|source| LocalServerError::Io {
+                path: config.clone(),
+                source,
+            })?;
+            command.arg("-c").arg(&config);
+        }
         let child = command
             .arg("-js")
-            .args(["-a", "127.0.0.1", "-p", &port_arg])
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "-1"])
             .arg("-sd")
             .arg(&store_dir)
             .arg("--ports_file_dir")
@@ -123,6 +158,9 @@ impl LocalNats {
         let mut server = LocalNats {
             child: Some(child),
             url: String::new(),
+            monitor_url: None,
+            syncs_always,
+            version: version.map(|(major, minor, patch)| format!("{major}.{minor}.{patch}")),
             auth,
             store_dir,
             log_file,
@@ -150,12 +188,16 @@ impl LocalNats {
                 });
             }
             if self.url.is_empty()
-                && let Some(url) = read_client_url(ports_file)
+                && let Some((url, monitor)) = read_urls(ports_file)
             {
                 self.url = url;
+                self.monitor_url = monitor;
             }
             if !self.url.is_empty() && jetstream_answers(&self.url, &self.auth).await {
                 let _ = std::fs::remove_file(ports_file);
+                if let Some(monitor) = &self.monitor_url {
+                    super::durability::register_monitor(&self.url, monitor);
+                }
                 return Ok(());
             }
             if started.elapsed() > limit {
@@ -171,6 +213,21 @@ impl LocalNats {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Its monitoring endpoint, for `/varz`.
+    pub fn monitor_url(&self) -> Option<&str> {
+        self.monitor_url.as_deref()
+    }
+
+    /// Whether it was started with `sync_interval: always`.
+    pub fn syncs_always(&self) -> bool {
+        self.syncs_always
+    }
+
+    /// Its version (`2.15.1`), when `--version` said.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// What a client presents to this server.
@@ -222,15 +279,13 @@ impl Drop for LocalNats {
     }
 }
 
-fn read_client_url(ports_file: &Path) -> Option<String> {
+/// The client URL, and the monitoring URL when there is one, from the server's ports file.
+fn read_urls(ports_file: &Path) -> Option<(String, Option<String>)> {
     let text = std::fs::read_to_string(ports_file).ok()?;
     let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
-    ports["nats"]
-        .as_array()
-        .or_else(|| ports["client"].as_array())?
-        .first()?
-        .as_str()
-        .map(str::to_string)
+    let first = |key: &str| ports[key].as_array()?.first()?.as_str().map(str::to_string);
+    let client = first("nats").or_else(|| first("client"))?;
+    Some((client, first("monitoring")))
 }
 
 async fn jetstream_answers(url: &str, auth: &NatsAuth) -> bool {

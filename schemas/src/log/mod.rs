@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod campaigns;
+pub mod durability;
 mod durable;
 pub mod local;
 pub mod roles;
@@ -260,6 +261,7 @@ impl EventLog {
             .max_ack_inflight(DEFAULT_IN_FLIGHT * 4)
             .backpressure_on_inflight(true)
             .build(client.clone());
+        durability::check_once(&client, url).await;
         Ok(EventLog {
             url: url.to_string(),
             client,
