@@ -52,6 +52,11 @@ pub struct RescoreBenchArgs {
     /// Trials in the synthetic log.
     #[arg(long, default_value_t = 100_000)]
     pub(super) trials: u32,
+    /// Start the benchmark's nats-server with `sync_interval: always`, as `evalctl up` does. By
+    /// default it syncs every 2 minutes: the benchmark times reads, and syncing each of the
+    /// millions of writes of its setup would make the setup many times longer.
+    #[arg(long)]
+    pub(super) sync: bool,
     /// Print the figures as JSON.
     #[arg(long)]
     pub(super) json: bool,

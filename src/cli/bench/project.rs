@@ -51,7 +51,7 @@ pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
         "bench: writing {} synthetic trials, then rebuilding DuckDB from them",
         args.trials
     );
-    let bench = project_bench(work_dir.path(), args.trials, |line| {
+    let bench = project_bench(work_dir.path(), args.trials, args.sync, |line| {
         eprintln!("bench: {line}");
     })
     .await?;
@@ -159,9 +159,10 @@ fn synthetic_events(index: u32, producer: &Producer) -> Vec<Event> {
 async fn project_bench(
     work_dir: &Path,
     trials: u32,
+    sync: bool,
     progress: impl Fn(&str),
 ) -> Result<ProjectBench> {
-    let server = LocalNats::start(&work_dir.join("nats"), None)
+    let server = LocalNats::start_with(&work_dir.join("nats"), None, &[], sync)
         .await
         .context("cannot start nats-server")?;
     let outcome = run_bench(server.url(), server.pid(), work_dir, trials, progress).await;

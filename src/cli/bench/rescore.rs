@@ -37,7 +37,7 @@ pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
         "bench: writing {} synthetic trials, then reading and re-scoring them",
         args.trials
     );
-    let bench = rescore_bench(work_dir.path(), args.trials).await?;
+    let bench = rescore_bench(work_dir.path(), args.trials, args.sync).await?;
     if bench.published != u64::from(bench.trials) {
         return Err(anyhow::anyhow!(
             "the re-score published {} scores for {} trials",
@@ -104,8 +104,8 @@ impl RescoreBench {
 
 /// Starts a nats-server under `work_dir`, publishes `trials` synthetic trials, then times a raw
 /// read and a re-score of them. The server is stopped before returning.
-async fn rescore_bench(work_dir: &Path, trials: u32) -> Result<RescoreBench> {
-    let server = LocalNats::start(&work_dir.join("nats"), None).await?;
+async fn rescore_bench(work_dir: &Path, trials: u32, sync: bool) -> Result<RescoreBench> {
+    let server = LocalNats::start_with(&work_dir.join("nats"), None, &[], sync).await?;
     let outcome = run_bench(server.url(), trials).await;
     server.stop(Duration::from_secs(5)).await;
     outcome
