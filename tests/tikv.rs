@@ -133,9 +133,11 @@ impl TikvLab {
         text
     }
 
-    /// The healthy recorded cluster's answers to PD's API.
-    fn healthy_routes(&self) -> [(&'static str, &'static str, u16, String); 5] {
+    /// The healthy recorded cluster's answers to PD's API (`/ping`'s empty 200 is what its
+    /// handler writes, `server/api/health.go`).
+    fn healthy_routes(&self) -> [(&'static str, &'static str, u16, String); 6] {
         [
+            ("GET", "/pd/api/v1/ping", 200, String::new()),
             (
                 "GET",
                 "/pd/api/v1/members",
@@ -315,13 +317,21 @@ async fn health_state_and_targets_come_from_pd_s_view_of_the_lab() {
             "PD members not healthy: pd3, pd2, pd1; store 1 is Down; store 4 is Offline; 2 of 3 TiKV stores; 1 regions have down peers"
         )
     );
-    // PD's health answered 503 by every member: PD does not answer, and each member's own probe
-    // fails.
+    // PD's health answered 503 by every member (PD not ready): the members answer their own
+    // probe, but PD's view cannot be read.
     tikv.pd_answers("GET", "/pd/api/v1/health", 503, String::new());
     let reason = tikv.subject.health(&tikv.lab).await.reason.unwrap();
-    assert!(reason.starts_with("not answering: pd1: "), "{reason}");
+    assert!(
+        reason.starts_with("PD not answering: pd1: PD: "),
+        "{reason}"
+    );
     assert!(reason.contains("HTTP 503"), "{reason}");
-    assert!(reason.contains("PD not answering: pd1: PD: "), "{reason}");
+    assert!(!reason.contains("not answering: pd1: 127"), "{reason}");
+    // A PD before 6.0 has no `/ping` and answers it 404 (its router's text): it answers.
+    tikv.serve_healthy_again();
+    tikv.pd_answers("GET", "/pd/api/v1/ping", 404, "404 page not found".into());
+    let health = tikv.subject.health(&tikv.lab).await;
+    assert!(health.healthy, "{health:?}");
     // A Tombstone store (PD's numeric state 2, as a store deleted and gone) is no longer one of
     // the cluster's stores, and regions missing a peer (the recorded regions, counted as PD's
     // handler counts them) are a problem of their own.

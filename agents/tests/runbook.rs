@@ -404,7 +404,7 @@ fn tikv_careful_diagnoses_through_pd_and_repairs_the_process() {
         commands(&diagnosis_steps(&tikv_careful(), &target, problem)),
         [
             "curl -sS --max-time 2 'http://10.250.1.5:2379/pd/api/v1/stores/check?state=up&state=disconnected&state=down&state=offline&state=tombstone'",
-            "curl -sS --max-time 2 http://10.250.1.5:2379/pd/api/v1/health",
+            "curl -sS --max-time 8 http://10.250.1.5:2379/pd/api/v1/health",
             "curl -sS --max-time 2 http://10.250.1.5:2379/pd/api/v1/regions/check/down-peer",
             "eval lab status --json --name lab1 --data-dir /data",
         ]

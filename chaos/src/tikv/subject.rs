@@ -19,8 +19,9 @@ use crate::subject::{Health, Subject};
 
 /// Per-request deadline of the health probes: a paused node must not stall them.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
-/// Deadline of PD's own answers, which may wait for PD to ask its members.
-const PD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of PD's own answers. `/pd/api/v1/health` asks every member in turn, each within 3 s
+/// (PD's `clientTimeout`), so a paused member makes it slow, not wrong.
+const PD_TIMEOUT: Duration = Duration::from_secs(8);
 /// A node answering slower than this, twice in a row, counts as unhealthy (how `latency` shows).
 pub const SLOW_ANSWER: Duration = crate::etcd::SLOW_ANSWER;
 
@@ -140,18 +141,25 @@ impl TikvSubject {
     }
 
     /// One direct probe of node `number`: a store's status address (`GET /status`) or a PD
-    /// member's health (`GET /pd/api/v1/health`); how long it took, or why it failed.
+    /// member's `GET /pd/api/v1/ping` (answered by the member itself; `/health` would wait for
+    /// the other members); how long it took, or why it failed.
     pub async fn probe(
         &self,
         node: &NodeEndpoints,
     ) -> std::result::Result<Duration, crate::http::HttpError> {
         let path = match self.part(node.number) {
             Part::Store => "/status",
-            Part::Pd(_) => "/pd/api/v1/health",
+            Part::Pd(_) => "/pd/api/v1/ping",
         };
         let started = Instant::now();
-        call(Method::Get, node.client_addr, path, None, PROBE_TIMEOUT).await?;
-        Ok(started.elapsed())
+        match call(Method::Get, node.client_addr, path, None, PROBE_TIMEOUT).await {
+            Ok(_) => Ok(started.elapsed()),
+            // A PD before 6.0 has no `/ping`: its 404 still says it answers.
+            Err(crate::http::HttpError::Status { status: 404, .. }) if path.ends_with("ping") => {
+                Ok(started.elapsed())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Node `number` if it answers slower than [`SLOW_ANSWER`] when asked again.
@@ -325,7 +333,8 @@ impl Subject for TikvSubject {
         Ok(())
     }
 
-    /// Every node answers its own probe in time, and PD's view is healthy: every member
+    /// Every node answers its own probe in time (a store's `/status`, a member's `/ping`), and
+    /// PD's view is healthy: every member
     /// healthy, a leader, every store `Up`, no region missing or with a down peer, no store
     /// held by the evict-leader scheduler.
     async fn health<R: Runtime>(&self, runtime: &R) -> Health {
