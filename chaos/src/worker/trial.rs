@@ -27,8 +27,15 @@ use crate::runtime::Runtime;
 use crate::subject::{LabSubject, Subject};
 use crate::tikv::binaries::SearchPlaces;
 
-/// How long the subject may take to become healthy after a reset.
-const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the subject may take to become healthy after a reset: etcd's members elect in
+/// seconds; a fresh TiKV cluster elects PD's leader, then its stores register and bootstrap the
+/// first region, six processes on a shared host.
+fn healthy_timeout(subject: SubjectKind) -> Duration {
+    match subject {
+        SubjectKind::Etcd => Duration::from_secs(60),
+        SubjectKind::Tikv => Duration::from_secs(120),
+    }
+}
 /// How often the subject is checked while a trial is watched.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -174,7 +181,10 @@ async fn run_on<S: Subject, R: Runtime>(
             duration_ms: reset_started.elapsed().as_millis() as u64,
         })
         .await?;
-    match subject.wait_healthy(runtime, HEALTHY_TIMEOUT).await {
+    match subject
+        .wait_healthy(runtime, healthy_timeout(subject.kind()))
+        .await
+    {
         Ok(after) => {
             recorder
                 .publish(SubjectHealthy {
