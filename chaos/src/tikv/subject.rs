@@ -107,22 +107,28 @@ impl TikvSubject {
     /// The whole PD view, asked of each member in turn until one answers (a follower forwards
     /// to its leader); every member's error when none does.
     pub async fn view(&self, runtime: &impl Runtime) -> std::result::Result<PdView, String> {
-        let mut errors = Vec::new();
-        for (number, pd) in self.pds(runtime) {
-            match pd.view().await {
-                Ok(view) => return Ok(view),
-                Err(error) => errors.push(format!("{}: {error}", node_name(runtime, number))),
-            }
-        }
-        Err(if errors.is_empty() {
-            "no PD member".to_string()
-        } else {
-            errors.join("; ")
-        })
+        self.first_answer(runtime, |pd| async move { pd.view().await })
+            .await
     }
 
     /// Asks `request` of each PD member in turn until one answers.
     async fn ask<T, F, Fut>(&self, runtime: &impl Runtime, request: F) -> Result<T>
+    where
+        F: Fn(Pd) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, super::pd::PdError>>,
+    {
+        self.first_answer(runtime, request)
+            .await
+            .map_err(|errors| Error::Lab(format!("no PD member answered: {errors}")))
+    }
+
+    /// The first answer of `request`, asked of each PD member in turn, or every member's error
+    /// (`pd1: …; pd2: …`).
+    async fn first_answer<T, F, Fut>(
+        &self,
+        runtime: &impl Runtime,
+        request: F,
+    ) -> std::result::Result<T, String>
     where
         F: Fn(Pd) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, super::pd::PdError>>,
@@ -134,10 +140,11 @@ impl TikvSubject {
                 Err(error) => errors.push(format!("{}: {error}", node_name(runtime, number))),
             }
         }
-        Err(Error::Lab(format!(
-            "no PD member answered: {}",
+        Err(if errors.is_empty() {
+            "no PD member".to_string()
+        } else {
             errors.join("; ")
-        )))
+        })
     }
 
     /// One direct probe of node `number`: a store's status address (`GET /status`) or a PD
@@ -338,66 +345,17 @@ impl Subject for TikvSubject {
     /// healthy, a leader, every store `Up`, no region missing or with a down peer, no store
     /// held by the evict-leader scheduler.
     async fn health<R: Runtime>(&self, runtime: &R) -> Health {
-        let nodes = runtime.nodes();
-        let probes = futures::future::join_all(nodes.iter().map(|node| self.probe(node))).await;
-        let mut down = Vec::new();
-        let mut slow = Vec::new();
-        for (node, probe) in nodes.iter().zip(probes) {
-            match probe {
-                Ok(elapsed) if elapsed > SLOW_ANSWER => {
-                    if let Some(elapsed) = self.slow_answer(node).await {
-                        slow.push(format!(
-                            "{} answers in {}ms",
-                            node.name,
-                            elapsed.as_millis()
-                        ));
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => down.push(format!("{}: {error}", node.name)),
-            }
-        }
         let view = self.view(runtime).await;
-        let leader = view
-            .as_ref()
-            .ok()
-            .and_then(|view| view.members.leader.as_ref())
-            .and_then(|leader| self.pd_node(runtime, leader));
-        let mut reasons = Vec::new();
-        if !down.is_empty() {
-            reasons.push(format!("not answering: {}", down.join("; ")));
-        }
-        match &view {
-            Ok(view) => {
-                let health = view.health(self.pd_members as usize, self.stores as usize);
-                reasons.extend(health.reasons);
-                // Every store Up but kept from leading: PD's view of a `leader_evict`.
-                if let Ok(evicted) = self.evicted_leaders(runtime).await
-                    && !evicted.is_empty()
-                {
-                    reasons.push(format!(
-                        "PD's evict-leader-scheduler keeps leaders off stores {evicted:?}"
-                    ));
-                }
-            }
-            Err(error) => reasons.push(format!("PD not answering: {error}")),
-        }
-        if !slow.is_empty() {
-            reasons.push(format!("slow: {}", slow.join("; ")));
-        }
-        Health {
-            healthy: reasons.is_empty(),
-            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-            leader,
-        }
+        self.health_with(runtime, &view).await
     }
 
     /// Per node its role, process and data filesystem use; PD's view of the stores (state,
     /// capacity, available bytes, region and leader counts), the members, the leader and the
     /// region checks; and health.
     async fn capture_state<R: Runtime>(&self, runtime: &R) -> serde_json::Value {
-        let health = self.health(runtime).await;
+        // One read of PD's view for both.
         let view = self.view(runtime).await;
+        let health = self.health_with(runtime, &view).await;
         let nodes: Vec<serde_json::Value> = runtime
             .nodes()
             .iter()
@@ -509,5 +467,64 @@ impl TikvSubject {
                 .node_endpoints(*number)
                 .is_ok_and(|node| node.peer_addr.to_string() == address)
         })
+    }
+
+    /// Health from PD's `view` (read once by the caller) and every node's own probe.
+    async fn health_with(
+        &self,
+        runtime: &impl Runtime,
+        view: &std::result::Result<PdView, String>,
+    ) -> Health {
+        let nodes = runtime.nodes();
+        let probes = futures::future::join_all(nodes.iter().map(|node| self.probe(node))).await;
+        let mut down = Vec::new();
+        let mut slow = Vec::new();
+        for (node, probe) in nodes.iter().zip(probes) {
+            match probe {
+                Ok(elapsed) if elapsed > SLOW_ANSWER => {
+                    if let Some(elapsed) = self.slow_answer(node).await {
+                        slow.push(format!(
+                            "{} answers in {}ms",
+                            node.name,
+                            elapsed.as_millis()
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => down.push(format!("{}: {error}", node.name)),
+            }
+        }
+        let leader = view
+            .as_ref()
+            .ok()
+            .and_then(|view| view.members.leader.as_ref())
+            .and_then(|leader| self.pd_node(runtime, leader));
+        let mut reasons = Vec::new();
+        if !down.is_empty() {
+            reasons.push(format!("not answering: {}", down.join("; ")));
+        }
+        match view {
+            Ok(view) => {
+                let health = view.health(self.pd_members as usize, self.stores as usize);
+                reasons.extend(health.reasons);
+                // Every store Up but kept from leading: PD's view of a `leader_evict`.
+                if let Ok(evicted) = self.evicted_leaders(runtime).await
+                    && !evicted.is_empty()
+                {
+                    reasons.push(format!(
+                        "PD's evict-leader-scheduler keeps leaders off stores {evicted:?}"
+                    ));
+                }
+            }
+            Err(error) => reasons.push(format!("PD not answering: {error}")),
+        }
+        if !slow.is_empty() {
+            reasons.push(format!("slow: {}", slow.join("; ")));
+        }
+        Health {
+            healthy: reasons.is_empty(),
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            leader,
+        }
     }
 }
