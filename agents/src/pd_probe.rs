@@ -77,16 +77,9 @@ pub struct Nodes {
 impl Nodes {
     /// The node whose endpoint is `url` (`http://host:port`) or `host:port`.
     pub fn node_of(&self, address: &str) -> Option<u32> {
-        let bare = |url: &str| {
-            url.split_once("://")
-                .map_or(url, |(_, rest)| rest)
-                .trim_end_matches('/')
-                .to_string()
-        };
-        let address = bare(address);
         self.endpoints
             .iter()
-            .position(|endpoint| bare(endpoint) == address)
+            .position(|endpoint| same_address(endpoint, address))
             .map(|index| index as u32 + 1)
     }
 
@@ -223,17 +216,25 @@ pub fn evaluate_on(observation: &TikvObservation, nodes: &Nodes) -> Vec<Violatio
 
 /// The id of the store whose status address is `endpoint`, from PD's store list.
 pub fn store_id_for(stores: &str, endpoint: &str) -> Option<u64> {
-    let nodes = Nodes {
-        endpoints: vec![endpoint.to_string()],
-        pd_endpoints: Vec::new(),
-    };
     let stores: Value = serde_json::from_str(stores.trim()).ok()?;
     stores["stores"].as_array()?.iter().find_map(|entry| {
         let store = &entry["store"];
         (store["state_name"] != "Tombstone"
-            && nodes.node_of(store["status_address"].as_str()?) == Some(1))
+            && same_address(store["status_address"].as_str()?, endpoint))
         .then(|| store["id"].as_u64())?
     })
+}
+
+/// Whether two addresses name the same `host:port`, with or without a scheme (`http://`) or a
+/// trailing slash: PD lists stores' status addresses bare and members' URLs with a scheme.
+fn same_address(a: &str, b: &str) -> bool {
+    let bare = |url: &str| {
+        url.split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    bare(a) == bare(b)
 }
 
 /// The name of the PD member whose client URLs include `endpoint`, from PD's member list.
@@ -243,7 +244,7 @@ pub fn member_name_for(members: &str, endpoint: &str) -> Option<String> {
         member["client_urls"]
             .as_array()?
             .iter()
-            .any(|url| url.as_str() == Some(endpoint))
+            .any(|url| url.as_str().is_some_and(|url| same_address(url, endpoint)))
             .then(|| member["name"].as_str().map(str::to_string))?
     })
 }
