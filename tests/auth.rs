@@ -108,6 +108,14 @@ fn up_secures_its_own_server_and_only_its_data_dir_holds_the_key() {
     assert_eq!(password.len(), 32);
     let config = std::fs::metadata(data_dir.join("nats/server.conf")).unwrap();
     assert_eq!(config.permissions().mode() & 0o777, 0o600);
+    // Where the server allows it (2.10 and later), `up`'s server syncs every acknowledged write.
+    let version = schemas::log::local::program_version(&schemas::log::local::nats_server_program());
+    let text_of_config = std::fs::read_to_string(data_dir.join("nats/server.conf")).unwrap();
+    assert_eq!(
+        text_of_config.contains("sync_interval: always"),
+        version.is_some_and(|version| version >= schemas::log::durability::SYNC_SINCE),
+        "{version:?}"
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let anonymous = runtime.block_on(EventLog::connect(&url));
