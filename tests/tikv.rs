@@ -211,6 +211,13 @@ impl TikvLab {
         seen
     }
 
+    /// What `record`'s fault left behind.
+    async fn leftovers(&self, record: &CleanupRecord) -> Vec<String> {
+        faults::leftovers(&self.subject, &self.lab, record)
+            .await
+            .unwrap()
+    }
+
     /// Node `number`'s command line, as its stand-in wrote it (once it has: the process
     /// starts on its own time).
     async fn argv(&self, number: u32) -> Vec<String> {
@@ -525,9 +532,7 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         recorded("scheduler-config-evict-leader-list.1.json"),
     );
     assert_eq!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap(),
+        tikv.leftovers(&record).await,
         ["store 1 is in PD's evict-leader-scheduler"]
     );
     tikv.pd_requests();
@@ -558,12 +563,7 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         200,
         recorded("scheduler-config-evict-leader-list.3.json"),
     );
-    assert!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(tikv.leftovers(&record).await.is_empty());
     // A second cleanup, once PD has forgotten the store, is done too.
     tikv.pd_answers(
         "DELETE",
@@ -595,24 +595,14 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         .unwrap();
     assert!(!running(&tikv.lab, 5));
     assert!(running(&tikv.lab, 4) && running(&tikv.lab, 6));
-    assert_eq!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap(),
-        ["node 5 is down"]
-    );
+    assert_eq!(tikv.leftovers(&record).await, ["node 5 is down"]);
     faults::cleanup(&tikv.subject, &mut tikv.lab, &record)
         .await
         .unwrap();
     assert!(running(&tikv.lab, 5));
     assert_ne!(tikv.lab.running_pid(5), Some(pid));
     assert_eq!(tikv.argv(5).await[2], "pd2");
-    assert!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(tikv.leftovers(&record).await.is_empty());
 
     // region_unavailable: a majority of the stores (2 of 3), drawn from the seed, killed; no
     // PD member touched; cleanup starts both again.
@@ -645,23 +635,12 @@ async fn each_tikv_fault_makes_exactly_its_requests_and_cleans_up_from_its_recor
         assert!(!running(&tikv.lab, *node));
     }
     assert!((4..=6).all(|pd| running(&tikv.lab, pd)));
-    assert_eq!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(tikv.leftovers(&record).await.len(), 2);
     faults::cleanup(&tikv.subject, &mut tikv.lab, &record)
         .await
         .unwrap();
     assert!((1..=6).all(|node| running(&tikv.lab, node)));
-    assert!(
-        faults::leftovers(&tikv.subject, &tikv.lab, &record)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(tikv.leftovers(&record).await.is_empty());
 
     // The generic faults reach PD members by choice: node_kill of the PD leader.
     let record = plan(
