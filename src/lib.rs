@@ -35,6 +35,17 @@ pub struct Global {
         value_name = "URL"
     )]
     nats: Option<String>,
+    /// How many copies of the stream a JetStream cluster keeps (1 to 5): the stream is created
+    /// with that many, and an existing stream with another count is refused [default: 1 when
+    /// creating the stream, any count when using one].
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_REPLICAS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(1..=5)
+    )]
+    replicas: Option<u8>,
     /// Directory for local state: the embedded nats-server's store and credential, DuckDB, trial
     /// artifacts.
     #[arg(long, global = true, env = "EVAL_DATA_DIR", default_value = ".eval")]

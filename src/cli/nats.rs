@@ -14,6 +14,11 @@ impl Global {
         self.nats.as_deref().unwrap_or(DEFAULT_NATS_URL)
     }
 
+    /// The stream's copies `--replicas` asks for.
+    pub fn replicas(&self) -> Option<usize> {
+        self.replicas.map(usize::from)
+    }
+
     /// Whether the user named the server (`--nats` or `EVAL_NATS_URL`) rather than taking the
     /// default.
     pub fn nats_named(&self) -> bool {
@@ -71,7 +76,9 @@ impl Global {
 
     /// Connects to the event log as `role`'s user.
     pub async fn connect_as(&self, role: Role) -> schemas::log::Result<EventLog> {
-        EventLog::connect_with(self.nats_url(), &self.nats_auth_as(role)).await
+        EventLog::connect_with(self.nats_url(), &self.nats_auth_as(role))
+            .await
+            .map(|log| log.with_replicas(self.replicas()))
     }
 }
 

@@ -207,7 +207,9 @@ pub async fn connect_or_start(global: &Global) -> anyhow::Result<(EventLog, Opti
                 LocalCredential::file(&dir, Role::Harness).display(),
             );
             let server = LocalNats::start_secured(&dir, Some(port), &credentials).await?;
-            let log = EventLog::connect_with(server.url(), server.auth()).await?;
+            let log = EventLog::connect_with(server.url(), server.auth())
+                .await?
+                .with_replicas(global.replicas());
             Ok((log, Some(server)))
         }
         Err(error) => Err(error.into()),

@@ -33,3 +33,32 @@ impl TemporaryNats {
         self.server.url()
     }
 }
+
+/// A [`LocalCluster`] of three members with their stores in a temporary directory removed on
+/// drop: a JetStream cluster that survives the loss of one member.
+#[derive(Debug)]
+pub struct TemporaryCluster {
+    // Field order matters: the members stop before their directory is removed.
+    pub cluster: schemas::log::cluster::LocalCluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl TemporaryCluster {
+    /// Starts a fresh cluster of `size` members on free ports of 127.0.0.1.
+    pub async fn start(size: usize) -> Result<TemporaryCluster, LocalServerError> {
+        let dir = tempfile::Builder::new()
+            .prefix("eval-cluster-")
+            .tempdir()
+            .map_err(|source| LocalServerError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let cluster = schemas::log::cluster::LocalCluster::start(dir.path(), size).await?;
+        Ok(TemporaryCluster { cluster, dir })
+    }
+
+    /// Every member's URL, comma-separated, as `--nats` takes them.
+    pub fn urls(&self) -> String {
+        self.cluster.urls()
+    }
+}

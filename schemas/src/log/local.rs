@@ -91,6 +91,23 @@ impl LocalNats {
         credentials: &[LocalCredential],
         sync: bool,
     ) -> Result<LocalNats, LocalServerError> {
+        let (mut server, ports_file) = LocalNats::spawn(dir, port, credentials, sync, "")?;
+        server
+            .wait_ready(&ports_file, Duration::from_secs(20))
+            .await?;
+        Ok(server)
+    }
+
+    /// Starts the server without waiting for it: [`LocalNats::start_with`], with `extra` added
+    /// to its configuration (a cluster member's name and routes). Returns the file where the
+    /// server writes its ports, for [`LocalNats::wait_ready`].
+    pub(super) fn spawn(
+        dir: &Path,
+        port: Option<u16>,
+        credentials: &[LocalCredential],
+        sync: bool,
+        extra: &str,
+    ) -> Result<(LocalNats, PathBuf), LocalServerError> {
         let store_dir = dir.join("jetstream");
         let ports_dir = dir.join("ports");
         for path in [&store_dir, &ports_dir] {
@@ -106,7 +123,7 @@ impl LocalNats {
         let version = program_version(&program);
         let syncs_always =
             sync && version.is_some_and(|version| version >= super::durability::SYNC_SINCE);
-        let mut configuration = String::new();
+        let mut configuration = extra.to_string();
         let auth = match credentials.first() {
             Some(first) => {
                 let passwords: Vec<(super::Role, &str)> = credentials
@@ -155,7 +172,7 @@ impl LocalNats {
                 .unwrap_or_else(|| "nats-server".to_string()),
             child.id()
         ));
-        let mut server = LocalNats {
+        let server = LocalNats {
             child: Some(child),
             url: String::new(),
             monitor_url: None,
@@ -165,13 +182,10 @@ impl LocalNats {
             store_dir,
             log_file,
         };
-        server
-            .wait_ready(&ports_file, Duration::from_secs(20))
-            .await?;
-        Ok(server)
+        Ok((server, ports_file))
     }
 
-    async fn wait_ready(
+    pub(super) async fn wait_ready(
         &mut self,
         ports_file: &Path,
         limit: Duration,
@@ -265,7 +279,8 @@ impl LocalNats {
         let _ = child.wait();
     }
 
-    fn kill_now(&mut self) {
+    /// Kills the server at once (SIGKILL), as a crash would, and waits for it.
+    pub fn kill_now(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod campaigns;
+pub mod cluster;
 pub mod durability;
 mod durable;
 pub mod local;
@@ -29,6 +30,12 @@ use crate::event::Event;
 pub const STREAM_NAME: &str = "EVAL";
 /// Every event's subject starts with `eval.`.
 pub const STREAM_SUBJECTS: &str = "eval.>";
+/// The log target of one `debug` line per event the stream acknowledged (`id=… subject=…
+/// duplicate=…`): `RUST_LOG=eval_published=debug` lists every event a process published, which
+/// the crash tests compare with the stream.
+pub const PUBLISHED_LOG: &str = "eval_published";
+/// Most copies of the stream `--replicas` may ask for (JetStream's own limit).
+pub const MAX_REPLICAS: usize = 5;
 /// How long JetStream remembers message ids to drop duplicate publishes.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// The shortest duplicate window an existing stream may have.
@@ -203,6 +210,9 @@ pub struct EventLog {
     url: String,
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// How many copies of the stream a cluster keeps, when asked (`--replicas`): the stream is
+    /// created with it, and an existing one with another count is refused.
+    replicas: Option<usize>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -236,7 +246,23 @@ impl EventLog {
                 url: url.to_string(),
                 reason,
             })?;
-        let connecting = options.connection_timeout(CONNECT_TIMEOUT).connect(url);
+        // Several servers, comma-separated, for a cluster: async-nats parses a string as one.
+        let addresses = url
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .map(|server| {
+                server
+                    .parse::<async_nats::ServerAddr>()
+                    .map_err(|error| Error::Settings {
+                        url: url.to_string(),
+                        reason: format!("{server:?} is not a NATS URL: {error}"),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let connecting = options
+            .connection_timeout(CONNECT_TIMEOUT)
+            .connect(addresses);
         let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting)
             .await
             .map_err(|_| unreachable("timed out".to_string()))?
@@ -266,11 +292,19 @@ impl EventLog {
             url: url.to_string(),
             client,
             jetstream,
+            replicas: None,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// This log, creating the stream with `replicas` copies (1 to [`MAX_REPLICAS`]) and
+    /// refusing an existing stream with another count; `None` creates one copy and accepts any.
+    pub fn with_replicas(mut self, replicas: Option<usize>) -> EventLog {
+        self.replicas = replicas;
+        self
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -281,7 +315,7 @@ impl EventLog {
         &self.jetstream
     }
 
-    /// The configuration the stream is created with.
+    /// The configuration the stream is created with, with one copy.
     pub fn stream_config() -> stream::Config {
         stream::Config {
             name: STREAM_NAME.to_string(),
@@ -305,7 +339,15 @@ impl EventLog {
                     .info()
                     .await
                     .map_err(|error| self.jetstream_error(error.to_string()))?;
-                let problems = stream_config_problems(&info.config);
+                let mut problems = stream_config_problems(&info.config);
+                if let Some(asked) = self.replicas
+                    && info.config.num_replicas.max(1) != asked
+                {
+                    problems.push(format!(
+                        "it keeps {} replicas, --replicas asks {asked} (change it with `nats stream edit {STREAM_NAME} --replicas {asked}`, or leave --replicas out to use it as it is)",
+                        info.config.num_replicas.max(1)
+                    ));
+                }
                 if problems.is_empty() {
                     Ok(existing)
                 } else {
@@ -315,11 +357,24 @@ impl EventLog {
                     })
                 }
             }
-            Err(error) if stream_not_found(&error) => self
-                .jetstream
-                .create_stream(Self::stream_config())
-                .await
-                .map_err(|error| self.jetstream_error(error.to_string())),
+            Err(error) if stream_not_found(&error) => {
+                let replicas = self.replicas.unwrap_or(1);
+                let config = stream::Config {
+                    num_replicas: replicas,
+                    ..Self::stream_config()
+                };
+                self.jetstream.create_stream(config).await.map_err(|error| {
+                    let reason = error.to_string();
+                    if replicas > 1 && reason.contains("replicas") {
+                        Error::Read(format!(
+                            "cannot create stream {STREAM_NAME} with {replicas} replicas on {}: {reason}; replicas need a JetStream cluster of at least {replicas} servers (see the README's \"Running on many machines\")",
+                            self.url
+                        ))
+                    } else {
+                        self.jetstream_error(reason)
+                    }
+                })
+            }
             Err(error) => Err(self.jetstream_error(error.to_string())),
         }
     }
@@ -426,12 +481,17 @@ impl EventLog {
                     reason,
                 })?;
             pending.push(async move {
-                ack.await
-                    .map(|ack| ack.duplicate)
-                    .map_err(|error| Error::Publish {
+                let acked = ack.await.map(|ack| ack.duplicate);
+                match acked {
+                    Ok(duplicate) => {
+                        tracing::debug!(target: PUBLISHED_LOG, %id, %subject, duplicate, "stored");
+                        Ok(duplicate)
+                    }
+                    Err(error) => Err(Error::Publish {
                         subject,
                         reason: error.to_string(),
-                    })
+                    }),
+                }
             });
         }
         while let Some(next) = pending.next().await {

@@ -1,0 +1,151 @@
+//! A JetStream cluster of `nats-server`s on this host's loopback, for tests and demos: each
+//! member with its own client, route and monitoring ports, its own file store in a directory of
+//! its own, routes to every other member, and `sync_interval: always` where the version allows
+//! it. A member can be killed (SIGKILL, as a crash) and started again on the same ports and store.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::local::{LocalNats, LocalServerError};
+
+/// The cluster's name in its members' configuration.
+pub const CLUSTER_NAME: &str = "eval-local";
+
+/// One member: where it lives, and the server while it runs.
+#[derive(Debug)]
+struct Member {
+    name: String,
+    dir: PathBuf,
+    client_port: u16,
+    route_port: u16,
+    server: Option<LocalNats>,
+}
+
+/// A running cluster of `size` members on 127.0.0.1.
+#[derive(Debug)]
+pub struct LocalCluster {
+    members: Vec<Member>,
+}
+
+impl LocalCluster {
+    /// Starts `size` members (3 for a cluster that survives one member's loss) under `dir`
+    /// (`dir/n1`, `dir/n2`, …) and waits until every one answers for JetStream.
+    pub async fn start(dir: &Path, size: usize) -> Result<LocalCluster, LocalServerError> {
+        let mut members = Vec::with_capacity(size);
+        for number in 1..=size {
+            let name = format!("n{number}");
+            members.push(Member {
+                dir: dir.join(&name),
+                name,
+                client_port: free_port(dir)?,
+                route_port: free_port(dir)?,
+                server: None,
+            });
+        }
+        let mut cluster = LocalCluster { members };
+        // All at once: a member's JetStream answers only once a majority has met.
+        let mut waiting = Vec::with_capacity(size);
+        for index in 0..size {
+            waiting.push(cluster.spawn(index)?);
+        }
+        for (index, ports_file) in waiting.into_iter().enumerate() {
+            cluster.wait(index, &ports_file).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every member's client URL, comma-separated, as `--nats` takes them.
+    pub fn urls(&self) -> String {
+        (0..self.members.len())
+            .map(|index| self.url(index))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The client URL of member `index` (from 0), whether or not it runs.
+    pub fn url(&self, index: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.members[index].client_port)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The pid of member `index`, while it runs.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.members[index].server.as_ref().and_then(LocalNats::pid)
+    }
+
+    /// The directory of member `index` (its store, configuration and log).
+    pub fn dir(&self, index: usize) -> &Path {
+        &self.members[index].dir
+    }
+
+    /// Kills member `index` with SIGKILL, as a crash would.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut server) = self.members[index].server.take() {
+            server.kill_now();
+        }
+    }
+
+    /// Starts member `index` again, on its ports and store, and waits until it answers.
+    pub async fn restart(&mut self, index: usize) -> Result<(), LocalServerError> {
+        self.kill(index);
+        let ports_file = self.spawn(index)?;
+        self.wait(index, &ports_file).await
+    }
+
+    /// Stops every member gracefully.
+    pub async fn stop(mut self) {
+        for member in &mut self.members {
+            if let Some(server) = member.server.take() {
+                server.stop(Duration::from_secs(5)).await;
+            }
+        }
+    }
+
+    fn spawn(&mut self, index: usize) -> Result<PathBuf, LocalServerError> {
+        let routes = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, member)| format!("\"nats-route://127.0.0.1:{}\"", member.route_port))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let member = &mut self.members[index];
+        let extra = format!(
+            "server_name: \"{name}\"\ncluster {{\n  name: \"{CLUSTER_NAME}\"\n  listen: \"127.0.0.1:{route}\"\n  routes: [{routes}]\n}}\n",
+            name = member.name,
+            route = member.route_port,
+        );
+        let (server, ports_file) =
+            LocalNats::spawn(&member.dir, Some(member.client_port), &[], true, &extra)?;
+        member.server = Some(server);
+        Ok(ports_file)
+    }
+
+    async fn wait(&mut self, index: usize, ports_file: &Path) -> Result<(), LocalServerError> {
+        let server = self.members[index]
+            .server
+            .as_mut()
+            .expect("a spawned member has its server");
+        server.wait_ready(ports_file, Duration::from_secs(30)).await
+    }
+}
+
+/// A port free on 127.0.0.1 now (the kernel's pick); the member binds it moments later.
+fn free_port(dir: &Path) -> Result<u16, LocalServerError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|source| LocalServerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
