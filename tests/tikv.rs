@@ -104,6 +104,7 @@ impl TikvLab {
             isolation: Isolation::Loopback,
             pd_members: 3,
             tikv_binaries: Some(stand_ins(&bin)),
+            held: true,
         })
         .await
         .unwrap();

@@ -251,6 +251,7 @@ impl EtcdLab {
             isolation,
             pd_members: 0,
             tikv_binaries: None,
+            held: true,
         })
         .await?;
         Ok(EtcdLab { lab })

@@ -54,6 +54,11 @@ pub trait Runtime: Send + Sync {
     fn nodes(&self) -> Vec<NodeEndpoints>;
     /// Node `number`, or why there is none.
     fn node_endpoints(&self, number: u32) -> Result<NodeEndpoints>;
+    /// Notes the trial's managed operator (`pid`, leading its own process group) as running on
+    /// this instance, so that whoever removes the instance after a crash stops it too.
+    fn adopt_operator(&self, _pid: u32) -> Result<()> {
+        Ok(())
+    }
     /// Client endpoints as URLs, for the operator.
     fn endpoints(&self) -> Vec<String> {
         self.nodes().iter().map(NodeEndpoints::client_url).collect()

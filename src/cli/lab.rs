@@ -74,6 +74,15 @@ pub struct DownArgs {
     /// Stop every lab of the data dir.
     #[arg(long, conflicts_with = "name")]
     all: bool,
+    /// Remove what killed workers left on this host, whatever their data dir (even deleted):
+    /// every lab of this user whose directory is gone or whose worker is dead, with its
+    /// processes, operator, namespaces, rules and filesystems. Labs of `lab up` whose directory
+    /// is still there are kept.
+    #[arg(long, conflicts_with_all = ["name", "all"])]
+    stale: bool,
+    /// With --stale: print what was removed as JSON.
+    #[arg(long, requires = "stale")]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +171,7 @@ async fn up(global: &Global, args: UpArgs) -> Outcome {
         isolation,
         pd_members,
         tikv_binaries,
+        held: false,
     })
     .await?;
     let started = std::time::Instant::now();
@@ -219,6 +229,9 @@ fn pick(global: &Global, name: Option<String>) -> anyhow::Result<Lab> {
 }
 
 async fn down(global: &Global, args: DownArgs) -> Outcome {
+    if args.stale {
+        return down_stale(args.json).await;
+    }
     let labs = if args.all {
         Lab::list(&global.data_dir)?
     } else {
@@ -232,6 +245,55 @@ async fn down(global: &Global, args: DownArgs) -> Outcome {
         println!("lab {name} down");
     }
     Ok(())
+}
+
+/// `lab down --stale`: one line (or JSON object) per stale lab removed, with why it was stale;
+/// fails when any could not be fully removed.
+async fn down_stale(json: bool) -> Outcome {
+    let removed = Lab::remove_stale().await?;
+    let mut failed = Vec::new();
+    let mut report = Vec::new();
+    for (stale, result) in &removed {
+        let state = &stale.state;
+        let error = result.as_ref().err().map(|error| error.to_string());
+        if !json {
+            match &error {
+                None => println!(
+                    "lab {} ({}) removed: {}",
+                    state.name,
+                    state.dir.display(),
+                    stale.reason
+                ),
+                Some(error) => eprintln!("lab {} ({}): {error}", state.name, state.dir.display()),
+            }
+        }
+        if let Some(error) = &error {
+            failed.push(format!("{}: {error}", state.name));
+        }
+        report.push(serde_json::json!({
+            "name": state.name,
+            "dir": state.dir,
+            "index": state.index,
+            "reason": stale.reason,
+            "removed": error.is_none(),
+            "error": error,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::json!({ "labs": report }));
+    } else if removed.is_empty() {
+        println!("no stale lab on this host");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{} stale lab(s) not fully removed: {}",
+            failed.len(),
+            failed.join("; ")
+        )
+        .into())
+    }
 }
 
 /// The lab broker to ask instead of opening labs: an operator that the worker runs without root

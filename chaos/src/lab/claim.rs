@@ -89,3 +89,131 @@ pub(super) fn release(index: u32, lab_dir: &Path) {
         let _ = std::fs::remove_dir_all(&claim);
     }
 }
+
+/// The host-wide registry: beside its owner, each claim keeps a copy of its lab's state
+/// (`lab.json`, rewritten with every save) and, for a lab that lives only as long as the process
+/// that made it (a worker's), that process (`holder`: its pid and start time). From these, what a
+/// killed process left is found and removed even when its data dir is gone.
+const STATE_COPY: &str = "lab.json";
+const HOLDER: &str = "holder";
+
+/// Keeps a copy of the lab's state in its claim, if the claim of `index` is still the lab's at
+/// `lab_dir`.
+pub(super) fn record_state(index: u32, lab_dir: &Path, text: &str) -> Result<()> {
+    let claim = claims_dir().join(index.to_string());
+    let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+    if Path::new(owner.trim()) != lab_dir {
+        return Ok(());
+    }
+    let copy = claim.join(STATE_COPY);
+    let temporary = claim.join("lab.json.tmp");
+    std::fs::write(&temporary, text).map_err(Error::io(&temporary))?;
+    std::fs::rename(&temporary, &copy).map_err(Error::io(&copy))
+}
+
+/// Records this process as the holder of the lab of `claim`: once it is gone, the lab is stale.
+pub(super) fn hold(claim: &Path) -> Result<()> {
+    let pid = std::process::id();
+    let started = super::sys::start_time(pid).unwrap_or_default();
+    let file = claim.join(HOLDER);
+    std::fs::write(&file, format!("{pid} {started}")).map_err(Error::io(&file))
+}
+
+/// The process holding the lab of `index`, when one does (its pid and start time).
+pub(super) fn holder(index: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(claims_dir().join(index.to_string()).join(HOLDER)).ok()?;
+    let (pid, started) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, started.parse().ok()?))
+}
+
+/// Whether the lab of `index` is held by this very process.
+pub(super) fn held_here(index: u32) -> bool {
+    holder(index).is_some_and(|(pid, _)| pid == std::process::id())
+}
+
+/// A lab the registry lists whose maker is gone: its data dir removed, or the process that held
+/// it dead. `state` is the claim's copy, checked as a lab's own state is.
+#[derive(Debug)]
+pub struct StaleLab {
+    pub state: super::LabState,
+    /// Why it is stale, for the user.
+    pub reason: String,
+}
+
+/// Every stale lab of the registry. A claim that cannot be read or whose copy names anything its
+/// lab would not have made is skipped with a warning: nothing is removed on its word.
+pub(super) fn stale_labs() -> Result<Vec<StaleLab>> {
+    let claims = claims_dir();
+    let entries = match std::fs::read_dir(&claims) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Io {
+                path: claims,
+                source,
+            });
+        }
+    };
+    super::trust::check_owned(&claims)?;
+    let mut stale = Vec::new();
+    for entry in entries.flatten() {
+        let Some(index) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let claim = entry.path();
+        let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+        let lab_dir = PathBuf::from(owner.trim());
+        if !claim.join(STATE_COPY).exists() || owner.trim().is_empty() {
+            // Being set up, or made by an older build: nothing recorded to act on.
+            continue;
+        }
+        let reason = if !lab_dir.join("lab.json").exists() {
+            format!("its directory {} is gone", lab_dir.display())
+        } else {
+            match holder(index) {
+                Some((pid, started))
+                    if !(super::sys::process_alive(pid)
+                        && super::sys::start_time(pid) == Some(started)) =>
+                {
+                    format!("the process that ran it (pid {pid}) is gone")
+                }
+                _ => continue,
+            }
+        };
+        match super::trust::read_state_copy(&claim.join(STATE_COPY), index, &lab_dir) {
+            Ok(state) => stale.push(StaleLab { state, reason }),
+            Err(error) => {
+                tracing::warn!(claim = %claim.display(), %error, "registry entry not trusted; left alone")
+            }
+        }
+    }
+    stale.sort_by_key(|lab| lab.state.index);
+    Ok(stale)
+}
+
+const OPERATOR: &str = "operator";
+
+/// Records the managed operator started on the lab of `index` (the leader of its own process
+/// group), so that a stale lab's operator is stopped with it.
+pub(super) fn record_operator(index: u32, lab_dir: &Path, pid: u32) -> Result<()> {
+    let claim = claims_dir().join(index.to_string());
+    let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
+    if Path::new(owner.trim()) != lab_dir {
+        return Ok(());
+    }
+    let started = super::sys::start_time(pid).unwrap_or_default();
+    let file = claim.join(OPERATOR);
+    std::fs::write(&file, format!("{pid} {started}")).map_err(Error::io(&file))
+}
+
+/// The operator recorded on the lab of `index`, while it still runs (the same start time).
+pub(super) fn live_operator(index: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(claims_dir().join(index.to_string()).join(OPERATOR)).ok()?;
+    let (pid, started) = text.trim().split_once(' ')?;
+    let (pid, started): (u32, u64) = (pid.parse().ok()?, started.parse().ok()?);
+    (super::sys::process_alive(pid) && super::sys::start_time(pid) == Some(started)).then_some(pid)
+}

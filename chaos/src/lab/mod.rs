@@ -9,7 +9,7 @@
 //! `/run/eval-labs/` (root) that fixes their namespace names, addresses and ports, so several labs run
 //! side by side without sharing any.
 
-mod claim;
+pub mod claim;
 mod network;
 mod process;
 pub mod runtime;
@@ -234,6 +234,10 @@ pub struct LabOptions {
     pub pd_members: u32,
     /// TiKV: the programs its nodes run.
     pub tikv_binaries: Option<crate::tikv::binaries::TikvBinaries>,
+    /// Whether the lab lives only as long as this process (a worker's labs): the registry
+    /// records the process, the lab is stale once it is gone, and the processes this one starts
+    /// in the lab die with it. `false` for a lab that outlives its maker (`lab up`).
+    pub held: bool,
 }
 
 /// A lab on this host.
@@ -327,6 +331,9 @@ impl Lab {
         let dir = dir.canonicalize().map_err(Error::io(&dir))?;
         std::fs::write(claim.join("owner"), dir.display().to_string())
             .map_err(Error::io(&claim))?;
+        if options.held {
+            claim::hold(&claim)?;
+        }
 
         let isolated = options.isolation == Isolation::Namespaces;
         let nodes = (1..=options.nodes)
@@ -451,7 +458,8 @@ impl Lab {
         // An existing file keeps its mode: make it the lab's own again.
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644))
             .map_err(Error::io(&temporary))?;
-        std::fs::rename(&temporary, &file).map_err(Error::io(&file))
+        std::fs::rename(&temporary, &file).map_err(Error::io(&file))?;
+        claim::record_state(self.state.index, &self.state.dir, &text)
     }
 
     pub fn node(&self, number: u32) -> Result<&NodeState> {
@@ -485,7 +493,12 @@ impl Lab {
                 node.pid.unwrap_or_default()
             )));
         }
-        let pid = spawn_detached(node.netns.as_deref(), argv, &node.log_file())?;
+        let pid = spawn_detached(
+            node.netns.as_deref(),
+            argv,
+            &node.log_file(),
+            claim::held_here(self.state.index),
+        )?;
         self.state.nodes[position].pid = Some(pid);
         self.state.nodes[position].pid_started = sys::start_time(pid);
         self.save()?;
@@ -507,7 +520,12 @@ impl Lab {
             format!("{}={}", node.peer_addr, node.internal_peer_addr),
         ];
         let log = node.dir.join("proxy.log");
-        let pid = spawn_detached(node.netns.as_deref(), &argv, &log)?;
+        let pid = spawn_detached(
+            node.netns.as_deref(),
+            &argv,
+            &log,
+            claim::held_here(self.state.index),
+        )?;
         self.state.nodes[position].proxy_pid = Some(pid);
         self.state.nodes[position].proxy_started = sys::start_time(pid);
         self.save()?;
@@ -620,8 +638,12 @@ impl Lab {
             // The claim first, while the state file still marks it as in use, and only if it
             // is still this lab's.
             claim::release(self.state.index, &self.state.dir);
-            if let Err(error) = std::fs::remove_dir_all(&self.state.dir) {
-                problems.push(format!("remove {}: {error}", self.state.dir.display()));
+            match std::fs::remove_dir_all(&self.state.dir) {
+                // A stale lab's directory may have gone with its data dir.
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    problems.push(format!("remove {}: {error}", self.state.dir.display()));
+                }
+                _ => {}
             }
         }
         if problems.is_empty() {
@@ -633,6 +655,33 @@ impl Lab {
                 problems.join("; ")
             )))
         }
+    }
+
+    /// Records the managed operator `pid` (the leader of its own process group) as this lab's,
+    /// so that the lab's removal as stale stops it too.
+    pub fn record_operator(&self, pid: u32) -> Result<()> {
+        claim::record_operator(self.state.index, &self.state.dir, pid)
+    }
+
+    /// Removes every stale lab of this host's registry, whichever data dir it was made in: a lab
+    /// whose directory is gone, or whose worker died (see [`claim::StaleLab`]). Each comes back
+    /// with why it was stale and how its removal went.
+    pub async fn remove_stale() -> Result<Vec<(claim::StaleLab, Result<()>)>> {
+        let mut removed = Vec::new();
+        for stale in claim::stale_labs()? {
+            if let Some(pid) = claim::live_operator(stale.state.index) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    Signal::SIGKILL,
+                );
+            }
+            let lab = Lab {
+                state: stale.state.clone(),
+            };
+            let result = lab.destroy().await;
+            removed.push((stale, result));
+        }
+        Ok(removed)
     }
 
     /// The data filesystem's size and use of node `number`, in bytes.

@@ -11,19 +11,28 @@ use super::sys;
 use crate::error::{Error, Result};
 
 /// Starts `argv` in its own process group (so a terminal's Ctrl-C does not reach it), inside
-/// `netns` when given, with its output appended to `log`; a task reaps it when it exits.
-pub(super) fn spawn_detached(netns: Option<&str>, argv: &[String], log: &Path) -> Result<u32> {
-    let (program, args): (String, Vec<String>) = match netns {
-        Some(netns) => (
-            "ip".to_string(),
-            ["netns", "exec", netns]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(argv.iter().cloned())
-                .collect(),
-        ),
-        None => (argv[0].clone(), argv[1..].to_vec()),
-    };
+/// `netns` when given, with its output appended to `log`; a task reaps it when it exits. With
+/// `die_with_us` it is killed (SIGKILL) when this process dies, however it dies.
+pub(super) fn spawn_detached(
+    netns: Option<&str>,
+    argv: &[String],
+    log: &Path,
+    die_with_us: bool,
+) -> Result<u32> {
+    let mut line: Vec<String> = Vec::new();
+    if die_with_us {
+        match schemas::log::local::die_with_parent_prefix() {
+            Some(prefix) => line.extend(prefix.map(String::from)),
+            None => tracing::debug!(
+                "no setpriv: the lab's processes outlive a killed worker until the next one removes them"
+            ),
+        }
+    }
+    if let Some(netns) = netns {
+        line.extend(["ip", "netns", "exec", netns].map(String::from));
+    }
+    line.extend(argv.iter().cloned());
+    let (program, args) = (line[0].clone(), line[1..].to_vec());
     let output = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -63,6 +63,10 @@ impl Runtime for Lab {
         self.state.dir.clone()
     }
 
+    fn adopt_operator(&self, pid: u32) -> Result<()> {
+        self.record_operator(pid)
+    }
+
     fn nodes(&self) -> Vec<NodeEndpoints> {
         self.state.nodes.iter().map(NodeState::endpoints).collect()
     }

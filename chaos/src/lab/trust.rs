@@ -184,6 +184,24 @@ pub(super) fn read_state(dir: &Path) -> Result<LabState> {
     Ok(state)
 }
 
+/// Reads and checks the registry's copy of a lab's state (`file`, in the claim of `index`, whose
+/// owner is `lab_dir`), as [`read_state`] checks a lab's own: it must be the lab of that claim.
+pub(super) fn read_state_copy(file: &Path, index: u32, lab_dir: &Path) -> Result<LabState> {
+    check_owned(file)?;
+    let text = std::fs::read_to_string(file).map_err(Error::io(file))?;
+    let state: LabState = serde_json::from_str(&text)
+        .map_err(|error| Error::Lab(format!("{}: {error}", file.display())))?;
+    if state.index != index {
+        return Err(Error::Refused(format!(
+            "{}: it names index {}, not its claim's {index}",
+            file.display(),
+            state.index
+        )));
+    }
+    check_state(&state, lab_dir)?;
+    Ok(state)
+}
+
 /// `dir` made canonical, and refused unless it is directly inside `labs`.
 pub(super) fn canonical_lab_dir(labs: &Path, dir: &Path) -> Result<PathBuf> {
     let canonical = dir.canonicalize().map_err(Error::io(dir))?;

@@ -79,6 +79,17 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
     for (trial_id, reason) in &recovery.refused {
         warn!(%trial_id, %reason, "refused a cleanup record");
     }
+    // What killed workers left on this host, whatever their data dir.
+    for (stale, result) in Lab::remove_stale().await? {
+        match result {
+            Ok(()) => {
+                info!(lab = %stale.state.name, dir = %stale.state.dir.display(), reason = %stale.reason, "removed a stale lab")
+            }
+            Err(error) => {
+                warn!(lab = %stale.state.name, %error, "a stale lab was not fully removed")
+            }
+        }
+    }
     let (name, filter) = match &config.campaign {
         Some(campaign_id) => (
             format!("{CONSUMER}-run-{campaign_id}"),
@@ -265,6 +276,7 @@ async fn slot_lab(config: &WorkerConfig, slot: usize, shape: LabShape) -> Result
         isolation: config.isolation,
         pd_members,
         tikv_binaries,
+        held: true,
     })
     .await
 }

@@ -368,6 +368,9 @@ async fn start_operator(
                 data_dir: shared.config.data_dir.clone(),
             };
             let process = ManagedOperator::start(command, &env, &place, run_as)?;
+            if let Err(error) = runtime.adopt_operator(process.pid()) {
+                warn!(trial_id = %trial.recorder.trial_id, %error, "the operator is not in the host's registry: a crash would leave it running");
+            }
             info!(trial_id = %trial.recorder.trial_id, pid = process.pid(), "operator started");
             (Some(process), operator_db)
         }

@@ -39,6 +39,27 @@ pub enum LocalServerError {
     NotReady { seconds: u64, log: PathBuf },
 }
 
+/// What makes a child die with the process that started it, however that one dies: util-linux's
+/// `setpriv`, which sets the parent-death signal (SIGKILL) and execs the rest of the command line
+/// (the same pid). This workspace writes no `unsafe`, which setting it between fork and exec
+/// would take. `None` where `setpriv` is missing: the child then outlives a killed parent.
+pub fn die_with_parent_prefix() -> Option<[&'static str; 4]> {
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    Path::new(SETPRIV)
+        .exists()
+        .then_some([SETPRIV, "--pdeathsig", "KILL", "--"])
+}
+
+/// Whether `program` names a file that exists, itself or on `PATH` (checked before it is run
+/// through `setpriv`, which would only exit 127).
+fn runnable(program: &Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
 /// The version `program --version` prints (`nats-server: v2.15.1`).
 pub fn program_version(program: &Path) -> Option<(u32, u32, u32)> {
     let output = Command::new(program).arg("--version").output().ok()?;
@@ -119,7 +140,22 @@ impl LocalNats {
         let log_file = dir.join("nats-server.log");
         let program = nats_server_program();
         let port_arg = port.map_or_else(|| "-1".to_string(), |port| port.to_string());
-        let mut command = Command::new(&program);
+        if !runnable(&program) {
+            return Err(LocalServerError::Spawn {
+                program: program.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        // The server dies with this process: a killed `evalctl run` leaves no server behind, and
+        // a killed `evalctl up` finds its store again when restarted.
+        let mut command = match die_with_parent_prefix() {
+            Some([setpriv, rest @ ..]) => {
+                let mut command = Command::new(setpriv);
+                command.args(rest).arg(&program);
+                command
+            }
+            None => Command::new(&program),
+        };
         let version = program_version(&program);
         let syncs_always =
             sync && version.is_some_and(|version| version >= super::durability::SYNC_SINCE);
