@@ -235,3 +235,150 @@ async fn a_run_stopped_as_timeout_k_5_stops_it_leaves_nothing_the_next_worker_or
         "{rounds} runs stopped; {killed} needed SIGKILL; {leftovers_removed} left namespaces or mounts, all removed"
     );
 }
+
+async fn campaign_events(
+    log: &schemas::log::EventLog,
+    campaign_id: &str,
+) -> Vec<schemas::event::Event> {
+    use futures::StreamExt;
+    let filter = schemas::log::EventFilter {
+        campaign_id: Some(campaign_id.to_string()),
+        ..Default::default()
+    };
+    log.read(&filter, false)
+        .await
+        .unwrap()
+        .filter_map(|stored| async move { stored.unwrap().event.ok() })
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_every_fault_cleaned()
+ {
+    use schemas::event::EventData;
+    use std::collections::BTreeMap;
+    if !root_or_skip("workers killed mid-campaign") {
+        return;
+    }
+    let nats = testkit::TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("campaign.yaml");
+    let trials = 5;
+    std::fs::write(
+        &file,
+        format!("name: killed-workers\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: random, duration_seconds: 2}}\ntrials_per_combination: {trials}\nparallel: 2\ntrial_timeout_seconds: 60\n"),
+    )
+    .unwrap();
+    let published = eval(
+        &data,
+        nats.url(),
+        &["publish", file.to_str().unwrap(), "--json"],
+    )
+    .output()
+    .unwrap();
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+    let log = schemas::log::EventLog::connect(nats.url()).await.unwrap();
+
+    let logs = dir.path().to_path_buf();
+    let worker = |id: &str| {
+        let process = eval(&data, nats.url(), &["worker", "--worker-id", id])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(logs.join(format!("worker-{id}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        (process, Instant::now())
+    };
+    let mut a = worker("a");
+    let b = worker("b");
+    let finished = |events: &[schemas::event::Event]| {
+        events
+            .iter()
+            .filter(|event| matches!(event.data, EventData::TrialFinished(_)))
+            .count()
+    };
+    // Worker a is killed (SIGKILL) at random moments and started again; b runs throughout.
+    let mut kills = Vec::new();
+    let started = Instant::now();
+    loop {
+        let events = campaign_events(&log, &campaign_id).await;
+        if finished(&events) >= trials {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(480),
+            "the campaign did not finish: {} of {trials} trials",
+            finished(&events)
+        );
+        // A kill point: a random moment of the first 2.5 s of a trial worker a has just started
+        // (its reset, the fault, the operator at work, or its end).
+        let started_by_a = events
+            .iter()
+            .filter(|event| {
+                matches!(&event.data, EventData::TrialStarted(started) if started.worker == "a")
+            })
+            .count();
+        if kills.len() < 2 && started_by_a > kills.len() {
+            let after = Duration::from_millis(random_below(2_500));
+            tokio::time::sleep(after).await;
+            kill(Pid::from_raw(a.0.id() as i32), Signal::SIGKILL).unwrap();
+            a.0.wait().unwrap();
+            let down = Duration::from_millis(500 + random_below(4_000));
+            tokio::time::sleep(down).await;
+            a = worker("a");
+            kills.push((after, down));
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    for (id, (mut process, started)) in [("a", a), ("b", b)] {
+        // A worker stops cleanly on SIGTERM once it has installed its handler.
+        if let Some(rest) = Duration::from_secs(5).checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        kill(Pid::from_raw(process.id() as i32), Signal::SIGTERM).unwrap();
+        let status = process.wait().unwrap();
+        let log = std::fs::read_to_string(dir.path().join(format!("worker-{id}.log"))).unwrap();
+        assert!(status.success(), "worker {id}: {status}\n{log}");
+    }
+
+    let events = campaign_events(&log, &campaign_id).await;
+    let mut per_trial = BTreeMap::<String, [u32; 5]>::new();
+    for event in &events {
+        let Some(trial) = &event.trial_id else {
+            continue;
+        };
+        let counts = per_trial.entry(trial.clone()).or_default();
+        match &event.data {
+            EventData::TrialFinished(_) => counts[0] += 1,
+            EventData::ChaosInjected(_) => counts[1] += 1,
+            EventData::ChaosCleanedUp(_) => counts[2] += 1,
+            EventData::ChaosCleanupFailed(_) => counts[3] += 1,
+            EventData::TrialStarted(_) => counts[4] += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(per_trial.len(), trials);
+    for (trial, [finished, injected, cleaned, failed, _]) in &per_trial {
+        assert_eq!(*finished, 1, "trial {trial} finished {finished} times");
+        assert_eq!(
+            injected, cleaned,
+            "trial {trial}: {injected} faults injected, {cleaned} cleaned up"
+        );
+        assert_eq!(*failed, 0, "trial {trial}: a cleanup failed");
+    }
+    let rerun = per_trial.values().filter(|counts| counts[1] > 1).count();
+    assert!(rerun > 0, "no kill landed while a fault was on: {kills:?}");
+    assert_eq!(processes_naming(&data), Vec::<String>::new());
+    assert_eq!(mounts_under(&data), Vec::<String>::new());
+    assert_eq!(claims_under(&data), Vec::<u32>::new());
+    let injected: u32 = per_trial.values().map(|counts| counts[1]).sum();
+    eprintln!(
+        "{} kills (after a's trial started, down for): {kills:?}; {trials} trials finished once each, {rerun} of them run again; {injected} faults injected, all cleaned up; nothing left on the host",
+        kills.len()
+    );
+}

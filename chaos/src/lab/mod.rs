@@ -667,6 +667,9 @@ impl Lab {
     /// whose directory is gone, or whose worker died (see [`claim::StaleLab`]). Each comes back
     /// with why it was stale and how its removal went.
     pub async fn remove_stale() -> Result<Vec<(claim::StaleLab, Result<()>)>> {
+        // One sweep at a time in this process (a worker's trials each sweep before they start).
+        static SWEEPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _sweeping = SWEEPING.lock().await;
         let mut removed = Vec::new();
         for stale in claim::stale_labs()? {
             if let Some(pid) = claim::live_operator(stale.state.index) {

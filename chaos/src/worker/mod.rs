@@ -79,17 +79,7 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
     for (trial_id, reason) in &recovery.refused {
         warn!(%trial_id, %reason, "refused a cleanup record");
     }
-    // What killed workers left on this host, whatever their data dir.
-    for (stale, result) in Lab::remove_stale().await? {
-        match result {
-            Ok(()) => {
-                info!(lab = %stale.state.name, dir = %stale.state.dir.display(), reason = %stale.reason, "removed a stale lab")
-            }
-            Err(error) => {
-                warn!(lab = %stale.state.name, %error, "a stale lab was not fully removed")
-            }
-        }
-    }
+    sweep_stale_labs().await;
     let (name, filter) = match &config.campaign {
         Some(campaign_id) => (
             format!("{CONSUMER}-run-{campaign_id}"),
@@ -156,7 +146,29 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
             }
         }
     }
+    sweep_stale_labs().await;
     Ok(())
+}
+
+/// Removes what killed workers left on this host, whatever their data dir (see
+/// [`Lab::remove_stale`]): when a worker starts, before each trial (a worker may die while
+/// another runs), and when it stops. A failure is logged; the worker goes on.
+pub(super) async fn sweep_stale_labs() {
+    match Lab::remove_stale().await {
+        Ok(removed) => {
+            for (stale, result) in removed {
+                match result {
+                    Ok(()) => {
+                        info!(lab = %stale.state.name, dir = %stale.state.dir.display(), reason = %stale.reason, "removed a stale lab")
+                    }
+                    Err(error) => {
+                        warn!(lab = %stale.state.name, %error, "a stale lab was not fully removed")
+                    }
+                }
+            }
+        }
+        Err(error) => warn!(%error, "cannot read this host's lab registry"),
+    }
 }
 
 fn lab_prefix(worker_id: &str) -> String {

@@ -92,7 +92,8 @@ pub(super) async fn run_trial(
     if history.finished {
         return Ok(TrialEnd::Finished);
     }
-    // A previous attempt (of a worker that died) may have left its fault behind.
+    // A previous attempt (of a worker that died) may have left its fault behind, and its lab.
+    super::sweep_stale_labs().await;
     for record in history.uncleaned {
         cleanup_and_record(recorder, &shared.config.data_dir, &record, chaos_type).await?;
     }
