@@ -97,16 +97,6 @@ async fn the_stream_keeps_the_replicas_asked_and_another_count_is_refused() {
     );
 }
 
-/// A number from the clock, for kill points that differ from run to run (printed, so that a
-/// failure can be read against them).
-fn random_below(bound: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    nanos.wrapping_mul(6364136223846793005).rotate_left(17) % bound.max(1)
-}
-
 /// Every `id=` of the process's `eval_published` lines.
 fn reported_ids(stderr: &str) -> Vec<String> {
     stderr
@@ -158,9 +148,9 @@ async fn a_campaign_completes_with_nothing_lost_or_doubled_while_cluster_members
             started.elapsed() < Duration::from_secs(600),
             "the campaign did not finish"
         );
-        let member = random_below(3) as usize;
-        let before = Duration::from_millis(2_000 + random_below(6_000));
-        let down = Duration::from_millis(500 + random_below(4_000));
+        let member = support::random_below(3) as usize;
+        let before = Duration::from_millis(2_000 + support::random_below(6_000));
+        let down = Duration::from_millis(500 + support::random_below(4_000));
         tokio::time::sleep(before).await;
         if run.try_wait().unwrap().is_some() {
             continue;

@@ -24,15 +24,6 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// A number from the clock, for kill points that differ from run to run.
-fn random_below(bound: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    nanos.wrapping_mul(6364136223846793005).rotate_left(17) % bound.max(1)
-}
-
 /// Every running process whose command line names `dir` (nodes name their data dirs, proxies
 /// their control files, nats-server its store, the operator its files).
 fn processes_naming(dir: &Path) -> Vec<String> {
@@ -137,7 +128,7 @@ async fn a_run_stopped_as_timeout_k_5_stops_it_leaves_nothing_the_next_worker_or
         .spawn()
         .unwrap();
         // Anywhere from the lab being built to the fault being on.
-        let after = Duration::from_millis(2_000 + random_below(18_000));
+        let after = Duration::from_millis(2_000 + support::random_below(18_000));
         tokio::time::sleep(after).await;
         // The last round is SIGKILL alone, as a machine's OOM killer or `kill -9` would do.
         let last = round == rounds - 1;
@@ -236,6 +227,83 @@ async fn a_run_stopped_as_timeout_k_5_stops_it_leaves_nothing_the_next_worker_or
     );
 }
 
+/// Per trial: how often it started, finished, had a fault injected, cleaned up, or failed to.
+#[derive(Debug, Default)]
+struct TrialRuns(std::collections::BTreeMap<String, [u32; 5]>);
+
+impl TrialRuns {
+    const FINISHED: usize = 0;
+    const INJECTED: usize = 1;
+    const CLEANED: usize = 2;
+    const CLEANUP_FAILED: usize = 3;
+    const STARTED: usize = 4;
+
+    fn of(events: &[schemas::event::Event]) -> TrialRuns {
+        use schemas::event::EventData;
+        let mut runs = TrialRuns::default();
+        for event in events {
+            let Some(trial) = &event.trial_id else {
+                continue;
+            };
+            let which = match &event.data {
+                EventData::TrialFinished(_) => TrialRuns::FINISHED,
+                EventData::ChaosInjected(_) => TrialRuns::INJECTED,
+                EventData::ChaosCleanedUp(_) => TrialRuns::CLEANED,
+                EventData::ChaosCleanupFailed(_) => TrialRuns::CLEANUP_FAILED,
+                EventData::TrialStarted(_) => TrialRuns::STARTED,
+                _ => continue,
+            };
+            runs.0.entry(trial.clone()).or_default()[which] += 1;
+        }
+        runs
+    }
+
+    /// `trials` trials, each finished exactly once, every fault injected cleaned up.
+    fn assert_each_finished_once_and_cleaned(&self, trials: usize) {
+        assert_eq!(self.0.len(), trials, "{self:?}");
+        for (trial, counts) in &self.0 {
+            let (injected, cleaned) = (counts[TrialRuns::INJECTED], counts[TrialRuns::CLEANED]);
+            assert_eq!(
+                counts[TrialRuns::FINISHED],
+                1,
+                "trial {trial} finished {} times",
+                counts[TrialRuns::FINISHED]
+            );
+            assert_eq!(
+                injected, cleaned,
+                "trial {trial}: {injected} faults injected, {cleaned} cleaned up"
+            );
+            assert_eq!(
+                counts[TrialRuns::CLEANUP_FAILED],
+                0,
+                "trial {trial}: a cleanup failed"
+            );
+        }
+    }
+
+    /// Trials started more than once.
+    fn rerun(&self) -> usize {
+        self.0
+            .values()
+            .filter(|counts| counts[TrialRuns::STARTED] > 1)
+            .count()
+    }
+
+    fn injected(&self) -> u32 {
+        self.0
+            .values()
+            .map(|counts| counts[TrialRuns::INJECTED])
+            .sum()
+    }
+}
+
+/// No process, mount or registry entry of a lab under `data` is left on the host.
+fn assert_nothing_left(data: &Path) {
+    assert_eq!(processes_naming(data), Vec::<String>::new());
+    assert_eq!(mounts_under(data), Vec::<String>::new());
+    assert_eq!(claims_under(data), Vec::<u32>::new());
+}
+
 async fn campaign_events(
     log: &schemas::log::EventLog,
     campaign_id: &str,
@@ -257,7 +325,6 @@ async fn campaign_events(
 async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_every_fault_cleaned()
  {
     use schemas::event::EventData;
-    use std::collections::BTreeMap;
     if !root_or_skip("workers killed mid-campaign") {
         return;
     }
@@ -285,13 +352,14 @@ async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_
 
     let logs = dir.path().to_path_buf();
     let worker = |id: &str| {
-        let process = eval(&data, nats.url(), &["worker", "--worker-id", id])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(logs.join(format!("worker-{id}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        (process, Instant::now())
+        support::Spawned::new(
+            eval(&data, nats.url(), &["worker", "--worker-id", id])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(logs.join(format!("worker-{id}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     };
     let mut a = worker("a");
     let b = worker("b");
@@ -323,11 +391,10 @@ async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_
             })
             .count();
         if kills.len() < 2 && started_by_a > kills.len() {
-            let after = Duration::from_millis(random_below(2_500));
+            let after = Duration::from_millis(support::random_below(2_500));
             tokio::time::sleep(after).await;
-            kill(Pid::from_raw(a.0.id() as i32), Signal::SIGKILL).unwrap();
-            a.0.wait().unwrap();
-            let down = Duration::from_millis(500 + random_below(4_000));
+            a.crash();
+            let down = Duration::from_millis(500 + support::random_below(4_000));
             tokio::time::sleep(down).await;
             a = worker("a");
             kills.push((after, down));
@@ -335,50 +402,248 @@ async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    for (id, (mut process, started)) in [("a", a), ("b", b)] {
+    for (id, process) in [("a", a), ("b", b)] {
         // A worker stops cleanly on SIGTERM once it has installed its handler.
-        if let Some(rest) = Duration::from_secs(5).checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
-        kill(Pid::from_raw(process.id() as i32), Signal::SIGTERM).unwrap();
-        let status = process.wait().unwrap();
+        let status = process.stop_after(Duration::from_secs(5));
         let log = std::fs::read_to_string(dir.path().join(format!("worker-{id}.log"))).unwrap();
         assert!(status.success(), "worker {id}: {status}\n{log}");
     }
 
-    let events = campaign_events(&log, &campaign_id).await;
-    let mut per_trial = BTreeMap::<String, [u32; 5]>::new();
-    for event in &events {
-        let Some(trial) = &event.trial_id else {
-            continue;
-        };
-        let counts = per_trial.entry(trial.clone()).or_default();
-        match &event.data {
-            EventData::TrialFinished(_) => counts[0] += 1,
-            EventData::ChaosInjected(_) => counts[1] += 1,
-            EventData::ChaosCleanedUp(_) => counts[2] += 1,
-            EventData::ChaosCleanupFailed(_) => counts[3] += 1,
-            EventData::TrialStarted(_) => counts[4] += 1,
-            _ => {}
-        }
-    }
-    assert_eq!(per_trial.len(), trials);
-    for (trial, [finished, injected, cleaned, failed, _]) in &per_trial {
-        assert_eq!(*finished, 1, "trial {trial} finished {finished} times");
-        assert_eq!(
-            injected, cleaned,
-            "trial {trial}: {injected} faults injected, {cleaned} cleaned up"
-        );
-        assert_eq!(*failed, 0, "trial {trial}: a cleanup failed");
-    }
-    let rerun = per_trial.values().filter(|counts| counts[1] > 1).count();
-    assert!(rerun > 0, "no kill landed while a fault was on: {kills:?}");
-    assert_eq!(processes_naming(&data), Vec::<String>::new());
-    assert_eq!(mounts_under(&data), Vec::<String>::new());
-    assert_eq!(claims_under(&data), Vec::<u32>::new());
-    let injected: u32 = per_trial.values().map(|counts| counts[1]).sum();
+    let runs = TrialRuns::of(&campaign_events(&log, &campaign_id).await);
+    runs.assert_each_finished_once_and_cleaned(trials);
+    // A kill landed within a trial of a's, which another attempt then ran.
+    let rerun = runs.rerun();
+    assert!(rerun > 0, "no kill landed within a trial: {kills:?}");
+    assert_nothing_left(&data);
+    let injected = runs.injected();
     eprintln!(
         "{} kills (after a's trial started, down for): {kills:?}; {trials} trials finished once each, {rerun} of them run again; {injected} faults injected, all cleaned up; nothing left on the host",
+        kills.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evalctl_up_killed_whole_mid_campaign_cleans_its_chaos_and_completes_the_campaign_when_restarted()
+ {
+    use schemas::event::EventData;
+    if !root_or_skip("evalctl up killed with SIGKILL") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nats = format!("nats://127.0.0.1:{}", support::free_port());
+    let up_args = ["--port", "0"];
+    let up = support::Up::start_logging(&nats, &data, &up_args, "info");
+    let file = dir.path().join("campaign.yaml");
+    let trials = 3;
+    std::fs::write(
+        &file,
+        format!("name: up-killed\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: 2, duration_seconds: 3}}\ntrials_per_combination: {trials}\ntrial_timeout_seconds: 60\n"),
+    )
+    .unwrap();
+    let published = eval(&data, &nats, &["publish", file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+    let credential =
+        schemas::log::auth::LocalCredential::load(&data.join("nats"), schemas::log::Role::Harness)
+            .unwrap();
+    let reader = || async {
+        schemas::log::EventLog::connect_with(&nats, &credential.auth())
+            .await
+            .unwrap()
+    };
+
+    // Killed at a random moment of the first trial's fault.
+    let log = reader().await;
+    let started = Instant::now();
+    while !campaign_events(&log, &campaign_id)
+        .await
+        .iter()
+        .any(|event| matches!(event.data, EventData::ChaosInjected(_)))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no fault injected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = Duration::from_millis(support::random_below(3_000));
+    tokio::time::sleep(after).await;
+    up.kill();
+    drop(log);
+    // Its nats-server and its lab's processes died with it.
+    let started = Instant::now();
+    while !processes_naming(&data).is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_naming(&data), Vec::<String>::new());
+
+    // Started again on the same data dir: its own server on the same store, the fault cleaned up
+    // from its record, the stale lab removed, then the campaign goes on to its end.
+    let up = support::Up::start_logging(&nats, &data, &up_args, "info");
+    let log = reader().await;
+    let started = Instant::now();
+    loop {
+        let events = campaign_events(&log, &campaign_id).await;
+        let scored = events
+            .iter()
+            .filter(|event| matches!(event.data, EventData::TrialScored(_)))
+            .count();
+        if scored >= trials {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{scored} of {trials} trials scored after the restart:\n{}",
+            up.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let events = campaign_events(&log, &campaign_id).await;
+    let runs = TrialRuns::of(&events);
+    let statuses: Vec<String> = events
+        .iter()
+        .filter_map(|event| match &event.data {
+            EventData::TrialFinished(finished) => Some(format!("{:?}", finished.status)),
+            _ => None,
+        })
+        .collect();
+    eprintln!("{runs:?} {statuses:?}");
+    assert!(up.stop().success());
+    runs.assert_each_finished_once_and_cleaned(trials);
+    assert_nothing_left(&data);
+    eprintln!(
+        "evalctl up killed {after:?} into the first fault; after the restart {trials} trials finished once each ({} run again), {} faults injected, all cleaned up; nothing left",
+        runs.rerun(),
+        runs.injected()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_score_and_project_killed_and_restarted_end_with_the_tables_of_an_uninterrupted_run()
+ {
+    use schemas::event::EventData;
+    if !root_or_skip("stages killed mid-campaign") {
+        return;
+    }
+    let nats = testkit::TemporaryNats::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("campaign.yaml");
+    let trials = 4;
+    std::fs::write(
+        &file,
+        format!("name: stages-killed\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: leader, duration_seconds: 2}}\ntrials_per_combination: {trials}\ntrial_timeout_seconds: 60\n"),
+    )
+    .unwrap();
+    let published = eval(
+        &data,
+        nats.url(),
+        &["publish", file.to_str().unwrap(), "--json"],
+    )
+    .output()
+    .unwrap();
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    let campaign_id = report["campaign_id"].as_str().unwrap().to_string();
+    let log = schemas::log::EventLog::connect(nats.url()).await.unwrap();
+
+    let logs = dir.path().to_path_buf();
+    let stage = |args: &[&str]| {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{}.log", args[0])))
+            .unwrap();
+        support::Spawned::new(
+            eval(&data, nats.url(), args)
+                .env("RUST_LOG", "info,scoring=debug,ingest=debug")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let worker = stage(&["worker"]);
+    let commands: [&[&str]; 3] = [&["capture"], &["score"], &["project"]];
+    let mut stages: Vec<_> = commands.iter().map(|args| stage(args)).collect();
+    // One of the three killed (SIGKILL) at a random moment, started again after a random pause,
+    // until every trial is scored; the worker runs throughout.
+    let mut kills = Vec::new();
+    let started = Instant::now();
+    loop {
+        let events = campaign_events(&log, &campaign_id).await;
+        let scored = events
+            .iter()
+            .filter(|event| matches!(event.data, EventData::TrialScored(_)))
+            .count();
+        if scored >= trials {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(480),
+            "{scored} of {trials} trials scored (kills {kills:?}); the scoring stage said:\n{}",
+            std::fs::read_to_string(dir.path().join("score.log")).unwrap_or_default()
+        );
+        let which = support::random_below(3) as usize;
+        let after = Duration::from_millis(1_000 + support::random_below(5_000));
+        tokio::time::sleep(after).await;
+        stages[which].crash();
+        tokio::time::sleep(Duration::from_millis(200 + support::random_below(2_000))).await;
+        stages[which] = stage(commands[which]);
+        kills.push((commands[which][0], after));
+    }
+    // Stopped cleanly (each once its SIGTERM handler is in place), then the projector's file is
+    // brought up to the end of the log and compared with a rebuild from the whole log.
+    stages.push(worker);
+    for process in stages {
+        assert!(process.stop_after(Duration::from_secs(3)).success());
+    }
+    let caught_up = eval(&data, nats.url(), &["project", "--until-caught-up"])
+        .output()
+        .unwrap();
+    assert!(caught_up.status.success(), "{}", text(&caught_up.stderr));
+    let fresh = dir.path().join("fresh");
+    let rebuilt = eval(&fresh, nats.url(), &["project", "--rebuild"])
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt.stderr));
+    let interrupted = support::dump_tables(&data.join("eval.duckdb"));
+    assert_eq!(
+        interrupted,
+        support::dump_tables(&fresh.join("eval.duckdb")),
+        "kills: {kills:?}"
+    );
+
+    // Nothing doubled by the stages that were killed: one score per trial, one end of capture
+    // per trial, every event id once.
+    let events = campaign_events(&log, &campaign_id).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for event in &events {
+        assert!(ids.insert(event.id), "event {} stored twice", event.id);
+    }
+    for event_type in ["TrialScored", "OperatorCaptureFinished", "TicketOpened"] {
+        let mut per_trial = std::collections::BTreeMap::<&str, u32>::new();
+        for event in events
+            .iter()
+            .filter(|event| event.event_type() == event_type)
+        {
+            *per_trial
+                .entry(event.trial_id.as_deref().unwrap())
+                .or_default() += 1;
+        }
+        assert_eq!(per_trial.len(), trials, "{event_type}: {per_trial:?}");
+        assert!(
+            per_trial.values().all(|n| *n == 1),
+            "{event_type} doubled: {per_trial:?} (kills: {kills:?})"
+        );
+    }
+    TrialRuns::of(&events).assert_each_finished_once_and_cleaned(trials);
+    eprintln!(
+        "{} kills {kills:?}; {trials} trials scored once each; the projected tables equal a rebuild's",
         kills.len()
     );
 }

@@ -2,6 +2,8 @@
 //! whole trial in order, two trials in parallel on separate labs, and a worker killed right
 //! after injection whose successor cleans up. Needs root: skipped with a printed reason otherwise.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -493,7 +495,7 @@ async fn a_managed_operator_is_started_captured_and_graded() {
     // DuckDB comes from the log alone: with the operator.db gone, a rebuild equals the live
     // projection `evalctl run` made while the file was there.
     let duckdb = data.join("eval.duckdb");
-    let live = dump_tables(&duckdb);
+    let live = support::dump_tables(&duckdb);
     assert!(
         live.contains("scripted-model"),
         "the operator's rows are projected"
@@ -505,7 +507,7 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         &["project", "--rebuild", "--until-caught-up"],
     ));
     assert!(rebuilt.status.success());
-    assert_eq!(dump_tables(&duckdb), live);
+    assert_eq!(support::dump_tables(&duckdb), live);
     assert!(Lab::list(&data).unwrap().is_empty());
     // The node the operator restarted from its own process went with the lab too.
     let data_text = data.display().to_string();
@@ -517,31 +519,6 @@ async fn a_managed_operator_is_started_captured_and_graded() {
         .filter(|cmdline| cmdline.contains(&data_text) && cmdline.starts_with("etcd"))
         .collect();
     assert_eq!(survivors, Vec::<String>::new());
-}
-
-/// Every projected table's rows, sorted, as text.
-fn dump_tables(path: &Path) -> String {
-    let connection = duckdb::Connection::open(path).unwrap();
-    let mut out = String::new();
-    for table in projector::schema::TABLES {
-        let mut statement = connection
-            .prepare(&format!(
-                "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {} ORDER BY ALL",
-                table.name
-            ))
-            .unwrap();
-        let mut rows = statement.query([]).unwrap();
-        out.push_str(&format!("== {}\n", table.name));
-        while let Some(row) = rows.next().unwrap() {
-            let n = row.as_ref().column_count();
-            let cells: Vec<String> = (0..n)
-                .map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default())
-                .collect();
-            out.push_str(&cells.join(" | "));
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// How the external operator's file reaches the campaign: the file's `operator_db`, or the seed

@@ -521,6 +521,10 @@ events! {
     TrialScored,
     /// Every trial of the campaign has finished.
     CampaignFinished,
+    /// A stage refused a message it cannot act on (unreadable, of a newer schema version,
+    /// naming a subject or runtime this build does not know, or a file it may not read), and
+    /// acknowledged it so that it is not delivered again.
+    EventRejected,
 }
 
 /// The JSON Schema of an event on the wire: the envelope with `type` and typed `data`.
@@ -795,6 +799,18 @@ pub struct ChaosCleanupFailed {
     pub error: String,
     /// What may be left behind, from the injection's cleanup record.
     pub cleanup: crate::cleanup::Cleanup,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventRejected {
+    /// The durable consumer that refused it: `eval-worker`, `capture`, `scoring`, ….
+    pub consumer: String,
+    /// The subject it was stored under.
+    pub subject: String,
+    /// Its stream sequence, where the server said it.
+    pub stream_sequence: Option<u64>,
+    /// Why it was refused.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

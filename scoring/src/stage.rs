@@ -62,7 +62,14 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
         let finished = match schemas::log::read_event(&message.subject, &message.payload) {
             Ok(event) => event,
             Err(error) => {
-                delivery.term(&format!("unreadable event: {error}")).await;
+                delivery
+                    .reject(
+                        &log,
+                        &producer,
+                        CONSUMER_NAME,
+                        &format!("unreadable event: {error}"),
+                    )
+                    .await;
                 continue;
             }
         };

@@ -161,12 +161,17 @@ impl Up {
 
     /// `evalctl up` with more arguments, such as `--port 0`.
     pub fn start_with(url: &str, data_dir: &Path, args: &[&str]) -> Up {
+        Up::start_logging(url, data_dir, args, "off")
+    }
+
+    /// [`Up::start_with`], logging at `level` (`RUST_LOG`) into what [`Up::stderr`] reads.
+    pub fn start_logging(url: &str, data_dir: &Path, args: &[&str], level: &str) -> Up {
         let stderr = data_dir.with_extension("stderr");
         let child = Command::new(env!("CARGO_BIN_EXE_evalctl"))
             .args(["up", "--nats", url, "--data-dir"])
             .arg(data_dir)
             .args(args)
-            .env("RUST_LOG", "off")
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -191,6 +196,12 @@ impl Up {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no viewer address in: {stderr}"))
             .to_string()
+    }
+
+    /// SIGKILL, as a crash would; returns once it is gone.
+    pub fn kill(mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM, then the exit status.
@@ -233,4 +244,83 @@ pub fn projected_database(name: &str, events: Vec<Event>) -> PathBuf {
     .join()
     .unwrap();
     path
+}
+
+/// A number below `bound` from the clock, for kill points that differ from run to run (tests
+/// print the points they used, so that a failure can be read against them).
+pub fn random_below(bound: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    nanos.wrapping_mul(6364136223846793005).rotate_left(17) % bound.max(1)
+}
+
+/// Every projected table's rows, sorted, as text.
+pub fn dump_tables(path: &Path) -> String {
+    let connection = duckdb::Connection::open(path).unwrap();
+    let mut out = String::new();
+    for table in projector::schema::TABLES {
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {} ORDER BY ALL",
+                table.name
+            ))
+            .unwrap();
+        let mut rows = statement.query([]).unwrap();
+        out.push_str(&format!("== {}\n", table.name));
+        while let Some(row) = rows.next().unwrap() {
+            let n = row.as_ref().column_count();
+            let cells: Vec<String> = (0..n)
+                .map(|i| row.get::<_, Option<String>>(i).unwrap().unwrap_or_default())
+                .collect();
+            out.push_str(&cells.join(" | "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A process a test started, stopped with SIGTERM when dropped (a failing test leaves no worker
+/// running its labs), with when it started.
+pub struct Spawned {
+    pub child: Child,
+    pub started: Instant,
+}
+
+impl Spawned {
+    pub fn new(child: Child) -> Spawned {
+        Spawned {
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// SIGKILL, as a crash would; returns once it is gone.
+    pub fn crash(&mut self) {
+        kill(self.pid(), Signal::SIGKILL).unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM once it has had `settle` to install its handler, then its exit status.
+    pub fn stop_after(mut self, settle: Duration) -> std::process::ExitStatus {
+        if let Some(rest) = settle.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        kill(self.pid(), Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(self.pid(), Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -212,6 +212,14 @@ pub fn summary(event: &Event) -> String {
             format!("{} in {} ms", data.chaos_type, data.duration_ms)
         }
         EventData::ChaosCleanupFailed(data) => format!("{}: {}", data.chaos_type, data.error),
+        EventData::EventRejected(data) => format!(
+            "{} refused {} (#{}): {}",
+            data.consumer,
+            data.subject,
+            data.stream_sequence
+                .map_or("-".to_string(), |sequence| sequence.to_string()),
+            data.reason
+        ),
         EventData::TrialFinished(data) => format!(
             "{}{}",
             data.status.as_str(),

@@ -55,6 +55,8 @@ pub struct WorkerConfig {
 
 struct Shared {
     log: EventLog,
+    /// The durable consumer's name, for the record of a rejected message.
+    consumer: String,
     config: WorkerConfig,
     producer: Producer,
     /// Free lab slots.
@@ -93,13 +95,17 @@ pub async fn run(log: EventLog, config: WorkerConfig, shutdown: CancellationToke
             description: "evalctl workers: run every requested trial".to_string(),
             filter_subjects: vec![filter],
             ack_wait: Duration::from_secs(30),
-            max_deliver: Some(10),
+            // Unlimited: a trial waiting for its campaign's `parallel` is handed back every
+            // second, and each time counts as a delivery. The trial's own starts, from the log,
+            // bound how often it is tried (`MAX_STARTS`).
+            max_deliver: None,
         })
         .await?;
     let stream = log.stream().await?;
 
     let shared = Arc::new(Shared {
         producer: Producer::here("worker"),
+        consumer: name.clone(),
         slots: Mutex::new((0..config.concurrency.max(1)).rev().collect()),
         running: Mutex::new(HashMap::new()),
         campaigns: CampaignCache::default(),
@@ -182,7 +188,6 @@ async fn handle(
     mut delivery: Delivery,
     shutdown: &CancellationToken,
 ) {
-    let attempt = delivery.attempt() as u32;
     let message = delivery.message();
     let event = match schemas::log::read_event(&message.subject, &message.payload) {
         Ok(Event {
@@ -192,8 +197,15 @@ async fn handle(
             ..
         }) => (campaign_id, trial_id, requested),
         other => {
+            let why = match other {
+                Err(error) => format!("not a readable TrialRequested: {error}"),
+                Ok(event) => format!(
+                    "not a TrialRequested this build can run (a {} whose data is not a trial this build knows: an unknown subject, runtime or field)",
+                    event.event_type()
+                ),
+            };
             delivery
-                .term(&format!("not a readable TrialRequested: {other:?}"))
+                .reject(&shared.log, &shared.producer, &shared.consumer, &why)
                 .await;
             return;
         }
@@ -223,7 +235,7 @@ async fn handle(
         worker_id: &shared.config.worker_id,
         spec: &requested.trial,
     };
-    let outcome = run_trial(&trial, shared, slot, attempt, shutdown).await;
+    let outcome = run_trial(&trial, shared, slot, shutdown).await;
     *shared
         .running
         .lock()

@@ -100,6 +100,8 @@ pub(super) async fn cleanup_and_record(
 /// What the log says of one trial so far.
 pub(super) struct TrialHistory {
     pub(super) finished: bool,
+    /// How many times a worker started it (its `TrialStarted` events).
+    pub(super) started: u32,
     /// Faults injected and not cleaned up, with their records.
     pub(super) uncleaned: Vec<CleanupRecord>,
 }
@@ -117,6 +119,7 @@ pub(super) async fn trial_history(
     let events = log.read(&filter, false).await?;
     futures::pin_mut!(events);
     let mut finished = false;
+    let mut started = 0;
     let mut open: Option<CleanupRecord> = None;
     let here = schemas::event::host_name();
     while let Some(stored) = events.next().await {
@@ -124,6 +127,7 @@ pub(super) async fn trial_history(
         let made_here = event.producer.host == here;
         match event.data {
             EventData::TrialFinished(_) => finished = true,
+            EventData::TrialStarted(_) => started += 1,
             // Another host's fault is that host's worker's to clean up (see `for_each_made_here`).
             EventData::ChaosInjected(injected) if made_here => {
                 open = injected.cleanup.record().cloned();
@@ -134,6 +138,7 @@ pub(super) async fn trial_history(
     }
     Ok(TrialHistory {
         finished,
+        started,
         uncleaned: open.into_iter().collect(),
     })
 }

@@ -73,6 +73,10 @@ impl Recorder<'_> {
     }
 }
 
+/// How many times a trial is started before it ends `errored`: a trial that kills its worker
+/// every time does not loop for ever.
+pub(super) const MAX_STARTS: u32 = 5;
+
 pub(super) enum TrialEnd {
     Finished,
     /// Shutdown came first: cleaned up, to be run again.
@@ -83,7 +87,6 @@ pub(super) async fn run_trial(
     trial: &TrialContext<'_>,
     shared: &Shared,
     slot: usize,
-    attempt: u32,
     shutdown: &CancellationToken,
 ) -> Result<TrialEnd> {
     let recorder = &trial.recorder;
@@ -96,6 +99,20 @@ pub(super) async fn run_trial(
     super::sweep_stale_labs().await;
     for record in history.uncleaned {
         cleanup_and_record(recorder, &shared.config.data_dir, &record, chaos_type).await?;
+    }
+    // Counted from the log, not from deliveries: a trial handed back while its campaign is at
+    // its `parallel` is delivered again without being started.
+    let attempt = history.started + 1;
+    if history.started >= MAX_STARTS {
+        return recorder
+            .finish(
+                TrialStatus::Errored,
+                Some(format!(
+                    "started {} times without finishing (each time its worker died or was stopped); not tried again",
+                    history.started
+                )),
+            )
+            .await;
     }
     recorder
         .publish(TrialStarted {

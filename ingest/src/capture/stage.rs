@@ -175,6 +175,14 @@ pub async fn run(log: EventLog, config: StageConfig, shutdown: CancellationToken
     Ok(())
 }
 
+/// Terminates a message this stage cannot act on, recording why in the log.
+async fn reject(shared: &Shared, delivery: Delivery, why: &str) {
+    let consumer = consumer_name(&schemas::event::host_name());
+    delivery
+        .reject(&shared.log, &Producer::here("capture"), &consumer, why)
+        .await;
+}
+
 /// The durable consumer of the stages on `host`, created on first use.
 pub async fn durable_consumer(log: &EventLog, host: &str) -> Result<PullConsumer> {
     Ok(log
@@ -197,9 +205,12 @@ async fn handle(shared: &Shared, mut delivery: Delivery, shutdown: &Cancellation
     let injection = match schemas::log::read_event(&message.subject, &message.payload) {
         Ok(event) => event,
         Err(error) => {
-            delivery
-                .term(&format!("unreadable ChaosInjected: {error}"))
-                .await;
+            reject(
+                shared,
+                delivery,
+                &format!("unreadable ChaosInjected: {error}"),
+            )
+            .await;
             return;
         }
     };
@@ -310,7 +321,7 @@ async fn handle(shared: &Shared, mut delivery: Delivery, shutdown: &Cancellation
         }
         Err(error) => {
             warn!(%campaign_id, %trial_id, %error, "capture failed; the events already published stay");
-            delivery.term(&error.to_string()).await;
+            reject(shared, delivery, &error.to_string()).await;
             (false, CaptureOutcome::Failed(error.to_string()))
         }
     };

@@ -10,6 +10,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{self, PullConsumer};
 
 use super::{Error, EventLog, Result};
+use crate::event::{Event, Producer};
 
 /// What a stage's durable consumer is.
 #[derive(Debug, Clone)]
@@ -78,10 +79,14 @@ impl EventLog {
         let mut wanted = spec.filter_subjects.clone();
         wanted.sort();
         let have = filters(&info.config);
-        if have == wanted {
+        let max_deliver = spec.max_deliver.unwrap_or(-1);
+        // The server reports "unlimited" as -1 or 0.
+        let same_limit = info.config.max_deliver == max_deliver
+            || (max_deliver < 0 && info.config.max_deliver <= 0);
+        if have == wanted && same_limit {
             return Ok(consumer);
         }
-        tracing::info!(consumer = %spec.name, from = ?have, to = ?wanted, "updating the consumer's filter");
+        tracing::info!(consumer = %spec.name, from = ?have, to = ?wanted, max_deliver, "updating the consumer");
         stream
             .update_consumer(spec.config())
             .await
@@ -168,9 +173,36 @@ impl Delivery {
             .await;
     }
 
-    /// Never to be delivered again: `why` is logged.
-    pub async fn term(self, why: &str) {
-        tracing::warn!(subject = %self.message.subject, why, "delivery terminated");
+    /// Never to be delivered again: a message the stage (`producer`, reading through the
+    /// consumer `consumer`) cannot act on. `why` is logged and recorded in the log as an
+    /// [`EventRejected`](crate::event::EventRejected) under the message's own campaign and trial
+    /// (its id derived from the consumer and the message's sequence, so that a rejection made
+    /// twice is stored once), then the message is terminated, so that it does not loop.
+    pub async fn reject(self, log: &EventLog, producer: &Producer, consumer: &str, why: &str) {
+        tracing::warn!(subject = %self.message.subject, why, "message rejected");
+        let subject = self.message.subject.to_string();
+        let sequence = self.stream_sequence();
+        let mut tokens = subject.split('.').skip(1);
+        let campaign = tokens
+            .next()
+            .filter(|token| !token.is_empty())
+            .unwrap_or("_");
+        let trial = tokens.next().filter(|token| *token != "_");
+        let rejected = crate::event::EventRejected {
+            consumer: consumer.to_string(),
+            subject: subject.clone(),
+            stream_sequence: sequence,
+            reason: why.to_string(),
+        };
+        let id = crate::ids::derived_event_id(
+            campaign,
+            &format!("EventRejected:{consumer}"),
+            sequence.unwrap_or_default(),
+        );
+        let event = Event::new(producer, campaign, trial, rejected).with_id(id);
+        if let Err(error) = log.publish(&event).await {
+            tracing::warn!(%subject, %error, "the rejection could not be recorded");
+        }
         self.answer(AckKind::Term, "termination").await;
     }
 }

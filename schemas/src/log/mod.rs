@@ -106,6 +106,14 @@ pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str
 /// one publisher cannot pass its event off as a type it may not publish.
 pub fn read_event(subject: &str, payload: &[u8]) -> std::result::Result<Event, String> {
     let event = Event::from_json(payload).map_err(|error| error.to_string())?;
+    if event.schema_version > crate::event::SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {} is newer than this build's ({}): upgrade {} to read it",
+            event.schema_version,
+            crate::event::SCHEMA_VERSION,
+            crate::program::name()
+        ));
+    }
     event.check_subject(subject)?;
     Ok(event)
 }

@@ -80,6 +80,7 @@ impl Role {
                 "ChaosCleanedUp",
                 "ChaosCleanupFailed",
                 "TrialFinished",
+                "EventRejected",
             ]),
             Role::Capture => Some(&[
                 "TicketOpened",
@@ -87,8 +88,9 @@ impl Role {
                 "AgentLogRecorded",
                 "TicketResolved",
                 "OperatorCaptureFinished",
+                "EventRejected",
             ]),
-            Role::Scoring => Some(&["TrialScored"]),
+            Role::Scoring => Some(&["TrialScored", "EventRejected"]),
             Role::Reader => Some(&[]),
         }
     }
