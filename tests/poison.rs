@@ -17,16 +17,7 @@ use serde_json::{Value, json};
 use support::text;
 
 fn eval(nats: &str, data: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_evalctl"));
-    command
-        .args(args)
-        .arg("--nats")
-        .arg(nats)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .current_dir(support::repo_root());
-    command
+    support::evalctl(nats, data, args)
 }
 
 async fn all_events(log: &EventLog) -> Vec<schemas::event::Event> {

@@ -25,16 +25,7 @@ fn root_or_skip(test: &str) -> bool {
 }
 
 fn eval(nats: &str, data_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_evalctl"));
-    command
-        .args(args)
-        .arg("--nats")
-        .arg(nats)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
+    support::evalctl(nats, data_dir, args)
 }
 
 fn output(mut command: Command) -> Output {

@@ -324,3 +324,41 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// The `evalctl` binary with `args` against the NATS server at `nats` and the data dir `data`,
+/// from the repository root, logging warnings only.
+pub fn evalctl(nats: &str, data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_evalctl"));
+    command
+        .args(args)
+        .arg("--nats")
+        .arg(nats)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .current_dir(repo_root());
+    command
+}
+
+/// Writes `yaml` as `dir/campaign.yaml`, publishes it with `evalctl publish` (variants from the
+/// repository's `campaigns/variants`), and returns the campaign id.
+pub fn publish_campaign(nats: &str, data: &Path, dir: &Path, yaml: &str) -> String {
+    let file = dir.join("campaign.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let published = evalctl(
+        nats,
+        data,
+        &[
+            "publish",
+            file.to_str().unwrap(),
+            "--json",
+            "--variants-dir",
+            "campaigns/variants",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    report["campaign_id"].as_str().unwrap().to_string()
+}

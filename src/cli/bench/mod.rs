@@ -1,5 +1,6 @@
 //! `evalctl bench …`: benchmarks that print their figures.
 
+mod campaign;
 mod project;
 mod publish;
 mod rescore;
@@ -25,9 +26,25 @@ pub enum BenchCommand {
     /// A full rebuild of the DuckDB file from a synthetic log (about 30 events per trial),
     /// beside DuckDB's own Arrow append of the same rows.
     Project(RescoreBenchArgs),
+    /// A campaign of short trials (process_pause for 1 s) run by 1, 2, then 4 worker processes
+    /// competing on one 3-member nats-server cluster: trials per minute for each count.
+    Campaign(CampaignBenchArgs),
     /// Every page and API route of the web viewer over a synthetic campaign set (campaigns of
     /// 1,000 trials): p50/p95/p99 of real HTTP requests, served as `evalctl viewer` serves a file.
     Viewer(ViewerBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignBenchArgs {
+    /// The worker counts to run the campaign with, one after another, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
+    pub(super) workers: Vec<usize>,
+    /// Trials in each campaign.
+    #[arg(long, default_value_t = 12)]
+    pub(super) trials: u32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -89,5 +106,6 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
         BenchCommand::Rescore(args) => rescore::run(args).await,
         BenchCommand::Project(args) => project::run(args).await,
         BenchCommand::Viewer(args) => viewer::run(args).await,
+        BenchCommand::Campaign(args) => campaign::run(args).await,
     }
 }
