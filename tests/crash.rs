@@ -24,6 +24,14 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// One crash test at a time: each kills processes, leaves stale labs on purpose and counts what
+/// the host holds, and every worker on the host sweeps stale labs, so two at once would measure
+/// each other.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
 /// Every running process whose command line names `dir` (nodes name their data dirs, proxies
 /// their control files, nats-server its store, the operator its files).
 fn processes_naming(dir: &Path) -> Vec<String> {
@@ -101,6 +109,7 @@ async fn a_run_stopped_as_timeout_k_5_stops_it_leaves_nothing_the_next_worker_or
     if !root_or_skip("run stopped by SIGTERM then SIGKILL") {
         return;
     }
+    let _serial = one_at_a_time().await;
     let sweeper_nats = testkit::TemporaryNats::start().await.unwrap();
     let rounds = 4;
     let (mut killed, mut leftovers_removed) = (0, 0);
@@ -319,6 +328,7 @@ async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_
     if !root_or_skip("workers killed mid-campaign") {
         return;
     }
+    let _serial = one_at_a_time().await;
     let nats = testkit::TemporaryNats::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -412,6 +422,7 @@ async fn evalctl_up_killed_whole_mid_campaign_cleans_its_chaos_and_completes_the
     if !root_or_skip("evalctl up killed with SIGKILL") {
         return;
     }
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let nats = format!("nats://127.0.0.1:{}", support::free_port());
@@ -445,7 +456,8 @@ async fn evalctl_up_killed_whole_mid_campaign_cleans_its_chaos_and_completes_the
     {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "no fault injected"
+            "no fault injected; evalctl up said:\n{}",
+            std::fs::read_to_string(data.with_extension("stderr")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -508,6 +520,7 @@ async fn capture_score_and_project_killed_and_restarted_end_with_the_tables_of_a
     if !root_or_skip("stages killed mid-campaign") {
         return;
     }
+    let _serial = one_at_a_time().await;
     let nats = testkit::TemporaryNats::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -632,7 +645,21 @@ async fn capture_score_and_project_killed_and_restarted_end_with_the_tables_of_a
                 .entry(event.trial_id.as_deref().unwrap())
                 .or_default() += 1;
         }
-        assert_eq!(per_trial.len(), trials, "{event_type}: {per_trial:?}");
+        let ends: Vec<String> = events
+            .iter()
+            .filter_map(|event| match &event.data {
+                EventData::TrialFinished(finished) => {
+                    Some(format!("{:?} {:?}", finished.status, finished.reason))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            per_trial.len(),
+            trials,
+            "{event_type}: {per_trial:?}; the trials ended {ends:?}; the worker said:\n{}",
+            std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+        );
         assert!(
             per_trial.values().all(|n| *n == 1),
             "{event_type} doubled: {per_trial:?} (kills: {kills:?})"

@@ -634,6 +634,15 @@ impl Lab {
         {
             problems.push(error.to_string());
         }
+        // A build killed between making a node's veth pair and moving it into the namespaces
+        // leaves the pair on the host, where it would stop the next lab of this index.
+        if self.state.isolation == Isolation::Namespaces {
+            for veth in network::node_veths(&self.state) {
+                if let Err(error) = network::delete_host_link(&veth).await {
+                    problems.push(error.to_string());
+                }
+            }
+        }
         if problems.is_empty() {
             // The claim first, while the state file still marks it as in use, and only if it
             // is still this lab's.

@@ -22,6 +22,8 @@ impl Lab {
             let netns = node.netns.clone().expect("isolated node");
             let veth = format!("el{index}n{}", node.number);
             let bridge_end = format!("{veth}b");
+            // This index is ours: a pair an interrupted build of it left on the host goes first.
+            delete_host_link(&veth).await?;
             let address = format!("{}/24", node.client_addr.ip());
             sys::run("ip", ["netns", "add", &netns], None).await?;
             sys::run(
@@ -85,6 +87,24 @@ impl Lab {
 }
 
 /// The host's address on a lab's bridge.
+/// The host-side names of the lab's node veths (`el<index>n<node>`), before they are moved into
+/// the nodes' namespaces.
+pub(super) fn node_veths(state: &super::LabState) -> Vec<String> {
+    state
+        .nodes
+        .iter()
+        .map(|node| format!("el{}n{}", state.index, node.number))
+        .collect()
+}
+
+/// Deletes the link `name` (and so its veth peer) from the host's namespace when it is there.
+pub(super) async fn delete_host_link(name: &str) -> Result<()> {
+    if std::path::Path::new("/sys/class/net").join(name).exists() {
+        sys::run("ip", ["link", "del", name], None).await?;
+    }
+    Ok(())
+}
+
 pub fn host_ip(index: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 250, index as u8, 254)
 }
