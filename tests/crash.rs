@@ -340,6 +340,7 @@ async fn a_worker_killed_at_random_moments_leaves_every_trial_finished_once_and_
         &format!(
             "name: killed-workers\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: random, duration_seconds: 2}}\ntrials_per_combination: {trials}\nparallel: 2\ntrial_timeout_seconds: 60\n"
         ),
+        None,
     );
     let log = schemas::log::EventLog::connect(nats.url()).await.unwrap();
 
@@ -436,6 +437,7 @@ async fn evalctl_up_killed_whole_mid_campaign_cleans_its_chaos_and_completes_the
         &format!(
             "name: up-killed\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: 2, duration_seconds: 3}}\ntrials_per_combination: {trials}\ntrial_timeout_seconds: 60\n"
         ),
+        None,
     );
     let credential =
         schemas::log::auth::LocalCredential::load(&data.join("nats"), schemas::log::Role::Harness)
@@ -532,6 +534,7 @@ async fn capture_score_and_project_killed_and_restarted_end_with_the_tables_of_a
         &format!(
             "name: stages-killed\nsubjects: [etcd]\nchaos_types:\n  - type: process_pause\n    params: {{target: leader, duration_seconds: 2}}\ntrials_per_combination: {trials}\nvariants: [careful]\ninclude_baseline: false\ntrial_timeout_seconds: 60\n"
         ),
+        Some("campaigns/variants"),
     );
     let log = schemas::log::EventLog::connect(nats.url()).await.unwrap();
 

@@ -59,7 +59,8 @@ pub async fn run(log: EventLog, config: ScoringConfig, shutdown: CancellationTok
         next_delivery(&consumer, &slot, &shutdown, "a finished trial").await
     {
         let message = delivery.message();
-        let finished = match schemas::log::read_event(&message.subject, &message.payload) {
+        let finished = match schemas::log::read_event_to_act_on(&message.subject, &message.payload)
+        {
             Ok(event) => event,
             Err(error) => {
                 delivery

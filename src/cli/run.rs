@@ -404,19 +404,25 @@ async fn wait_scored(log: &EventLog, campaign_id: &str, n_trials: usize) {
         trial_id: None,
         event_type: Some("TrialScored".to_string()),
     };
-    let Ok(events) = log.read(&filter, true).await else {
-        return;
-    };
-    futures::pin_mut!(events);
     let mut scored = std::collections::HashSet::new();
+    // A read that fails (a cluster member going down under it) is opened again: the caller
+    // bounds the wait.
     while scored.len() < n_trials {
-        match events.next().await {
-            Some(Ok(stored)) => {
-                if let Ok(event) = stored.event {
-                    scored.extend(event.trial_id);
+        if let Ok(events) = log.read(&filter, true).await {
+            futures::pin_mut!(events);
+            while scored.len() < n_trials {
+                match events.next().await {
+                    Some(Ok(stored)) => {
+                        if let Ok(event) = stored.event {
+                            scored.extend(event.trial_id);
+                        }
+                    }
+                    _ => break,
                 }
             }
-            _ => return,
+        }
+        if scored.len() < n_trials {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }
@@ -429,14 +435,33 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
         event_type: Some("TrialFinished".to_string()),
     };
     let bar = super::progress_bar(n_trials as u64, "trials");
-    let events = log.read(&filter, true).await?;
-    futures::pin_mut!(events);
+    let mut events = Box::pin(log.read_from(&filter, 1, true).await?);
     let mut done = std::collections::HashSet::new();
+    // Where to read again from when the read fails under us (a cluster member going down).
+    let mut next_sequence = 1;
+    let mut failures = 0;
     while done.len() < n_trials {
-        let Some(stored) = events.next().await else {
-            bail!("the log ended")
+        let stored = match events.next().await {
+            Some(Ok(stored)) => {
+                failures = 0;
+                stored
+            }
+            failure => {
+                failures += 1;
+                if failures > 20 {
+                    match failure {
+                        Some(Err(error)) => return Err(error.into()),
+                        _ => bail!("the log ended"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Ok(again) = log.read_from(&filter, next_sequence, true).await {
+                    events = Box::pin(again);
+                }
+                continue;
+            }
         };
-        let stored = stored?;
+        next_sequence = stored.sequence + 1;
         let Ok(event) = stored.event else { continue };
         let (Some(trial_id), EventData::TrialFinished(finished)) = (&event.trial_id, &event.data)
         else {

@@ -340,24 +340,22 @@ pub fn evalctl(nats: &str, data: &Path, args: &[&str]) -> Command {
     command
 }
 
-/// Writes `yaml` as `dir/campaign.yaml`, publishes it with `evalctl publish` (variants from the
-/// repository's `campaigns/variants`), and returns the campaign id.
-pub fn publish_campaign(nats: &str, data: &Path, dir: &Path, yaml: &str) -> String {
+/// Writes `yaml` as `dir/campaign.yaml`, publishes it with `evalctl publish` (with the variant
+/// files of `variants_dir`, relative to the repository, when given), and returns the campaign id.
+pub fn publish_campaign(
+    nats: &str,
+    data: &Path,
+    dir: &Path,
+    yaml: &str,
+    variants_dir: Option<&str>,
+) -> String {
     let file = dir.join("campaign.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let published = evalctl(
-        nats,
-        data,
-        &[
-            "publish",
-            file.to_str().unwrap(),
-            "--json",
-            "--variants-dir",
-            "campaigns/variants",
-        ],
-    )
-    .output()
-    .unwrap();
+    let mut args = vec!["publish", file.to_str().unwrap(), "--json"];
+    if let Some(variants) = variants_dir {
+        args.extend(["--variants-dir", variants]);
+    }
+    let published = evalctl(nats, data, &args).output().unwrap();
     assert!(published.status.success(), "{}", text(&published.stderr));
     let report: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
     report["campaign_id"].as_str().unwrap().to_string()

@@ -267,6 +267,57 @@ mod tests {
         assert!(error.contains("symbolic link"), "{error}");
     }
 
+    /// A registry entry is believed only when it is the lab of its own claim, laid out as the
+    /// lab lays it out: a forged one names nothing else to remove.
+    #[test]
+    fn a_registry_copy_is_refused_unless_it_is_its_claims_own_lab() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("labs/t1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let state = LabState {
+            name: "t1".to_string(),
+            index: 5,
+            subject: SubjectKind::Etcd,
+            isolation: Isolation::Loopback,
+            dir: dir.clone(),
+            bridge_netns: None,
+            host_veth: None,
+            cluster_token: "eval-l5-0".to_string(),
+            nodes: (1..=3)
+                .map(|n| node_layout(5, n, &dir, false, node_name(SubjectKind::Etcd, 3, 0, n)))
+                .collect(),
+            pd_members: 0,
+            tikv_binaries: None,
+        };
+        let copy = root.path().join("copy.json");
+        let write = |state: &LabState, mode: u32| {
+            std::fs::write(&copy, serde_json::to_string(state).unwrap()).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write(&state, 0o644);
+        assert_eq!(read_state_copy(&copy, 5, &dir).unwrap(), state);
+        // Another claim's index, another owner directory, a node laid out elsewhere, a file
+        // others may write: each refused.
+        let error = read_state_copy(&copy, 6, &dir).unwrap_err().to_string();
+        assert!(error.contains("not its claim's 6"), "{error}");
+        let error = read_state_copy(&copy, 5, root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not its own"), "{error}");
+        let mut moved = state.clone();
+        moved.nodes[1].data_dir = PathBuf::from("/etc");
+        write(&moved, 0o644);
+        let error = read_state_copy(&copy, 5, &dir).unwrap_err().to_string();
+        assert!(error.contains("not laid out"), "{error}");
+        write(&state, 0o666);
+        let error = read_state_copy(&copy, 5, &dir).unwrap_err().to_string();
+        assert!(
+            error.contains("writable by its group or by others"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn a_recycled_pid_is_not_the_labs_process() {
         let me = std::process::id();

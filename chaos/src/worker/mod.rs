@@ -189,7 +189,7 @@ async fn handle(
     shutdown: &CancellationToken,
 ) {
     let message = delivery.message();
-    let event = match schemas::log::read_event(&message.subject, &message.payload) {
+    let event = match schemas::log::read_event_to_act_on(&message.subject, &message.payload) {
         Ok(Event {
             data: EventData::TrialRequested(requested),
             campaign_id,

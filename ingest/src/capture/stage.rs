@@ -202,7 +202,7 @@ pub async fn durable_consumer(log: &EventLog, host: &str) -> Result<PullConsumer
 /// terminate it.
 async fn handle(shared: &Shared, mut delivery: Delivery, shutdown: &CancellationToken) {
     let message = delivery.message();
-    let injection = match schemas::log::read_event(&message.subject, &message.payload) {
+    let injection = match schemas::log::read_event_to_act_on(&message.subject, &message.payload) {
         Ok(event) => event,
         Err(error) => {
             reject(

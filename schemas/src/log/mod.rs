@@ -93,6 +93,21 @@ fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
     )
 }
 
+/// [`read_event`] for a stage about to act on the event: one of a newer schema version than
+/// this build's is refused (readers keep such events raw; a stage cannot know what they ask).
+pub fn read_event_to_act_on(subject: &str, payload: &[u8]) -> std::result::Result<Event, String> {
+    let event = read_event(subject, payload)?;
+    if event.schema_version > crate::event::SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {} is newer than this build's ({}): upgrade {} to act on it",
+            event.schema_version,
+            crate::event::SCHEMA_VERSION,
+            crate::program::name()
+        ));
+    }
+    Ok(event)
+}
+
 /// The subject of an event: `eval.<campaign_id>.<trial_id or _>.<EventType>`.
 pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str) -> String {
     format!(
@@ -106,14 +121,6 @@ pub fn event_subject(campaign_id: &str, trial_id: Option<&str>, event_type: &str
 /// one publisher cannot pass its event off as a type it may not publish.
 pub fn read_event(subject: &str, payload: &[u8]) -> std::result::Result<Event, String> {
     let event = Event::from_json(payload).map_err(|error| error.to_string())?;
-    if event.schema_version > crate::event::SCHEMA_VERSION {
-        return Err(format!(
-            "schema version {} is newer than this build's ({}): upgrade {} to read it",
-            event.schema_version,
-            crate::event::SCHEMA_VERSION,
-            crate::program::name()
-        ));
-    }
     event.check_subject(subject)?;
     Ok(event)
 }

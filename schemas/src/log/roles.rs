@@ -153,7 +153,8 @@ mod tests {
     use super::*;
 
     /// Every event type is published by the harness and exactly one stage, except the
-    /// campaign's own events, which only the harness publishes.
+    /// campaign's own events, which only the harness publishes, and `EventRejected`, which every
+    /// consuming stage publishes.
     #[test]
     fn each_event_type_has_one_stage_that_publishes_it() {
         for event_type in crate::event::EVENT_TYPES {
@@ -165,6 +166,11 @@ mod tests {
                 })
                 .collect();
             let harness_only = ["CampaignPublished", "TrialRequested", "CampaignFinished"];
+            // Every stage that consumes records what it refused.
+            if *event_type == "EventRejected" {
+                assert_eq!(stages, [Role::Worker, Role::Capture, Role::Scoring]);
+                continue;
+            }
             assert_eq!(
                 stages.len(),
                 usize::from(!harness_only.contains(event_type)),
