@@ -5,7 +5,7 @@
 //! and refused when another user owns it or may write it: a claim decides which directory a lab
 //! removes, so nobody else may plant one.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -108,6 +108,9 @@ pub(super) fn record_state(index: u32, lab_dir: &Path, text: &str) -> Result<()>
     let copy = claim.join(STATE_COPY);
     let temporary = claim.join("lab.json.tmp");
     std::fs::write(&temporary, text).map_err(Error::io(&temporary))?;
+    // Whatever the umask: a copy others may write is never believed (`trust::check_owned`).
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io(&temporary))?;
     std::fs::rename(&temporary, &copy).map_err(Error::io(&copy))
 }
 
