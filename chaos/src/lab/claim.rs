@@ -81,11 +81,16 @@ pub(super) fn claim_index() -> Result<(u32, PathBuf)> {
     )))
 }
 
-/// Gives back the claim of `index` if it is still the lab's at `lab_dir`'s.
-pub(super) fn release(index: u32, lab_dir: &Path) {
+/// The claim of `index`, if it is still the lab's at `lab_dir`.
+fn own_claim(index: u32, lab_dir: &Path) -> Option<PathBuf> {
     let claim = claims_dir().join(index.to_string());
     let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
-    if Path::new(owner.trim()) == lab_dir {
+    (Path::new(owner.trim()) == lab_dir).then_some(claim)
+}
+
+/// Gives back the claim of `index` if it is still the lab's at `lab_dir`'s.
+pub(super) fn release(index: u32, lab_dir: &Path) {
+    if let Some(claim) = own_claim(index, lab_dir) {
         let _ = std::fs::remove_dir_all(&claim);
     }
 }
@@ -100,11 +105,9 @@ const HOLDER: &str = "holder";
 /// Keeps a copy of the lab's state in its claim, if the claim of `index` is still the lab's at
 /// `lab_dir`.
 pub(super) fn record_state(index: u32, lab_dir: &Path, text: &str) -> Result<()> {
-    let claim = claims_dir().join(index.to_string());
-    let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
-    if Path::new(owner.trim()) != lab_dir {
+    let Some(claim) = own_claim(index, lab_dir) else {
         return Ok(());
-    }
+    };
     let copy = claim.join(STATE_COPY);
     let temporary = claim.join("lab.json.tmp");
     std::fs::write(&temporary, text).map_err(Error::io(&temporary))?;
@@ -116,17 +119,26 @@ pub(super) fn record_state(index: u32, lab_dir: &Path, text: &str) -> Result<()>
 
 /// Records this process as the holder of the lab of `claim`: once it is gone, the lab is stale.
 pub(super) fn hold(claim: &Path) -> Result<()> {
-    let pid = std::process::id();
+    write_process(&claim.join(HOLDER), std::process::id())
+}
+
+/// Records the process `pid` in `file` as `<pid> <start time>`: with its start time, a pid
+/// names one process for good.
+fn write_process(file: &Path, pid: u32) -> Result<()> {
     let started = super::sys::start_time(pid).unwrap_or_default();
-    let file = claim.join(HOLDER);
-    std::fs::write(&file, format!("{pid} {started}")).map_err(Error::io(&file))
+    std::fs::write(file, format!("{pid} {started}")).map_err(Error::io(file))
+}
+
+/// The process recorded as `name` in the claim of `index` (its pid and start time).
+fn recorded_process(index: u32, name: &str) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(claims_dir().join(index.to_string()).join(name)).ok()?;
+    let (pid, started) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, started.parse().ok()?))
 }
 
 /// The process holding the lab of `index`, when one does (its pid and start time).
 pub(super) fn holder(index: u32) -> Option<(u32, u64)> {
-    let text = std::fs::read_to_string(claims_dir().join(index.to_string()).join(HOLDER)).ok()?;
-    let (pid, started) = text.trim().split_once(' ')?;
-    Some((pid.parse().ok()?, started.parse().ok()?))
+    recorded_process(index, HOLDER)
 }
 
 /// Whether the lab of `index` is held by this very process.
@@ -178,10 +190,7 @@ pub(super) fn stale_labs() -> Result<Vec<StaleLab>> {
             format!("its directory {} is gone", lab_dir.display())
         } else {
             match holder(index) {
-                Some((pid, started))
-                    if !(super::sys::process_alive(pid)
-                        && super::sys::start_time(pid) == Some(started)) =>
-                {
+                Some((pid, started)) if !super::sys::same_process(pid, started) => {
                     format!("the process that ran it (pid {pid}) is gone")
                 }
                 _ => continue,
@@ -203,20 +212,14 @@ const OPERATOR: &str = "operator";
 /// Records the managed operator started on the lab of `index` (the leader of its own process
 /// group), so that a stale lab's operator is stopped with it.
 pub(super) fn record_operator(index: u32, lab_dir: &Path, pid: u32) -> Result<()> {
-    let claim = claims_dir().join(index.to_string());
-    let owner = std::fs::read_to_string(claim.join("owner")).unwrap_or_default();
-    if Path::new(owner.trim()) != lab_dir {
-        return Ok(());
+    match own_claim(index, lab_dir) {
+        Some(claim) => write_process(&claim.join(OPERATOR), pid),
+        None => Ok(()),
     }
-    let started = super::sys::start_time(pid).unwrap_or_default();
-    let file = claim.join(OPERATOR);
-    std::fs::write(&file, format!("{pid} {started}")).map_err(Error::io(&file))
 }
 
 /// The operator recorded on the lab of `index`, while it still runs (the same start time).
 pub(super) fn live_operator(index: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(claims_dir().join(index.to_string()).join(OPERATOR)).ok()?;
-    let (pid, started) = text.trim().split_once(' ')?;
-    let (pid, started): (u32, u64) = (pid.parse().ok()?, started.parse().ok()?);
-    (super::sys::process_alive(pid) && super::sys::start_time(pid) == Some(started)).then_some(pid)
+    let (pid, started) = recorded_process(index, OPERATOR)?;
+    super::sys::same_process(pid, started).then_some(pid)
 }

@@ -69,6 +69,11 @@ pub fn process_state(pid: u32) -> Option<char> {
     after_name.trim_start().chars().next()
 }
 
+/// Whether `pid` runs and is the process that started at `started` (not a recycled pid).
+pub fn same_process(pid: u32, started: u64) -> bool {
+    process_alive(pid) && start_time(pid) == Some(started)
+}
+
 /// When the process started, in clock ticks after boot (`/proc/PID/stat` field 22): with the pid,
 /// it names one process for good, since a recycled pid starts later.
 pub fn start_time(pid: u32) -> Option<u64> {

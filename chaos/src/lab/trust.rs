@@ -19,13 +19,12 @@ use crate::error::{Error, Result};
 /// was recorded; otherwise its command line names `marker` (a path only the lab's own processes
 /// are given).
 pub(super) fn started_by_lab(pid: u32, started: Option<u64>, marker: &Path) -> bool {
-    if !sys::process_alive(pid) {
-        return false;
-    }
     match started {
-        Some(started) => sys::start_time(pid) == Some(started),
+        Some(started) => sys::same_process(pid, started),
         None => {
-            sys::command_line(pid).is_some_and(|line| line.contains(&marker.display().to_string()))
+            sys::process_alive(pid)
+                && sys::command_line(pid)
+                    .is_some_and(|line| line.contains(&marker.display().to_string()))
         }
     }
 }
