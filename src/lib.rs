@@ -208,6 +208,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    if let Command::Lab(cli::lab::LabCommand::Child(args)) = cli.command {
+        return cli::lab::child(args);
+    }
+    // The servers this process starts die with it, through `lab child` of this very binary.
+    schemas::log::local::set_child_wrapper("/proc/self/exe");
     cli::init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -32,6 +32,9 @@ pub enum LabCommand {
     /// (internal) The delay proxy in front of a node's ports.
     #[command(hide = true)]
     Proxy(ProxyArgs),
+    /// (internal) Runs a command that dies with the process that started it (see `child`).
+    #[command(hide = true)]
+    Child(ChildArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,6 +127,40 @@ pub struct ProxyArgs {
     route: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ChildArgs {
+    /// The process that started this one: if it is gone already, the command is not run.
+    #[arg(long)]
+    parent: u32,
+    /// The command and its arguments, run in place of this process (the same pid).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
+}
+
+/// `lab child`: sets the parent-death signal (SIGKILL), then execs the command, unless the parent
+/// died before the signal was set (this process then has another parent, and nothing would ever
+/// stop the command). Run before the async runtime: the exec replaces this process.
+pub fn child(args: ChildArgs) -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    if let Err(error) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        eprintln!("error: cannot set the parent-death signal: {error}");
+        return std::process::ExitCode::from(126);
+    }
+    let parent = nix::unistd::getppid().as_raw();
+    if i64::from(parent) != i64::from(args.parent) {
+        eprintln!(
+            "error: process {} that started this one is gone (the parent is now {parent}); not running {:?}",
+            args.parent, args.command[0]
+        );
+        return std::process::ExitCode::from(125);
+    }
+    let error = std::process::Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .exec();
+    eprintln!("error: cannot run {:?}: {error}", args.command[0]);
+    std::process::ExitCode::from(127)
+}
+
 pub async fn run(global: &Global, command: LabCommand) -> Outcome {
     match command {
         LabCommand::Up(args) => up(global, args).await,
@@ -131,6 +168,7 @@ pub async fn run(global: &Global, command: LabCommand) -> Outcome {
         LabCommand::Status(args) => status(global, args).await,
         LabCommand::Node(args) => node(global, args).await,
         LabCommand::Proxy(args) => proxy(args).await,
+        LabCommand::Child(_) => unreachable!("`lab child` is run before the async runtime starts"),
     }
 }
 

@@ -21,12 +21,9 @@ pub(super) fn spawn_detached(
 ) -> Result<u32> {
     let mut line: Vec<String> = Vec::new();
     if die_with_us {
-        match schemas::log::local::die_with_parent_prefix() {
-            Some(prefix) => line.extend(prefix.map(String::from)),
-            None => tracing::debug!(
-                "no setpriv: the lab's processes outlive a killed worker until the next one removes them"
-            ),
-        }
+        // `eval lab child`: it is this binary, always at hand.
+        let prefix = schemas::log::local::die_with_parent_prefix(Some(&super::eval_program()));
+        line.extend(prefix.unwrap_or_default());
     }
     if let Some(netns) = netns {
         line.extend(["ip", "netns", "exec", netns].map(String::from));

@@ -39,19 +39,44 @@ pub enum LocalServerError {
     NotReady { seconds: u64, log: PathBuf },
 }
 
-/// What makes a child die with the process that started it, however that one dies: util-linux's
-/// `setpriv`, which sets the parent-death signal (SIGKILL) and execs the rest of the command line
-/// (the same pid). This workspace writes no `unsafe`, which setting it between fork and exec
-/// would take. `None` where `setpriv` is missing: the child then outlives a killed parent.
-pub fn die_with_parent_prefix() -> Option<[&'static str; 4]> {
+/// The `eval` binary, which serves `lab child` (see [`die_with_parent_prefix`]); set by the
+/// program at start, unset in a test process.
+static CHILD_WRAPPER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Names the binary that serves `lab child` for the servers this process starts.
+pub fn set_child_wrapper(program: impl Into<PathBuf>) {
+    let _ = CHILD_WRAPPER.set(program.into());
+}
+
+/// What makes a child die with the process that started it, however that one dies: a prefix that
+/// sets the parent-death signal (SIGKILL) and execs the rest of the command line (the same pid).
+/// This workspace writes no `unsafe`, which setting it between fork and exec would take.
+///
+/// With `wrapper` (the `eval` binary) it is `eval lab child --parent <this pid> --`, which sets the
+/// signal and then checks that its parent is still this process: a parent killed in between
+/// would otherwise leave the child running for good. Without it, util-linux's `setpriv`, which
+/// has no such check. `None` where neither is at hand: the child then outlives a killed parent.
+pub fn die_with_parent_prefix(wrapper: Option<&Path>) -> Option<Vec<String>> {
     const SETPRIV: &str = "/usr/bin/setpriv";
-    Path::new(SETPRIV)
-        .exists()
-        .then_some([SETPRIV, "--pdeathsig", "KILL", "--"])
+    if let Some(wrapper) = wrapper.or(CHILD_WRAPPER.get().map(PathBuf::as_path)) {
+        return Some(vec![
+            wrapper.display().to_string(),
+            "lab".into(),
+            "child".into(),
+            "--parent".into(),
+            std::process::id().to_string(),
+            "--".into(),
+        ]);
+    }
+    Path::new(SETPRIV).exists().then(|| {
+        [SETPRIV, "--pdeathsig", "KILL", "--"]
+            .map(String::from)
+            .to_vec()
+    })
 }
 
 /// Whether `program` names a file that exists, itself or on `PATH` (checked before it is run
-/// through `setpriv`, which would only exit 127).
+/// through the prefix of [`die_with_parent_prefix`], which would only exit 127).
 fn runnable(program: &Path) -> bool {
     if program.components().count() > 1 {
         return program.is_file();
@@ -148,13 +173,13 @@ impl LocalNats {
         }
         // The server dies with this process: a killed `evalctl run` leaves no server behind, and
         // a killed `evalctl up` finds its store again when restarted.
-        let mut command = match die_with_parent_prefix() {
-            Some([setpriv, rest @ ..]) => {
-                let mut command = Command::new(setpriv);
+        let mut command = match die_with_parent_prefix(None).as_deref() {
+            Some([wrapper, rest @ ..]) => {
+                let mut command = Command::new(wrapper);
                 command.args(rest).arg(&program);
                 command
             }
-            None => Command::new(&program),
+            _ => Command::new(&program),
         };
         let version = program_version(&program);
         let syncs_always =
