@@ -132,6 +132,16 @@ pub struct Global {
         help_heading = "NATS credentials"
     )]
     nats_tls: bool,
+    /// The kubeconfig context for subjects on `runtime: kubernetes` (wins over a campaign's
+    /// `subject_settings.<subject>.context`) [default: the kubeconfig's current context].
+    #[arg(
+        long,
+        global = true,
+        env = "EVAL_KUBE_CONTEXT",
+        value_name = "CONTEXT",
+        help_heading = "Kubernetes"
+    )]
+    context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -215,7 +215,16 @@ async fn a_campaign_completes_with_nothing_lost_or_doubled_while_cluster_members
             _ => {}
         }
     }
-    assert_eq!(finished.len(), 4, "{finished:?}");
+    let run_said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.contains(PUBLISHED_LOG))
+        .collect();
+    assert_eq!(
+        finished.len(),
+        4,
+        "{finished:?}\nrun printed:\n{}\nstdout: {stdout}",
+        run_said.join("\n")
+    );
     assert!(finished.values().all(|n| *n == 1), "{finished:?}");
     assert_eq!(scored.len(), 4);
     eprintln!(

@@ -228,13 +228,34 @@ async fn run_and_publish_refuse_what_cannot_run_before_publishing() {
         "name: on kubernetes\nsubjects: [etcd]\nchaos_types: [{type: node_kill}]\nsubject_settings:\n  etcd:\n    runtime: kubernetes\n",
     )
     .unwrap();
-    let output = support::eval(nats.url(), &["publish", &campaign.display().to_string()]);
+    // Its cluster is checked first (here a kubeconfig whose API server does not answer), then
+    // it is refused: trials do not run on kubernetes yet.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: {server: 'http://127.0.0.1:9'}\nusers:\n- name: me\n  user: {token: secret}\ncontexts:\n- name: lab-test\n  context: {cluster: lab, user: me, namespace: etcd}\ncurrent-context: lab-test\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["publish", &campaign.display().to_string()])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
     assert!(
-        text(&output.stderr).contains("etcd on the kubernetes runtime: this build has no kubernetes runtime yet; use runtime: lab"),
-        "{}",
-        text(&output.stderr)
+        stderr.contains("error: etcd on the kubernetes runtime: this build checks the cluster but does not run trials there yet"),
+        "{stderr}"
     );
+    assert!(
+        stderr.contains(
+            "error: kubernetes API at context lab-test (http://127.0.0.1:9/) does not answer ("
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was published"), "{stderr}");
 
     // Nothing reached the log.
     let log = EventLog::connect(nats.url()).await.unwrap();

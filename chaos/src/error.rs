@@ -29,6 +29,9 @@ pub enum Error {
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
     Log(#[from] schemas::log::Error),
+    /// The Kubernetes API refused or failed a request; the message names the request.
+    #[error("{0}")]
+    Kube(String),
     #[error("{0}")]
     Other(String),
 }

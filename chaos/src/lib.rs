@@ -7,6 +7,7 @@ pub(crate) mod error;
 pub mod etcd;
 pub mod faults;
 pub mod http;
+pub mod kubernetes;
 pub mod lab;
 pub mod nft;
 pub mod operator;

@@ -176,15 +176,16 @@ fn every_extension() {
     );
 }
 
-/// Settings that are parsed but not used yet are refused, each at its own line.
+/// Settings that are parsed but not used yet, or that belong to another runtime, are refused,
+/// each at its own line.
 #[test]
 fn unused_settings() {
     check(
         "unused_settings.yaml",
         expect![[r#"
-        unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints
-        unused_settings.yaml:7:16: subject_settings.etcd.namespace: is not used yet: the kubernetes runtime is not built; remove namespace
-        unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here"#]],
+            unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints
+            unused_settings.yaml:7:16: subject_settings.etcd.namespace: is for runtime: kubernetes only; remove namespace, or add runtime: kubernetes
+            unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here"#]],
     );
 }
 

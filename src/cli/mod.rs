@@ -57,10 +57,18 @@ pub fn exit(outcome: Outcome) -> ExitCode {
     }
 }
 
-/// Refuses, before anything is published, trials that this host and build cannot run: one
-/// `error:` line per problem with its fix, and exit code 2.
-pub fn preflight(trials: &[schemas::campaign::TrialSpec]) -> Outcome {
-    let problems = chaos::preflight::check(trials, &chaos::preflight::Host::here());
+/// Refuses, before anything is published, trials that this host and build cannot run, and
+/// trials on Kubernetes whose cluster lacks what they need: one `error:` line per problem with
+/// its fix, and exit code 2.
+pub async fn preflight(global: &crate::Global, trials: &[schemas::campaign::TrialSpec]) -> Outcome {
+    let mut problems: Vec<String> =
+        chaos::preflight::check(trials, &chaos::preflight::Host::here())
+            .into_iter()
+            .map(|problem| problem.0)
+            .collect();
+    problems.extend(
+        chaos::kubernetes::preflight::check_trials(trials, global.context.as_deref()).await,
+    );
     if problems.is_empty() {
         return Ok(());
     }

@@ -48,7 +48,7 @@ pub async fn run(global: &Global, args: PublishArgs) -> Outcome {
         Err(error) => return Err(error.into()),
     };
     if !args.no_preflight {
-        super::preflight(&prepared.trials)?;
+        super::preflight(global, &prepared.trials).await?;
     }
     let cells = schemas::campaign::matrix_counts(&prepared.trials);
     if !args.json {

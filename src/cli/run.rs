@@ -209,7 +209,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     };
     let mut prepared = prepared;
     external_operator(&mut prepared, common)?;
-    super::preflight(&prepared.trials)?;
+    super::preflight(global, &prepared.trials).await?;
     let operator_user = common.operator_user.resolve()?;
     let shutdown = super::shutdown_on_signal();
     let (log, server) = super::up::connect_or_start(global).await?;
@@ -301,7 +301,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
     }
     let outcome = match finished {
         Some(Ok(())) => {
-            let summary = summarize(&log, &prepared.campaign_id).await?;
+            let summary = summarize_retrying(&log, &prepared.campaign_id).await?;
             if common.json {
                 println!(
                     "{}",
@@ -440,7 +440,35 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
     // Where to read again from when the read fails under us (a cluster member going down).
     let mut next_sequence = 1;
     let mut failures = 0;
-    while done.len() < n_trials {
+    loop {
+        if done.len() >= n_trials {
+            // An end read from a cluster member that went down before the others had it is not
+            // in the log: its publish failed, so the worker runs the trial again. Only ends the
+            // log keeps count.
+            let kept = match finished_in_log(log, &filter).await {
+                Ok(kept) => kept,
+                Err(error) => {
+                    failures += 1;
+                    if failures > 20 {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if kept.len() >= n_trials {
+                break;
+            }
+            eprintln!(
+                "{program} run: {} of the {} trial ends seen are in the log (a cluster member went down with the others); waiting for those trials to run again",
+                kept.len(),
+                done.len(),
+                program = schemas::program::name()
+            );
+            done = kept;
+            next_sequence = 1;
+            events = Box::pin(log.read_from(&filter, next_sequence, true).await?);
+        }
         let stored = match events.next().await {
             Some(Ok(stored)) => {
                 failures = 0;
@@ -495,6 +523,22 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
     Ok(())
 }
 
+/// The trials whose `TrialFinished` the log holds now (`filter` picks those of one campaign).
+async fn finished_in_log(
+    log: &EventLog,
+    filter: &EventFilter,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let mut kept = std::collections::HashSet::new();
+    let events = log.read(filter, false).await?;
+    futures::pin_mut!(events);
+    while let Some(stored) = events.next().await {
+        if let Ok(event) = stored?.event {
+            kept.extend(event.trial_id);
+        }
+    }
+    Ok(kept)
+}
+
 #[derive(Debug, Default)]
 struct Cell {
     /// The worker's `TrialFinished` statuses (its hint: whether the harness ran the trial).
@@ -508,6 +552,22 @@ struct Cell {
 
 struct Summary {
     cells: BTreeMap<(u32, String, String, String), Cell>,
+}
+
+/// [`summarize`], read again for up to a minute after a failed read (a cluster member going
+/// down under it).
+async fn summarize_retrying(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary> {
+    let started = std::time::Instant::now();
+    loop {
+        match summarize(log, campaign_id).await {
+            Ok(summary) => return Ok(summary),
+            Err(error) if started.elapsed() < Duration::from_secs(60) => {
+                tracing::debug!(%error, "reading the campaign's summary failed; reading again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 async fn summarize(log: &EventLog, campaign_id: &str) -> anyhow::Result<Summary> {

@@ -74,7 +74,9 @@ pub enum ChaosCommand {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// Those of every worker, not only of --worker-id (make sure none is running).
+    /// Those of every worker, not only of --worker-id (make sure none is running); and on the
+    /// Kubernetes cluster of --context (or the kubeconfig's current one), every Chaos Mesh
+    /// object the harness made, in every namespace it may list.
     #[arg(long)]
     all: bool,
     /// The worker whose faults to clean up.
@@ -140,6 +142,9 @@ pub async fn chaos(global: &Global, command: ChaosCommand) -> Outcome {
             for (trial_id, reason) in &recovery.refused {
                 println!("trial {trial_id}: {reason}");
             }
+            if args.all {
+                sweep_kubernetes(global).await?;
+            }
             if recovery.refused.is_empty() {
                 Ok(())
             } else {
@@ -152,4 +157,35 @@ pub async fn chaos(global: &Global, command: ChaosCommand) -> Outcome {
             }
         }
     }
+}
+
+/// `chaos cleanup --all` on the Kubernetes cluster the configuration names, if any.
+async fn sweep_kubernetes(global: &Global) -> Outcome {
+    use chaos::kubernetes::{client, faults};
+    let connection = match client::connect(global.context.as_deref()).await {
+        Ok(connection) => connection,
+        Err(error) if global.context.is_none() => {
+            println!("kubernetes: skipped ({error})");
+            return Ok(());
+        }
+        Err(error) => return Err(anyhow::Error::from(error).into()),
+    };
+    let swept = faults::sweep(&connection.client)
+        .await
+        .map_err(anyhow::Error::from)?;
+    println!(
+        "kubernetes ({}): deleted {} object(s) the harness made",
+        connection.place,
+        swept.deleted.len()
+    );
+    for object in &swept.deleted {
+        println!("  {object}");
+    }
+    if !swept.unreadable.is_empty() {
+        println!(
+            "  not allowed to list in namespace(s) {}; clean those up with a context that may",
+            swept.unreadable.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -170,9 +170,22 @@ pub struct SubjectSettings {
     /// empty for a lab the harness starts itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
-    /// Kubernetes namespace of the subject's pods.
+    /// Kubernetes: the namespace of the subject's pods (default: the context's namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Kubernetes: the kubeconfig context (default: its current context; `--context` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubernetes: the label selector of the data pods (etcd members, TiKV stores). Without it,
+    /// the TiDB Operator's labels (v1, then v2) or the etcd charts' are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Kubernetes, TiKV: the label selector of the PD pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pd_selector: Option<String>,
+    /// Kubernetes: the TiDB cluster's or etcd release's name, narrowing the default selectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// TiKV on the lab: the directory holding `pd-server` and `tikv-server`. Without it they are
     /// looked for in `EVAL_TIKV_BIN_DIR`, then on `PATH`, then in TiUP's
     /// `~/.tiup/components/{pd,tikv}/<version>/`.
@@ -193,6 +206,10 @@ impl Default for SubjectSettings {
             nodes: default_nodes(),
             endpoints: Vec::new(),
             namespace: None,
+            context: None,
+            selector: None,
+            pd_selector: None,
+            cluster: None,
             binaries: None,
             pd_members: None,
         }

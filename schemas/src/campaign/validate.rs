@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, did_you_mean, parent_path};
 use super::model::{
-    CampaignFile, ChaosSpec, NetworkPartitionParams, SubjectKind, SubjectSettings, Target,
+    CampaignFile, ChaosSpec, NetworkPartitionParams, Runtime, SubjectKind, SubjectSettings, Target,
     VariantFile,
 };
 use super::schema_walk::check_against_schema;
@@ -394,11 +394,28 @@ fn check_campaign(
                 "is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints".to_string(),
             );
         }
-        if settings.namespace.is_some() {
+        if settings.runtime != Runtime::Kubernetes {
+            for (field, given) in [
+                ("namespace", settings.namespace.is_some()),
+                ("context", settings.context.is_some()),
+                ("selector", settings.selector.is_some()),
+                ("pd_selector", settings.pd_selector.is_some()),
+                ("cluster", settings.cluster.is_some()),
+            ] {
+                if given {
+                    report(
+                        format!("subject_settings.{subject}.{field}"),
+                        format!(
+                            "is for runtime: kubernetes only; remove {field}, or add runtime: kubernetes"
+                        ),
+                    );
+                }
+            }
+        }
+        if settings.pd_selector.is_some() && *subject != SubjectKind::Tikv {
             report(
-                format!("subject_settings.{subject}.namespace"),
-                "is not used yet: the kubernetes runtime is not built; remove namespace"
-                    .to_string(),
+                format!("subject_settings.{subject}.pd_selector"),
+                "selects TiKV's PD pods, for tikv only; remove it here".to_string(),
             );
         }
         if settings.pd_members.is_some() && *subject != SubjectKind::Tikv {

@@ -749,8 +749,8 @@ pub fn stream_config_problems(config: &stream::Config) -> Vec<String> {
 
 /// The next message of a durable pull consumer, one at a time (so that no message waits
 /// unacknowledged in a local buffer while the stage is busy), waiting at most a second; `None` when there is
-/// none yet or the fetch failed (logged, naming `what` was fetched; after a failed request it
-/// waits a second so that a loop around it does not spin).
+/// none yet or the fetch failed (logged, naming `what` was fetched; after a failure it waits a
+/// second so that a loop around it does not spin).
 pub async fn next_message(
     consumer: &consumer::PullConsumer,
     what: &str,
@@ -764,8 +764,11 @@ pub async fn next_message(
     match batch {
         Ok(mut batch) => match batch.next().await {
             Some(Ok(message)) => Some(message),
+            // A failed fetch (`503`: no server answers for the stream while a cluster elects
+            // its leader) comes back at once: wait before the next, or a loop around this spins.
             Some(Err(error)) => {
                 tracing::warn!(%error, "fetching {what} failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 None
             }
             None => None,
