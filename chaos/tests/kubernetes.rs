@@ -124,15 +124,16 @@ fn pods_of(selection: &Selection) -> Vec<(u32, &str, bool)> {
         .collect()
 }
 
-#[tokio::test]
-async fn tidb_operator_v1_pods_are_the_stores_then_the_pd_members() {
-    let list = pod_list("pods-tidb-operator-v1.json");
-    let [v1, v2] = <[pods::Selectors; 2]>::try_from(defaults(SubjectKind::Tikv)).unwrap();
-    let script = vec![
-        list_pods("tidb-cluster", &v1.data, &list),
-        list_pods("tidb-cluster", &v2.data, &list),
-        list_pods("tidb-cluster", v1.pd.as_deref().unwrap(), &list),
-    ];
+/// The selection of a TiDB cluster's pods in `list` by the default selectors: both families'
+/// store selectors asked, then the PD selector of the one that matched (`matching`: 0 for v1).
+async fn tidb_selection(list: &Value, matching: usize) -> Selection {
+    let families = defaults(SubjectKind::Tikv);
+    let mut script: Vec<Exchange> = families
+        .iter()
+        .map(|family| list_pods("tidb-cluster", &family.data, list))
+        .collect();
+    let pd = families[matching].pd.as_deref().unwrap();
+    script.push(list_pods("tidb-cluster", pd, list));
     let selection = select_with(
         script,
         "tidb-cluster",
@@ -141,7 +142,13 @@ async fn tidb_operator_v1_pods_are_the_stores_then_the_pd_members() {
     )
     .await
     .unwrap();
-    assert_eq!(selection.selectors.family, "TiDB Operator v1 labels");
+    assert_eq!(selection.selectors, families[matching]);
+    selection
+}
+
+#[tokio::test]
+async fn tidb_operator_v1_pods_are_the_stores_then_the_pd_members() {
+    let selection = tidb_selection(&pod_list("pods-tidb-operator-v1.json"), 0).await;
     assert_eq!(
         pods_of(&selection),
         [
@@ -159,8 +166,8 @@ async fn tidb_operator_v1_pods_are_the_stores_then_the_pd_members() {
 #[tokio::test]
 async fn tidb_operator_v2_pods_carry_v1_labels_too_and_are_taken_as_v2() {
     let list = pod_list("pods-tidb-operator-v2.json");
-    let [v1, v2] = <[pods::Selectors; 2]>::try_from(defaults(SubjectKind::Tikv)).unwrap();
     // Without `!pingcap.com/managed-by`, v1's selector would pick these pods as well.
+    let v1 = &defaults(SubjectKind::Tikv)[0];
     let without_exclusion = v1.data.replace(",!pingcap.com/managed-by", "");
     assert_eq!(
         selected(&list, &without_exclusion)["items"]
@@ -169,20 +176,7 @@ async fn tidb_operator_v2_pods_carry_v1_labels_too_and_are_taken_as_v2() {
             .len(),
         3
     );
-    let script = vec![
-        list_pods("tidb-cluster", &v1.data, &list),
-        list_pods("tidb-cluster", &v2.data, &list),
-        list_pods("tidb-cluster", v2.pd.as_deref().unwrap(), &list),
-    ];
-    let selection = select_with(
-        script,
-        "tidb-cluster",
-        SubjectKind::Tikv,
-        &PodSettings::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(selection.selectors.family, "TiDB Operator v2 labels");
+    let selection = tidb_selection(&list, 1).await;
     assert_eq!(
         pods_of(&selection),
         [
