@@ -3,7 +3,8 @@
 //! defaults for the TiDB Operator (v1 and v2) and the common etcd charts (`pods.rs`), the Chaos
 //! Mesh objects of the network faults (`chaos_mesh.rs`), the faults themselves and their
 //! cleanup by label (`faults.rs`), and the preflight that says, before anything is published,
-//! what a campaign's faults need of the cluster and the rights the harness has (`preflight.rs`).
+//! what a campaign's faults need of the cluster and the rights the harness has (`preflight.rs`),
+//! and port-forwards that reach a pod's port from this host (`forward.rs`).
 //!
 //! Everything the harness creates in a cluster carries [`TRIAL_LABEL`] (and the campaign and
 //! fault beside it); cleanup lists and deletes by that label only, so nothing else is ever
@@ -12,6 +13,7 @@
 pub mod chaos_mesh;
 pub mod client;
 pub mod faults;
+pub mod forward;
 pub mod pods;
 pub mod preflight;
 
