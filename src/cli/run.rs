@@ -287,12 +287,20 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
         }
     };
     if matches!(finished, Some(Ok(()))) {
-        // Let the scoring stage grade the last trials, so the log is complete on return.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(30),
-            wait_scored(&log, &prepared.campaign_id, n_trials),
-        )
-        .await;
+        // Let the scoring stage grade the last trials, so the log is complete on return. A trial
+        // whose scoring failed is graded again after RETRY_DELAY, or after ACK_WAIT when even
+        // the failure could not be told (a cluster member going down): wait for both, twice.
+        let patience = scoring::stage::ACK_WAIT * 2 + scoring::stage::RETRY_DELAY;
+        if tokio::time::timeout(patience, wait_scored(&log, &prepared.campaign_id, n_trials))
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "{program} run: some trials were not scored within {}s; `{program} score` (or `{program} up`) scores them",
+                patience.as_secs(),
+                program = schemas::program::name()
+            );
+        }
     }
     worker_stop.cancel();
     stages.wait().await;
