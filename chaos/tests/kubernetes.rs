@@ -416,6 +416,17 @@ async fn a_partition_cuts_the_first_group_from_the_others_both_ways_or_one() {
 }
 
 #[tokio::test]
+async fn a_control_trial_changes_nothing_and_asks_nothing() {
+    let record = faults::plan(&etcd_selection(), &chaos(json!({}), "none"), 1, &owner()).unwrap();
+    assert!(matches!(record, KubeRecord::Nothing { .. }), "{record:?}");
+    let (client, verifier) = client_with(Vec::new());
+    faults::apply(&client, &record).await.unwrap();
+    faults::cleanup(&client, &record, &owner()).await.unwrap();
+    drop(client);
+    verifier.await.unwrap();
+}
+
+#[tokio::test]
 async fn faults_this_runtime_does_not_inject_are_refused_by_name() {
     let error = faults::plan(
         &etcd_selection(),
@@ -424,7 +435,7 @@ async fn faults_this_runtime_does_not_inject_are_refused_by_name() {
         &owner(),
     )
     .unwrap_err();
-    expect![[r#"process_pause on kubernetes is not built yet (built: node_kill, latency, packet_loss, network_partition)"#]]
+    expect!["process_pause on kubernetes is not built yet (built: node_kill, latency, packet_loss, network_partition, none)"]
         .assert_eq(&error.to_string());
 }
 
@@ -576,7 +587,7 @@ async fn the_preflight_says_each_missing_right_and_chaos_mesh_in_one_line() {
     )
     .await;
     expect![[r#"
-        etcd on kubernetes: process_pause not built yet (built: node_kill, latency, packet_loss, network_partition); use runtime: lab for them
+        etcd on kubernetes: process_pause not built yet (built: node_kill, latency, packet_loss, network_partition, none); use runtime: lab for them
         the harness may not delete pods in namespace etcd (for node_kill); apply deploy/rbac.yaml to its user or service account
         the harness may not create networkchaos.chaos-mesh.org in namespace etcd (for the network faults and their cleanup); apply deploy/rbac.yaml to its user or service account
         Chaos Mesh's NetworkChaos (networkchaos.chaos-mesh.org) is not installed at context kind-eval, and the network faults need it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)

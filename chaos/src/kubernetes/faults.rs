@@ -38,6 +38,8 @@ pub enum KubeRecord {
         /// The deleted pod's uid (the new one has another).
         uid: String,
     },
+    /// A control trial (`none`): nothing is changed, nothing undone.
+    Nothing { namespace: String },
     /// A Chaos Mesh object; cleanup deletes it (and whatever else carries the trial's label).
     ChaosObject {
         namespace: String,
@@ -49,7 +51,13 @@ pub enum KubeRecord {
 }
 
 /// The faults this runtime injects today; the others are refused at preflight with this list.
-pub const SUPPORTED: [&str; 4] = ["node_kill", "latency", "packet_loss", "network_partition"];
+pub const SUPPORTED: [&str; 5] = [
+    "node_kill",
+    "latency",
+    "packet_loss",
+    "network_partition",
+    "none",
+];
 
 /// Resolves `target` among the selection's data pods (`pd_` choices among the PD pods) without
 /// the subject's topology: a node number or a random choice from the trial's seed. `leader` and
@@ -99,7 +107,7 @@ pub fn plan(
         let chaos = NetworkChaos {
             name: super::object_name(&[
                 "eval",
-                &owner.trial_id[..8.min(owner.trial_id.len())],
+                owner.trial_id.get(..8).unwrap_or(&owner.trial_id),
                 fault,
             ]),
             namespace: namespace.clone(),
@@ -117,6 +125,7 @@ pub fn plan(
         }
     };
     Ok(match chaos {
+        ChaosSpec::None(_) => KubeRecord::Nothing { namespace },
         ChaosSpec::NodeKill(params) => {
             let number = resolve_target(selection, &params.target, &mut rng)?;
             let node = selection.node(number)?;
@@ -192,6 +201,7 @@ pub fn plan(
 /// Injects the planned fault.
 pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
     match record {
+        KubeRecord::Nothing { .. } => Ok(()),
         KubeRecord::PodDelete {
             namespace,
             pod,
@@ -325,6 +335,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// is Ready again. Idempotent: run again, it finds nothing to delete.
 pub async fn cleanup(client: &Client, record: &KubeRecord, owner: &Owner) -> Result<()> {
     match record {
+        KubeRecord::Nothing { .. } => Ok(()),
         KubeRecord::PodDelete { namespace, pod, .. } => {
             wait_pod_ready(client, namespace, pod, CLEANUP_WAIT, POLL).await
         }

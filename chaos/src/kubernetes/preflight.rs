@@ -104,7 +104,7 @@ pub async fn check(client: &Client, place: &str, needs: &Needs) -> Vec<String> {
         .faults
         .iter()
         .map(|fault| fault.as_str())
-        .filter(|fault| !super::faults::SUPPORTED.contains(fault) && *fault != "none")
+        .filter(|fault| !super::faults::SUPPORTED.contains(fault))
         .collect();
     if !unsupported.is_empty() {
         problems.push(format!(
