@@ -475,7 +475,10 @@ async fn follow_trials(log: &EventLog, campaign_id: &str, n_trials: usize) -> an
             );
             done = kept;
             next_sequence = 1;
-            events = Box::pin(log.read_from(&filter, next_sequence, true).await?);
+            // Read from the start again; should that fail, the failed read below reopens it.
+            if let Ok(again) = log.read_from(&filter, next_sequence, true).await {
+                events = Box::pin(again);
+            }
         }
         let stored = match events.next().await {
             Some(Ok(stored)) => {
