@@ -242,7 +242,7 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
                         super::describe(&error)
                     ))
                 })?;
-            wait_injected(&api, namespace, kind, name, INJECT_WAIT, POLL).await
+            wait_injected(&api, namespace, kind, name).await
         }
     }
 }
@@ -257,11 +257,8 @@ async fn wait_injected(
     namespace: &str,
     kind: &str,
     name: &str,
-    limit: Duration,
-    poll: Duration,
 ) -> Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
+    let look = async || {
         let object = api.get(name).await.map_err(|error| {
             Error::Kube(format!(
                 "reading {kind} {namespace}/{name}: {}",
@@ -275,24 +272,43 @@ async fn wait_injected(
                 .any(|(kind, status)| kind == wanted && status == "True")
         };
         if is_true("Selected") && is_true("AllInjected") {
+            return Ok(None);
+        }
+        let seen: Vec<String> = conditions
+            .iter()
+            .map(|(kind, status)| format!("{kind}={status}"))
+            .collect();
+        Ok(Some(if seen.is_empty() {
+            "none yet".to_string()
+        } else {
+            seen.join(", ")
+        }))
+    };
+    wait_until(INJECT_WAIT, look, |seen| {
+        Error::Kube(format!(
+            "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {seen}); see `kubectl describe networkchaos -n {namespace} {name}`",
+            INJECT_WAIT.as_secs()
+        ))
+    })
+    .await
+}
+
+/// Asks `look` every [`POLL`] until it answers `None` (done), for at most `limit`; then the
+/// error `timed_out` makes of its last answer (what it saw).
+async fn wait_until(
+    limit: Duration,
+    mut look: impl AsyncFnMut() -> Result<Option<String>>,
+    timed_out: impl FnOnce(String) -> Error,
+) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let Some(seen) = look().await? else {
             return Ok(());
-        }
+        };
         if started.elapsed() > limit {
-            let seen: Vec<String> = conditions
-                .iter()
-                .map(|(kind, status)| format!("{kind}={status}"))
-                .collect();
-            return Err(Error::Kube(format!(
-                "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {}); see `kubectl describe networkchaos -n {namespace} {name}`",
-                limit.as_secs(),
-                if seen.is_empty() {
-                    "none yet".to_string()
-                } else {
-                    seen.join(", ")
-                }
-            )));
+            return Err(timed_out(seen));
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -337,7 +353,7 @@ pub async fn cleanup(client: &Client, record: &KubeRecord, owner: &Owner) -> Res
     match record {
         KubeRecord::Nothing { .. } => Ok(()),
         KubeRecord::PodDelete { namespace, pod, .. } => {
-            wait_pod_ready(client, namespace, pod, CLEANUP_WAIT, POLL).await
+            wait_pod_ready(client, namespace, pod).await
         }
         KubeRecord::ChaosObject { namespace, .. } => {
             delete_labelled(client, namespace, &super::trial_selector(&owner.trial_id)).await?;
@@ -400,51 +416,39 @@ pub async fn leftovers(client: &Client, namespace: &str, selector: &str) -> Resu
 /// Waits until no object of `selector` is left in `namespace` (Chaos Mesh holds an object by
 /// its finalizer until it has undone the fault).
 async fn wait_none_labelled(client: &Client, namespace: &str, selector: &str) -> Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
+    let look = async || {
         let left = leftovers(client, namespace, selector).await?;
-        if left.is_empty() {
-            return Ok(());
-        }
-        if started.elapsed() > CLEANUP_WAIT {
-            return Err(Error::Kube(format!(
-                "still there {}s after their deletion: {} (is Chaos Mesh's controller running?)",
-                CLEANUP_WAIT.as_secs(),
-                left.join(", ")
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+        Ok((!left.is_empty()).then(|| left.join(", ")))
+    };
+    wait_until(CLEANUP_WAIT, look, |left| {
+        Error::Kube(format!(
+            "still there {}s after their deletion: {left} (is Chaos Mesh's controller running?)",
+            CLEANUP_WAIT.as_secs()
+        ))
+    })
+    .await
 }
 
 /// Waits until pod `name` of `namespace` exists and is Ready.
-pub async fn wait_pod_ready(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    limit: Duration,
-    poll: Duration,
-) -> Result<()> {
+async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let started = tokio::time::Instant::now();
-    loop {
+    let look = async || {
         let pod = pods.get_opt(name).await.map_err(|error| {
             Error::Kube(format!(
                 "reading pod {namespace}/{name}: {}",
                 super::describe(&error)
             ))
         })?;
-        if pod.as_ref().is_some_and(super::pods::is_ready) {
-            return Ok(());
-        }
-        if started.elapsed() > limit {
-            return Err(Error::Kube(format!(
-                "pod {namespace}/{name} is not Ready {}s after the fault",
-                limit.as_secs()
-            )));
-        }
-        tokio::time::sleep(poll).await;
-    }
+        let ready = pod.as_ref().is_some_and(super::pods::is_ready);
+        Ok((!ready).then(String::new))
+    };
+    wait_until(CLEANUP_WAIT, look, |_| {
+        Error::Kube(format!(
+            "pod {namespace}/{name} is not Ready {}s after the fault",
+            CLEANUP_WAIT.as_secs()
+        ))
+    })
+    .await
 }
 
 /// What `chaos cleanup --all` did on a cluster.
