@@ -5,6 +5,7 @@
 //! or any other one on this host.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -114,6 +115,12 @@ pub async fn plan(
     chaos: &ChaosSpec,
     seed: u64,
 ) -> Result<CleanupRecord> {
+    if let Some(kube) = runtime.kubernetes() {
+        let topology = kube_topology(subject, runtime, chaos).await;
+        let owner = &kube.place().owner;
+        return crate::kubernetes::faults::plan(kube.selection(), &topology, chaos, seed, owner)
+            .map(CleanupRecord::Kubernetes);
+    }
     let lab_dir = runtime.home();
     let mut rng = TrialRng::new(seed);
     let running_pid = |node: u32| -> Result<u32> {
@@ -255,6 +262,46 @@ pub async fn plan(
     })
 }
 
+/// What the subject's API says of its topology (through the runtime's port-forwards), for a
+/// fault planned on Kubernetes: the leaders where a target or the fault needs them, the stores'
+/// ids for `leader_evict`.
+async fn kube_topology(
+    subject: &impl Subject,
+    runtime: &impl Runtime,
+    chaos: &ChaosSpec,
+) -> crate::kubernetes::faults::Topology {
+    let mut topology = crate::kubernetes::faults::Topology::default();
+    if matches!(chaos, ChaosSpec::None(_)) {
+        return topology;
+    }
+    topology.leader = subject.leader(runtime).await;
+    if !subject.pd_nodes().is_empty() {
+        topology.pd_leader = subject.pd_leader(runtime).await;
+    }
+    if matches!(chaos, ChaosSpec::LeaderEvict(_)) {
+        for node in subject.data_nodes(runtime) {
+            if let Ok(id) = subject.store_id(runtime, node).await {
+                topology.store_ids.insert(node, id);
+            }
+        }
+    }
+    topology
+}
+
+/// The Kubernetes runtime a Kubernetes record is undone on.
+fn kube_of<'r>(
+    runtime: &'r impl Runtime,
+    record: &CleanupRecord,
+) -> Result<&'r crate::kubernetes::runtime::KubeRuntime> {
+    runtime.kubernetes().ok_or_else(|| {
+        Error::Refused(format!(
+            "the {} cleanup record is of a Kubernetes cluster, and this is the lab {}",
+            record.fault_name(),
+            runtime.home().display()
+        ))
+    })
+}
+
 /// Applies a planned fault.
 pub async fn apply(
     subject: &impl Subject,
@@ -262,6 +309,9 @@ pub async fn apply(
     record: &CleanupRecord,
 ) -> Result<()> {
     match record {
+        CleanupRecord::Kubernetes(kube_record) => {
+            crate::kubernetes::faults::apply(kube_of(runtime, record)?.client(), kube_record).await
+        }
         CleanupRecord::NodeKill { pid, .. } | CleanupRecord::PdLeaderKill { pid, .. } => {
             runtime.kill_process(*pid).await
         }
@@ -347,6 +397,10 @@ pub async fn cleanup<R: Runtime>(
     runtime.reload()?;
     check_record(subject, runtime, record)?;
     match record {
+        CleanupRecord::Kubernetes(kube_record) => {
+            crate::kubernetes::faults::cleanup(kube_of(runtime, record)?.client(), kube_record)
+                .await
+        }
         CleanupRecord::NodeKill { node, .. } | CleanupRecord::PdLeaderKill { node, .. } => {
             if runtime.running_pid(*node).is_none() {
                 subject.start_member(runtime, *node).await?;
@@ -413,12 +467,33 @@ pub fn check_record(
             record.fault_name()
         )))
     };
-    if record.lab_dir() != runtime.home() {
-        return refuse(format!(
-            "the lab {}, not {}",
-            record.lab_dir().display(),
-            runtime.home().display()
-        ));
+    if let CleanupRecord::Kubernetes(kube_record) = record {
+        let kube = kube_of(runtime, record)?;
+        let place = kube.place();
+        if kube_record.namespace != place.namespace {
+            return refuse(format!(
+                "the namespace {}, not {}",
+                kube_record.namespace, place.namespace
+            ));
+        }
+        if let Some(node) = kube_record
+            .nodes
+            .iter()
+            .find(|node| kube.selection().node(**node).is_err())
+        {
+            return refuse(format!("node {node}, which is no pod of the subject"));
+        }
+        return Ok(());
+    }
+    match record.lab_dir() {
+        Some(lab_dir) if lab_dir == runtime.home() => {}
+        lab_dir => {
+            return refuse(format!(
+                "the lab {}, not {}",
+                lab_dir.unwrap_or(Path::new("")).display(),
+                runtime.home().display()
+            ));
+        }
     }
     let only = |netns: &str, chains: &[String], allowed: &[&str], node: u32| -> Result<()> {
         if netns != runtime.network_handle(node)? {
@@ -497,7 +572,7 @@ pub fn check_record(
                 ));
             }
         }
-        CleanupRecord::None { .. } => {}
+        CleanupRecord::None { .. } | CleanupRecord::Kubernetes(_) => {}
     }
     Ok(())
 }
@@ -511,6 +586,10 @@ pub async fn leftovers(
     check_record(subject, runtime, record)?;
     let mut left = Vec::new();
     match record {
+        CleanupRecord::Kubernetes(kube_record) => {
+            let client = kube_of(runtime, record)?.client();
+            left.extend(crate::kubernetes::faults::record_leftovers(client, kube_record).await?);
+        }
         CleanupRecord::NodeKill { node, .. } | CleanupRecord::PdLeaderKill { node, .. } => {
             runtime.node_endpoints(*node)?;
             if runtime.running_pid(*node).is_none() {

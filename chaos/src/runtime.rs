@@ -59,6 +59,22 @@ pub trait Runtime: Send + Sync {
     fn adopt_operator(&self, _pid: u32) -> Result<()> {
         Ok(())
     }
+    /// Whether [`Runtime::reset`] leaves the members to be started by the subject (the lab), or
+    /// finds them running, started by the cluster's own controllers (Kubernetes).
+    fn starts_members(&self) -> bool {
+        true
+    }
+    /// The Kubernetes cluster this runtime is, whose faults are the cluster's own (pods deleted,
+    /// Chaos Mesh objects) rather than this trait's processes, rules and files.
+    fn kubernetes(&self) -> Option<&crate::kubernetes::runtime::KubeRuntime> {
+        None
+    }
+    /// Whether `address`, as the subject advertises a node to its peers (a TiKV store's address
+    /// in PD), is node `number`'s.
+    fn is_advertised_as(&self, number: u32, address: &str) -> bool {
+        self.node_endpoints(number)
+            .is_ok_and(|node| node.peer_addr.to_string() == address)
+    }
     /// Client endpoints as URLs, for the operator.
     fn endpoints(&self) -> Vec<String> {
         self.nodes().iter().map(NodeEndpoints::client_url).collect()

@@ -95,10 +95,14 @@ pub trait Subject: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
-    /// A fresh cluster: every node reset to fresh data by the runtime, every member started.
+    /// A fresh cluster: every node reset to fresh data by the runtime, every member started
+    /// (where the runtime leaves that to the subject).
     fn reset<R: Runtime>(&self, runtime: &mut R) -> impl Future<Output = Result<()>> + Send {
         async move {
             runtime.reset().await?;
+            if !runtime.starts_members() {
+                return Ok(());
+            }
             for number in runtime.nodes().iter().map(|node| node.number) {
                 self.start_member(runtime, number).await?;
             }

@@ -7,8 +7,10 @@ mod api_verifier;
 
 use std::collections::BTreeSet;
 
-use api_verifier::{Exchange, client_with, status};
-use chaos::kubernetes::faults::{self, KubeRecord, Owner};
+use api_verifier::{
+    Exchange, client_with, encoded, list_pods, pod_list, recorded, selected, status,
+};
+use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology};
 use chaos::kubernetes::pods::{self, PodSettings, Selection};
 use chaos::kubernetes::preflight::{self, Needs};
 use expect_test::{expect, expect_file};
@@ -24,76 +26,8 @@ fn owner() -> Owner {
     Owner {
         campaign_id: CAMPAIGN.into(),
         trial_id: TRIAL.into(),
+        context: Some("kind-eval".into()),
     }
-}
-
-fn pod_list(file: &str) -> Value {
-    let path = format!("{}/testdata/kubernetes/{file}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// A recorded API server answer of `testdata/kubernetes/api/`.
-fn recorded(file: &str) -> Value {
-    pod_list(&format!("api/{file}"))
-}
-
-/// Whether `labels` satisfy `selector` (equality, `!=`, `key`, `!key`, comma-joined), as the API
-/// server evaluates a label selector.
-fn matches(labels: &serde_json::Map<String, Value>, selector: &str) -> bool {
-    selector.split(',').all(|term| {
-        if let Some((key, value)) = term.split_once("!=") {
-            labels.get(key).and_then(Value::as_str) != Some(value)
-        } else if let Some((key, value)) = term.split_once('=') {
-            labels.get(key).and_then(Value::as_str) == Some(value)
-        } else if let Some(key) = term.strip_prefix('!') {
-            !labels.contains_key(key)
-        } else {
-            labels.contains_key(term)
-        }
-    })
-}
-
-/// `list` with only the items `selector` picks.
-fn selected(list: &Value, selector: &str) -> Value {
-    let mut list = list.clone();
-    let items: Vec<Value> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|item| {
-            item["metadata"]["labels"]
-                .as_object()
-                .is_some_and(|labels| matches(labels, selector))
-        })
-        .cloned()
-        .collect();
-    list["items"] = Value::Array(items);
-    list
-}
-
-/// A query value as the client encodes it (`application/x-www-form-urlencoded`).
-fn encoded(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                (byte as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
-
-/// The list of pods in `namespace` that `selector` picks, answered from `list`.
-fn list_pods(namespace: &str, selector: &str, list: &Value) -> Exchange {
-    Exchange::new(
-        "GET",
-        format!(
-            "/api/v1/namespaces/{namespace}/pods?&labelSelector={}",
-            encoded(selector)
-        ),
-    )
-    .reply(200, selected(list, selector))
 }
 
 fn defaults(subject: SubjectKind) -> Vec<pods::Selectors> {
@@ -275,15 +209,20 @@ async fn node_kill_deletes_the_pod_at_once_on_its_uid_and_cleanup_waits_for_it_r
     let selection = etcd_selection();
     let record = faults::plan(
         &selection,
+        &Topology::default(),
         &chaos(json!({"target": 2}), "node_kill"),
         7,
         &owner(),
     )
     .unwrap();
-    let KubeRecord::PodDelete { pod, uid, .. } = &record else {
+    let KubeAction::PodDelete { pods } = &record.action else {
         panic!("{record:?}")
     };
-    assert_eq!(pod, "etcd-1");
+    let (pod, uid) = (&pods[0].pod, &pods[0].uid);
+    assert_eq!(
+        (pods.len(), pod.as_str(), record.nodes.clone()),
+        (1, "etcd-1", vec![2])
+    );
     let mut deleted = pod_json("etcd-1");
     deleted["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
     deleted["metadata"]["deletionGracePeriodSeconds"] = json!(0);
@@ -297,7 +236,7 @@ async fn node_kill_deletes_the_pod_at_once_on_its_uid_and_cleanup_waits_for_it_r
     ];
     let (client, verifier) = client_with(script);
     faults::apply(&client, &record).await.unwrap();
-    faults::cleanup(&client, &record, &owner()).await.unwrap();
+    faults::cleanup(&client, &record).await.unwrap();
     drop(client);
     verifier.await.unwrap();
 }
@@ -308,13 +247,14 @@ async fn the_pod_to_kill_is_drawn_from_the_trial_seed() {
     let drawn = |seed| {
         let record = faults::plan(
             &selection,
+            &Topology::default(),
             &chaos(json!({"target": "random"}), "node_kill"),
             seed,
             &owner(),
         )
         .unwrap();
-        match record {
-            KubeRecord::PodDelete { pod, .. } => pod,
+        match record.action {
+            KubeAction::PodDelete { pods } => pods[0].pod.clone(),
             other => panic!("{other:?}"),
         }
     };
@@ -345,8 +285,8 @@ fn injected(object: &Value) -> Value {
 /// cleans it up with exactly the expected requests.
 async fn network_fault(chaos: ChaosSpec, snapshot: expect_test::ExpectFile) {
     let selection = etcd_selection();
-    let record = faults::plan(&selection, &chaos, 3, &owner()).unwrap();
-    let KubeRecord::ChaosObject { name, object, .. } = &record else {
+    let record = faults::plan(&selection, &Topology::default(), &chaos, 3, &owner()).unwrap();
+    let KubeAction::ChaosObject { name, object, .. } = &record.action else {
         panic!("{record:?}")
     };
     snapshot.assert_eq(&format!(
@@ -372,7 +312,7 @@ async fn network_fault(chaos: ChaosSpec, snapshot: expect_test::ExpectFile) {
     ];
     let (client, verifier) = client_with(script);
     faults::apply(&client, &record).await.unwrap();
-    faults::cleanup(&client, &record, &owner()).await.unwrap();
+    faults::cleanup(&client, &record).await.unwrap();
     drop(client);
     verifier.await.unwrap();
 }
@@ -417,11 +357,18 @@ async fn a_partition_cuts_the_first_group_from_the_others_both_ways_or_one() {
 
 #[tokio::test]
 async fn a_control_trial_changes_nothing_and_asks_nothing() {
-    let record = faults::plan(&etcd_selection(), &chaos(json!({}), "none"), 1, &owner()).unwrap();
-    assert!(matches!(record, KubeRecord::Nothing { .. }), "{record:?}");
+    let record = faults::plan(
+        &etcd_selection(),
+        &Topology::default(),
+        &chaos(json!({}), "none"),
+        1,
+        &owner(),
+    )
+    .unwrap();
+    assert!(matches!(record.action, KubeAction::Nothing), "{record:?}");
     let (client, verifier) = client_with(Vec::new());
     faults::apply(&client, &record).await.unwrap();
-    faults::cleanup(&client, &record, &owner()).await.unwrap();
+    faults::cleanup(&client, &record).await.unwrap();
     drop(client);
     verifier.await.unwrap();
 }
@@ -430,12 +377,13 @@ async fn a_control_trial_changes_nothing_and_asks_nothing() {
 async fn faults_this_runtime_does_not_inject_are_refused_by_name() {
     let error = faults::plan(
         &etcd_selection(),
-        &chaos(json!({}), "process_pause"),
+        &Topology::default(),
+        &chaos(json!({"target": 1}), "process_pause"),
         1,
         &owner(),
     )
     .unwrap_err();
-    expect!["process_pause on kubernetes is not built yet (built: node_kill, latency, packet_loss, network_partition, none)"]
+    expect!["process_pause on kubernetes is not built yet (built: node_kill, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none)"]
         .assert_eq(&error.to_string());
 }
 
@@ -474,8 +422,12 @@ async fn sweep_deletes_only_the_harness_objects_in_every_namespace_it_may_list()
 /// The access review the preflight posts for `verb` on `resource` of `group` in `namespace`,
 /// answered with a recorded review (its spec is the request's, as the server echoes it).
 fn review(namespace: &str, group: &str, resource: &str, verb: &str, allowed: bool) -> Exchange {
-    let attributes =
+    let mut attributes =
         json!({"group": group, "namespace": namespace, "resource": resource, "verb": verb});
+    if let Some((resource, subresource)) = resource.split_once('/') {
+        attributes["resource"] = json!(resource);
+        attributes["subresource"] = json!(subresource);
+    }
     let mut reply = recorded(if allowed {
         "ssar-allowed-true.json"
     } else {
@@ -534,6 +486,8 @@ fn rights_script(allowed: impl Fn(&str, &str) -> bool) -> Vec<Exchange> {
         ("", "pods", "list"),
         ("", "pods", "get"),
         ("", "pods", "delete"),
+        ("", "pods/portforward", "get"),
+        ("", "pods/portforward", "create"),
         ("chaos-mesh.org", "networkchaos", "create"),
         ("chaos-mesh.org", "networkchaos", "get"),
         ("chaos-mesh.org", "networkchaos", "list"),
@@ -587,8 +541,8 @@ async fn the_preflight_says_each_missing_right_and_chaos_mesh_in_one_line() {
     )
     .await;
     expect![[r#"
-        etcd on kubernetes: process_pause not built yet (built: node_kill, latency, packet_loss, network_partition, none); use runtime: lab for them
-        the harness may not delete pods in namespace etcd (for node_kill); apply deploy/rbac.yaml to its user or service account
+        etcd on kubernetes: process_pause not built yet (built: node_kill, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none); use runtime: lab for them
+        the harness may not delete pods in namespace etcd (for node_kill and pd_leader_kill); apply deploy/rbac.yaml to its user or service account
         the harness may not create networkchaos.chaos-mesh.org in namespace etcd (for the network faults and their cleanup); apply deploy/rbac.yaml to its user or service account
         Chaos Mesh's NetworkChaos (networkchaos.chaos-mesh.org) is not installed at context kind-eval, and the network faults need it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)
     "#]]
@@ -620,10 +574,14 @@ fn deploy_rbac_grants_exactly_the_rights_the_faults_use() {
         .iter()
         .map(|name| serde_json::from_value(json!(name)).unwrap())
         .collect();
-    let mut rules: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+    let mut rules: std::collections::BTreeMap<(&str, String), Vec<&str>> = Default::default();
     for right in preflight::rights(&all) {
+        let resource = match right.subresource {
+            Some(sub) => format!("{}/{sub}", right.resource),
+            None => right.resource.to_string(),
+        };
         rules
-            .entry((right.group, right.resource))
+            .entry((right.group, resource))
             .or_default()
             .push(right.verb);
     }

@@ -40,8 +40,9 @@ impl From<serde_json::Value> for Cleanup {
     }
 }
 
-/// Everything the cleanup of one fault on a lab needs, tagged by `fault`. Every record names its
-/// lab's directory (`lab_dir`), from which the lab is opened again.
+/// Everything the cleanup of one fault needs, tagged by `fault`. A record of a lab names its
+/// directory (`lab_dir`), from which the lab is opened again; a record of a Kubernetes cluster
+/// (`kubernetes`) names its context, namespace and trial instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "fault", rename_all = "snake_case")]
 pub enum CleanupRecord {
@@ -128,11 +129,73 @@ pub enum CleanupRecord {
     },
     /// A control trial: nothing was broken, so its cleanup undoes nothing.
     None { lab_dir: PathBuf },
+    /// A fault in a Kubernetes cluster (`runtime: kubernetes`); its own `fault` names which.
+    Kubernetes(KubeRecord),
+}
+
+/// Everything the cleanup of a fault in a Kubernetes cluster needs: where (context and
+/// namespace), whose (the labels every object made for it carries) and what was done. Cleanup
+/// deletes only what carries the trial's label there, and waits for what the cluster restores
+/// itself (a deleted pod made again by its controller).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KubeRecord {
+    /// The fault (`node_kill`, `latency`, …).
+    pub chaos: crate::campaign::ChaosType,
+    /// The kubeconfig context the worker used; `None`: the current context, or in-cluster.
+    pub context: Option<String>,
+    pub namespace: String,
+    /// The values of the `eval.dev/campaign` and `eval.dev/trial` labels.
+    pub campaign_id: String,
+    pub trial_id: String,
+    /// The nodes (pods numbered as the runtime numbers them) the fault hits.
+    pub nodes: Vec<u32>,
+    /// A partition's sides, as node numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<u32>>,
+    pub action: KubeAction,
+}
+
+/// What a fault did in the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "does", rename_all = "snake_case")]
+pub enum KubeAction {
+    /// Pods deleted at once (grace period 0, on the condition of their uid); their controller
+    /// makes them again, and cleanup waits until each is Ready.
+    PodDelete { pods: Vec<DeletedPod> },
+    /// A Chaos Mesh object; cleanup deletes every object of the trial's label and waits until
+    /// Chaos Mesh has let them go.
+    ChaosObject {
+        /// `NetworkChaos`.
+        kind: String,
+        name: String,
+        /// The object as created.
+        object: serde_json::Value,
+    },
+    /// TiKV: the store put into PD's evict-leader scheduler, through a port-forward to a PD
+    /// pod; cleanup takes it out the same way.
+    LeaderEvict {
+        node: u32,
+        store_id: u64,
+        /// The PD pods, asked in turn.
+        pd_pods: Vec<String>,
+    },
+    /// A control trial: nothing is changed, nothing undone.
+    Nothing,
+}
+
+/// A pod deleted by a fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeletedPod {
+    pub node: u32,
+    pub pod: String,
+    /// The deleted pod's uid (the one made again has another).
+    pub uid: String,
 }
 
 impl CleanupRecord {
-    pub fn lab_dir(&self) -> &Path {
-        match self {
+    /// The lab the fault was injected on; `None` for a fault in a Kubernetes cluster.
+    pub fn lab_dir(&self) -> Option<&Path> {
+        Some(match self {
             CleanupRecord::NodeKill { lab_dir, .. }
             | CleanupRecord::ProcessPause { lab_dir, .. }
             | CleanupRecord::Latency { lab_dir, .. }
@@ -143,7 +206,8 @@ impl CleanupRecord {
             | CleanupRecord::LeaderEvict { lab_dir, .. }
             | CleanupRecord::RegionUnavailable { lab_dir, .. }
             | CleanupRecord::None { lab_dir } => lab_dir,
-        }
+            CleanupRecord::Kubernetes(_) => return None,
+        })
     }
 
     /// The fault's name, as the record's `fault` tag spells it.
@@ -159,6 +223,7 @@ impl CleanupRecord {
             CleanupRecord::LeaderEvict { .. } => "leader_evict",
             CleanupRecord::RegionUnavailable { .. } => "region_unavailable",
             CleanupRecord::None { .. } => "none",
+            CleanupRecord::Kubernetes(record) => record.chaos.as_str(),
         }
     }
 
@@ -182,6 +247,18 @@ impl CleanupRecord {
             ),
             CleanupRecord::NetworkPartition { groups, .. } => Some(format!("{groups:?}")),
             CleanupRecord::None { .. } => None,
+            CleanupRecord::Kubernetes(record) => match &record.action {
+                KubeAction::Nothing => None,
+                _ if !record.groups.is_empty() => Some(format!("{:?}", record.groups)),
+                _ => Some(
+                    record
+                        .nodes
+                        .iter()
+                        .map(|node| format!("n{node}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            },
         }
     }
 }

@@ -94,6 +94,50 @@ fn typed_cleanup_records_write_the_same_json_as_before() {
     }
 }
 
+/// A fault in a Kubernetes cluster: the record is tagged `kubernetes`, names its fault, cluster and
+/// trial, and reads back as it was written.
+#[test]
+fn a_kubernetes_record_says_where_whose_and_what() {
+    use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
+    let record = CleanupRecord::Kubernetes(KubeRecord {
+        chaos: schemas::campaign::ChaosType::NodeKill,
+        context: Some("kind-eval".into()),
+        namespace: "etcd".into(),
+        campaign_id: "019a6c1e-7d2b-7c3e-9f10-2a3b4c5d6e7f".into(),
+        trial_id: "0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718".into(),
+        nodes: vec![2],
+        groups: Vec::new(),
+        action: KubeAction::PodDelete {
+            pods: vec![DeletedPod {
+                node: 2,
+                pod: "etcd-1".into(),
+                uid: "5b1c8f4e-2a7d-4e3b-9c6f-0d8e1a2b3c4d".into(),
+            }],
+        },
+    });
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "fault": "kubernetes",
+            "chaos": "node_kill",
+            "context": "kind-eval",
+            "namespace": "etcd",
+            "campaign_id": "019a6c1e-7d2b-7c3e-9f10-2a3b4c5d6e7f",
+            "trial_id": "0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718",
+            "nodes": [2],
+            "action": {"does": "pod_delete", "pods": [
+                {"node": 2, "pod": "etcd-1", "uid": "5b1c8f4e-2a7d-4e3b-9c6f-0d8e1a2b3c4d"}
+            ]}
+        })
+    );
+    let read: Cleanup = serde_json::from_value(json).unwrap();
+    assert_eq!(read, Cleanup::Record(record.clone()));
+    assert_eq!(record.fault_name(), "node_kill");
+    assert_eq!(record.target().as_deref(), Some("n2"));
+    assert_eq!(record.lab_dir(), None);
+}
+
 #[test]
 fn a_cleanup_that_is_no_record_is_kept_as_it_is() {
     // An imported trial's metadata, or a record dropped to `null` by a reader.

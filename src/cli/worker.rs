@@ -101,6 +101,7 @@ pub fn config(
         campaign: campaign.map(str::to_string),
         allowed,
         operator_user,
+        kube_context: global.context.clone(),
     }
 }
 

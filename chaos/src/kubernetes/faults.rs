@@ -4,65 +4,65 @@
 //! | fault | requests |
 //! | --- | --- |
 //! | `node_kill` | `DELETE` the pod, grace period 0, on the condition of its uid; cleanup waits for the pod of that name Ready again |
+//! | `pd_leader_kill` | the same, on the pod of PD's leader (read through a port-forward to PD) |
+//! | `leader_evict` | nothing here: the subject asks PD, through a port-forward, to evict the store's leaders, and to stop |
 //! | `latency`, `packet_loss`, `network_partition` | `POST` a Chaos Mesh `NetworkChaos` naming the pods; cleanup `DELETE`s every object of the trial's label and waits until none is listed |
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
-use schemas::campaign::{ChaosSpec, Target, TargetChoice};
-use serde::{Deserialize, Serialize};
+use schemas::campaign::{ChaosSpec, ChaosType, Target, TargetChoice};
+pub use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
 
 use super::chaos_mesh::{self, NetworkAction, NetworkChaos};
 use super::pods::Selection;
 use crate::error::{Error, Result};
 use crate::faults::TrialRng;
 
-/// Whose fault it is: the names its objects are labelled with.
+/// Whose fault it is (the names its objects are labelled with), and in which cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub campaign_id: String,
     pub trial_id: String,
+    /// The kubeconfig context; `None`: the current one, or in-cluster.
+    pub context: Option<String>,
 }
 
-/// Everything the cleanup of one fault needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum KubeRecord {
-    /// The pod was deleted at once; its controller makes it again.
-    PodDelete {
-        namespace: String,
-        node: u32,
-        pod: String,
-        /// The deleted pod's uid (the new one has another).
-        uid: String,
-    },
-    /// A control trial (`none`): nothing is changed, nothing undone.
-    Nothing { namespace: String },
-    /// A Chaos Mesh object; cleanup deletes it (and whatever else carries the trial's label).
-    ChaosObject {
-        namespace: String,
-        kind: String,
-        name: String,
-        /// The object as created.
-        object: serde_json::Value,
-    },
+/// What the subject's own API says of its topology, read through the port-forwards before the
+/// plan: for the `leader` and `follower` targets and TiKV's own faults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    /// The data node that `leader` targets (etcd's leader; TiKV's store with most leaders).
+    pub leader: Option<u32>,
+    /// TiKV: PD's leader.
+    pub pd_leader: Option<u32>,
+    /// TiKV: each store node's id in PD (read for `leader_evict` only).
+    pub store_ids: BTreeMap<u32, u64>,
 }
 
 /// The faults this runtime injects today; the others are refused at preflight with this list.
-pub const SUPPORTED: [&str; 5] = [
+pub const SUPPORTED: [&str; 7] = [
     "node_kill",
     "latency",
     "packet_loss",
     "network_partition",
+    "pd_leader_kill",
+    "leader_evict",
     "none",
 ];
 
-/// Resolves `target` among the selection's data pods (`pd_` choices among the PD pods) without
-/// the subject's topology: a node number or a random choice from the trial's seed. `leader` and
-/// `follower` need the subject's API and are refused here.
-pub fn resolve_target(selection: &Selection, target: &Target, rng: &mut TrialRng) -> Result<u32> {
+/// Resolves `target` among the selection's data pods (`pd_` choices among the PD pods): a node
+/// number, a random choice from the trial's seed, or the leader or a follower as `topology` has
+/// them.
+pub fn resolve_target(
+    selection: &Selection,
+    topology: &Topology,
+    target: &Target,
+    rng: &mut TrialRng,
+) -> Result<u32> {
     let of = |pd: bool| -> Vec<u32> {
         selection
             .nodes
@@ -71,101 +71,167 @@ pub fn resolve_target(selection: &Selection, target: &Target, rng: &mut TrialRng
             .map(|node| node.number)
             .collect()
     };
-    let candidates = match target {
+    let choice = match target {
         Target::Node(number) => {
             selection.node(*number)?;
             return Ok(*number);
         }
-        Target::Choice(TargetChoice::Random) => of(false),
-        Target::Choice(TargetChoice::PdRandom) => of(true),
-        Target::Choice(choice) => {
-            return Err(Error::Unsupported(format!(
-                "target {choice:?} on kubernetes needs the subject's API (a port-forward), which this build does not reach yet; use random or a node number"
-            )));
+        Target::Choice(choice) => *choice,
+    };
+    let (candidates, leader, what) = match choice {
+        TargetChoice::Random | TargetChoice::Leader | TargetChoice::Follower => {
+            (of(false), topology.leader, "")
+        }
+        TargetChoice::PdRandom | TargetChoice::PdLeader | TargetChoice::PdFollower => {
+            (of(true), topology.pd_leader, "PD ")
         }
     };
     if candidates.is_empty() {
         return Err(Error::Kube(format!(
-            "no pods to target in namespace {}",
+            "no {what}pods to target in namespace {}",
             selection.namespace
         )));
     }
-    Ok(candidates[rng.below(candidates.len() as u64) as usize])
+    match choice {
+        TargetChoice::Random | TargetChoice::PdRandom => {
+            Ok(candidates[rng.below(candidates.len() as u64) as usize])
+        }
+        TargetChoice::Leader | TargetChoice::PdLeader => {
+            leader.ok_or_else(|| Error::Kube(format!("no {what}leader to target")))
+        }
+        TargetChoice::Follower | TargetChoice::PdFollower => {
+            let followers: Vec<u32> = candidates
+                .into_iter()
+                .filter(|n| Some(*n) != leader)
+                .collect();
+            if followers.is_empty() {
+                return Err(Error::Kube(format!("no {what}follower to target")));
+            }
+            Ok(followers[rng.below(followers.len() as u64) as usize])
+        }
+    }
 }
 
-/// Plans `chaos` on the selection: the target resolved from `seed`, every object built.
+/// Plans `chaos` on the selection: the target resolved from `seed` (and `topology`), every
+/// object built, nothing changed.
 pub fn plan(
     selection: &Selection,
+    topology: &Topology,
     chaos: &ChaosSpec,
     seed: u64,
     owner: &Owner,
 ) -> Result<KubeRecord> {
     let mut rng = TrialRng::new(seed);
     let namespace = selection.namespace.clone();
-    let fault = chaos.chaos_type().as_str();
-    let network = |pods: Vec<String>, action: NetworkAction, duration: Option<u32>| {
+    let fault = chaos.chaos_type();
+    let record = |nodes: Vec<u32>, action: KubeAction| KubeRecord {
+        chaos: fault,
+        context: owner.context.clone(),
+        namespace: namespace.clone(),
+        campaign_id: owner.campaign_id.clone(),
+        trial_id: owner.trial_id.clone(),
+        nodes,
+        groups: Vec::new(),
+        action,
+    };
+    let delete = |numbers: Vec<u32>| -> Result<KubeRecord> {
+        let pods = numbers
+            .iter()
+            .map(|number| {
+                let node = selection.node(*number)?;
+                Ok(DeletedPod {
+                    node: *number,
+                    pod: node.pod.clone(),
+                    uid: node.uid.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(record(numbers, KubeAction::PodDelete { pods }))
+    };
+    let network = |nodes: Vec<u32>, action: NetworkAction, duration: Option<u32>| {
         let chaos = NetworkChaos {
             name: super::object_name(&[
                 "eval",
                 owner.trial_id.get(..8).unwrap_or(&owner.trial_id),
-                fault,
+                fault.as_str(),
             ]),
             namespace: namespace.clone(),
-            labels: super::labels(&owner.campaign_id, &owner.trial_id, fault),
-            pods,
+            labels: super::labels(&owner.campaign_id, &owner.trial_id, fault.as_str()),
+            pods: selection.pod_names(&nodes)?,
             action,
             duration_seconds: duration,
         };
         let object = serde_json::to_value(chaos.object()).expect("an object serializes");
-        KubeRecord::ChaosObject {
-            namespace: namespace.clone(),
-            kind: "NetworkChaos".into(),
-            name: chaos.name,
-            object,
-        }
+        Ok::<_, Error>(record(
+            nodes,
+            KubeAction::ChaosObject {
+                kind: "NetworkChaos".into(),
+                name: chaos.name,
+                object,
+            },
+        ))
     };
+    let target =
+        |target: &Target, rng: &mut TrialRng| resolve_target(selection, topology, target, rng);
     Ok(match chaos {
-        ChaosSpec::None(_) => KubeRecord::Nothing { namespace },
-        ChaosSpec::NodeKill(params) => {
-            let number = resolve_target(selection, &params.target, &mut rng)?;
-            let node = selection.node(number)?;
-            KubeRecord::PodDelete {
-                namespace,
-                node: number,
-                pod: node.pod.clone(),
-                uid: node.uid.clone(),
-            }
+        ChaosSpec::None(_) => record(Vec::new(), KubeAction::Nothing),
+        ChaosSpec::NodeKill(params) => delete(vec![target(&params.target, &mut rng)?])?,
+        ChaosSpec::PdLeaderKill(_) => {
+            delete(vec![topology.pd_leader.ok_or_else(|| {
+                Error::Kube("no PD leader to kill (PD names none)".into())
+            })?])?
+        }
+        ChaosSpec::LeaderEvict(params) => {
+            let node = target(&params.target, &mut rng)?;
+            let store_id = *topology
+                .store_ids
+                .get(&node)
+                .ok_or_else(|| Error::Kube(format!("PD knows no store on node {node}")))?;
+            let pd_pods = selection
+                .nodes
+                .iter()
+                .filter(|node| node.pd)
+                .map(|node| node.pod.clone())
+                .collect();
+            record(
+                vec![node],
+                KubeAction::LeaderEvict {
+                    node,
+                    store_id,
+                    pd_pods,
+                },
+            )
         }
         ChaosSpec::Latency(params) => {
-            let number = resolve_target(selection, &params.target, &mut rng)?;
+            let node = target(&params.target, &mut rng)?;
             let (low, high) = (
                 params.min_ms.min(params.max_ms),
                 params.max_ms.max(params.min_ms),
             );
             network(
-                selection.pod_names(&[number])?,
+                vec![node],
                 NetworkAction::Delay {
                     latency_ms: (low + high) / 2,
                     jitter_ms: (high - low) / 2,
                 },
                 params.duration_seconds,
-            )
+            )?
         }
         ChaosSpec::PacketLoss(params) => {
-            let number = resolve_target(selection, &params.target, &mut rng)?;
+            let node = target(&params.target, &mut rng)?;
             network(
-                selection.pod_names(&[number])?,
+                vec![node],
                 NetworkAction::Loss {
                     percent: params.percent,
                 },
                 params.duration_seconds,
-            )
+            )?
         }
         ChaosSpec::NetworkPartition(params) => {
             let groups = match &params.groups {
                 Some(groups) => groups.clone(),
                 None => {
-                    let number = resolve_target(selection, &params.target, &mut rng)?;
+                    let number = target(&params.target, &mut rng)?;
                     let rest = selection
                         .nodes
                         .iter()
@@ -179,14 +245,17 @@ pub fn plan(
                 .split_first()
                 .ok_or_else(|| Error::Kube("a partition needs two groups".into()))?;
             let others: Vec<u32> = others.iter().flatten().copied().collect();
-            network(
-                selection.pod_names(first)?,
+            let mut record = network(
+                first.clone(),
                 NetworkAction::Partition {
                     others: selection.pod_names(&others)?,
                     one_way: params.asymmetric,
                 },
                 params.duration_seconds,
-            )
+            )?;
+            record.nodes = groups.iter().flatten().copied().collect();
+            record.groups = groups;
+            record
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -198,42 +267,51 @@ pub fn plan(
     })
 }
 
-/// Injects the planned fault.
+/// Whether `fault` needs the subject's API (through a port-forward) to be planned or undone.
+pub fn needs_subject_api(fault: ChaosType) -> bool {
+    matches!(fault, ChaosType::PdLeaderKill | ChaosType::LeaderEvict)
+}
+
+/// Injects the planned fault: the pods deleted, the Chaos Mesh object created (and injected), or
+/// the store put into PD's evict-leader scheduler.
 pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
-    match record {
-        KubeRecord::Nothing { .. } => Ok(()),
-        KubeRecord::PodDelete {
-            namespace,
-            pod,
-            uid,
-            ..
+    let namespace = &record.namespace;
+    match &record.action {
+        KubeAction::Nothing => Ok(()),
+        KubeAction::LeaderEvict {
+            store_id, pd_pods, ..
         } => {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let params = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            pods.delete(pod, &params).await.map_err(|error| {
-                Error::Kube(format!(
-                    "deleting pod {namespace}/{pod}: {}",
-                    super::describe(&error)
-                ))
-            })?;
+            let store_id = *store_id;
+            ask_pd(client, namespace, pd_pods, |pd| async move {
+                pd.add_evict_leader(store_id).await
+            })
+            .await
+        }
+        KubeAction::PodDelete { pods } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            for DeletedPod { pod, uid, .. } in pods {
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                api.delete(pod, &params).await.map_err(|error| {
+                    Error::Kube(format!(
+                        "deleting pod {namespace}/{pod}: {}",
+                        super::describe(&error)
+                    ))
+                })?;
+            }
             Ok(())
         }
-        KubeRecord::ChaosObject {
-            namespace,
-            kind,
-            name,
-            object,
-        } => {
+        KubeAction::ChaosObject { kind, name, object } => {
             let api = chaos_api(client, namespace, kind)?;
             let object: DynamicObject = serde_json::from_value(object.clone())
                 .map_err(|error| Error::Kube(format!("{kind} {name}: {error}")))?;
+            check_labels(&object, record)?;
             api.create(&PostParams::default(), &object)
                 .await
                 .map_err(|error| {
@@ -247,6 +325,62 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
     }
 }
 
+/// PD's client port in its pods (TiDB Operator's default).
+pub const PD_PORT: u16 = 2379;
+
+/// Asks `request` of PD through a port-forward to each of `pd_pods` in turn, until one answers
+/// (a follower forwards to its leader); every pod's error when none does.
+async fn ask_pd<T, F, Fut>(
+    client: &Client,
+    namespace: &str,
+    pd_pods: &[String],
+    request: F,
+) -> Result<T>
+where
+    F: Fn(crate::tikv::pd::Pd) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, crate::tikv::pd::PdError>>,
+{
+    let mut errors = Vec::new();
+    for pod in pd_pods {
+        let forward = super::forward::Forward::start(client, namespace, pod, PD_PORT).await?;
+        let pd = crate::tikv::pd::Pd {
+            addr: forward.local,
+            timeout: Duration::from_secs(8),
+        };
+        match request(pd).await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => errors.push(format!("{pod}: {error}")),
+        }
+    }
+    Err(Error::Kube(format!(
+        "no PD pod of namespace {namespace} answered: {}",
+        if errors.is_empty() {
+            "there are none".to_string()
+        } else {
+            errors.join("; ")
+        }
+    )))
+}
+
+/// Refuses an object that does not carry the record's trial label: the record may come from the
+/// log, and its cleanup deletes by that label.
+fn check_labels(object: &DynamicObject, record: &KubeRecord) -> Result<()> {
+    let labels = object.metadata.labels.clone().unwrap_or_default();
+    let trial = super::label_value(&record.trial_id);
+    if labels.get(super::TRIAL_LABEL) != Some(&trial)
+        || labels.get(super::MANAGED_BY_LABEL).map(String::as_str) != Some(super::MANAGED_BY)
+        || object.metadata.namespace.as_deref() != Some(record.namespace.as_str())
+    {
+        return Err(Error::Refused(format!(
+            "the {} record's object is not labelled {}={trial} in namespace {}",
+            record.chaos.as_str(),
+            super::TRIAL_LABEL,
+            record.namespace
+        )));
+    }
+    Ok(())
+}
+
 /// How long Chaos Mesh may take to inject a fault.
 pub const INJECT_WAIT: Duration = Duration::from_secs(60);
 
@@ -258,58 +392,71 @@ async fn wait_injected(
     kind: &str,
     name: &str,
 ) -> Result<()> {
-    let look = async || {
-        let object = api.get(name).await.map_err(|error| {
-            Error::Kube(format!(
-                "reading {kind} {namespace}/{name}: {}",
-                super::describe(&error)
-            ))
-        })?;
-        let conditions = conditions(&object);
-        let is_true = |wanted: &str| {
-            conditions
-                .iter()
-                .any(|(kind, status)| kind == wanted && status == "True")
-        };
-        if is_true("Selected") && is_true("AllInjected") {
-            return Ok(None);
-        }
-        let seen: Vec<String> = conditions
-            .iter()
-            .map(|(kind, status)| format!("{kind}={status}"))
-            .collect();
-        Ok(Some(if seen.is_empty() {
-            "none yet".to_string()
-        } else {
-            seen.join(", ")
-        }))
-    };
-    wait_until(INJECT_WAIT, look, |seen| {
-        Error::Kube(format!(
-            "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {seen}); see `kubectl describe networkchaos -n {namespace} {name}`",
-            INJECT_WAIT.as_secs()
-        ))
-    })
-    .await
-}
-
-/// Asks `look` every [`POLL`] until it answers `None` (done), for at most `limit`; then the
-/// error `timed_out` makes of its last answer (what it saw).
-async fn wait_until(
-    limit: Duration,
-    mut look: impl AsyncFnMut() -> Result<Option<String>>,
-    timed_out: impl FnOnce(String) -> Error,
-) -> Result<()> {
     let started = tokio::time::Instant::now();
     loop {
-        let Some(seen) = look().await? else {
+        let seen = injection(api, namespace, kind, name).await?;
+        let waiting = again(started, INJECT_WAIT, seen, |seen| {
+            Error::Kube(format!(
+                "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {seen}); see `kubectl describe networkchaos -n {namespace} {name}`",
+                INJECT_WAIT.as_secs()
+            ))
+        });
+        if !waiting.await? {
             return Ok(());
-        };
-        if started.elapsed() > limit {
-            return Err(timed_out(seen));
         }
-        tokio::time::sleep(POLL).await;
     }
+}
+
+/// `None` once the object is `Selected` and `AllInjected`, else the conditions seen.
+async fn injection(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let object = api.get(name).await.map_err(|error| {
+        Error::Kube(format!(
+            "reading {kind} {namespace}/{name}: {}",
+            super::describe(&error)
+        ))
+    })?;
+    let conditions = conditions(&object);
+    let is_true = |wanted: &str| {
+        conditions
+            .iter()
+            .any(|(kind, status)| kind == wanted && status == "True")
+    };
+    if is_true("Selected") && is_true("AllInjected") {
+        return Ok(None);
+    }
+    let seen: Vec<String> = conditions
+        .iter()
+        .map(|(kind, status)| format!("{kind}={status}"))
+        .collect();
+    Ok(Some(if seen.is_empty() {
+        "none yet".to_string()
+    } else {
+        seen.join(", ")
+    }))
+}
+
+/// One step of a poll begun at `started`: `false` when done (nothing `seen` left to wait for);
+/// `true` after a pause of [`POLL`], to look again; past `limit`, the error `timed_out` makes of
+/// what was last seen.
+async fn again(
+    started: tokio::time::Instant,
+    limit: Duration,
+    seen: Option<String>,
+    timed_out: impl FnOnce(String) -> Error,
+) -> Result<bool> {
+    let Some(seen) = seen else {
+        return Ok(false);
+    };
+    if started.elapsed() > limit {
+        return Err(timed_out(seen));
+    }
+    tokio::time::sleep(POLL).await;
+    Ok(true)
 }
 
 /// `status.conditions` of a Chaos Mesh object as (type, status) pairs.
@@ -346,18 +493,68 @@ fn chaos_api(client: &Client, namespace: &str, kind: &str) -> Result<Api<Dynamic
 pub const CLEANUP_WAIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_secs(1);
 
-/// Undoes the fault: deletes every Chaos Mesh object of the trial's label in the record's
-/// namespace and waits until none is listed; for a deleted pod, waits until the pod of that name
-/// is Ready again. Idempotent: run again, it finds nothing to delete.
-pub async fn cleanup(client: &Client, record: &KubeRecord, owner: &Owner) -> Result<()> {
-    match record {
-        KubeRecord::Nothing { .. } => Ok(()),
-        KubeRecord::PodDelete { namespace, pod, .. } => {
-            wait_pod_ready(client, namespace, pod).await
+/// Undoes the fault from its record alone: deletes every Chaos Mesh object of the trial's label
+/// in the record's namespace and waits until none is listed; for deleted pods, waits until the
+/// pods of those names are Ready again; takes an evicted store out of PD's scheduler.
+/// Idempotent: run again, it finds nothing to do.
+pub async fn cleanup(client: &Client, record: &KubeRecord) -> Result<()> {
+    let namespace = &record.namespace;
+    match &record.action {
+        KubeAction::Nothing => Ok(()),
+        KubeAction::LeaderEvict {
+            store_id, pd_pods, ..
+        } => {
+            let store_id = *store_id;
+            ask_pd(client, namespace, pd_pods, |pd| async move {
+                pd.remove_evict_leader(store_id).await
+            })
+            .await
         }
-        KubeRecord::ChaosObject { namespace, .. } => {
-            delete_labelled(client, namespace, &super::trial_selector(&owner.trial_id)).await?;
-            wait_none_labelled(client, namespace, &super::trial_selector(&owner.trial_id)).await
+        KubeAction::PodDelete { pods } => {
+            for DeletedPod { pod, .. } in pods {
+                wait_pod_ready(client, namespace, pod).await?;
+            }
+            Ok(())
+        }
+        KubeAction::ChaosObject { .. } => {
+            let selector = super::trial_selector(&record.trial_id);
+            delete_labelled(client, namespace, &selector).await?;
+            wait_none_labelled(client, namespace, &selector).await
+        }
+    }
+}
+
+/// What the fault left in the cluster: a deleted pod not Ready again, an object of the trial's
+/// label still listed. Empty when fully undone.
+pub async fn record_leftovers(client: &Client, record: &KubeRecord) -> Result<Vec<String>> {
+    let namespace = &record.namespace;
+    match &record.action {
+        KubeAction::Nothing => Ok(Vec::new()),
+        KubeAction::LeaderEvict {
+            store_id, pd_pods, ..
+        } => {
+            let evicted = ask_pd(client, namespace, pd_pods, |pd| async move {
+                pd.evict_leader_stores().await
+            })
+            .await?;
+            Ok(evicted
+                .contains(store_id)
+                .then(|| format!("store {store_id} is in PD's evict-leader-scheduler"))
+                .into_iter()
+                .collect())
+        }
+        KubeAction::PodDelete { pods } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let mut left = Vec::new();
+            for DeletedPod { pod, .. } in pods {
+                if !pod_ready(&api, namespace, pod).await? {
+                    left.push(format!("pod {namespace}/{pod} is not Ready"));
+                }
+            }
+            Ok(left)
+        }
+        KubeAction::ChaosObject { .. } => {
+            leftovers(client, namespace, &super::trial_selector(&record.trial_id)).await
         }
     }
 }
@@ -387,15 +584,15 @@ async fn list_labelled(
     kind: &str,
     selector: &str,
 ) -> Result<Vec<DynamicObject>> {
-    api.list(&ListParams::default().labels(selector))
-        .await
-        .map(|list| list.items)
-        .map_err(|error| {
-            Error::Kube(format!(
-                "listing {kind} in namespace {namespace} with {selector:?}: {}",
-                super::describe(&error)
-            ))
-        })
+    match api.list(&ListParams::default().labels(selector)).await {
+        Ok(list) => Ok(list.items),
+        // A kind the cluster does not serve (no Chaos Mesh) has no objects.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(error) => Err(Error::Kube(format!(
+            "listing {kind} in namespace {namespace} with {selector:?}: {}",
+            super::describe(&error)
+        ))),
+    }
 }
 
 /// The Chaos Mesh objects of `selector` still in `namespace` (being deleted included).
@@ -416,39 +613,49 @@ pub async fn leftovers(client: &Client, namespace: &str, selector: &str) -> Resu
 /// Waits until no object of `selector` is left in `namespace` (Chaos Mesh holds an object by
 /// its finalizer until it has undone the fault).
 async fn wait_none_labelled(client: &Client, namespace: &str, selector: &str) -> Result<()> {
-    let look = async || {
+    let started = tokio::time::Instant::now();
+    loop {
         let left = leftovers(client, namespace, selector).await?;
-        Ok((!left.is_empty()).then(|| left.join(", ")))
-    };
-    wait_until(CLEANUP_WAIT, look, |left| {
+        let seen = (!left.is_empty()).then(|| left.join(", "));
+        let waiting = again(started, CLEANUP_WAIT, seen, |left| {
+            Error::Kube(format!(
+                "still there {}s after their deletion: {left} (is Chaos Mesh's controller running?)",
+                CLEANUP_WAIT.as_secs()
+            ))
+        });
+        if !waiting.await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Whether pod `name` of `namespace` exists and is Ready.
+async fn pod_ready(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<bool> {
+    let pod = pods.get_opt(name).await.map_err(|error| {
         Error::Kube(format!(
-            "still there {}s after their deletion: {left} (is Chaos Mesh's controller running?)",
-            CLEANUP_WAIT.as_secs()
+            "reading pod {namespace}/{name}: {}",
+            super::describe(&error)
         ))
-    })
-    .await
+    })?;
+    Ok(pod.as_ref().is_some_and(super::pods::is_ready))
 }
 
 /// Waits until pod `name` of `namespace` exists and is Ready.
 async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let look = async || {
-        let pod = pods.get_opt(name).await.map_err(|error| {
+    let started = tokio::time::Instant::now();
+    loop {
+        let seen = (!pod_ready(&pods, namespace, name).await?).then(String::new);
+        let waiting = again(started, CLEANUP_WAIT, seen, |_| {
             Error::Kube(format!(
-                "reading pod {namespace}/{name}: {}",
-                super::describe(&error)
+                "pod {namespace}/{name} is not Ready {}s after the fault",
+                CLEANUP_WAIT.as_secs()
             ))
-        })?;
-        let ready = pod.as_ref().is_some_and(super::pods::is_ready);
-        Ok((!ready).then(String::new))
-    };
-    wait_until(CLEANUP_WAIT, look, |_| {
-        Error::Kube(format!(
-            "pod {namespace}/{name} is not Ready {}s after the fault",
-            CLEANUP_WAIT.as_secs()
-        ))
-    })
-    .await
+        });
+        if !waiting.await? {
+            return Ok(());
+        }
+    }
 }
 
 /// What `chaos cleanup --all` did on a cluster.

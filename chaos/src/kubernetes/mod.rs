@@ -4,7 +4,8 @@
 //! Mesh objects of the network faults (`chaos_mesh.rs`), the faults themselves and their
 //! cleanup by label (`faults.rs`), and the preflight that says, before anything is published,
 //! what a campaign's faults need of the cluster and the rights the harness has (`preflight.rs`),
-//! and port-forwards that reach a pod's port from this host (`forward.rs`).
+//! port-forwards that reach a pod's port from this host (`forward.rs`), and the runtime that makes
+//! the selected pods a trial's nodes, reached through those port-forwards (`runtime.rs`).
 //!
 //! Everything the harness creates in a cluster carries [`TRIAL_LABEL`] (and the campaign and
 //! fault beside it); cleanup lists and deletes by that label only, so nothing else is ever
@@ -16,6 +17,7 @@ pub mod faults;
 pub mod forward;
 pub mod pods;
 pub mod preflight;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 

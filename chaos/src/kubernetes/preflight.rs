@@ -71,8 +71,29 @@ pub fn rights(faults: &BTreeSet<ChaosType>) -> Vec<Right> {
         right("", "pods", "list", "to find the subject's pods"),
         right("", "pods", "get", "to wait for a pod to be Ready"),
     ];
-    if faults.contains(&ChaosType::NodeKill) {
-        rights.push(right("", "pods", "delete", "for node_kill"));
+    if faults
+        .iter()
+        .any(|fault| matches!(fault, ChaosType::NodeKill | ChaosType::PdLeaderKill))
+    {
+        rights.push(right(
+            "",
+            "pods",
+            "delete",
+            "for node_kill and pd_leader_kill",
+        ));
+    }
+    // A WebSocket port-forward is a GET, authorized as `get` before Kubernetes 1.35 and as
+    // `create` too from 1.35 (KEP-4006, `AuthorizePodWebsocketUpgradeCreatePermission`).
+    for verb in ["get", "create"] {
+        rights.push(Right {
+            subresource: Some("portforward"),
+            ..right(
+                "",
+                "pods",
+                verb,
+                "to reach the subject's API (health, leaders, PD) through a port-forward",
+            )
+        });
     }
     if faults.iter().any(|fault| uses_network_chaos(*fault)) {
         for verb in ["create", "get", "list", "delete"] {

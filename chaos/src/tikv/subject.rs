@@ -79,7 +79,15 @@ impl TikvSubject {
                 .node_endpoints(*number)
                 .is_ok_and(|node| member.client_urls.contains(&node.client_url()))
         });
-        by_url.or_else(|| {
+        // On Kubernetes a member advertises its service name, and is named as its pod.
+        let by_name = || {
+            self.pd_nodes().into_iter().find(|number| {
+                runtime
+                    .node_endpoints(*number)
+                    .is_ok_and(|node| node.name == member.name)
+            })
+        };
+        by_url.or_else(by_name).or_else(|| {
             let k: u32 = member.name.strip_prefix("pd")?.parse().ok()?;
             (1..=self.pd_members)
                 .contains(&k)
@@ -334,6 +342,9 @@ impl Subject for TikvSubject {
     /// with them), then the stores.
     async fn reset<R: Runtime>(&self, runtime: &mut R) -> Result<()> {
         runtime.reset().await?;
+        if !runtime.starts_members() {
+            return Ok(());
+        }
         for number in self.pd_nodes().into_iter().chain(1..=self.stores) {
             self.start_member(runtime, number).await?;
         }
@@ -429,13 +440,20 @@ impl Subject for TikvSubject {
         let stores = self
             .ask(runtime, |pd| async move { pd.stores().await })
             .await?;
-        let address = node.peer_addr.to_string();
         stores
             .stores
             .iter()
-            .find(|info| info.store.address == address && info.store.state_name != "Tombstone")
+            .find(|info| {
+                runtime.is_advertised_as(number, &info.store.address)
+                    && info.store.state_name != "Tombstone"
+            })
             .map(|info| info.store.id)
-            .ok_or_else(|| Error::Lab(format!("PD knows no store at {address} (node {number})")))
+            .ok_or_else(|| {
+                Error::Lab(format!(
+                    "PD knows no store of node {number} ({})",
+                    node.name
+                ))
+            })
     }
 
     async fn evict_leaders<R: Runtime>(&self, runtime: &R, store_id: u64, on: bool) -> Result<()> {
@@ -462,11 +480,7 @@ impl Subject for TikvSubject {
 impl TikvSubject {
     /// The store node whose advertised address is `address`.
     fn store_node(&self, runtime: &impl Runtime, address: &str) -> Option<u32> {
-        (1..=self.stores).find(|number| {
-            runtime
-                .node_endpoints(*number)
-                .is_ok_and(|node| node.peer_addr.to_string() == address)
-        })
+        (1..=self.stores).find(|number| runtime.is_advertised_as(*number, address))
     }
 
     /// Health from PD's `view` (read once by the caller) and every node's own probe.

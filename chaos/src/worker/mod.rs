@@ -51,6 +51,9 @@ pub struct WorkerConfig {
     /// Who runs the managed operators, when not this worker's user (a root worker's
     /// `--operator-user`, by default `nobody`).
     pub operator_user: Option<crate::operator::RunAs>,
+    /// The kubeconfig context for trials on `runtime: kubernetes` (`--context`), over the
+    /// campaign's `context`.
+    pub kube_context: Option<String>,
 }
 
 struct Shared {

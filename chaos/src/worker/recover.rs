@@ -64,7 +64,11 @@ pub(super) async fn cleanup_and_record(
     record: &CleanupRecord,
     chaos_type: ChaosType,
 ) -> Result<Option<String>> {
-    let refused = match Lab::open_dir(data_dir, record.lab_dir()) {
+    if let CleanupRecord::Kubernetes(kube_record) = record {
+        cleanup_in_cluster(recorder, record, kube_record, chaos_type).await?;
+        return Ok(None);
+    }
+    let refused = match Lab::open_dir(data_dir, record.lab_dir().unwrap_or(Path::new(""))) {
         Ok(Some(mut lab)) => match LabSubject::of(&lab.state)
             .and_then(|subject| faults::check_record(&subject, &lab, record).map(|()| subject))
         {
@@ -95,6 +99,49 @@ pub(super) async fn cleanup_and_record(
         })
         .await?;
     Ok(Some(refused))
+}
+
+/// Cleans up a fault in a Kubernetes cluster from its record alone (the context and namespace it
+/// names, the trial's label), with a client of its own, and publishes how it went.
+async fn cleanup_in_cluster(
+    recorder: &Recorder<'_>,
+    record: &CleanupRecord,
+    kube_record: &schemas::cleanup::KubeRecord,
+    chaos_type: ChaosType,
+) -> Result<()> {
+    let started = Instant::now();
+    let done = async {
+        let connection = crate::kubernetes::client::connect(kube_record.context.as_deref()).await?;
+        crate::kubernetes::faults::cleanup(&connection.client, kube_record).await
+    }
+    .await;
+    match done {
+        Ok(()) => {
+            recorder
+                .publish(ChaosCleanedUp {
+                    chaos_type,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                })
+                .await?;
+        }
+        Err(error) => {
+            warn!(trial_id = %recorder.trial_id, %error, "cleanup in the cluster failed");
+            recorder
+                .publish(ChaosCleanupFailed {
+                    chaos_type,
+                    error: error.to_string(),
+                    cleanup: record.clone().into(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `cleanup` is of a fault in a Kubernetes cluster, which any worker that reaches the
+/// cluster may undo (it is on no host's lab).
+fn in_cluster(cleanup: &schemas::cleanup::Cleanup) -> bool {
+    matches!(cleanup.record(), Some(CleanupRecord::Kubernetes(_)))
 }
 
 /// What the log says of one trial so far.
@@ -129,10 +176,14 @@ pub(super) async fn trial_history(
             EventData::TrialFinished(_) => finished = true,
             EventData::TrialStarted(_) => started += 1,
             // Another host's fault is that host's worker's to clean up (see `for_each_made_here`).
-            EventData::ChaosInjected(injected) if made_here => {
+            EventData::ChaosInjected(injected) if made_here || in_cluster(&injected.cleanup) => {
                 open = injected.cleanup.record().cloned();
             }
-            EventData::ChaosCleanedUp(_) if made_here => open = None,
+            EventData::ChaosCleanedUp(_)
+                if made_here || matches!(open, Some(CleanupRecord::Kubernetes(_))) =>
+            {
+                open = None
+            }
             _ => {}
         }
     }
@@ -195,10 +246,16 @@ pub async fn recover(log: &EventLog, data_dir: &Path, worker_id: Option<&str>) -
         };
         // Another host's lab (its own data dir) is its own worker's to clean; a path that
         // only looks like ours (`labs/../..`) is not skipped here but refused below.
-        let ours = record.lab_dir().starts_with(&labs)
-            || data_dir
-                .canonicalize()
-                .is_ok_and(|dir| record.lab_dir().starts_with(dir.join("labs")));
+        let ours = match record.lab_dir() {
+            Some(lab_dir) => {
+                lab_dir.starts_with(&labs)
+                    || data_dir
+                        .canonicalize()
+                        .is_ok_and(|dir| lab_dir.starts_with(dir.join("labs")))
+            }
+            // A cluster's fault: the worker that injected it (this host's) undoes it.
+            None => true,
+        };
         if !ours {
             continue;
         }

@@ -22,6 +22,9 @@ use super::recover::{cleanup_and_record, cleanup_on, trial_history};
 use super::{LabShape, Shared, slot_lab};
 use crate::error::{Error, Result};
 use crate::faults::{self, CleanupRecord};
+use crate::kubernetes::faults::Owner;
+use crate::kubernetes::pods::PodSettings;
+use crate::kubernetes::runtime::{KubePlace, KubeRuntime};
 use crate::operator::{ManagedOperator, OperatorEnv, OperatorPlace, STOP_GRACE};
 use crate::runtime::Runtime;
 use crate::subject::{LabSubject, Subject};
@@ -137,7 +140,9 @@ pub(super) async fn run_trial(
                             return recorder
                                 .finish(
                                     TrialStatus::Errored,
-                                    Some(format!("tikv on the lab runtime on this worker's host: {missing}")),
+                                    Some(format!(
+                                        "tikv on the lab runtime on this worker's host: {missing}"
+                                    )),
                                 )
                                 .await;
                         }
@@ -167,10 +172,61 @@ pub(super) async fn run_trial(
                 }
             }
         }
-        (_, RuntimeKind::Kubernetes) => {
-            recorder.finish(TrialStatus::Errored, Some("the kubernetes runtime is not built yet: its subjects can be reached only through the lab runtime for now".to_string())).await
-        }
+        (subject, RuntimeKind::Kubernetes) => match open_cluster(trial, shared, subject).await {
+            Ok((subject, runtime)) => run_on(trial, shared, &subject, runtime, shutdown).await,
+            Err(error) => {
+                recorder
+                    .finish(TrialStatus::Errored, Some(format!("kubernetes: {error}")))
+                    .await
+            }
+        },
     }
+}
+
+/// The trial's subject in its cluster: the client of the context (`--context` over the
+/// campaign's), the pods of its namespace and selectors, a port-forward to each.
+async fn open_cluster(
+    trial: &TrialContext<'_>,
+    shared: &Shared,
+    subject: SubjectKind,
+) -> Result<(LabSubject, KubeRuntime)> {
+    let settings = &trial.spec.subject_settings;
+    let context = shared
+        .config
+        .kube_context
+        .clone()
+        .or_else(|| settings.context.clone());
+    let connection = crate::kubernetes::client::connect(context.as_deref()).await?;
+    let place = KubePlace {
+        subject,
+        namespace: settings
+            .namespace
+            .clone()
+            .unwrap_or_else(|| connection.default_namespace.clone()),
+        pods: PodSettings {
+            selector: settings.selector.clone(),
+            pd_selector: settings.pd_selector.clone(),
+            cluster: settings.cluster.clone(),
+        },
+        owner: Owner {
+            campaign_id: trial.recorder.campaign_id.to_string(),
+            trial_id: trial.recorder.trial_id.to_string(),
+            context,
+        },
+    };
+    let runtime = KubeRuntime::open(connection, place).await?;
+    let subject = match subject {
+        SubjectKind::Etcd => LabSubject::Etcd(crate::etcd::EtcdSubject),
+        SubjectKind::Tikv => {
+            let (stores, pd_members) = runtime.counts();
+            LabSubject::Tikv(crate::tikv::TikvSubject {
+                stores,
+                pd_members,
+                binaries: None,
+            })
+        }
+    };
+    Ok((subject, runtime))
 }
 
 /// The trial from the reset on, on `subject` with `runtime`.

@@ -4,6 +4,9 @@
 //! and JSON body. A request beyond the script, or one the script expects that never comes, fails
 //! the test.
 
+// Each test crate uses its own part of these fixtures.
+#![allow(dead_code)]
+
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
@@ -116,4 +119,75 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
         "reason": reason,
         "code": code
     })
+}
+
+/// The pod lists and recorded answers of `testdata/kubernetes/`, and the API server's own ways
+/// with them: label selectors evaluated, queries encoded.
+pub fn pod_list(file: &str) -> Value {
+    let path = format!("{}/testdata/kubernetes/{file}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A recorded API server answer of `testdata/kubernetes/api/`.
+pub fn recorded(file: &str) -> Value {
+    pod_list(&format!("api/{file}"))
+}
+
+/// Whether `labels` satisfy `selector` (equality, `!=`, `key`, `!key`, comma-joined), as the API
+/// server evaluates a label selector.
+pub fn matches(labels: &serde_json::Map<String, Value>, selector: &str) -> bool {
+    selector.split(',').all(|term| {
+        if let Some((key, value)) = term.split_once("!=") {
+            labels.get(key).and_then(Value::as_str) != Some(value)
+        } else if let Some((key, value)) = term.split_once('=') {
+            labels.get(key).and_then(Value::as_str) == Some(value)
+        } else if let Some(key) = term.strip_prefix('!') {
+            !labels.contains_key(key)
+        } else {
+            labels.contains_key(term)
+        }
+    })
+}
+
+/// `list` with only the items `selector` picks.
+pub fn selected(list: &Value, selector: &str) -> Value {
+    let mut list = list.clone();
+    let items: Vec<Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| {
+            item["metadata"]["labels"]
+                .as_object()
+                .is_some_and(|labels| matches(labels, selector))
+        })
+        .cloned()
+        .collect();
+    list["items"] = Value::Array(items);
+    list
+}
+
+/// A query value as the client encodes it (`application/x-www-form-urlencoded`).
+pub fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (byte as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// The list of pods in `namespace` that `selector` picks, answered from `list`.
+pub fn list_pods(namespace: &str, selector: &str, list: &Value) -> Exchange {
+    Exchange::new(
+        "GET",
+        format!(
+            "/api/v1/namespaces/{namespace}/pods?&labelSelector={}",
+            encoded(selector)
+        ),
+    )
+    .reply(200, selected(list, selector))
 }
