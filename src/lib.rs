@@ -159,7 +159,8 @@ enum Command {
     /// Publish a campaign and run it to the end in this process: `evalctl run --subject etcd
     /// --chaos node_kill`, or `evalctl run campaign FILE`.
     Run(cli::run::RunArgs),
-    /// The trial worker alone: takes trials from the log and runs them on labs of its own.
+    /// The trial worker alone: takes trials from the log and runs them on labs of its own, or on
+    /// the pods of the Kubernetes cluster a campaign names.
     Worker(cli::worker::WorkerArgs),
     /// Chaos housekeeping.
     #[command(subcommand)]
