@@ -408,13 +408,15 @@ impl MockCluster {
         );
     }
 
-    /// No request the server did not expect, and the subject reached through port-forwards.
-    fn checked(self) {
+    /// No request the server did not expect, and the subject reached through port-forwards
+    /// (`forwarded`) or without any.
+    fn checked(self, forwarded: bool) {
         let seen = self.cluster.seen.lock().unwrap().clone();
-        assert!(
+        assert_eq!(
             seen.iter().any(|request| {
                 request.starts_with("PORTFORWARD /api/v1/namespaces/etcd/pods/etcd-")
             }),
+            forwarded,
             "{seen:#?}"
         );
         assert_eq!(
@@ -427,8 +429,32 @@ impl MockCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_kill_on_kubernetes_deletes_the_leaders_pod_and_the_cluster_heals() {
+    node_kill_on_kubernetes(false).await;
+}
+
+/// The same with `endpoints`: each node's API at its own address (as a worker in the cluster
+/// reaches the pods), and no port-forward at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_endpoints_the_nodes_are_reached_at_their_own_addresses() {
+    node_kill_on_kubernetes(true).await;
+}
+
+async fn node_kill_on_kubernetes(with_endpoints: bool) {
     let mock = MockCluster::start().await;
     let api = mock.api;
+    let endpoints = if with_endpoints {
+        let lab = mock.cluster.lab.lock().await;
+        (1..=3)
+            .map(|node| {
+                format!(
+                    "http://{}",
+                    lab.lab.node_endpoints(node).unwrap().client_addr
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let client =
         kube::Client::try_from(kube::Config::new(format!("http://{api}").parse().unwrap()))
             .unwrap();
@@ -446,6 +472,7 @@ async fn node_kill_on_kubernetes_deletes_the_leaders_pod_and_the_cluster_heals()
             trial_id: TRIAL.into(),
             context: Some("mock".into()),
         },
+        endpoints,
     };
     let mut runtime = KubeRuntime::open(connection, place).await.unwrap();
     let subject = EtcdSubject;
@@ -493,7 +520,7 @@ async fn node_kill_on_kubernetes_deletes_the_leaders_pod_and_the_cluster_heals()
     // Exactly one delete, at once, on the uid of the pod that was picked.
     mock.deleted_once(&pods[0].uid);
     drop(runtime);
-    mock.checked();
+    mock.checked(!with_endpoints);
 }
 
 /// A campaign on `runtime: kubernetes`, as a user runs it: `evalctl run` checks the cluster
@@ -583,5 +610,5 @@ async fn evalctl_run_takes_a_kubernetes_campaign_from_preflight_to_its_scored_en
         panic!("{kube_record:?}")
     };
     mock.deleted_once(&pods[0].uid);
-    mock.checked();
+    mock.checked(true);
 }

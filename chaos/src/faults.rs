@@ -119,7 +119,7 @@ pub async fn plan(
         let topology = kube_topology(subject, runtime, chaos).await;
         let owner = &kube.place().owner;
         return crate::kubernetes::faults::plan(kube.selection(), &topology, chaos, seed, owner)
-            .map(CleanupRecord::Kubernetes);
+            .map(|record| CleanupRecord::Kubernetes(Box::new(record)));
     }
     let lab_dir = runtime.home();
     let mut rng = TrialRng::new(seed);

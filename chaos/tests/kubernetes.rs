@@ -183,6 +183,7 @@ fn etcd_selection() -> Selection {
     let items: Vec<Pod> = serde_json::from_value(list["items"].clone()).unwrap();
     let members: Vec<Pod> = items.into_iter().take(3).collect();
     Selection {
+        subject: SubjectKind::Etcd,
         namespace: "etcd".into(),
         selectors: defaults(SubjectKind::Etcd).remove(0),
         nodes: pods::number(&members, &[]),
@@ -378,12 +379,12 @@ async fn faults_this_runtime_does_not_inject_are_refused_by_name() {
     let error = faults::plan(
         &etcd_selection(),
         &Topology::default(),
-        &chaos(json!({"target": 1}), "process_pause"),
+        &chaos(json!({}), "region_unavailable"),
         1,
         &owner(),
     )
     .unwrap_err();
-    expect!["process_pause on kubernetes is not built yet (built: node_kill, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none)"]
+    expect!["region_unavailable on kubernetes is not built yet (built: node_kill, process_pause, disk_pressure, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none)"]
         .assert_eq(&error.to_string());
 }
 
@@ -469,6 +470,7 @@ fn etcd_needs(faults: &[ChaosType]) -> Needs {
         namespace: "etcd".into(),
         pods: PodSettings::default(),
         faults: faults.iter().copied().collect(),
+        endpoints: 0,
     }
 }
 
@@ -536,12 +538,12 @@ async fn the_preflight_says_each_missing_right_and_chaos_mesh_in_one_line() {
         &etcd_needs(&[
             ChaosType::NodeKill,
             ChaosType::Latency,
-            ChaosType::ProcessPause,
+            ChaosType::RegionUnavailable,
         ]),
     )
     .await;
     expect![[r#"
-        etcd on kubernetes: process_pause not built yet (built: node_kill, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none); use runtime: lab for them
+        etcd on kubernetes: region_unavailable not built yet (built: node_kill, process_pause, disk_pressure, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none); use runtime: lab for them
         the harness may not delete pods in namespace etcd (for node_kill and pd_leader_kill); apply deploy/rbac.yaml to its user or service account
         the harness may not create networkchaos.chaos-mesh.org in namespace etcd (for the network faults and their cleanup); apply deploy/rbac.yaml to its user or service account
         Chaos Mesh's NetworkChaos (networkchaos.chaos-mesh.org) is not installed at context kind-eval, and the network faults need it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)
@@ -575,7 +577,7 @@ fn deploy_rbac_grants_exactly_the_rights_the_faults_use() {
         .map(|name| serde_json::from_value(json!(name)).unwrap())
         .collect();
     let mut rules: std::collections::BTreeMap<(&str, String), Vec<&str>> = Default::default();
-    for right in preflight::rights(&all) {
+    for right in preflight::rights(&all, true) {
         let resource = match right.subresource {
             Some(sub) => format!("{}/{sub}", right.resource),
             None => right.resource.to_string(),

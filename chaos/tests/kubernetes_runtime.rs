@@ -60,6 +60,7 @@ fn place() -> KubePlace {
         namespace: NAMESPACE.into(),
         pods: PodSettings::default(),
         owner: owner(),
+        endpoints: Vec::new(),
     }
 }
 
@@ -158,6 +159,7 @@ fn tidb_selection() -> Selection {
         pod.metadata.labels.as_ref().unwrap()["app.kubernetes.io/component"] == "pd"
     });
     Selection {
+        subject: SubjectKind::Tikv,
         namespace: NAMESPACE.into(),
         selectors: pods::default_selectors(SubjectKind::Tikv, None).remove(0),
         nodes: pods::number(&data, &pd),

@@ -130,7 +130,7 @@ pub enum CleanupRecord {
     /// A control trial: nothing was broken, so its cleanup undoes nothing.
     None { lab_dir: PathBuf },
     /// A fault in a Kubernetes cluster (`runtime: kubernetes`); its own `fault` names which.
-    Kubernetes(KubeRecord),
+    Kubernetes(Box<KubeRecord>),
 }
 
 /// Everything the cleanup of a fault in a Kubernetes cluster needs: where (context and
@@ -178,6 +178,26 @@ pub enum KubeAction {
         store_id: u64,
         /// The PD pods, asked in turn.
         pd_pods: Vec<String>,
+    },
+    /// The database's process in a pod's container stopped (SIGSTOP, through `pods/exec`);
+    /// cleanup continues every process of that name there (none, when the container restarted).
+    ProcessPause {
+        node: u32,
+        pod: String,
+        container: String,
+        /// The process's name (`etcd`, `tikv-server`, `pd-server`).
+        process: String,
+    },
+    /// A fill file on the pod's data volume (through `pods/exec`); cleanup removes it.
+    DiskFill {
+        node: u32,
+        pod: String,
+        container: String,
+        /// The data volume's mount path in the container.
+        dir: String,
+        /// The fill file's name in `dir`.
+        file: String,
+        fill_percent: u32,
     },
     /// A control trial: nothing is changed, nothing undone.
     Nothing,

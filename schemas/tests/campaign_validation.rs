@@ -183,9 +183,20 @@ fn unused_settings() {
     check(
         "unused_settings.yaml",
         expect![[r#"
-            unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints
+            unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is for runtime: kubernetes only; remove endpoints, or add runtime: kubernetes
             unused_settings.yaml:7:16: subject_settings.etcd.namespace: is for runtime: kubernetes only; remove namespace, or add runtime: kubernetes
             unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here"#]],
+    );
+}
+
+/// `endpoints` (Kubernetes) must each be `http://HOST:PORT`; each wrong one is named.
+#[test]
+fn kubernetes_endpoints() {
+    check(
+        "kubernetes_endpoints.yaml",
+        expect![[r#"
+        kubernetes_endpoints.yaml:7:5: subject_settings.etcd.endpoints: "etcd-1.etcd-headless.etcd.svc:2379" is not an address the harness reaches a node at; write http://HOST:PORT (a pod's address or name, e.g. http://etcd-0.etcd-headless.etcd.svc:2379)
+        kubernetes_endpoints.yaml:7:5: subject_settings.etcd.endpoints: "http://etcd-2/v3" is not an address the harness reaches a node at; write http://HOST:PORT (a pod's address or name, e.g. http://etcd-0.etcd-headless.etcd.svc:2379)"#]],
     );
 }
 

@@ -99,7 +99,7 @@ fn typed_cleanup_records_write_the_same_json_as_before() {
 #[test]
 fn a_kubernetes_record_says_where_whose_and_what() {
     use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
-    let record = CleanupRecord::Kubernetes(KubeRecord {
+    let record = CleanupRecord::Kubernetes(Box::new(KubeRecord {
         chaos: schemas::campaign::ChaosType::NodeKill,
         context: Some("kind-eval".into()),
         namespace: "etcd".into(),
@@ -114,7 +114,7 @@ fn a_kubernetes_record_says_where_whose_and_what() {
                 uid: "5b1c8f4e-2a7d-4e3b-9c6f-0d8e1a2b3c4d".into(),
             }],
         },
-    });
+    }));
     let json = serde_json::to_value(&record).unwrap();
     assert_eq!(
         json,

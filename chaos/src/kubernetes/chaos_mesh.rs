@@ -1,11 +1,18 @@
 //! The Chaos Mesh objects of the network faults: one `NetworkChaos` (`chaos-mesh.org/v1alpha1`)
 //! per fault, naming its pods one by one (`selector.pods`), never by a label that could pick
-//! more, and carrying the trial's labels so that cleanup finds it by them.
+//! more, and carrying the trial's labels so that cleanup finds it by them; and those objects in
+//! the cluster: waiting for Chaos Mesh to inject one, listing and deleting by label, waiting
+//! until Chaos Mesh lets them go, and `sweep` (`chaos cleanup --all`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
 use serde_json::json;
+
+use super::faults::{CLEANUP_WAIT, again};
+use crate::error::{Error, Result};
 
 /// Chaos Mesh's API group and version.
 pub const GROUP: &str = "chaos-mesh.org";
@@ -98,5 +105,264 @@ impl NetworkChaos {
             .data(json!({ "spec": spec }));
         object.metadata.labels = Some(self.labels.clone());
         object
+    }
+}
+
+/// How long Chaos Mesh may take to inject a fault.
+pub const INJECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until Chaos Mesh reports the object `Selected` and `AllInjected`; an object whose
+/// selector picks nothing stays unselected for good, so the wait is bounded.
+pub(super) async fn wait_injected(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let seen = injection(api, namespace, kind, name).await?;
+        let waiting = again(started, INJECT_WAIT, seen, |seen| {
+            Error::Kube(format!(
+                "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {seen}); see `kubectl describe networkchaos -n {namespace} {name}`",
+                INJECT_WAIT.as_secs()
+            ))
+        });
+        if !waiting.await? {
+            return Ok(());
+        }
+    }
+}
+
+/// `None` once the object is `Selected` and `AllInjected`, else the conditions seen.
+async fn injection(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let object = api.get(name).await.map_err(|error| {
+        Error::Kube(format!(
+            "reading {kind} {namespace}/{name}: {}",
+            super::describe(&error)
+        ))
+    })?;
+    let conditions = conditions(&object);
+    let is_true = |wanted: &str| {
+        conditions
+            .iter()
+            .any(|(kind, status)| kind == wanted && status == "True")
+    };
+    if is_true("Selected") && is_true("AllInjected") {
+        return Ok(None);
+    }
+    let seen: Vec<String> = conditions
+        .iter()
+        .map(|(kind, status)| format!("{kind}={status}"))
+        .collect();
+    Ok(Some(if seen.is_empty() {
+        "none yet".to_string()
+    } else {
+        seen.join(", ")
+    }))
+}
+
+/// `status.conditions` of a Chaos Mesh object as (type, status) pairs.
+fn conditions(object: &DynamicObject) -> Vec<(String, String)> {
+    object.data["status"]["conditions"]
+        .as_array()
+        .map(|conditions| {
+            conditions
+                .iter()
+                .map(|condition| {
+                    let text = |key: &str| condition[key].as_str().unwrap_or_default().to_string();
+                    (text("type"), text("status"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The API of Chaos Mesh's `kind` in `namespace`.
+pub(super) fn chaos_api(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+) -> Result<Api<DynamicObject>> {
+    let (kind, plural) = KINDS
+        .iter()
+        .find(|(known, _)| *known == kind)
+        .ok_or_else(|| Error::Refused(format!("{kind} is not a kind the harness creates")))?;
+    Ok(Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource(kind, plural),
+    ))
+}
+
+/// Deletes every Chaos Mesh object in `namespace` that `selector` picks; returns their names.
+pub async fn delete_labelled(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<String>> {
+    let mut deleted = Vec::new();
+    for (kind, _) in KINDS {
+        let api = chaos_api(client, namespace, kind)?;
+        for object in list_labelled(&api, namespace, kind, selector).await? {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            if delete_object(&api, namespace, kind, &name).await? {
+                deleted.push(format!("{kind} {namespace}/{name}"));
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+async fn list_labelled(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    kind: &str,
+    selector: &str,
+) -> Result<Vec<DynamicObject>> {
+    match api.list(&ListParams::default().labels(selector)).await {
+        Ok(list) => Ok(list.items),
+        // A kind the cluster does not serve (no Chaos Mesh) has no objects.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(error) => Err(Error::Kube(format!(
+            "listing {kind} in namespace {namespace} with {selector:?}: {}",
+            super::describe(&error)
+        ))),
+    }
+}
+
+/// The Chaos Mesh objects of `selector` still in `namespace` (being deleted included).
+pub async fn leftovers(client: &Client, namespace: &str, selector: &str) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    for (kind, _) in KINDS {
+        let api = chaos_api(client, namespace, kind)?;
+        for object in list_labelled(&api, namespace, kind, selector).await? {
+            left.push(format!(
+                "{kind} {namespace}/{}",
+                object.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(left)
+}
+
+/// Waits until no object of `selector` is left in `namespace` (Chaos Mesh holds an object by
+/// its finalizer until it has undone the fault).
+pub(super) async fn wait_none_labelled(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let left = leftovers(client, namespace, selector).await?;
+        let seen = (!left.is_empty()).then(|| left.join(", "));
+        let waiting = again(started, CLEANUP_WAIT, seen, |left| {
+            Error::Kube(format!(
+                "still there {}s after their deletion: {left} (is Chaos Mesh's controller running?)",
+                CLEANUP_WAIT.as_secs()
+            ))
+        });
+        if !waiting.await? {
+            return Ok(());
+        }
+    }
+}
+
+/// What `chaos cleanup --all` did on a cluster.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// `NetworkChaos ns/name` of every object deleted.
+    pub deleted: Vec<String>,
+    /// Namespaces the harness may not list objects in, left unchecked.
+    pub unreadable: Vec<String>,
+}
+
+/// Deletes every Chaos Mesh object the harness made ([`super::harness_selector`]) in every
+/// namespace it can list: across the cluster in one list when allowed, else namespace by
+/// namespace. A cluster without Chaos Mesh has nothing to clean up.
+pub async fn sweep(client: &Client) -> Result<Swept> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let selector = super::harness_selector();
+    let params = ListParams::default().labels(&selector);
+    let mut swept = Swept::default();
+    for (kind, plural) in KINDS {
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind, plural));
+        let found: Vec<(String, String)> = match all.list(&params).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|object| Some((object.metadata.namespace?, object.metadata.name?)))
+                .collect(),
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                let namespaces: Api<Namespace> = Api::all(client.clone());
+                let list = namespaces
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|error| {
+                        Error::Kube(format!(
+                            "may list {plural} in no namespace at once, nor list the namespaces ({}); clean up with the campaign's context and namespace",
+                            super::describe(&error)
+                        ))
+                    })?;
+                let mut found = Vec::new();
+                for namespace in list.items.into_iter().filter_map(|n| n.metadata.name) {
+                    let api = chaos_api(client, &namespace, kind)?;
+                    match api.list(&params).await {
+                        Ok(list) => {
+                            found.extend(list.items.into_iter().filter_map(|object| {
+                                Some((namespace.clone(), object.metadata.name?))
+                            }))
+                        }
+                        Err(kube::Error::Api(status)) if status.code == 403 => {
+                            swept.unreadable.push(namespace)
+                        }
+                        Err(error) => {
+                            return Err(Error::Kube(format!(
+                                "listing {plural} in namespace {namespace}: {}",
+                                super::describe(&error)
+                            )));
+                        }
+                    }
+                }
+                found
+            }
+            Err(error) => {
+                return Err(Error::Kube(format!(
+                    "listing {plural} with {selector:?}: {}",
+                    super::describe(&error)
+                )));
+            }
+        };
+        for (namespace, name) in found {
+            let api = chaos_api(client, &namespace, kind)?;
+            if delete_object(&api, &namespace, kind, &name).await? {
+                swept.deleted.push(format!("{kind} {namespace}/{name}"));
+            }
+        }
+    }
+    Ok(swept)
+}
+
+/// Deletes one object; `false` when it was gone already (another cleanup got there first).
+async fn delete_object(
+    api: &Api<DynamicObject>,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> Result<bool> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) => Err(Error::Kube(format!(
+            "deleting {kind} {namespace}/{name}: {}",
+            super::describe(&error)
+        ))),
     }
 }

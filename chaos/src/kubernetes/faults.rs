@@ -4,6 +4,8 @@
 //! | fault | requests |
 //! | --- | --- |
 //! | `node_kill` | `DELETE` the pod, grace period 0, on the condition of its uid; cleanup waits for the pod of that name Ready again |
+//! | `process_pause` | `pods/exec` of a fixed script that sends SIGSTOP to the database's process by name (refused when it is its container's PID 1); cleanup sends SIGCONT |
+//! | `disk_pressure` | `pods/exec` of a fixed script that fills the pod's data volume (its persistent volume's mount) to `fill_percent`; cleanup removes the file |
 //! | `pd_leader_kill` | the same, on the pod of PD's leader (read through a port-forward to PD) |
 //! | `leader_evict` | nothing here: the subject asks PD, through a port-forward, to evict the store's leaders, and to stop |
 //! | `latency`, `packet_loss`, `network_partition` | `POST` a Chaos Mesh `NetworkChaos` naming the pods; cleanup `DELETE`s every object of the trial's label and waits until none is listed |
@@ -13,11 +15,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
-use schemas::campaign::{ChaosSpec, ChaosType, Target, TargetChoice};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
+use schemas::campaign::{ChaosSpec, Target, TargetChoice};
 pub use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
 
-use super::chaos_mesh::{self, NetworkAction, NetworkChaos};
+use super::chaos_mesh::{
+    NetworkAction, NetworkChaos, chaos_api, wait_injected, wait_none_labelled,
+};
+pub use super::chaos_mesh::{Swept, delete_labelled, leftovers, sweep};
 use super::pods::Selection;
 use crate::error::{Error, Result};
 use crate::faults::TrialRng;
@@ -44,8 +49,10 @@ pub struct Topology {
 }
 
 /// The faults this runtime injects today; the others are refused at preflight with this list.
-pub const SUPPORTED: [&str; 7] = [
+pub const SUPPORTED: [&str; 9] = [
     "node_kill",
+    "process_pause",
+    "disk_pressure",
     "latency",
     "packet_loss",
     "network_partition",
@@ -202,6 +209,43 @@ pub fn plan(
                 },
             )
         }
+        ChaosSpec::ProcessPause(params) => {
+            let number = target(&params.target, &mut rng)?;
+            let node = selection.node(number)?;
+            record(
+                vec![number],
+                KubeAction::ProcessPause {
+                    node: number,
+                    pod: node.pod.clone(),
+                    container: node.container.clone(),
+                    process: super::exec::process_name(selection.subject, node.pd).into(),
+                },
+            )
+        }
+        ChaosSpec::DiskPressure(params) => {
+            let number = target(&params.target, &mut rng)?;
+            let node = selection.node(number)?;
+            let dir = node.data_mount.clone().ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "disk_pressure on kubernetes: container {} of pod {}/{} mounts no persistent volume to fill",
+                    node.container, namespace, node.pod
+                ))
+            })?;
+            record(
+                vec![number],
+                KubeAction::DiskFill {
+                    node: number,
+                    pod: node.pod.clone(),
+                    container: node.container.clone(),
+                    dir,
+                    file: format!(
+                        "eval-fill-{}",
+                        super::label_value(owner.trial_id.get(..8).unwrap_or(&owner.trial_id))
+                    ),
+                    fill_percent: params.fill_percent,
+                },
+            )
+        }
         ChaosSpec::Latency(params) => {
             let node = target(&params.target, &mut rng)?;
             let (low, high) = (
@@ -267,11 +311,6 @@ pub fn plan(
     })
 }
 
-/// Whether `fault` needs the subject's API (through a port-forward) to be planned or undone.
-pub fn needs_subject_api(fault: ChaosType) -> bool {
-    matches!(fault, ChaosType::PdLeaderKill | ChaosType::LeaderEvict)
-}
-
 /// Injects the planned fault: the pods deleted, the Chaos Mesh object created (and injected), or
 /// the store put into PD's evict-leader scheduler.
 pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
@@ -286,6 +325,51 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
                 pd.add_evict_leader(store_id).await
             })
             .await
+        }
+        KubeAction::ProcessPause {
+            pod,
+            container,
+            process,
+            ..
+        } => {
+            let output = super::exec::run_script(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::SIGNAL_SCRIPT,
+                &[process, "STOP"],
+            )
+            .await?;
+            match super::exec::signalled(&output) {
+                (pids, _) if !pids.is_empty() => Ok(()),
+                (_, true) => Err(Error::Unsupported(format!(
+                    "{process} is PID 1 of container {container} in pod {namespace}/{pod}, and a process ignores SIGSTOP sent from inside its own PID namespace: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use runtime: lab"
+                ))),
+                _ => Err(Error::Kube(format!(
+                    "no process {process} in container {container} of pod {namespace}/{pod}"
+                ))),
+            }
+        }
+        KubeAction::DiskFill {
+            pod,
+            container,
+            dir,
+            file,
+            fill_percent,
+            ..
+        } => {
+            let percent = fill_percent.to_string();
+            super::exec::run_script(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::FILL_SCRIPT,
+                &[dir, &percent, file],
+            )
+            .await?;
+            Ok(())
         }
         KubeAction::PodDelete { pods } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -321,6 +405,25 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
                     ))
                 })?;
             wait_injected(&api, namespace, kind, name).await
+        }
+    }
+}
+
+/// Runs a script in the container for a cleanup: a pod that is not there or not Ready (its
+/// operator deleted it, say) is waited for, and the script run once more.
+async fn in_container(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    script: &str,
+    args: &[&str],
+) -> Result<String> {
+    match super::exec::run_script(client, namespace, pod, container, script, args).await {
+        Ok(output) => Ok(output),
+        Err(_) => {
+            wait_pod_ready(client, namespace, pod).await?;
+            super::exec::run_script(client, namespace, pod, container, script, args).await
         }
     }
 }
@@ -381,69 +484,10 @@ fn check_labels(object: &DynamicObject, record: &KubeRecord) -> Result<()> {
     Ok(())
 }
 
-/// How long Chaos Mesh may take to inject a fault.
-pub const INJECT_WAIT: Duration = Duration::from_secs(60);
-
-/// Waits until Chaos Mesh reports the object `Selected` and `AllInjected`; an object whose
-/// selector picks nothing stays unselected for good, so the wait is bounded.
-async fn wait_injected(
-    api: &Api<DynamicObject>,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-) -> Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
-        let seen = injection(api, namespace, kind, name).await?;
-        let waiting = again(started, INJECT_WAIT, seen, |seen| {
-            Error::Kube(format!(
-                "Chaos Mesh did not inject {kind} {namespace}/{name} within {}s (conditions: {seen}); see `kubectl describe networkchaos -n {namespace} {name}`",
-                INJECT_WAIT.as_secs()
-            ))
-        });
-        if !waiting.await? {
-            return Ok(());
-        }
-    }
-}
-
-/// `None` once the object is `Selected` and `AllInjected`, else the conditions seen.
-async fn injection(
-    api: &Api<DynamicObject>,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-) -> Result<Option<String>> {
-    let object = api.get(name).await.map_err(|error| {
-        Error::Kube(format!(
-            "reading {kind} {namespace}/{name}: {}",
-            super::describe(&error)
-        ))
-    })?;
-    let conditions = conditions(&object);
-    let is_true = |wanted: &str| {
-        conditions
-            .iter()
-            .any(|(kind, status)| kind == wanted && status == "True")
-    };
-    if is_true("Selected") && is_true("AllInjected") {
-        return Ok(None);
-    }
-    let seen: Vec<String> = conditions
-        .iter()
-        .map(|(kind, status)| format!("{kind}={status}"))
-        .collect();
-    Ok(Some(if seen.is_empty() {
-        "none yet".to_string()
-    } else {
-        seen.join(", ")
-    }))
-}
-
 /// One step of a poll begun at `started`: `false` when done (nothing `seen` left to wait for);
 /// `true` after a pause of [`POLL`], to look again; past `limit`, the error `timed_out` makes of
 /// what was last seen.
-async fn again(
+pub(super) async fn again(
     started: tokio::time::Instant,
     limit: Duration,
     seen: Option<String>,
@@ -459,39 +503,10 @@ async fn again(
     Ok(true)
 }
 
-/// `status.conditions` of a Chaos Mesh object as (type, status) pairs.
-fn conditions(object: &DynamicObject) -> Vec<(String, String)> {
-    object.data["status"]["conditions"]
-        .as_array()
-        .map(|conditions| {
-            conditions
-                .iter()
-                .map(|condition| {
-                    let text = |key: &str| condition[key].as_str().unwrap_or_default().to_string();
-                    (text("type"), text("status"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The API of Chaos Mesh's `kind` in `namespace`.
-fn chaos_api(client: &Client, namespace: &str, kind: &str) -> Result<Api<DynamicObject>> {
-    let (kind, plural) = chaos_mesh::KINDS
-        .iter()
-        .find(|(known, _)| *known == kind)
-        .ok_or_else(|| Error::Refused(format!("{kind} is not a kind the harness creates")))?;
-    Ok(Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &chaos_mesh::resource(kind, plural),
-    ))
-}
-
 /// How long cleanup waits for Chaos Mesh to recover and let its objects go, or for a deleted
 /// pod to come back Ready.
 pub const CLEANUP_WAIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_secs(1);
+pub(super) const POLL: Duration = Duration::from_secs(1);
 
 /// Undoes the fault from its record alone: deletes every Chaos Mesh object of the trial's label
 /// in the record's namespace and waits until none is listed; for deleted pods, waits until the
@@ -509,6 +524,43 @@ pub async fn cleanup(client: &Client, record: &KubeRecord) -> Result<()> {
                 pd.remove_evict_leader(store_id).await
             })
             .await
+        }
+        KubeAction::ProcessPause {
+            pod,
+            container,
+            process,
+            ..
+        } => {
+            let args = [process.as_str(), "CONT"];
+            in_container(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::SIGNAL_SCRIPT,
+                &args,
+            )
+            .await
+            .map(drop)
+        }
+        KubeAction::DiskFill {
+            pod,
+            container,
+            dir,
+            file,
+            ..
+        } => {
+            let args = [dir.as_str(), file.as_str()];
+            in_container(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::UNFILL_SCRIPT,
+                &args,
+            )
+            .await
+            .map(drop)
         }
         KubeAction::PodDelete { pods } => {
             for DeletedPod { pod, .. } in pods {
@@ -529,6 +581,53 @@ pub async fn cleanup(client: &Client, record: &KubeRecord) -> Result<()> {
 pub async fn record_leftovers(client: &Client, record: &KubeRecord) -> Result<Vec<String>> {
     let namespace = &record.namespace;
     match &record.action {
+        KubeAction::ProcessPause {
+            pod,
+            container,
+            process,
+            ..
+        } => {
+            let args = [process.as_str(), "STATE"];
+            let states = in_container(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::SIGNAL_SCRIPT,
+                &args,
+            )
+            .await?;
+            Ok(states
+                .lines()
+                .filter(|line| line.ends_with(" T") || line.ends_with(" t"))
+                .map(|line| {
+                    let pid = line.split_whitespace().next().unwrap_or_default();
+                    format!("{process} (pid {pid}) in pod {namespace}/{pod} is stopped")
+                })
+                .collect())
+        }
+        KubeAction::DiskFill {
+            pod,
+            container,
+            dir,
+            file,
+            ..
+        } => {
+            let args = [dir.as_str(), file.as_str(), "CHECK"];
+            let present = in_container(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::UNFILL_SCRIPT,
+                &args,
+            )
+            .await?;
+            Ok((present.trim() == "present")
+                .then(|| format!("fill file {dir}/{file} in pod {namespace}/{pod} exists"))
+                .into_iter()
+                .collect())
+        }
         KubeAction::Nothing => Ok(Vec::new()),
         KubeAction::LeaderEvict {
             store_id, pd_pods, ..
@@ -559,76 +658,6 @@ pub async fn record_leftovers(client: &Client, record: &KubeRecord) -> Result<Ve
     }
 }
 
-/// Deletes every Chaos Mesh object in `namespace` that `selector` picks; returns their names.
-pub async fn delete_labelled(
-    client: &Client,
-    namespace: &str,
-    selector: &str,
-) -> Result<Vec<String>> {
-    let mut deleted = Vec::new();
-    for (kind, _) in chaos_mesh::KINDS {
-        let api = chaos_api(client, namespace, kind)?;
-        for object in list_labelled(&api, namespace, kind, selector).await? {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            if delete_object(&api, namespace, kind, &name).await? {
-                deleted.push(format!("{kind} {namespace}/{name}"));
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-async fn list_labelled(
-    api: &Api<DynamicObject>,
-    namespace: &str,
-    kind: &str,
-    selector: &str,
-) -> Result<Vec<DynamicObject>> {
-    match api.list(&ListParams::default().labels(selector)).await {
-        Ok(list) => Ok(list.items),
-        // A kind the cluster does not serve (no Chaos Mesh) has no objects.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-        Err(error) => Err(Error::Kube(format!(
-            "listing {kind} in namespace {namespace} with {selector:?}: {}",
-            super::describe(&error)
-        ))),
-    }
-}
-
-/// The Chaos Mesh objects of `selector` still in `namespace` (being deleted included).
-pub async fn leftovers(client: &Client, namespace: &str, selector: &str) -> Result<Vec<String>> {
-    let mut left = Vec::new();
-    for (kind, _) in chaos_mesh::KINDS {
-        let api = chaos_api(client, namespace, kind)?;
-        for object in list_labelled(&api, namespace, kind, selector).await? {
-            left.push(format!(
-                "{kind} {namespace}/{}",
-                object.metadata.name.unwrap_or_default()
-            ));
-        }
-    }
-    Ok(left)
-}
-
-/// Waits until no object of `selector` is left in `namespace` (Chaos Mesh holds an object by
-/// its finalizer until it has undone the fault).
-async fn wait_none_labelled(client: &Client, namespace: &str, selector: &str) -> Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
-        let left = leftovers(client, namespace, selector).await?;
-        let seen = (!left.is_empty()).then(|| left.join(", "));
-        let waiting = again(started, CLEANUP_WAIT, seen, |left| {
-            Error::Kube(format!(
-                "still there {}s after their deletion: {left} (is Chaos Mesh's controller running?)",
-                CLEANUP_WAIT.as_secs()
-            ))
-        });
-        if !waiting.await? {
-            return Ok(());
-        }
-    }
-}
-
 /// Whether pod `name` of `namespace` exists and is Ready.
 async fn pod_ready(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<bool> {
     let pod = pods.get_opt(name).await.map_err(|error| {
@@ -655,99 +684,5 @@ async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) -> Result<
         if !waiting.await? {
             return Ok(());
         }
-    }
-}
-
-/// What `chaos cleanup --all` did on a cluster.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// `NetworkChaos ns/name` of every object deleted.
-    pub deleted: Vec<String>,
-    /// Namespaces the harness may not list objects in, left unchecked.
-    pub unreadable: Vec<String>,
-}
-
-/// Deletes every Chaos Mesh object the harness made ([`super::harness_selector`]) in every
-/// namespace it can list: across the cluster in one list when allowed, else namespace by
-/// namespace. A cluster without Chaos Mesh has nothing to clean up.
-pub async fn sweep(client: &Client) -> Result<Swept> {
-    use k8s_openapi::api::core::v1::Namespace;
-    let selector = super::harness_selector();
-    let params = ListParams::default().labels(&selector);
-    let mut swept = Swept::default();
-    for (kind, plural) in chaos_mesh::KINDS {
-        let all: Api<DynamicObject> =
-            Api::all_with(client.clone(), &chaos_mesh::resource(kind, plural));
-        let found: Vec<(String, String)> = match all.list(&params).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|object| Some((object.metadata.namespace?, object.metadata.name?)))
-                .collect(),
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(kube::Error::Api(status)) if status.code == 403 => {
-                let namespaces: Api<Namespace> = Api::all(client.clone());
-                let list = namespaces
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|error| {
-                        Error::Kube(format!(
-                            "may list {plural} in no namespace at once, nor list the namespaces ({}); clean up with the campaign's context and namespace",
-                            super::describe(&error)
-                        ))
-                    })?;
-                let mut found = Vec::new();
-                for namespace in list.items.into_iter().filter_map(|n| n.metadata.name) {
-                    let api = chaos_api(client, &namespace, kind)?;
-                    match api.list(&params).await {
-                        Ok(list) => {
-                            found.extend(list.items.into_iter().filter_map(|object| {
-                                Some((namespace.clone(), object.metadata.name?))
-                            }))
-                        }
-                        Err(kube::Error::Api(status)) if status.code == 403 => {
-                            swept.unreadable.push(namespace)
-                        }
-                        Err(error) => {
-                            return Err(Error::Kube(format!(
-                                "listing {plural} in namespace {namespace}: {}",
-                                super::describe(&error)
-                            )));
-                        }
-                    }
-                }
-                found
-            }
-            Err(error) => {
-                return Err(Error::Kube(format!(
-                    "listing {plural} with {selector:?}: {}",
-                    super::describe(&error)
-                )));
-            }
-        };
-        for (namespace, name) in found {
-            let api = chaos_api(client, &namespace, kind)?;
-            if delete_object(&api, &namespace, kind, &name).await? {
-                swept.deleted.push(format!("{kind} {namespace}/{name}"));
-            }
-        }
-    }
-    Ok(swept)
-}
-
-/// Deletes one object; `false` when it was gone already (another cleanup got there first).
-async fn delete_object(
-    api: &Api<DynamicObject>,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-) -> Result<bool> {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(error) => Err(Error::Kube(format!(
-            "deleting {kind} {namespace}/{name}: {}",
-            super::describe(&error)
-        ))),
     }
 }

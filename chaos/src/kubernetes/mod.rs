@@ -4,7 +4,8 @@
 //! Mesh objects of the network faults (`chaos_mesh.rs`), the faults themselves and their
 //! cleanup by label (`faults.rs`), and the preflight that says, before anything is published,
 //! what a campaign's faults need of the cluster and the rights the harness has (`preflight.rs`),
-//! port-forwards that reach a pod's port from this host (`forward.rs`), and the runtime that makes
+//! port-forwards that reach a pod's port from this host (`forward.rs`), commands run in a
+//! container for the faults no object makes (`exec.rs`), and the runtime that makes
 //! the selected pods a trial's nodes, reached through those port-forwards (`runtime.rs`).
 //!
 //! Everything the harness creates in a cluster carries [`TRIAL_LABEL`] (and the campaign and
@@ -13,6 +14,7 @@
 
 pub mod chaos_mesh;
 pub mod client;
+pub mod exec;
 pub mod faults;
 pub mod forward;
 pub mod pods;

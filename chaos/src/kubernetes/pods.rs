@@ -94,11 +94,17 @@ pub struct KubeNode {
     pub ready: bool,
     /// A TiKV PD member.
     pub pd: bool,
+    /// The database's container: the one named as the component (`etcd`, `tikv`, `pd`), else
+    /// the first.
+    pub container: String,
+    /// Where that container mounts a persistent volume (its data), if it does.
+    pub data_mount: Option<String>,
 }
 
 /// The subject's nodes in one namespace, and the selectors that found them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
+    pub subject: SubjectKind,
     pub namespace: String,
     pub selectors: Selectors,
     pub nodes: Vec<KubeNode>,
@@ -200,6 +206,7 @@ pub async fn select(
         _ => Vec::new(),
     };
     Ok(Selection {
+        subject,
         namespace: namespace.to_string(),
         nodes: number(&data, &pd),
         selectors,
@@ -238,16 +245,49 @@ pub fn number(data: &[Pod], pd: &[Pod]) -> Vec<KubeNode> {
         let mut sorted: Vec<&Pod> = pods.iter().collect();
         sorted.sort_by_key(|pod| natural_key(pod.metadata.name.as_deref().unwrap_or_default()));
         for pod in sorted {
+            let (container, data_mount) = database_container(pod);
             nodes.push(KubeNode {
                 number: nodes.len() as u32 + 1,
                 pod: pod.metadata.name.clone().unwrap_or_default(),
                 uid: pod.metadata.uid.clone().unwrap_or_default(),
                 ready: is_ready(pod),
                 pd: is_pd,
+                container,
+                data_mount,
             });
         }
     }
     nodes
+}
+
+/// The pod's database container (named `etcd`, `tikv` or `pd`, else its first) and where it
+/// mounts a persistent volume claim (a StatefulSet's data volume).
+fn database_container(pod: &Pod) -> (String, Option<String>) {
+    let Some(spec) = pod.spec.as_ref() else {
+        return (String::new(), None);
+    };
+    let container = spec
+        .containers
+        .iter()
+        .find(|c| matches!(c.name.as_str(), "etcd" | "tikv" | "pd"))
+        .or_else(|| spec.containers.first());
+    let Some(container) = container else {
+        return (String::new(), None);
+    };
+    let claims: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|volume| volume.persistent_volume_claim.is_some())
+        .map(|volume| volume.name.as_str())
+        .collect();
+    let data_mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|mount| claims.contains(&mount.name.as_str()) && mount.sub_path.is_none())
+        .map(|mount| mount.mount_path.clone());
+    (container.name.clone(), data_mount)
 }
 
 /// Sorts names by their text with every run of digits compared as a number.

@@ -65,8 +65,9 @@ pub fn uses_network_chaos(fault: ChaosType) -> bool {
     )
 }
 
-/// Every right the trials of `faults` need, in the subject's namespace.
-pub fn rights(faults: &BTreeSet<ChaosType>) -> Vec<Right> {
+/// Every right the trials of `faults` need, in the subject's namespace; `port_forward` when the
+/// nodes are reached through port-forwards (no `endpoints` given).
+pub fn rights(faults: &BTreeSet<ChaosType>, port_forward: bool) -> Vec<Right> {
     let mut rights = vec![
         right("", "pods", "list", "to find the subject's pods"),
         right("", "pods", "get", "to wait for a pod to be Ready"),
@@ -84,7 +85,7 @@ pub fn rights(faults: &BTreeSet<ChaosType>) -> Vec<Right> {
     }
     // A WebSocket port-forward is a GET, authorized as `get` before Kubernetes 1.35 and as
     // `create` too from 1.35 (KEP-4006, `AuthorizePodWebsocketUpgradeCreatePermission`).
-    for verb in ["get", "create"] {
+    for verb in ["get", "create"].into_iter().filter(|_| port_forward) {
         rights.push(Right {
             subresource: Some("portforward"),
             ..right(
@@ -94,6 +95,22 @@ pub fn rights(faults: &BTreeSet<ChaosType>) -> Vec<Right> {
                 "to reach the subject's API (health, leaders, PD) through a port-forward",
             )
         });
+    }
+    if faults
+        .iter()
+        .any(|fault| matches!(fault, ChaosType::ProcessPause | ChaosType::DiskPressure))
+    {
+        for verb in ["get", "create"] {
+            rights.push(Right {
+                subresource: Some("exec"),
+                ..right(
+                    "",
+                    "pods",
+                    verb,
+                    "for process_pause and disk_pressure (a command in the database's container)",
+                )
+            });
+        }
     }
     if faults.iter().any(|fault| uses_network_chaos(*fault)) {
         for verb in ["create", "get", "list", "delete"] {
@@ -115,6 +132,8 @@ pub struct Needs {
     pub namespace: String,
     pub pods: PodSettings,
     pub faults: BTreeSet<ChaosType>,
+    /// How many `endpoints` the campaign gives (one per pod), 0 for port-forwards.
+    pub endpoints: usize,
 }
 
 /// Every problem that keeps the trials of `needs` from running against the cluster `client`
@@ -144,7 +163,7 @@ pub async fn check(client: &Client, place: &str, needs: &Needs) -> Vec<String> {
         return problems;
     }
     let namespace = &needs.namespace;
-    for right in rights(&needs.faults) {
+    for right in rights(&needs.faults, needs.endpoints == 0) {
         match allowed(client, namespace, &right).await {
             Ok(true) => {}
             Ok(false) => problems.push(format!(
@@ -174,6 +193,14 @@ pub async fn check(client: &Client, place: &str, needs: &Needs) -> Vec<String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     match pods::select(&api, namespace, needs.subject, &needs.pods).await {
         Ok(selection) => {
+            if needs.endpoints > 0 && needs.endpoints != selection.nodes.len() {
+                problems.push(format!(
+                    "subject_settings.{}.endpoints names {} addresses, and the selectors pick {} pods in namespace {namespace}; give one per pod, in node order",
+                    needs.subject,
+                    needs.endpoints,
+                    selection.nodes.len()
+                ));
+            }
             let not_ready = selection.not_ready();
             if !not_ready.is_empty() {
                 problems.push(format!(
@@ -239,6 +266,7 @@ pub async fn check_trials(
         Option<String>,
         Option<String>,
         Option<String>,
+        usize,
     );
     let mut places: BTreeMap<Place, BTreeSet<ChaosType>> = BTreeMap::new();
     for trial in trials {
@@ -255,6 +283,7 @@ pub async fn check_trials(
             settings.selector.clone(),
             settings.pd_selector.clone(),
             settings.cluster.clone(),
+            settings.endpoints.len(),
         );
         places
             .entry(place)
@@ -262,7 +291,8 @@ pub async fn check_trials(
             .insert(trial.chaos.chaos_type());
     }
     let mut problems = Vec::new();
-    for ((subject, context, namespace, selector, pd_selector, cluster), faults) in places {
+    for ((subject, context, namespace, selector, pd_selector, cluster, endpoints), faults) in places
+    {
         let connection = match super::client::connect(context.as_deref()).await {
             Ok(connection) => connection,
             Err(error) => {
@@ -279,6 +309,7 @@ pub async fn check_trials(
                 cluster,
             },
             faults,
+            endpoints,
         };
         problems.extend(check(&connection.client, &connection.place, &needs).await);
     }

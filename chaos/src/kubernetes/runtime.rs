@@ -1,10 +1,11 @@
 //! The Kubernetes runtime: the subject's pods as its nodes, each reached from this host through
-//! a port-forward of its API port, so that the subjects (etcd, TiKV) talk to them exactly as to a
+//! a port-forward of its API port (or at the address the campaign's `endpoints` give it), so that the subjects (etcd, TiKV) talk to them exactly as to a
 //! lab's nodes. The cluster's own controllers run the members: a reset starts nothing, it waits
 //! until every pod is Ready and no object of the harness is left in the namespace, then picks
 //! the pods again. The faults are the cluster's own ([`super::faults`]); this trait's processes,
 //! rules and files are refused with the reason.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +37,25 @@ pub struct KubePlace {
     pub namespace: String,
     pub pods: PodSettings,
     pub owner: Owner,
+    /// Each node's API as `http://HOST:PORT`, in node order (`subject_settings.endpoints`);
+    /// empty: a port-forward to each pod.
+    pub endpoints: Vec<String>,
+}
+
+/// How a node's API is reached from this process.
+#[derive(Debug)]
+enum Reach {
+    Forward(Forward),
+    Address(SocketAddr),
+}
+
+impl Reach {
+    fn local(&self) -> SocketAddr {
+        match self {
+            Reach::Forward(forward) => forward.local,
+            Reach::Address(address) => *address,
+        }
+    }
 }
 
 /// One trial's view of its subject's pods.
@@ -43,8 +63,8 @@ pub struct KubeRuntime {
     connection: Connection,
     place: KubePlace,
     selection: Selection,
-    /// One port-forward per node, in order of number.
-    forwards: Vec<Forward>,
+    /// How each node is reached (a port-forward, or its own address), in order of number.
+    reach: Vec<Reach>,
     resets: u64,
 }
 
@@ -58,15 +78,15 @@ impl std::fmt::Debug for KubeRuntime {
 }
 
 impl KubeRuntime {
-    /// Picks the subject's pods and forwards a port to each.
+    /// Picks the subject's pods and forwards a port to each (or resolves their endpoints).
     pub async fn open(connection: Connection, place: KubePlace) -> Result<KubeRuntime> {
         let selection = select(&connection, &place).await?;
-        let forwards = forward_all(&connection, &place, &selection).await?;
+        let reach = reach_all(&connection, &place, &selection).await?;
         Ok(KubeRuntime {
             connection,
             place,
             selection,
-            forwards,
+            reach,
             resets: 0,
         })
     }
@@ -112,17 +132,55 @@ fn api_port(subject: SubjectKind, pd: bool) -> u16 {
     }
 }
 
-async fn forward_all(
+/// A port-forward to each node's API port, or, where the campaign gives `endpoints`, each
+/// endpoint resolved (again on every reset: a pod made again may have another address).
+async fn reach_all(
     connection: &Connection,
     place: &KubePlace,
     selection: &Selection,
-) -> Result<Vec<Forward>> {
-    let mut forwards = Vec::new();
-    for node in &selection.nodes {
-        let port = api_port(place.subject, node.pd);
-        forwards.push(Forward::start(&connection.client, &place.namespace, &node.pod, port).await?);
+) -> Result<Vec<Reach>> {
+    let mut reach = Vec::new();
+    if place.endpoints.is_empty() {
+        for node in &selection.nodes {
+            let port = api_port(place.subject, node.pd);
+            reach.push(Reach::Forward(
+                Forward::start(&connection.client, &place.namespace, &node.pod, port).await?,
+            ));
+        }
+        return Ok(reach);
     }
-    Ok(forwards)
+    if place.endpoints.len() != selection.nodes.len() {
+        return Err(Error::Kube(format!(
+            "subject_settings.{}.endpoints names {} addresses, and the selectors pick {} pods ({}); give one per pod, in this order",
+            place.subject,
+            place.endpoints.len(),
+            selection.nodes.len(),
+            selection
+                .nodes
+                .iter()
+                .map(|node| node.pod.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for endpoint in &place.endpoints {
+        let host_port = endpoint
+            .strip_prefix("http://")
+            .unwrap_or(endpoint)
+            .trim_end_matches('/');
+        let address = tokio::net::lookup_host(host_port)
+            .await
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .ok_or_else(|| {
+                Error::Kube(format!(
+                    "endpoint {endpoint} of subject_settings.{}.endpoints does not resolve",
+                    place.subject
+                ))
+            })?;
+        reach.push(Reach::Address(address));
+    }
+    Ok(reach)
 }
 
 impl Runtime for KubeRuntime {
@@ -142,14 +200,14 @@ impl Runtime for KubeRuntime {
         self.selection
             .nodes
             .iter()
-            .zip(&self.forwards)
-            .map(|(node, forward)| NodeEndpoints {
+            .zip(&self.reach)
+            .map(|(node, reach)| NodeEndpoints {
                 number: node.number,
                 name: node.pod.clone(),
-                client_addr: forward.local,
-                peer_addr: forward.local,
-                listen_client_addr: forward.local,
-                listen_peer_addr: forward.local,
+                client_addr: reach.local(),
+                peer_addr: reach.local(),
+                listen_client_addr: reach.local(),
+                listen_peer_addr: reach.local(),
                 data_dir: PathBuf::new(),
             })
             .collect()
@@ -160,7 +218,7 @@ impl Runtime for KubeRuntime {
         self.nodes()
             .into_iter()
             .find(|node| node.number == number)
-            .ok_or_else(|| Error::Kube(format!("no port-forward to node {number}")))
+            .ok_or_else(|| Error::Kube(format!("no way to node {number}")))
     }
 
     fn starts_members(&self) -> bool {
@@ -221,7 +279,7 @@ impl Runtime for KubeRuntime {
             };
             match waiting {
                 None => {
-                    self.forwards = forward_all(&self.connection, &self.place, &selection).await?;
+                    self.reach = reach_all(&self.connection, &self.place, &selection).await?;
                     self.selection = selection;
                     return Ok(());
                 }
@@ -316,10 +374,9 @@ impl Runtime for KubeRuntime {
         false
     }
 
-    fn check_disk_faults(&self, fault: &str) -> Result<()> {
-        Err(Error::Unsupported(format!(
-            "{fault} on kubernetes is not built yet"
-        )))
+    /// A command in the pod fills its data volume (`super::exec`).
+    fn check_disk_faults(&self, _fault: &str) -> Result<()> {
+        Ok(())
     }
 
     fn disk_usage(&self, _number: u32) -> Result<(u64, u64)> {

@@ -450,8 +450,8 @@ impl Subject for TikvSubject {
             .map(|info| info.store.id)
             .ok_or_else(|| {
                 Error::Lab(format!(
-                    "PD knows no store of node {number} ({})",
-                    node.name
+                    "PD knows no store at {} (node {number})",
+                    node.peer_addr
                 ))
             })
     }

@@ -173,7 +173,9 @@ pub(super) async fn run_trial(
             }
         }
         (subject, RuntimeKind::Kubernetes) => match open_cluster(trial, shared, subject).await {
-            Ok((subject, runtime)) => run_on(trial, shared, &subject, runtime, shutdown).await,
+            Ok((subject, runtime, _turn)) => {
+                run_on(trial, shared, &subject, runtime, shutdown).await
+            }
             Err(error) => {
                 recorder
                     .finish(TrialStatus::Errored, Some(format!("kubernetes: {error}")))
@@ -183,13 +185,20 @@ pub(super) async fn run_trial(
     }
 }
 
+/// One trial at a time per cluster namespace in this worker: two trials' faults in one namespace
+/// would land in each other's.
+static NAMESPACE_TURNS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
 /// The trial's subject in its cluster: the client of the context (`--context` over the
-/// campaign's), the pods of its namespace and selectors, a port-forward to each.
+/// campaign's), the pods of its namespace and selectors, a port-forward to each; and the
+/// namespace's turn, held for the trial.
 async fn open_cluster(
     trial: &TrialContext<'_>,
     shared: &Shared,
     subject: SubjectKind,
-) -> Result<(LabSubject, KubeRuntime)> {
+) -> Result<(LabSubject, KubeRuntime, tokio::sync::OwnedMutexGuard<()>)> {
     let settings = &trial.spec.subject_settings;
     let context = shared
         .config
@@ -213,7 +222,14 @@ async fn open_cluster(
             trial_id: trial.recorder.trial_id.to_string(),
             context,
         },
+        endpoints: settings.endpoints.clone(),
     };
+    let turn = {
+        let key = format!("{} {}", connection.place, place.namespace);
+        let mut turns = NAMESPACE_TURNS.lock().expect("namespace turns");
+        turns.entry(key).or_default().clone()
+    };
+    let turn = turn.lock_owned().await;
     let runtime = KubeRuntime::open(connection, place).await?;
     let subject = match subject {
         SubjectKind::Etcd => LabSubject::Etcd(crate::etcd::EtcdSubject),
@@ -226,7 +242,7 @@ async fn open_cluster(
             })
         }
     };
-    Ok((subject, runtime))
+    Ok((subject, runtime, turn))
 }
 
 /// The trial from the reset on, on `subject` with `runtime`.

@@ -166,8 +166,9 @@ pub struct SubjectSettings {
     #[serde(default = "default_nodes")]
     #[schemars(range(min = 1, max = 9))]
     pub nodes: u32,
-    /// Client endpoints of an existing cluster (for example PD's or etcd's URLs on Kubernetes);
-    /// empty for a lab the harness starts itself.
+    /// Kubernetes: each node's API as `http://HOST:PORT`, one per pod in node order (the data
+    /// pods, then TiKV's PD pods), for a worker that reaches the pods itself (in the cluster);
+    /// without them each node is reached through a port-forward.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
     /// Kubernetes: the namespace of the subject's pods (default: the context's namespace).

@@ -385,17 +385,22 @@ fn check_campaign(
             report(format!("subject_settings.{subject}"), message);
         }
     }
-    // Settings that are parsed but not used yet are refused, so that nobody believes a trial ran
-    // against their cluster when it ran on a fresh lab.
+    // Settings of another runtime are refused, so that nobody believes a trial ran against their
+    // cluster when it ran on a fresh lab.
     for (subject, settings) in &campaign.subject_settings {
-        if !settings.endpoints.is_empty() {
-            report(
-                format!("subject_settings.{subject}.endpoints"),
-                "is not used yet: every trial runs on a fresh lab that the harness starts; remove endpoints".to_string(),
-            );
+        for endpoint in &settings.endpoints {
+            if !is_http_endpoint(endpoint) {
+                report(
+                    format!("subject_settings.{subject}.endpoints"),
+                    format!(
+                        "{endpoint:?} is not an address the harness reaches a node at; write http://HOST:PORT (a pod's address or name, e.g. http://etcd-0.etcd-headless.etcd.svc:2379)"
+                    ),
+                );
+            }
         }
         if settings.runtime != Runtime::Kubernetes {
             for (field, given) in [
+                ("endpoints", !settings.endpoints.is_empty()),
                 ("namespace", settings.namespace.is_some()),
                 ("context", settings.context.is_some()),
                 ("selector", settings.selector.is_some()),
@@ -578,4 +583,18 @@ fn is_time_zone_name(name: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
         })
+}
+
+/// `http://HOST:PORT` with nothing after the port but an optional `/`.
+fn is_http_endpoint(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    match rest.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
+    }
 }

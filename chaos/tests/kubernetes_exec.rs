@@ -1,0 +1,263 @@
+//! `process_pause` and `disk_pressure` on Kubernetes: commands in the database's container
+//! (`pods/exec`) through a real WebSocket. A loopback API mock checks each upgrade's exact path
+//! and query (the container, `sh -c`, the fixed script and its arguments), speaks the
+//! `v4.channel.k8s.io` protocol (stdout on channel 1, the exit `Status` on channel 3) and answers
+//! as the container's shell would; a missing or extra command fails the test.
+
+mod api_verifier;
+
+use std::net::SocketAddr;
+
+use api_verifier::{encoded, pod_list};
+use chaos::kubernetes::exec::{FILL_SCRIPT, SIGNAL_SCRIPT, UNFILL_SCRIPT};
+use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology};
+use chaos::kubernetes::pods::{self, Selection};
+use expect_test::expect;
+use futures::{SinkExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use schemas::campaign::{ChaosSpec, SubjectKind};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+const TRIAL: &str = "0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718";
+
+/// One command the client must run, and what the container answers.
+struct Exec {
+    pod: &'static str,
+    container: &'static str,
+    script: &'static str,
+    args: Vec<&'static str>,
+    stdout: &'static str,
+    /// `None`: exit 0.
+    exit_code: Option<u32>,
+}
+
+impl Exec {
+    fn uri(&self) -> String {
+        let mut uri = format!(
+            "/api/v1/namespaces/etcd/pods/{}/exec?&stdout=true&stderr=true&container={}",
+            self.pod, self.container
+        );
+        for word in ["sh", "-c", self.script, "sh"].iter().chain(&self.args) {
+            uri.push_str(&format!("&command={}", encoded(word)));
+        }
+        uri
+    }
+
+    /// The exit status as the API server sends it on channel 3.
+    fn status(&self) -> Value {
+        match self.exit_code {
+            None => json!({"metadata": {}, "status": "Success"}),
+            Some(code) => json!({
+                "metadata": {}, "status": "Failure",
+                "message": format!("command terminated with non-zero exit code: error executing command [sh -c], exit code {code}"),
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
+            }),
+        }
+    }
+}
+
+/// An API server that serves `script` in order, one exec connection each; returns the paths it
+/// saw that it did not expect.
+#[allow(clippy::result_large_err)]
+async fn api_server(script: Vec<Exec>) -> (SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut wrong = Vec::new();
+        for expected in script {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let record = seen.clone();
+            let mut ws = tokio_tungstenite::accept_hdr_async(
+                stream,
+                move |request: &Request, mut response: Response| {
+                    *record.lock().unwrap() = request.uri().to_string();
+                    response.headers_mut().insert(
+                        "sec-websocket-protocol",
+                        "v4.channel.k8s.io".parse().unwrap(),
+                    );
+                    Ok(response)
+                },
+            )
+            .await
+            .unwrap();
+            let uri = seen.lock().unwrap().clone();
+            if uri != expected.uri() {
+                wrong.push(format!("expected {}\n     got {uri}", expected.uri()));
+            }
+            let mut stdout = vec![1u8];
+            stdout.extend_from_slice(expected.stdout.as_bytes());
+            ws.send(Message::binary(stdout)).await.unwrap();
+            let mut status = vec![3u8];
+            status.extend_from_slice(&serde_json::to_vec(&expected.status()).unwrap());
+            ws.send(Message::binary(status)).await.unwrap();
+            ws.close(None).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+        // Nothing more may come.
+        if let Ok(Ok((_, _))) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await
+        {
+            wrong.push("a command beyond the script".into());
+        }
+        wrong
+    });
+    (address, task)
+}
+
+fn client(api: SocketAddr) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(format!("http://{api}").parse().unwrap())).unwrap()
+}
+
+fn etcd_selection() -> Selection {
+    let list = pod_list("pods-etcd-bitnami.json");
+    let items: Vec<Pod> = serde_json::from_value(list["items"].clone()).unwrap();
+    let members: Vec<Pod> = items.into_iter().take(3).collect();
+    Selection {
+        subject: SubjectKind::Etcd,
+        namespace: "etcd".into(),
+        selectors: pods::default_selectors(SubjectKind::Etcd, None).remove(0),
+        nodes: pods::number(&members, &[]),
+    }
+}
+
+fn plan(params: Value, kind: &str) -> faults::KubeRecord {
+    let chaos: ChaosSpec = serde_json::from_value(json!({"type": kind, "params": params})).unwrap();
+    let owner = Owner {
+        campaign_id: "019a6c1e-7d2b-7c3e-9f10-2a3b4c5d6e7f".into(),
+        trial_id: TRIAL.into(),
+        context: None,
+    };
+    faults::plan(&etcd_selection(), &Topology::default(), &chaos, 1, &owner).unwrap()
+}
+
+#[tokio::test]
+async fn process_pause_stops_the_database_by_name_and_cleanup_continues_it() {
+    let record = plan(json!({"target": 2}), "process_pause");
+    assert_eq!(
+        record.action,
+        KubeAction::ProcessPause {
+            node: 2,
+            pod: "etcd-1".into(),
+            container: "etcd".into(),
+            process: "etcd".into(),
+        }
+    );
+    let exec = |args: Vec<&'static str>, stdout| Exec {
+        pod: "etcd-1",
+        container: "etcd",
+        script: SIGNAL_SCRIPT,
+        args,
+        stdout,
+        exit_code: None,
+    };
+    let script = vec![
+        exec(vec!["etcd", "STOP"], "7 STOP\n"),
+        exec(vec!["etcd", "STATE"], "7 T\n"),
+        exec(vec!["etcd", "CONT"], "7 CONT\n"),
+        exec(vec!["etcd", "STATE"], "7 S\n"),
+    ];
+    let (api, server) = api_server(script).await;
+    let client = client(api);
+    faults::apply(&client, &record).await.unwrap();
+    expect![[r#"["etcd (pid 7) in pod etcd/etcd-1 is stopped"]"#]].assert_eq(&format!(
+        "{:?}",
+        faults::record_leftovers(&client, &record).await.unwrap()
+    ));
+    faults::cleanup(&client, &record).await.unwrap();
+    assert_eq!(
+        faults::record_leftovers(&client, &record).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(server.await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_database_that_is_its_containers_init_cannot_be_paused_and_says_why() {
+    let record = plan(json!({"target": 1}), "process_pause");
+    let script = vec![Exec {
+        pod: "etcd-0",
+        container: "etcd",
+        script: SIGNAL_SCRIPT,
+        args: vec!["etcd", "STOP"],
+        stdout: "1 init\n",
+        exit_code: None,
+    }];
+    let (api, server) = api_server(script).await;
+    let error = faults::apply(&client(api), &record).await.unwrap_err();
+    expect!["etcd is PID 1 of container etcd in pod etcd/etcd-0, and a process ignores SIGSTOP sent from inside its own PID namespace: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use runtime: lab"]
+        .assert_eq(&error.to_string());
+    assert_eq!(server.await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn disk_pressure_fills_the_pods_data_volume_and_cleanup_removes_the_file() {
+    let record = plan(json!({"target": 3, "fill_percent": 95}), "disk_pressure");
+    assert_eq!(
+        record.action,
+        KubeAction::DiskFill {
+            node: 3,
+            pod: "etcd-2".into(),
+            container: "etcd".into(),
+            dir: "/bitnami/etcd".into(),
+            file: "eval-fill-0b5f6a2e".into(),
+            fill_percent: 95,
+        }
+    );
+    let exec = |script, args: Vec<&'static str>, stdout| Exec {
+        pod: "etcd-2",
+        container: "etcd",
+        script,
+        args,
+        stdout,
+        exit_code: None,
+    };
+    let script = vec![
+        exec(
+            FILL_SCRIPT,
+            vec!["/bitnami/etcd", "95", "eval-fill-0b5f6a2e"],
+            "8191416 120432 7661000\n",
+        ),
+        exec(
+            UNFILL_SCRIPT,
+            vec!["/bitnami/etcd", "eval-fill-0b5f6a2e"],
+            "",
+        ),
+        exec(
+            UNFILL_SCRIPT,
+            vec!["/bitnami/etcd", "eval-fill-0b5f6a2e", "CHECK"],
+            "",
+        ),
+    ];
+    let (api, server) = api_server(script).await;
+    let client = client(api);
+    faults::apply(&client, &record).await.unwrap();
+    faults::cleanup(&client, &record).await.unwrap();
+    assert_eq!(
+        faults::record_leftovers(&client, &record).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(server.await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_command_that_fails_in_the_container_is_an_error_with_its_exit() {
+    let record = plan(json!({"target": 3, "fill_percent": 95}), "disk_pressure");
+    let script = vec![Exec {
+        pod: "etcd-2",
+        container: "etcd",
+        script: FILL_SCRIPT,
+        args: vec!["/bitnami/etcd", "95", "eval-fill-0b5f6a2e"],
+        stdout: "",
+        exit_code: Some(127),
+    }];
+    let (api, server) = api_server(script).await;
+    let error = faults::apply(&client(api), &record).await.unwrap_err();
+    expect!["sh -c … /bitnami/etcd 95 eval-fill-0b5f6a2e in etcd/etcd-2 (etcd) failed: command terminated with non-zero exit code: error executing command [sh -c], exit code 127"]
+        .assert_eq(&error.to_string());
+    assert_eq!(server.await.unwrap(), Vec::<String>::new());
+}
