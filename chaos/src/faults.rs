@@ -88,6 +88,19 @@ pub async fn resolve_target(
             (pd, leader, "PD ")
         }
     };
+    choose(choice, candidates, leader, what, rng)
+}
+
+/// The node `choice` picks among `candidates` (non-empty): a seeded draw for `random`, `leader`
+/// itself, or a seeded draw among the others for `follower`; `what` names them in messages
+/// (`""`, `"PD "`).
+pub fn choose(
+    choice: TargetChoice,
+    candidates: Vec<u32>,
+    leader: Option<u32>,
+    what: &str,
+    rng: &mut TrialRng,
+) -> Result<u32> {
     match choice {
         TargetChoice::Random | TargetChoice::PdRandom => {
             Ok(candidates[rng.below(candidates.len() as u64) as usize])

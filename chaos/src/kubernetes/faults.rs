@@ -99,24 +99,7 @@ pub fn resolve_target(
             selection.namespace
         )));
     }
-    match choice {
-        TargetChoice::Random | TargetChoice::PdRandom => {
-            Ok(candidates[rng.below(candidates.len() as u64) as usize])
-        }
-        TargetChoice::Leader | TargetChoice::PdLeader => {
-            leader.ok_or_else(|| Error::Kube(format!("no {what}leader to target")))
-        }
-        TargetChoice::Follower | TargetChoice::PdFollower => {
-            let followers: Vec<u32> = candidates
-                .into_iter()
-                .filter(|n| Some(*n) != leader)
-                .collect();
-            if followers.is_empty() {
-                return Err(Error::Kube(format!("no {what}follower to target")));
-            }
-            Ok(followers[rng.below(followers.len() as u64) as usize])
-        }
-    }
+    crate::faults::choose(choice, candidates, leader, what, rng)
 }
 
 /// Plans `chaos` on the selection: the target resolved from `seed` (and `topology`), every

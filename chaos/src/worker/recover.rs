@@ -31,7 +31,20 @@ pub(super) async fn cleanup_on<R: Runtime>(
     chaos_type: ChaosType,
 ) -> Result<()> {
     let started = Instant::now();
-    match faults::cleanup(subject, runtime, record).await {
+    let done = faults::cleanup(subject, runtime, record).await;
+    publish_cleanup(recorder, done, started, record, chaos_type).await
+}
+
+/// Publishes how a cleanup begun at `started` went: `ChaosCleanedUp`, or `ChaosCleanupFailed`
+/// with the record, for a later cleanup to take up.
+async fn publish_cleanup(
+    recorder: &Recorder<'_>,
+    done: Result<()>,
+    started: Instant,
+    record: &CleanupRecord,
+    chaos_type: ChaosType,
+) -> Result<()> {
+    match done {
         Ok(()) => {
             recorder
                 .publish(ChaosCleanedUp {
@@ -115,27 +128,7 @@ async fn cleanup_in_cluster(
         crate::kubernetes::faults::cleanup(&connection.client, kube_record).await
     }
     .await;
-    match done {
-        Ok(()) => {
-            recorder
-                .publish(ChaosCleanedUp {
-                    chaos_type,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                })
-                .await?;
-        }
-        Err(error) => {
-            warn!(trial_id = %recorder.trial_id, %error, "cleanup in the cluster failed");
-            recorder
-                .publish(ChaosCleanupFailed {
-                    chaos_type,
-                    error: error.to_string(),
-                    cleanup: record.clone().into(),
-                })
-                .await?;
-        }
-    }
-    Ok(())
+    publish_cleanup(recorder, done, started, record, chaos_type).await
 }
 
 /// Whether `cleanup` is of a fault in a Kubernetes cluster, which any worker that reaches the
