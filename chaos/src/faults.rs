@@ -483,6 +483,7 @@ pub fn check_record(
     if let CleanupRecord::Kubernetes(kube_record) = record {
         let kube = kube_of(runtime, record)?;
         let place = kube.place();
+        crate::kubernetes::faults::check_record(kube_record, &place.owner.trial_id)?;
         if kube_record.namespace != place.namespace {
             return refuse(format!(
                 "the namespace {}, not {}",

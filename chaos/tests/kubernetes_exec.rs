@@ -261,3 +261,44 @@ async fn a_command_that_fails_in_the_container_is_an_error_with_its_exit() {
         .assert_eq(&error.to_string());
     assert_eq!(server.await.unwrap(), Vec::<String>::new());
 }
+
+/// A record read from the log names only what a fill or a pause of its own trial touches: the
+/// trial's fill file in an absolute directory, a database's process, the trial's own label.
+#[test]
+fn a_record_naming_anything_else_is_refused_before_any_request() {
+    let fill = plan(json!({"target": 3, "fill_percent": 95}), "disk_pressure");
+    faults::check_record(&fill, TRIAL).unwrap();
+    let forged = |action: KubeAction| {
+        let mut record = fill.clone();
+        record.action = action;
+        faults::check_record(&record, TRIAL)
+            .unwrap_err()
+            .to_string()
+    };
+    let disk = |dir: &str, file: &str| KubeAction::DiskFill {
+        node: 3,
+        pod: "etcd-2".into(),
+        container: "etcd".into(),
+        dir: dir.into(),
+        file: file.into(),
+        fill_percent: 95,
+    };
+    expect!["refused: the disk_pressure cleanup record names the file /bitnami/etcd/member, which no fill of this trial writes"]
+        .assert_eq(&forged(disk("/bitnami/etcd", "member")));
+    expect!["refused: the disk_pressure cleanup record names the file /bitnami/etcd/../etc/eval-fill-0b5f6a2e, which no fill of this trial writes"]
+        .assert_eq(&forged(disk("/bitnami/etcd/../etc", "eval-fill-0b5f6a2e")));
+    expect!["refused: the disk_pressure cleanup record names the file bitnami/eval-fill-0b5f6a2e, which no fill of this trial writes"]
+        .assert_eq(&forged(disk("bitnami", "eval-fill-0b5f6a2e")));
+    expect![
+        "refused: the disk_pressure cleanup record names the process sshd, which is no database's"
+    ]
+    .assert_eq(&forged(KubeAction::ProcessPause {
+        node: 3,
+        pod: "etcd-2".into(),
+        container: "etcd".into(),
+        process: "sshd".into(),
+    }));
+    let error = faults::check_record(&fill, "0c000000-0000-4000-8000-000000000000").unwrap_err();
+    expect!["refused: the disk_pressure cleanup record names the trial 0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718, not 0c000000-0000-4000-8000-000000000000"]
+        .assert_eq(&error.to_string());
+}

@@ -121,7 +121,7 @@ async fn the_nodes_are_the_selected_pods_each_behind_its_own_port_forward() {
 }
 
 #[tokio::test]
-async fn a_reset_waits_while_a_pod_is_not_ready_and_says_which_when_it_gives_up() {
+async fn a_reset_waits_while_a_pod_is_not_ready() {
     let list = pod_list("pods-tidb-operator-v1.json");
     let mut not_ready = list.clone();
     for pod in not_ready["items"].as_array_mut().unwrap() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
-use schemas::campaign::{ChaosSpec, Target, TargetChoice};
+use schemas::campaign::{ChaosSpec, SubjectKind, Target, TargetChoice};
 pub use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
 
 use super::chaos_mesh::{
@@ -221,10 +221,7 @@ pub fn plan(
                     pod: node.pod.clone(),
                     container: node.container.clone(),
                     dir,
-                    file: format!(
-                        "eval-fill-{}",
-                        super::label_value(owner.trial_id.get(..8).unwrap_or(&owner.trial_id))
-                    ),
+                    file: fill_name(&owner.trial_id),
                     fill_percent: params.fill_percent,
                 },
             )
@@ -292,6 +289,57 @@ pub fn plan(
             )));
         }
     })
+}
+
+/// The fill file of trial `trial_id` (`eval-fill-0b5f6a2e`).
+pub fn fill_name(trial_id: &str) -> String {
+    format!(
+        "eval-fill-{}",
+        super::label_value(trial_id.get(..8).unwrap_or(trial_id))
+    )
+}
+
+/// Refuses a record that is not one this harness plans for trial `trial_id`: a record comes
+/// from the log, which is data, and its cleanup deletes, signals and removes files. It must be
+/// the trial's own (its label is what cleanup deletes by), a fill file must be the trial's own
+/// name in an absolute directory without `..`, and a paused process one of the databases'.
+pub fn check_record(record: &KubeRecord, trial_id: &str) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::Refused(format!(
+            "the {} cleanup record names {what}",
+            record.chaos.as_str()
+        )))
+    };
+    if record.trial_id != trial_id {
+        return refuse(format!("the trial {}, not {trial_id}", record.trial_id));
+    }
+    match &record.action {
+        KubeAction::DiskFill { dir, file, .. } => {
+            let path = std::path::Path::new(dir);
+            if *file != fill_name(trial_id)
+                || !path.is_absolute()
+                || path
+                    .components()
+                    .any(|part| part == std::path::Component::ParentDir)
+            {
+                return refuse(format!(
+                    "the file {dir}/{file}, which no fill of this trial writes"
+                ));
+            }
+        }
+        KubeAction::ProcessPause { process, .. } => {
+            let known = [SubjectKind::Etcd, SubjectKind::Tikv]
+                .iter()
+                .flat_map(|subject| {
+                    [false, true].map(|pd| super::exec::process_name(*subject, pd))
+                });
+            if !known.into_iter().any(|name| name == process) {
+                return refuse(format!("the process {process}, which is no database's"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Injects the planned fault: the pods deleted, the Chaos Mesh object created (and injected), or

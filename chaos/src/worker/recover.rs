@@ -124,6 +124,7 @@ async fn cleanup_in_cluster(
 ) -> Result<()> {
     let started = Instant::now();
     let done = async {
+        crate::kubernetes::faults::check_record(kube_record, recorder.trial_id)?;
         let connection = crate::kubernetes::client::connect(kube_record.context.as_deref()).await?;
         crate::kubernetes::faults::cleanup(&connection.client, kube_record).await
     }
