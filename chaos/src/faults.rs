@@ -1,5 +1,8 @@
 //! The six generic faults, written once against a [`Runtime`] (and the [`Subject`] where they
 //! need its topology: the leader), and `none` (a control trial: a record that undoes nothing).
+//! On a Kubernetes runtime ([`Runtime::kubernetes`]) every fault is the cluster's own instead
+//! (`crate::kubernetes::faults`), planned with the topology the subject reads through that
+//! runtime.
 //! Planned first (target and every handle resolved into a [`CleanupRecord`] that can be made
 //! durable), then applied, and cleaned up from the record alone, idempotently, by this process
 //! or any other one on this host.
@@ -500,7 +503,7 @@ pub fn check_record(
         return Ok(());
     }
     match record.lab_dir() {
-        Some(lab_dir) if lab_dir == runtime.home() => {}
+        Some(lab_dir) if lab_dir == runtime.home() && runtime.kubernetes().is_none() => {}
         lab_dir => {
             return refuse(format!(
                 "the lab {}, not {}",
