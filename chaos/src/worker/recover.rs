@@ -78,8 +78,7 @@ pub(super) async fn cleanup_and_record(
     chaos_type: ChaosType,
 ) -> Result<Option<String>> {
     if let CleanupRecord::Kubernetes(kube_record) = record {
-        cleanup_in_cluster(recorder, record, kube_record, chaos_type).await?;
-        return Ok(None);
+        return cleanup_in_cluster(recorder, record, kube_record, chaos_type).await;
     }
     let refused = match Lab::open_dir(data_dir, record.lab_dir().unwrap_or(Path::new(""))) {
         Ok(Some(mut lab)) => match LabSubject::of(&lab.state)
@@ -115,21 +114,29 @@ pub(super) async fn cleanup_and_record(
 }
 
 /// Cleans up a fault in a Kubernetes cluster from its record alone (the context and namespace it
-/// names, the trial's label), with a client of its own, and publishes how it went.
+/// names, the trial's label), with a client of its own, and publishes how it went. A record that
+/// is not one this harness plans for the trial is refused before any request; returns the
+/// refusal.
 async fn cleanup_in_cluster(
     recorder: &Recorder<'_>,
     record: &CleanupRecord,
     kube_record: &schemas::cleanup::KubeRecord,
     chaos_type: ChaosType,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let started = Instant::now();
+    if let Err(refusal) = crate::kubernetes::faults::check_record(kube_record, recorder.trial_id) {
+        let refused = refusal.to_string();
+        warn!(trial_id = %recorder.trial_id, reason = %refused, "cleanup record refused");
+        publish_cleanup(recorder, Err(refusal), started, record, chaos_type).await?;
+        return Ok(Some(refused));
+    }
     let done = async {
-        crate::kubernetes::faults::check_record(kube_record, recorder.trial_id)?;
         let connection = crate::kubernetes::client::connect(kube_record.context.as_deref()).await?;
         crate::kubernetes::faults::cleanup(&connection.client, kube_record).await
     }
     .await;
-    publish_cleanup(recorder, done, started, record, chaos_type).await
+    publish_cleanup(recorder, done, started, record, chaos_type).await?;
+    Ok(None)
 }
 
 /// Whether `cleanup` is of a fault in a Kubernetes cluster, which any worker that reaches the
