@@ -2,7 +2,9 @@
 //! stands in for the cluster. Its pods are the members of a real 3-node etcd lab; a
 //! port-forward (a real WebSocket upgrade speaking the `portforward` channel protocol) is carried
 //! to the member's client port; deleting a pod kills the member's process, and the "controller"
-//! starts it again two seconds later, with a new uid. The runtime's reset, the subject's health
+//! starts it again two seconds later, with a new uid; a `kill -9` through `pods/exec` (a real
+//! WebSocket speaking the exec channel protocol) kills it too, and the "kubelet" restarts it in
+//! the same pod. The runtime's reset, the subject's health
 //! and state through the port-forwards, the plan (the leader, from etcd's own answers), the pod
 //! delete and the cleanup's wait all run for real; every request the API server sees is
 //! checked, and any it does not expect fails the test.
@@ -14,20 +16,19 @@ use std::time::Duration;
 use chaos::etcd::{EtcdLab, EtcdSubject};
 use chaos::faults;
 use chaos::kubernetes::client::Connection;
-use chaos::kubernetes::faults::{KubeAction, Owner};
+use chaos::kubernetes::faults::{KubeAction, Owner, Ways};
 use chaos::kubernetes::pods::PodSettings;
 use chaos::kubernetes::runtime::{KubePlace, KubeRuntime};
 use chaos::lab::Isolation;
 use chaos::runtime::Runtime;
 use chaos::subject::Subject;
 use futures::{SinkExt, StreamExt};
-use schemas::campaign::{ChaosSpec, SubjectKind};
+use schemas::campaign::{ChaosSpec, NodeKillWay, SubjectKind};
 use schemas::cleanup::CleanupRecord;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 const NAMESPACE: &str = "etcd";
 const PODS: [&str; 3] = ["etcd-0", "etcd-1", "etcd-2"];
@@ -42,6 +43,8 @@ struct Cluster {
     seen: std::sync::Mutex<Vec<String>>,
     unexpected: std::sync::Mutex<Vec<String>>,
     deleted: std::sync::Mutex<Vec<Value>>,
+    /// Each pod's container restarts (after a kill through exec).
+    restarts: std::sync::Mutex<HashMap<String, i32>>,
 }
 
 impl Cluster {
@@ -71,6 +74,18 @@ impl Cluster {
             let lab = self.lab.lock().await;
             lab.lab.running_pid(Self::node_of(name).unwrap()).is_some()
         };
+        let restarts = self
+            .restarts
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0);
+        pod["status"]["containerStatuses"] = json!([{
+            "name": "etcd", "ready": running, "restartCount": restarts,
+            "image": "docker.io/bitnami/etcd:3.5.9-debian-11-r24", "imageID": "", "started": running,
+            "state": if running { json!({"running": {}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) }
+        }]);
         for condition in pod["status"]["conditions"].as_array_mut().unwrap() {
             if matches!(
                 condition["type"].as_str(),
@@ -117,9 +132,13 @@ impl Cluster {
         }
         // No Chaos Mesh in this cluster: its kinds are not served.
         if method == "GET"
-            && uri.starts_with(&format!(
-                "/apis/chaos-mesh.org/v1alpha1/namespaces/{NAMESPACE}/networkchaos?"
-            ))
+            && ["networkchaos", "iochaos", "stresschaos", "podchaos"]
+                .iter()
+                .any(|plural| {
+                    uri.starts_with(&format!(
+                        "/apis/chaos-mesh.org/v1alpha1/namespaces/{NAMESPACE}/{plural}?"
+                    ))
+                })
         {
             return (404, not_found());
         }
@@ -172,6 +191,28 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Kills the member of pod `name` (`kill -9` through exec); the kubelet restarts its
+    /// container in the same pod two seconds later. The member's pid, if it ran.
+    async fn kill(self: &Arc<Self>, name: &str, node: u32) -> Option<u32> {
+        let pid = {
+            let lab = self.lab.lock().await;
+            let pid = lab.lab.running_pid(node)?;
+            lab.lab.kill_process(pid).await.unwrap();
+            pid
+        };
+        let cluster = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let mut lab = cluster.lab.lock().await;
+            EtcdSubject.start_member(&mut lab.lab, node).await.unwrap();
+            *cluster.restarts.lock().unwrap().entry(name).or_default() += 1;
+        });
+        Some(pid)
+    }
+}
+
 /// A recorded API server answer (`chaos/testdata/kubernetes/api/`).
 fn recorded(file: &str) -> Value {
     let path = format!(
@@ -201,7 +242,16 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream) {
         };
         let head = String::from_utf8_lossy(&peeked[..head_len]).to_string();
         if head.to_ascii_lowercase().contains("upgrade: websocket") {
-            port_forward(cluster, stream).await;
+            if head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .contains("/exec?")
+            {
+                exec(cluster, stream).await;
+            } else {
+                port_forward(cluster, stream).await;
+            }
             return;
         }
         let mut consumed = vec![0; head_len];
@@ -237,27 +287,10 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream) {
 
 /// Carries one port-forward to the member's client port: each channel's port first (data 0,
 /// errors 1), then the bytes both ways on channel 0.
-// tungstenite's handshake callback returns its own (large) error response type.
-#[allow(clippy::result_large_err)]
 async fn port_forward(cluster: Arc<Cluster>, stream: TcpStream) {
-    let uri = Arc::new(std::sync::Mutex::new(String::new()));
-    let seen_uri = uri.clone();
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(
-        stream,
-        move |request: &Request, mut response: Response| {
-            *seen_uri.lock().unwrap() = request.uri().to_string();
-            response.headers_mut().insert(
-                "sec-websocket-protocol",
-                "v4.channel.k8s.io".parse().unwrap(),
-            );
-            Ok(response)
-        },
-    )
-    .await
-    else {
+    let Some((ws, uri)) = testkit::accept_channel_socket(stream).await else {
         return;
     };
-    let uri = uri.lock().unwrap().clone();
     cluster
         .seen
         .lock()
@@ -333,6 +366,56 @@ async fn port_forward(cluster: Arc<Cluster>, stream: TcpStream) {
     }
 }
 
+/// Runs one exec: only the fixed signal script's SIGKILL to etcd in an etcd-N pod's container,
+/// which kills that member; its output on channel 1 and its exit status on channel 3.
+async fn exec(cluster: Arc<Cluster>, stream: TcpStream) {
+    let Some((mut ws, uri)) = testkit::accept_channel_socket(stream).await else {
+        return;
+    };
+    cluster.seen.lock().unwrap().push(format!("EXEC {uri}"));
+    let mut command = String::new();
+    for word in [
+        "sh",
+        "-c",
+        chaos::kubernetes::exec::SIGNAL_SCRIPT,
+        "sh",
+        "etcd",
+        "KILL",
+    ] {
+        command.push_str(&format!("&command={}", testkit::encoded(word)));
+    }
+    let pod = uri
+        .strip_prefix(&format!("/api/v1/namespaces/{NAMESPACE}/pods/"))
+        .and_then(|rest| {
+            rest.strip_suffix(&format!(
+                "/exec?&stdout=true&stderr=true&container=etcd{command}"
+            ))
+        });
+    let Some((pod, node)) = pod.and_then(|pod| Some((pod, Cluster::node_of(pod)?))) else {
+        cluster
+            .unexpected
+            .lock()
+            .unwrap()
+            .push(format!("EXEC {uri}"));
+        return;
+    };
+    let output = match cluster.kill(pod, node).await {
+        Some(pid) => format!("{pid} KILL\n"),
+        None => String::new(),
+    };
+    let status = json!({"metadata": {}, "status": "Success"});
+    for (channel, bytes) in [
+        (1u8, output.into_bytes()),
+        (3, serde_json::to_vec(&status).unwrap()),
+    ] {
+        let mut frame = vec![channel];
+        frame.extend_from_slice(&bytes);
+        let _ = ws.send(Message::binary(frame)).await;
+    }
+    let _ = ws.close(None).await;
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
 /// Removes the lab even when the test fails.
 struct LabGuard(std::path::PathBuf);
 
@@ -380,6 +463,7 @@ impl MockCluster {
             seen: Default::default(),
             unexpected: Default::default(),
             deleted: Default::default(),
+            restarts: Default::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = listener.local_addr().unwrap();
@@ -408,6 +492,23 @@ impl MockCluster {
         );
     }
 
+    /// The member of pod `pod` killed once through exec (and nothing deleted), restarted in
+    /// the same pod.
+    fn killed_once(&self, pod: &str) {
+        let seen = self.cluster.seen.lock().unwrap().clone();
+        let execs: Vec<&String> = seen
+            .iter()
+            .filter(|seen| seen.starts_with("EXEC "))
+            .collect();
+        assert_eq!(execs.len(), 1, "{execs:#?}");
+        assert!(
+            execs[0].contains(&format!("/pods/{pod}/exec?")),
+            "{execs:#?}"
+        );
+        assert!(self.cluster.deleted.lock().unwrap().is_empty());
+        assert_eq!(self.cluster.restarts.lock().unwrap().get(pod), Some(&1));
+    }
+
     /// No request the server did not expect, and the subject reached through port-forwards
     /// (`forwarded`) or without any.
     fn checked(self, forwarded: bool) {
@@ -429,17 +530,24 @@ impl MockCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_kill_on_kubernetes_deletes_the_leaders_pod_and_the_cluster_heals() {
-    node_kill_on_kubernetes(false).await;
+    node_kill_on_kubernetes(false, NodeKillWay::PodDelete).await;
+}
+
+/// `node_kill: signal`: the leader's etcd killed by SIGKILL through exec, its container
+/// restarted in the same pod (same uid), and the cluster heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_kill_by_signal_kills_the_leaders_process_through_exec_and_the_cluster_heals() {
+    node_kill_on_kubernetes(false, NodeKillWay::Signal).await;
 }
 
 /// The same with `endpoints`: each node's API at its own address (as a worker in the cluster
 /// reaches the pods), and no port-forward at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_endpoints_the_nodes_are_reached_at_their_own_addresses() {
-    node_kill_on_kubernetes(true).await;
+    node_kill_on_kubernetes(true, NodeKillWay::PodDelete).await;
 }
 
-async fn node_kill_on_kubernetes(with_endpoints: bool) {
+async fn node_kill_on_kubernetes(with_endpoints: bool, way: NodeKillWay) {
     let mock = MockCluster::start().await;
     let api = mock.api;
     let endpoints = if with_endpoints {
@@ -473,6 +581,10 @@ async fn node_kill_on_kubernetes(with_endpoints: bool) {
             context: Some("mock".into()),
         },
         endpoints,
+        ways: Ways {
+            node_kill: way,
+            ..Ways::default()
+        },
     };
     let mut runtime = KubeRuntime::open(connection, place).await.unwrap();
     let subject = EtcdSubject;
@@ -494,10 +606,16 @@ async fn node_kill_on_kubernetes(with_endpoints: bool) {
     let CleanupRecord::Kubernetes(kube_record) = &record else {
         panic!("{record:?}")
     };
-    let KubeAction::PodDelete { pods } = &kube_record.action else {
-        panic!("{record:?}")
-    };
-    assert_eq!(pods[0].pod, PODS[leader as usize - 1], "the leader's pod");
+    let leaders_pod = PODS[leader as usize - 1];
+    match (&kube_record.action, way) {
+        (KubeAction::PodDelete { pods }, NodeKillWay::PodDelete) => {
+            assert_eq!(pods[0].pod, leaders_pod, "the leader's pod");
+        }
+        (KubeAction::ProcessKill { pod, process, .. }, NodeKillWay::Signal) => {
+            assert_eq!((pod.as_str(), process.as_str()), (leaders_pod, "etcd"));
+        }
+        _ => panic!("{record:?}"),
+    }
     assert_eq!(record.target(), Some(format!("n{leader}")));
     faults::apply(&subject, &runtime, &record).await.unwrap();
     // The member is gone, then its controller brings it back and the cluster heals.
@@ -517,8 +635,11 @@ async fn node_kill_on_kubernetes(with_endpoints: bool) {
         .await
         .unwrap();
 
-    // Exactly one delete, at once, on the uid of the pod that was picked.
-    mock.deleted_once(&pods[0].uid);
+    match &kube_record.action {
+        // Exactly one delete, at once, on the uid of the pod that was picked.
+        KubeAction::PodDelete { pods } => mock.deleted_once(&pods[0].uid),
+        _ => mock.killed_once(leaders_pod),
+    }
     drop(runtime);
     mock.checked(!with_endpoints);
 }

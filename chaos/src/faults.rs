@@ -133,9 +133,16 @@ pub async fn plan(
 ) -> Result<CleanupRecord> {
     if let Some(kube) = runtime.kubernetes() {
         let topology = kube_topology(subject, runtime, chaos).await;
-        let owner = &kube.place().owner;
-        return crate::kubernetes::faults::plan(kube.selection(), &topology, chaos, seed, owner)
-            .map(|record| CleanupRecord::Kubernetes(Box::new(record)));
+        let place = kube.place();
+        return crate::kubernetes::faults::plan(
+            kube.selection(),
+            &topology,
+            chaos,
+            seed,
+            &place.owner,
+            place.ways,
+        )
+        .map(|record| CleanupRecord::Kubernetes(Box::new(record)));
     }
     let lab_dir = runtime.home();
     let mut rng = TrialRng::new(seed);

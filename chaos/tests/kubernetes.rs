@@ -10,13 +10,13 @@ use std::collections::BTreeSet;
 use api_verifier::{
     Exchange, client_with, encoded, list_pods, pod_list, recorded, selected, status,
 };
-use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology};
+use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology, Ways};
 use chaos::kubernetes::pods::{self, PodSettings, Selection};
 use chaos::kubernetes::preflight::{self, Needs};
 use expect_test::{expect, expect_file};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use schemas::campaign::{ChaosSpec, ChaosType, SubjectKind};
+use schemas::campaign::{ChaosSpec, ChaosType, DiskPressureWay, NodeKillWay, SubjectKind};
 use serde_json::{Value, json};
 
 const TRIAL: &str = "0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718";
@@ -214,6 +214,7 @@ async fn node_kill_deletes_the_pod_at_once_on_its_uid_and_cleanup_waits_for_it_r
         &chaos(json!({"target": 2}), "node_kill"),
         7,
         &owner(),
+        Ways::default(),
     )
     .unwrap();
     let KubeAction::PodDelete { pods } = &record.action else {
@@ -252,6 +253,7 @@ async fn the_pod_to_kill_is_drawn_from_the_trial_seed() {
             &chaos(json!({"target": "random"}), "node_kill"),
             seed,
             &owner(),
+            Ways::default(),
         )
         .unwrap();
         match record.action {
@@ -285,21 +287,29 @@ fn injected(object: &Value) -> Value {
 /// Plans `chaos` on the etcd members, checks the object against its snapshot, then injects and
 /// cleans it up with exactly the expected requests.
 async fn network_fault(chaos: ChaosSpec, snapshot: expect_test::ExpectFile) {
+    mesh_fault(chaos, Ways::default(), snapshot).await;
+}
+
+/// The same for a fault done `ways`, whose Chaos Mesh object may be of another kind.
+async fn mesh_fault(chaos: ChaosSpec, ways: Ways, snapshot: expect_test::ExpectFile) {
     let selection = etcd_selection();
-    let record = faults::plan(&selection, &Topology::default(), &chaos, 3, &owner()).unwrap();
-    let KubeAction::ChaosObject { name, object, .. } = &record.action else {
+    let record = faults::plan(&selection, &Topology::default(), &chaos, 3, &owner(), ways).unwrap();
+    let KubeAction::ChaosObject { kind, name, object } = &record.action else {
         panic!("{record:?}")
     };
     snapshot.assert_eq(&format!(
         "{}\n",
         serde_json::to_string_pretty(object).unwrap()
     ));
-    let collection = "/apis/chaos-mesh.org/v1alpha1/namespaces/etcd/networkchaos";
+    let collection = format!(
+        "/apis/chaos-mesh.org/v1alpha1/namespaces/etcd/{}",
+        kind.to_lowercase()
+    );
     let by_trial = format!(
         "{collection}?&labelSelector={}",
         encoded(&format!("eval.dev/trial={TRIAL}"))
     );
-    let list = |items: Vec<Value>| json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {}, "items": items});
+    let list = |items: Vec<Value>| json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": format!("{kind}List"), "metadata": {}, "items": items});
     let script = vec![
         Exchange::new("POST", format!("{collection}?"))
             .body(object.clone())
@@ -316,6 +326,48 @@ async fn network_fault(chaos: ChaosSpec, snapshot: expect_test::ExpectFile) {
     faults::cleanup(&client, &record).await.unwrap();
     drop(client);
     verifier.await.unwrap();
+}
+
+#[tokio::test]
+async fn disk_pressure_by_io_chaos_fails_the_data_volumes_writes_with_enospc() {
+    mesh_fault(
+        chaos(
+            json!({"target": 2, "duration_seconds": 60}),
+            "disk_pressure",
+        ),
+        Ways {
+            disk_pressure: DiskPressureWay::IoChaos,
+            ..Ways::default()
+        },
+        expect_file!["../testdata/kubernetes/iochaos-disk-full.json"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn disk_pressure_by_stress_chaos_runs_disk_workers_in_the_pods_cgroup() {
+    mesh_fault(
+        chaos(json!({"target": 2}), "disk_pressure"),
+        Ways {
+            disk_pressure: DiskPressureWay::StressChaos,
+            ..Ways::default()
+        },
+        expect_file!["../testdata/kubernetes/stresschaos-disk.json"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn node_kill_by_container_kill_is_a_podchaos_on_the_databases_container() {
+    mesh_fault(
+        chaos(json!({"target": 1}), "node_kill"),
+        Ways {
+            node_kill: NodeKillWay::ContainerKill,
+            ..Ways::default()
+        },
+        expect_file!["../testdata/kubernetes/podchaos-container-kill.json"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -364,6 +416,7 @@ async fn a_control_trial_changes_nothing_and_asks_nothing() {
         &chaos(json!({}), "none"),
         1,
         &owner(),
+        Ways::default(),
     )
     .unwrap();
     assert!(matches!(record.action, KubeAction::Nothing), "{record:?}");
@@ -382,6 +435,7 @@ async fn faults_this_runtime_does_not_inject_are_refused_by_name() {
         &chaos(json!({}), "region_unavailable"),
         1,
         &owner(),
+        Ways::default(),
     )
     .unwrap_err();
     expect!["region_unavailable on kubernetes is not built yet (built: node_kill, process_pause, disk_pressure, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none)"]
@@ -411,13 +465,20 @@ async fn sweep_deletes_only_the_harness_objects_in_every_namespace_it_may_list()
         Exchange::new("DELETE", "/apis/chaos-mesh.org/v1alpha1/namespaces/etcd/networkchaos/eval-0b5f6a2e-latency?")
             .body(json!({}))
             .reply(200, leftover("etcd", "eval-0b5f6a2e-latency")),
+        // The other kinds, which this cluster does not serve (an older Chaos Mesh without them).
+        Exchange::new("GET", format!("/apis/chaos-mesh.org/v1alpha1/iochaos?&labelSelector={selector}"))
+            .reply(404, recorded("status-404-notfound.json")),
+        Exchange::new("GET", format!("/apis/chaos-mesh.org/v1alpha1/stresschaos?&labelSelector={selector}"))
+            .reply(404, recorded("status-404-notfound.json")),
+        Exchange::new("GET", format!("/apis/chaos-mesh.org/v1alpha1/podchaos?&labelSelector={selector}"))
+            .reply(404, recorded("status-404-notfound.json")),
     ];
     let (client, verifier) = client_with(script);
     let swept = faults::sweep(&client).await.unwrap();
     drop(client);
     verifier.await.unwrap();
     assert_eq!(swept.deleted, ["NetworkChaos etcd/eval-0b5f6a2e-latency"]);
-    assert_eq!(swept.unreadable, ["kube-system"]);
+    assert_eq!(swept.unreadable, ["networkchaos in kube-system"]);
 }
 
 /// The access review the preflight posts for `verb` on `resource` of `group` in `namespace`,
@@ -470,6 +531,7 @@ fn etcd_needs(faults: &[ChaosType]) -> Needs {
         namespace: "etcd".into(),
         pods: PodSettings::default(),
         faults: faults.iter().copied().collect(),
+        ways: Ways::default(),
         endpoints: 0,
     }
 }
@@ -546,7 +608,43 @@ async fn the_preflight_says_each_missing_right_and_chaos_mesh_in_one_line() {
         etcd on kubernetes: region_unavailable not built yet (built: node_kill, process_pause, disk_pressure, latency, packet_loss, network_partition, pd_leader_kill, leader_evict, none); use runtime: lab for them
         the harness may not delete pods in namespace etcd (for node_kill and pd_leader_kill); apply deploy/rbac.yaml to its user or service account
         the harness may not create networkchaos.chaos-mesh.org in namespace etcd (for the network faults and their cleanup); apply deploy/rbac.yaml to its user or service account
-        Chaos Mesh's NetworkChaos (networkchaos.chaos-mesh.org) is not installed at context kind-eval, and the network faults need it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)
+        Chaos Mesh's NetworkChaos (networkchaos.chaos-mesh.org) is not installed at context kind-eval, and latency needs it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)
+    "#]]
+    .assert_eq(&format!("{}\n", problems.join("\n")));
+}
+
+/// The ways a campaign asks for change what the preflight checks: `node_kill: signal` needs
+/// `pods/exec` and no delete; `disk_pressure: io_chaos` needs IOChaos, here not served.
+#[tokio::test]
+async fn the_preflight_checks_the_rights_and_kinds_of_the_ways_asked_for() {
+    let list = pod_list("pods-etcd-bitnami.json");
+    let mut script = vec![version()];
+    for (group, resource, verb) in [
+        ("", "pods", "list"),
+        ("", "pods", "get"),
+        ("", "pods/portforward", "get"),
+        ("", "pods/portforward", "create"),
+        ("", "pods/exec", "get"),
+        ("", "pods/exec", "create"),
+        ("chaos-mesh.org", "iochaos", "create"),
+        ("chaos-mesh.org", "iochaos", "get"),
+        ("chaos-mesh.org", "iochaos", "list"),
+        ("chaos-mesh.org", "iochaos", "delete"),
+    ] {
+        script.push(review("etcd", group, resource, verb, true));
+    }
+    script.push(chaos_mesh_discovery());
+    script.push(list_pods("etcd", "app.kubernetes.io/name=etcd", &list));
+    let needs = Needs {
+        ways: Ways {
+            node_kill: NodeKillWay::Signal,
+            disk_pressure: DiskPressureWay::IoChaos,
+        },
+        ..etcd_needs(&[ChaosType::NodeKill, ChaosType::DiskPressure])
+    };
+    let problems = preflight_with(script, &needs).await;
+    expect![[r#"
+        Chaos Mesh's IOChaos (iochaos.chaos-mesh.org) is not installed at context kind-eval, and disk_pressure needs it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)
     "#]]
     .assert_eq(&format!("{}\n", problems.join("\n")));
 }
@@ -569,7 +667,7 @@ async fn an_unreachable_cluster_is_one_line_and_nothing_else_is_asked() {
 }
 
 /// `deploy/rbac.yaml` grants exactly the rights the preflight checks for every fault this
-/// runtime injects: nothing missing, nothing more.
+/// runtime injects, done every way: nothing missing, nothing more.
 #[test]
 fn deploy_rbac_grants_exactly_the_rights_the_faults_use() {
     let all: BTreeSet<ChaosType> = faults::SUPPORTED
@@ -577,15 +675,34 @@ fn deploy_rbac_grants_exactly_the_rights_the_faults_use() {
         .map(|name| serde_json::from_value(json!(name)).unwrap())
         .collect();
     let mut rules: std::collections::BTreeMap<(&str, String), Vec<&str>> = Default::default();
-    for right in preflight::rights(&all, true) {
-        let resource = match right.subresource {
-            Some(sub) => format!("{}/{sub}", right.resource),
-            None => right.resource.to_string(),
-        };
-        rules
-            .entry((right.group, resource))
-            .or_default()
-            .push(right.verb);
+    let every_way = [
+        NodeKillWay::PodDelete,
+        NodeKillWay::Signal,
+        NodeKillWay::ContainerKill,
+    ]
+    .into_iter()
+    .flat_map(|node_kill| {
+        [
+            DiskPressureWay::Fill,
+            DiskPressureWay::IoChaos,
+            DiskPressureWay::StressChaos,
+        ]
+        .map(|disk_pressure| Ways {
+            node_kill,
+            disk_pressure,
+        })
+    });
+    for ways in every_way {
+        for right in preflight::rights(&all, ways, true) {
+            let resource = match right.subresource {
+                Some(sub) => format!("{}/{sub}", right.resource),
+                None => right.resource.to_string(),
+            };
+            let verbs = rules.entry((right.group, resource)).or_default();
+            if !verbs.contains(&right.verb) {
+                verbs.push(right.verb);
+            }
+        }
     }
     let mut expected = String::from("rules:\n");
     for ((group, resource), verbs) in &rules {

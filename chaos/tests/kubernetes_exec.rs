@@ -1,4 +1,4 @@
-//! `process_pause` and `disk_pressure` on Kubernetes: commands in the database's container
+//! `process_pause`, `node_kill: signal` and `disk_pressure` on Kubernetes: commands in the database's container
 //! (`pods/exec`) through a real WebSocket. A loopback API mock checks each upgrade's exact path
 //! and query (the container, `sh -c`, the fixed script and its arguments), speaks the
 //! `v4.channel.k8s.io` protocol (stdout on channel 1, the exit `Status` on channel 3) and answers
@@ -10,16 +10,15 @@ use std::net::SocketAddr;
 
 use api_verifier::{encoded, pod_list};
 use chaos::kubernetes::exec::{FILL_SCRIPT, SIGNAL_SCRIPT, UNFILL_SCRIPT};
-use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology};
+use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology, Ways};
 use chaos::kubernetes::pods::{self, Selection};
 use expect_test::expect;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use schemas::campaign::{ChaosSpec, SubjectKind};
+use schemas::campaign::{ChaosSpec, NodeKillWay, SubjectKind};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 const TRIAL: &str = "0b5f6a2e-9c1d-8e4f-a1b2-c3d4e5f60718";
 
@@ -62,7 +61,6 @@ impl Exec {
 
 /// An API server that serves `script` in order, one exec connection each; returns the paths it
 /// saw that it did not expect.
-#[allow(clippy::result_large_err)]
 async fn api_server(script: Vec<Exec>) -> (SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -70,22 +68,7 @@ async fn api_server(script: Vec<Exec>) -> (SocketAddr, tokio::task::JoinHandle<V
         let mut wrong = Vec::new();
         for expected in script {
             let (stream, _) = listener.accept().await.unwrap();
-            let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-            let record = seen.clone();
-            let mut ws = tokio_tungstenite::accept_hdr_async(
-                stream,
-                move |request: &Request, mut response: Response| {
-                    *record.lock().unwrap() = request.uri().to_string();
-                    response.headers_mut().insert(
-                        "sec-websocket-protocol",
-                        "v4.channel.k8s.io".parse().unwrap(),
-                    );
-                    Ok(response)
-                },
-            )
-            .await
-            .unwrap();
-            let uri = seen.lock().unwrap().clone();
+            let (mut ws, uri) = testkit::accept_channel_socket(stream).await.unwrap();
             if uri != expected.uri() {
                 wrong.push(format!("expected {}\n     got {uri}", expected.uri()));
             }
@@ -132,7 +115,15 @@ fn plan(params: Value, kind: &str) -> faults::KubeRecord {
         trial_id: TRIAL.into(),
         context: None,
     };
-    faults::plan(&etcd_selection(), &Topology::default(), &chaos, 1, &owner).unwrap()
+    faults::plan(
+        &etcd_selection(),
+        &Topology::default(),
+        &chaos,
+        1,
+        &owner,
+        Ways::default(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -189,7 +180,58 @@ async fn a_database_that_is_its_containers_init_cannot_be_paused_and_says_why() 
     }];
     let (api, server) = api_server(script).await;
     let error = faults::apply(&client(api), &record).await.unwrap_err();
-    expect!["etcd is PID 1 of container etcd in pod etcd/etcd-0, and a process ignores SIGSTOP sent from inside its own PID namespace: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use runtime: lab"]
+    expect!["etcd is PID 1 of container etcd in pod etcd/etcd-0, and the kernel ignores SIGSTOP sent to a PID namespace's init from inside it: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use runtime: lab"]
+        .assert_eq(&error.to_string());
+    assert_eq!(server.await.unwrap(), Vec::<String>::new());
+}
+
+/// `node_kill: signal`: SIGKILL to the database by name (the kubelet restarts the container);
+/// refused with the ways out when the database is its container's PID 1.
+#[tokio::test]
+async fn node_kill_by_signal_kills_the_database_by_name_unless_it_is_pid_1() {
+    let chaos: ChaosSpec =
+        serde_json::from_value(json!({"type": "node_kill", "params": {"target": 2}})).unwrap();
+    let owner = Owner {
+        campaign_id: "019a6c1e-7d2b-7c3e-9f10-2a3b4c5d6e7f".into(),
+        trial_id: TRIAL.into(),
+        context: None,
+    };
+    let ways = Ways {
+        node_kill: NodeKillWay::Signal,
+        ..Ways::default()
+    };
+    let record = faults::plan(
+        &etcd_selection(),
+        &Topology::default(),
+        &chaos,
+        1,
+        &owner,
+        ways,
+    )
+    .unwrap();
+    assert_eq!(
+        record.action,
+        KubeAction::ProcessKill {
+            node: 2,
+            pod: "etcd-1".into(),
+            container: "etcd".into(),
+            process: "etcd".into(),
+            restarts: 0,
+        }
+    );
+    let kill = |stdout| Exec {
+        pod: "etcd-1",
+        container: "etcd",
+        script: SIGNAL_SCRIPT,
+        args: vec!["etcd", "KILL"],
+        stdout,
+        exit_code: None,
+    };
+    let (api, server) = api_server(vec![kill("7 KILL\n"), kill("1 init\n")]).await;
+    let client = client(api);
+    faults::apply(&client, &record).await.unwrap();
+    let error = faults::apply(&client, &record).await.unwrap_err();
+    expect!["etcd is PID 1 of container etcd in pod etcd/etcd-1, and the kernel ignores SIGKILL sent to a PID namespace's init from inside it: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use node_kill: container_kill (Chaos Mesh kills the container from outside) or node_kill: pod_delete"]
         .assert_eq(&error.to_string());
     assert_eq!(server.await.unwrap(), Vec::<String>::new());
 }

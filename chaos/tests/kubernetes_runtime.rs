@@ -6,7 +6,7 @@ mod api_verifier;
 
 use api_verifier::{Exchange, client_with, encoded, list_pods, pod_list, status};
 use chaos::kubernetes::client::Connection;
-use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology};
+use chaos::kubernetes::faults::{self, KubeAction, Owner, Topology, Ways};
 use chaos::kubernetes::pods::{self, PodSettings, Selection};
 use chaos::kubernetes::runtime::{KubePlace, KubeRuntime};
 use chaos::runtime::Runtime;
@@ -42,16 +42,22 @@ fn select_tidb(list: &Value) -> Vec<Exchange> {
     script
 }
 
-/// The list of the harness's NetworkChaos objects in the namespace, answered with `reply`.
-fn harness_objects(status_code: u16, reply: Value) -> Exchange {
-    Exchange::new(
-        "GET",
-        format!(
-            "/apis/chaos-mesh.org/v1alpha1/namespaces/{NAMESPACE}/networkchaos?&labelSelector={}",
-            encoded("app.kubernetes.io/managed-by=eval,eval.dev/trial")
-        ),
-    )
-    .reply(status_code, reply)
+/// The lists of the harness's Chaos Mesh objects in the namespace, one per kind, each answered
+/// with `reply`.
+fn harness_objects(status_code: u16, reply: Value) -> Vec<Exchange> {
+    ["networkchaos", "iochaos", "stresschaos", "podchaos"]
+        .into_iter()
+        .map(|plural| {
+            Exchange::new(
+                "GET",
+                format!(
+                    "/apis/chaos-mesh.org/v1alpha1/namespaces/{NAMESPACE}/{plural}?&labelSelector={}",
+                    encoded("app.kubernetes.io/managed-by=eval,eval.dev/trial")
+                ),
+            )
+            .reply(status_code, reply.clone())
+        })
+        .collect()
 }
 
 fn place() -> KubePlace {
@@ -61,6 +67,7 @@ fn place() -> KubePlace {
         pods: PodSettings::default(),
         owner: owner(),
         endpoints: Vec::new(),
+        ways: Ways::default(),
     }
 }
 
@@ -71,7 +78,7 @@ async fn the_nodes_are_the_selected_pods_each_behind_its_own_port_forward() {
     // The reset: the pods picked again, and no object of the harness left (a cluster without
     // Chaos Mesh answers 404, and has none).
     script.extend(select_tidb(&list));
-    script.push(harness_objects(
+    script.extend(harness_objects(
         404,
         status(
             404,
@@ -136,9 +143,19 @@ async fn a_reset_waits_while_a_pod_is_not_ready() {
     let mut script = select_tidb(&list);
     // Not ready, then ready: one pause (POLL) and the reset goes on.
     script.extend(select_tidb(&not_ready));
-    script.push(harness_objects(200, json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {}, "items": []})));
+    script.extend(harness_objects(200, json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {}, "items": []})));
     script.extend(select_tidb(&list));
-    script.push(harness_objects(200, json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {}, "items": []})));
+    let mut lists = harness_objects(
+        200,
+        json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList", "metadata": {}, "items": []}),
+    );
+    // A kind the harness may not list (a Role without PodChaos): it made none, and it is passed
+    // over.
+    lists[3] = lists[3].clone().reply(
+        403,
+        status(403, "Forbidden", "podchaos.chaos-mesh.org is forbidden"),
+    );
+    script.extend(lists);
     let (client, verifier) = client_with(script);
     let connection = Connection {
         client,
@@ -186,7 +203,14 @@ fn leader_and_follower_targets_and_pd_leader_kill_follow_the_topology() {
         ..Topology::default()
     };
     let plan = |params: Value, kind: &str, seed: u64| {
-        faults::plan(&selection, &topology, &chaos(params, kind), seed, &owner())
+        faults::plan(
+            &selection,
+            &topology,
+            &chaos(params, kind),
+            seed,
+            &owner(),
+            Ways::default(),
+        )
     };
     let leader = plan(json!({"target": "leader"}), "node_kill", 1).unwrap();
     assert_eq!(deleted(&leader), ["basic-tikv-1"]);
@@ -210,6 +234,7 @@ fn leader_and_follower_targets_and_pd_leader_kill_follow_the_topology() {
         &chaos(json!({}), "pd_leader_kill"),
         1,
         &owner(),
+        Ways::default(),
     )
     .unwrap_err();
     expect!["no PD leader to kill (PD names none)"].assert_eq(&leaderless.to_string());
@@ -228,6 +253,7 @@ fn leader_evict_names_the_store_pd_knows_and_every_pd_pod_to_ask() {
         &chaos(json!({"target": 2}), "leader_evict"),
         1,
         &owner(),
+        Ways::default(),
     )
     .unwrap();
     assert_eq!(
@@ -248,6 +274,7 @@ fn leader_evict_names_the_store_pd_knows_and_every_pd_pod_to_ask() {
         &chaos(json!({"target": 2}), "leader_evict"),
         1,
         &owner(),
+        Ways::default(),
     )
     .unwrap_err();
     expect!["PD knows no store on node 2"].assert_eq(&unknown.to_string());

@@ -165,7 +165,7 @@ pub enum KubeAction {
     /// A Chaos Mesh object; cleanup deletes every object of the trial's label and waits until
     /// Chaos Mesh has let them go.
     ChaosObject {
-        /// `NetworkChaos`.
+        /// `NetworkChaos`, `IOChaos`, `StressChaos` or `PodChaos`.
         kind: String,
         name: String,
         /// The object as created.
@@ -187,6 +187,18 @@ pub enum KubeAction {
         container: String,
         /// The process's name (`etcd`, `tikv-server`, `pd-server`).
         process: String,
+    },
+    /// The database's process in a pod's container killed (SIGKILL, through `pods/exec`); the
+    /// kubelet restarts the container, and cleanup waits for the pod Ready again.
+    ProcessKill {
+        node: u32,
+        pod: String,
+        container: String,
+        /// The process's name (`etcd`, `tikv-server`, `pd-server`).
+        process: String,
+        /// The container's restarts before the kill: one more shows it took, when the exec
+        /// ends with the container before it answers.
+        restarts: i32,
     },
     /// A fill file on the pod's data volume (through `pods/exec`); cleanup removes it.
     DiskFill {

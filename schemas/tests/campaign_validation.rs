@@ -185,7 +185,20 @@ fn unused_settings() {
         expect![[r#"
             unused_settings.yaml:6:5: subject_settings.etcd.endpoints: is for runtime: kubernetes only; remove endpoints, or add runtime: kubernetes
             unused_settings.yaml:7:16: subject_settings.etcd.namespace: is for runtime: kubernetes only; remove namespace, or add runtime: kubernetes
-            unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here"#]],
+            unused_settings.yaml:8:15: subject_settings.etcd.binaries: names the directory of pd-server and tikv-server, for tikv only; remove it here
+            unused_settings.yaml:9:16: subject_settings.etcd.node_kill: is for runtime: kubernetes only; remove node_kill, or add runtime: kubernetes"#]],
+    );
+}
+
+/// How `node_kill` and `disk_pressure` are done on Kubernetes: a way that does not exist is
+/// named with those that do.
+#[test]
+fn kubernetes_ways() {
+    check(
+        "kubernetes_ways.yaml",
+        expect![[
+            r#"kubernetes_ways.yaml:7:16: subject_settings.etcd.node_kill: unknown node kill way "kill_dash_nine" (expected one of: pod_delete, signal, container_kill)"#
+        ]],
     );
 }
 

@@ -184,7 +184,7 @@ async fn sweep_kubernetes(global: &Global) -> Outcome {
     }
     if !swept.unreadable.is_empty() {
         println!(
-            "  not allowed to list in namespace(s) {}; clean those up with a context that may",
+            "  not allowed to list {}; clean those up with a context that may",
             swept.unreadable.join(", ")
         );
     }

@@ -62,3 +62,46 @@ impl TemporaryCluster {
         self.cluster.urls()
     }
 }
+
+/// `text` as a URL's query value, encoded the way kube's client encodes it
+/// (`application/x-www-form-urlencoded`: a space as `+`).
+pub fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (byte as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Accepts a WebSocket upgrade on `stream` as the API server does for a port-forward or an exec
+/// (answering with the `v4.channel.k8s.io` protocol): the socket and the request's path and
+/// query, or `None` when the client's handshake fails.
+pub async fn accept_channel_socket(
+    stream: tokio::net::TcpStream,
+) -> Option<(
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    String,
+)> {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let uri = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = uri.clone();
+    // tungstenite's handshake callback returns its own (large) error response type.
+    #[allow(clippy::result_large_err)]
+    let callback = move |request: &Request, mut response: Response| {
+        *seen.lock().expect("uri") = request.uri().to_string();
+        response.headers_mut().insert(
+            "sec-websocket-protocol",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("v4.channel.k8s.io"),
+        );
+        Ok(response)
+    };
+    let socket = tokio_tungstenite::accept_hdr_async(stream, callback)
+        .await
+        .ok()?;
+    let uri = uri.lock().expect("uri").clone();
+    Some((socket, uri))
+}

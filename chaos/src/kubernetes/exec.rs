@@ -1,7 +1,7 @@
 //! Commands run in a subject's container through the API server (`pods/exec`, kube's
 //! `Api::exec` over WebSocket), for the faults a cluster has no object for: `process_pause`
-//! (SIGSTOP and SIGCONT to the database's process) and `disk_pressure` (a fill file on the
-//! pod's data volume).
+//! (SIGSTOP and SIGCONT to the database's process), `node_kill: signal` (SIGKILL to it) and
+//! `disk_pressure` (a fill file on the pod's data volume).
 //!
 //! Every command is a fixed script of this file run by `sh -c`, with everything variable (a
 //! process name, a signal, a directory, a percentage) passed as its positional arguments, never
@@ -14,11 +14,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, AttachParams};
 use schemas::campaign::SubjectKind;
+use schemas::cleanup::{KubeAction, KubeRecord};
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 
-/// Signals (`$2`: `STOP`, `CONT`) every process of the container whose `comm` is `$1`, or with
+/// Signals (`$2`: `STOP`, `CONT`, `KILL`) every process of the container whose `comm` is `$1`, or with
 /// `STATE` prints its state (`R`, `S`, `T`, …); prints one `<pid> <what>` line per process.
 /// PID 1 is only reported (`<pid> init`): a process ignores SIGSTOP and SIGKILL sent from inside
 /// its own PID namespace when it is that namespace's init.
@@ -150,6 +151,61 @@ pub fn signalled(output: &str) -> (Vec<u32>, bool) {
         }
     }
     (pids, init)
+}
+
+/// Whether the signal script's `output` says it signalled the record's process: refused, with
+/// the way out, when the process is its container's PID 1.
+pub(super) fn check_signalled(output: &str, record: &KubeRecord, signal: &str) -> Result<()> {
+    let (KubeAction::ProcessPause {
+        pod,
+        container,
+        process,
+        ..
+    }
+    | KubeAction::ProcessKill {
+        pod,
+        container,
+        process,
+        ..
+    }) = &record.action
+    else {
+        return Ok(());
+    };
+    let namespace = &record.namespace;
+    let instead = match record.action {
+        KubeAction::ProcessKill { .. } => {
+            ", or use node_kill: container_kill (Chaos Mesh kills the container from outside) or node_kill: pod_delete"
+        }
+        _ => ", or use runtime: lab",
+    };
+    match signalled(output) {
+        (pids, _) if !pids.is_empty() => Ok(()),
+        (_, true) => Err(Error::Unsupported(format!(
+            "{process} is PID 1 of container {container} in pod {namespace}/{pod}, and the kernel ignores {signal} sent to a PID namespace's init from inside it: give the pod `shareProcessNamespace: true` (its pause container is then PID 1){instead}"
+        ))),
+        _ => Err(Error::Kube(format!(
+            "no process {process} in container {container} of pod {namespace}/{pod}"
+        ))),
+    }
+}
+
+/// Runs a script in the container for a cleanup: a pod that is not there or not Ready (its
+/// operator deleted it, say) is waited for, and the script run once more.
+pub(super) async fn in_container(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    script: &str,
+    args: &[&str],
+) -> Result<String> {
+    match run_script(client, namespace, pod, container, script, args).await {
+        Ok(output) => Ok(output),
+        Err(_) => {
+            super::pods::wait_pod_ready(client, namespace, pod).await?;
+            run_script(client, namespace, pod, container, script, args).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //!
 //! | fault | requests |
 //! | --- | --- |
-//! | `node_kill` | `DELETE` the pod, grace period 0, on the condition of its uid; cleanup waits for the pod of that name Ready again |
+//! | `node_kill` | `DELETE` the pod, grace period 0, on the condition of its uid; cleanup waits for the pod of that name Ready again. `node_kill: signal`: `pods/exec` of a fixed script that sends SIGKILL to the database's process by name (refused when it is its container's PID 1), cleanup waits for the pod Ready. `node_kill: container_kill`: a Chaos Mesh `PodChaos` `container-kill` |
 //! | `process_pause` | `pods/exec` of a fixed script that sends SIGSTOP to the database's process by name (refused when it is its container's PID 1); cleanup sends SIGCONT |
-//! | `disk_pressure` | `pods/exec` of a fixed script that fills the pod's data volume (its persistent volume's mount) to `fill_percent`; cleanup removes the file |
-//! | `pd_leader_kill` | the same, on the pod of PD's leader (read through a port-forward to PD) |
+//! | `disk_pressure` | `pods/exec` of a fixed script that fills the pod's data volume (its persistent volume's mount) to `fill_percent`; cleanup removes the file. `disk_pressure: io_chaos`: a Chaos Mesh `IOChaos` failing writes on the data volume with ENOSPC; `stress_chaos`: a `StressChaos` of stress-ng disk workers |
+//! | `pd_leader_kill` | as `node_kill`, on the pod of PD's leader (read through a port-forward to PD) |
 //! | `leader_evict` | nothing here: the subject asks PD, through a port-forward, to evict the store's leaders, and to stop |
-//! | `latency`, `packet_loss`, `network_partition` | `POST` a Chaos Mesh `NetworkChaos` naming the pods; cleanup `DELETE`s every object of the trial's label and waits until none is listed |
+//! | `latency`, `packet_loss`, `network_partition` | `POST` a Chaos Mesh `NetworkChaos` naming the pods; cleanup `DELETE`s every object of its kind and the trial's label and waits until none is listed |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,14 +16,15 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
-use schemas::campaign::{ChaosSpec, SubjectKind, Target, TargetChoice};
+use schemas::campaign::{
+    ChaosSpec, DiskPressureWay, NodeKillWay, SubjectKind, SubjectSettings, Target, TargetChoice,
+};
 pub use schemas::cleanup::{DeletedPod, KubeAction, KubeRecord};
 
-use super::chaos_mesh::{
-    NetworkAction, NetworkChaos, chaos_api, wait_injected, wait_none_labelled,
-};
-pub use super::chaos_mesh::{Swept, delete_labelled, leftovers, sweep};
-use super::pods::Selection;
+use super::chaos_mesh::{MeshAction, MeshChaos, chaos_api, wait_injected, wait_none_labelled};
+pub use super::chaos_mesh::{Swept, delete_labelled, leftovers, namespace_leftovers, sweep};
+use super::exec::{check_signalled, in_container};
+use super::pods::{Selection, pod_ready, wait_pod_ready};
 use crate::error::{Error, Result};
 use crate::faults::TrialRng;
 
@@ -46,6 +47,25 @@ pub struct Topology {
     pub pd_leader: Option<u32>,
     /// TiKV: each store node's id in PD (read for `leader_evict` only).
     pub store_ids: BTreeMap<u32, u64>,
+}
+
+/// How the faults that can be done more than one way are done (the subject's settings
+/// `node_kill` and `disk_pressure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ways {
+    /// For `node_kill` and `pd_leader_kill`.
+    pub node_kill: NodeKillWay,
+    pub disk_pressure: DiskPressureWay,
+}
+
+impl Ways {
+    /// The ways a subject's settings ask for.
+    pub fn of(settings: &SubjectSettings) -> Ways {
+        Ways {
+            node_kill: settings.node_kill,
+            disk_pressure: settings.disk_pressure,
+        }
+    }
 }
 
 /// The faults this runtime injects today; the others are refused at preflight with this list.
@@ -102,14 +122,15 @@ pub fn resolve_target(
     crate::faults::choose(choice, candidates, leader, what, rng)
 }
 
-/// Plans `chaos` on the selection: the target resolved from `seed` (and `topology`), every
-/// object built, nothing changed.
+/// Plans `chaos` on the selection, the way `ways` asks: the target resolved from `seed` (and
+/// `topology`), every object built, nothing changed.
 pub fn plan(
     selection: &Selection,
     topology: &Topology,
     chaos: &ChaosSpec,
     seed: u64,
     owner: &Owner,
+    ways: Ways,
 ) -> Result<KubeRecord> {
     let mut rng = TrialRng::new(seed);
     let namespace = selection.namespace.clone();
@@ -138,8 +159,8 @@ pub fn plan(
             .collect::<Result<_>>()?;
         Ok(record(numbers, KubeAction::PodDelete { pods }))
     };
-    let network = |nodes: Vec<u32>, action: NetworkAction, duration: Option<u32>| {
-        let chaos = NetworkChaos {
+    let mesh = |nodes: Vec<u32>, action: MeshAction, duration: Option<u32>| {
+        let chaos = MeshChaos {
             name: super::object_name(&[
                 "eval",
                 owner.trial_id.get(..8).unwrap_or(&owner.trial_id),
@@ -155,22 +176,45 @@ pub fn plan(
         Ok::<_, Error>(record(
             nodes,
             KubeAction::ChaosObject {
-                kind: "NetworkChaos".into(),
+                kind: chaos.action.kind().0.into(),
                 name: chaos.name,
                 object,
             },
         ))
     };
+    let kill = |number: u32| -> Result<KubeRecord> {
+        let node = selection.node(number)?;
+        match ways.node_kill {
+            NodeKillWay::PodDelete => delete(vec![number]),
+            NodeKillWay::Signal => Ok(record(
+                vec![number],
+                KubeAction::ProcessKill {
+                    node: number,
+                    pod: node.pod.clone(),
+                    container: node.container.clone(),
+                    process: super::exec::process_name(selection.subject, node.pd).into(),
+                    restarts: node.restarts,
+                },
+            )),
+            NodeKillWay::ContainerKill => mesh(
+                vec![number],
+                MeshAction::ContainerKill {
+                    container: node.container.clone(),
+                },
+                None,
+            ),
+        }
+    };
     let target =
         |target: &Target, rng: &mut TrialRng| resolve_target(selection, topology, target, rng);
     Ok(match chaos {
         ChaosSpec::None(_) => record(Vec::new(), KubeAction::Nothing),
-        ChaosSpec::NodeKill(params) => delete(vec![target(&params.target, &mut rng)?])?,
-        ChaosSpec::PdLeaderKill(_) => {
-            delete(vec![topology.pd_leader.ok_or_else(|| {
-                Error::Kube("no PD leader to kill (PD names none)".into())
-            })?])?
-        }
+        ChaosSpec::NodeKill(params) => kill(target(&params.target, &mut rng)?)?,
+        ChaosSpec::PdLeaderKill(_) => kill(
+            topology
+                .pd_leader
+                .ok_or_else(|| Error::Kube("no PD leader to kill (PD names none)".into()))?,
+        )?,
         ChaosSpec::LeaderEvict(params) => {
             let node = target(&params.target, &mut rng)?;
             let store_id = *topology
@@ -208,23 +252,41 @@ pub fn plan(
         ChaosSpec::DiskPressure(params) => {
             let number = target(&params.target, &mut rng)?;
             let node = selection.node(number)?;
-            let dir = node.data_mount.clone().ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "disk_pressure on kubernetes: container {} of pod {}/{} mounts no persistent volume to fill",
-                    node.container, namespace, node.pod
-                ))
-            })?;
-            record(
-                vec![number],
-                KubeAction::DiskFill {
-                    node: number,
-                    pod: node.pod.clone(),
-                    container: node.container.clone(),
-                    dir,
-                    file: fill_name(&owner.trial_id),
-                    fill_percent: params.fill_percent,
-                },
-            )
+            let data_mount = || {
+                node.data_mount.clone().ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "disk_pressure on kubernetes: container {} of pod {}/{} mounts no persistent volume to fill",
+                        node.container, namespace, node.pod
+                    ))
+                })
+            };
+            let container = node.container.clone();
+            match ways.disk_pressure {
+                DiskPressureWay::Fill => record(
+                    vec![number],
+                    KubeAction::DiskFill {
+                        node: number,
+                        pod: node.pod.clone(),
+                        container,
+                        dir: data_mount()?,
+                        file: fill_name(&owner.trial_id),
+                        fill_percent: params.fill_percent,
+                    },
+                ),
+                DiskPressureWay::IoChaos => mesh(
+                    vec![number],
+                    MeshAction::DiskFull {
+                        container,
+                        volume_path: data_mount()?,
+                    },
+                    params.duration_seconds,
+                )?,
+                DiskPressureWay::StressChaos => mesh(
+                    vec![number],
+                    MeshAction::DiskStress { container },
+                    params.duration_seconds,
+                )?,
+            }
         }
         ChaosSpec::Latency(params) => {
             let node = target(&params.target, &mut rng)?;
@@ -232,9 +294,9 @@ pub fn plan(
                 params.min_ms.min(params.max_ms),
                 params.max_ms.max(params.min_ms),
             );
-            network(
+            mesh(
                 vec![node],
-                NetworkAction::Delay {
+                MeshAction::Delay {
                     latency_ms: (low + high) / 2,
                     jitter_ms: (high - low) / 2,
                 },
@@ -243,9 +305,9 @@ pub fn plan(
         }
         ChaosSpec::PacketLoss(params) => {
             let node = target(&params.target, &mut rng)?;
-            network(
+            mesh(
                 vec![node],
-                NetworkAction::Loss {
+                MeshAction::Loss {
                     percent: params.percent,
                 },
                 params.duration_seconds,
@@ -269,9 +331,9 @@ pub fn plan(
                 .split_first()
                 .ok_or_else(|| Error::Kube("a partition needs two groups".into()))?;
             let others: Vec<u32> = others.iter().flatten().copied().collect();
-            let mut record = network(
+            let mut record = mesh(
                 first.clone(),
-                NetworkAction::Partition {
+                MeshAction::Partition {
                     others: selection.pod_names(&others)?,
                     one_way: params.asymmetric,
                 },
@@ -327,7 +389,7 @@ pub fn check_record(record: &KubeRecord, trial_id: &str) -> Result<()> {
                 ));
             }
         }
-        KubeAction::ProcessPause { process, .. } => {
+        KubeAction::ProcessPause { process, .. } | KubeAction::ProcessKill { process, .. } => {
             let known = [SubjectKind::Etcd, SubjectKind::Tikv]
                 .iter()
                 .flat_map(|subject| {
@@ -372,14 +434,39 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
                 &[process, "STOP"],
             )
             .await?;
-            match super::exec::signalled(&output) {
-                (pids, _) if !pids.is_empty() => Ok(()),
-                (_, true) => Err(Error::Unsupported(format!(
-                    "{process} is PID 1 of container {container} in pod {namespace}/{pod}, and a process ignores SIGSTOP sent from inside its own PID namespace: give the pod `shareProcessNamespace: true` (its pause container is then PID 1), or use runtime: lab"
-                ))),
-                _ => Err(Error::Kube(format!(
-                    "no process {process} in container {container} of pod {namespace}/{pod}"
-                ))),
+            check_signalled(&output, record, "SIGSTOP")
+        }
+        KubeAction::ProcessKill {
+            pod,
+            container,
+            process,
+            restarts,
+            ..
+        } => {
+            match super::exec::run_script(
+                client,
+                namespace,
+                pod,
+                container,
+                super::exec::SIGNAL_SCRIPT,
+                &[process, "KILL"],
+            )
+            .await
+            {
+                Ok(output) => check_signalled(&output, record, "SIGKILL"),
+                // The exec runs in the container it kills, and may end with it before it answers:
+                // the kill took when the container restarted (or is restarting).
+                Err(error) => {
+                    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+                    match pods.get_opt(pod).await {
+                        Ok(Some(now))
+                            if super::pods::restart_count(&now, container) != *restarts =>
+                        {
+                            Ok(())
+                        }
+                        _ => Err(error),
+                    }
+                }
             }
         }
         KubeAction::DiskFill {
@@ -436,25 +523,6 @@ pub async fn apply(client: &Client, record: &KubeRecord) -> Result<()> {
                     ))
                 })?;
             wait_injected(&api, namespace, kind, name).await
-        }
-    }
-}
-
-/// Runs a script in the container for a cleanup: a pod that is not there or not Ready (its
-/// operator deleted it, say) is waited for, and the script run once more.
-async fn in_container(
-    client: &Client,
-    namespace: &str,
-    pod: &str,
-    container: &str,
-    script: &str,
-    args: &[&str],
-) -> Result<String> {
-    match super::exec::run_script(client, namespace, pod, container, script, args).await {
-        Ok(output) => Ok(output),
-        Err(_) => {
-            wait_pod_ready(client, namespace, pod).await?;
-            super::exec::run_script(client, namespace, pod, container, script, args).await
         }
     }
 }
@@ -599,10 +667,11 @@ pub async fn cleanup(client: &Client, record: &KubeRecord) -> Result<()> {
             }
             Ok(())
         }
-        KubeAction::ChaosObject { .. } => {
+        KubeAction::ProcessKill { pod, .. } => wait_pod_ready(client, namespace, pod).await,
+        KubeAction::ChaosObject { kind, .. } => {
             let selector = super::trial_selector(&record.trial_id);
-            delete_labelled(client, namespace, &selector).await?;
-            wait_none_labelled(client, namespace, &selector).await
+            delete_labelled(client, namespace, &selector, kind).await?;
+            wait_none_labelled(client, namespace, &selector, kind).await
         }
     }
 }
@@ -683,37 +752,21 @@ pub async fn record_leftovers(client: &Client, record: &KubeRecord) -> Result<Ve
             }
             Ok(left)
         }
-        KubeAction::ChaosObject { .. } => {
-            leftovers(client, namespace, &super::trial_selector(&record.trial_id)).await
+        KubeAction::ProcessKill { pod, .. } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            Ok((!pod_ready(&api, namespace, pod).await?)
+                .then(|| format!("pod {namespace}/{pod} is not Ready"))
+                .into_iter()
+                .collect())
         }
-    }
-}
-
-/// Whether pod `name` of `namespace` exists and is Ready.
-async fn pod_ready(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<bool> {
-    let pod = pods.get_opt(name).await.map_err(|error| {
-        Error::Kube(format!(
-            "reading pod {namespace}/{name}: {}",
-            super::describe(&error)
-        ))
-    })?;
-    Ok(pod.as_ref().is_some_and(super::pods::is_ready))
-}
-
-/// Waits until pod `name` of `namespace` exists and is Ready.
-async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) -> Result<()> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let started = tokio::time::Instant::now();
-    loop {
-        let seen = (!pod_ready(&pods, namespace, name).await?).then(String::new);
-        let waiting = again(started, CLEANUP_WAIT, seen, |_| {
-            Error::Kube(format!(
-                "pod {namespace}/{name} is not Ready {}s after the fault",
-                CLEANUP_WAIT.as_secs()
-            ))
-        });
-        if !waiting.await? {
-            return Ok(());
+        KubeAction::ChaosObject { kind, .. } => {
+            leftovers(
+                client,
+                namespace,
+                &super::trial_selector(&record.trial_id),
+                kind,
+            )
+            .await
         }
     }
 }

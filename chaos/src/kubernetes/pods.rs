@@ -2,11 +2,14 @@
 //! numbers its nodes (the data pods first, by name with StatefulSet ordinals in numeric order,
 //! then TiKV's PD pods). Without selectors in the campaign, the labels of the TiDB Operator (v1,
 //! then v2) and of the common etcd charts are tried, and the one family that matches is used.
+//! Cleanup waits here for a pod to be Ready again.
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::{Api, ListParams};
 use schemas::campaign::SubjectKind;
 
+use super::faults::{CLEANUP_WAIT, again};
 use crate::error::{Error, Result};
 
 /// The label selectors of a subject's pods: its data pods (etcd members, TiKV stores) and, for
@@ -99,6 +102,8 @@ pub struct KubeNode {
     pub container: String,
     /// Where that container mounts a persistent volume (its data), if it does.
     pub data_mount: Option<String>,
+    /// How often that container has restarted.
+    pub restarts: i32,
 }
 
 /// The subject's nodes in one namespace, and the selectors that found them.
@@ -252,12 +257,24 @@ pub fn number(data: &[Pod], pd: &[Pod]) -> Vec<KubeNode> {
                 uid: pod.metadata.uid.clone().unwrap_or_default(),
                 ready: is_ready(pod),
                 pd: is_pd,
+                restarts: restart_count(pod, &container),
                 container,
                 data_mount,
             });
         }
     }
     nodes
+}
+
+/// How often `container` of `pod` has restarted, as the pod's status says.
+pub fn restart_count(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|status| status.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|status| status.name == container)
+        .map_or(0, |status| status.restart_count)
 }
 
 /// The pod's database container (named `etcd`, `tikv` or `pd`, else its first) and where it
@@ -325,6 +342,35 @@ pub fn is_ready(pod: &Pod) -> bool {
                     .iter()
                     .any(|condition| condition.type_ == "Ready" && condition.status == "True")
             })
+}
+
+/// Whether pod `name` of `namespace` exists and is Ready.
+pub(super) async fn pod_ready(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<bool> {
+    let pod = pods.get_opt(name).await.map_err(|error| {
+        Error::Kube(format!(
+            "reading pod {namespace}/{name}: {}",
+            super::describe(&error)
+        ))
+    })?;
+    Ok(pod.as_ref().is_some_and(is_ready))
+}
+
+/// Waits until pod `name` of `namespace` exists and is Ready.
+pub(super) async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let started = tokio::time::Instant::now();
+    loop {
+        let seen = (!pod_ready(&pods, namespace, name).await?).then(String::new);
+        let waiting = again(started, CLEANUP_WAIT, seen, |_| {
+            Error::Kube(format!(
+                "pod {namespace}/{name} is not Ready {}s after the fault",
+                CLEANUP_WAIT.as_secs()
+            ))
+        });
+        if !waiting.await? {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]

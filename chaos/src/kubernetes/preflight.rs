@@ -12,9 +12,10 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use schemas::campaign::{ChaosType, SubjectKind};
+use schemas::campaign::{ChaosType, DiskPressureWay, NodeKillWay, SubjectKind};
 
 use super::chaos_mesh;
+use super::faults::Ways;
 use super::pods::{self, PodSettings};
 
 /// One right the harness needs: a verb on a resource (and subresource) of an API group.
@@ -57,24 +58,45 @@ const fn right(
     }
 }
 
-/// Whether `fault` is injected through a Chaos Mesh `NetworkChaos`.
-pub fn uses_network_chaos(fault: ChaosType) -> bool {
-    matches!(
-        fault,
-        ChaosType::Latency | ChaosType::PacketLoss | ChaosType::NetworkPartition
-    )
+/// The Chaos Mesh kind (and plural) `fault` creates when done `ways`, if any.
+pub fn chaos_kind(fault: ChaosType, ways: Ways) -> Option<(&'static str, &'static str)> {
+    let index = match fault {
+        ChaosType::Latency | ChaosType::PacketLoss | ChaosType::NetworkPartition => 0,
+        ChaosType::DiskPressure => match ways.disk_pressure {
+            DiskPressureWay::Fill => return None,
+            DiskPressureWay::IoChaos => 1,
+            DiskPressureWay::StressChaos => 2,
+        },
+        ChaosType::NodeKill | ChaosType::PdLeaderKill => match ways.node_kill {
+            NodeKillWay::ContainerKill => 3,
+            NodeKillWay::PodDelete | NodeKillWay::Signal => return None,
+        },
+        _ => return None,
+    };
+    Some(chaos_mesh::KINDS[index])
 }
 
-/// Every right the trials of `faults` need, in the subject's namespace; `port_forward` when the
-/// nodes are reached through port-forwards (no `endpoints` given).
-pub fn rights(faults: &BTreeSet<ChaosType>, port_forward: bool) -> Vec<Right> {
+/// Whether `fault`, done `ways`, runs a command in the database's container (`pods/exec`).
+fn uses_exec(fault: ChaosType, ways: Ways) -> bool {
+    match fault {
+        ChaosType::ProcessPause => true,
+        ChaosType::DiskPressure => ways.disk_pressure == DiskPressureWay::Fill,
+        ChaosType::NodeKill | ChaosType::PdLeaderKill => ways.node_kill == NodeKillWay::Signal,
+        _ => false,
+    }
+}
+
+/// Every right the trials of `faults` need in the subject's namespace, done `ways`;
+/// `port_forward` when the nodes are reached through port-forwards (no `endpoints` given).
+pub fn rights(faults: &BTreeSet<ChaosType>, ways: Ways, port_forward: bool) -> Vec<Right> {
     let mut rights = vec![
         right("", "pods", "list", "to find the subject's pods"),
         right("", "pods", "get", "to wait for a pod to be Ready"),
     ];
-    if faults
-        .iter()
-        .any(|fault| matches!(fault, ChaosType::NodeKill | ChaosType::PdLeaderKill))
+    if ways.node_kill == NodeKillWay::PodDelete
+        && faults
+            .iter()
+            .any(|fault| matches!(fault, ChaosType::NodeKill | ChaosType::PdLeaderKill))
     {
         rights.push(right(
             "",
@@ -96,10 +118,7 @@ pub fn rights(faults: &BTreeSet<ChaosType>, port_forward: bool) -> Vec<Right> {
             )
         });
     }
-    if faults
-        .iter()
-        .any(|fault| matches!(fault, ChaosType::ProcessPause | ChaosType::DiskPressure))
-    {
+    if faults.iter().any(|fault| uses_exec(*fault, ways)) {
         for verb in ["get", "create"] {
             rights.push(Right {
                 subresource: Some("exec"),
@@ -107,19 +126,25 @@ pub fn rights(faults: &BTreeSet<ChaosType>, port_forward: bool) -> Vec<Right> {
                     "",
                     "pods",
                     verb,
-                    "for process_pause and disk_pressure (a command in the database's container)",
+                    "for the faults run as a command in the database's container",
                 )
             });
         }
     }
-    if faults.iter().any(|fault| uses_network_chaos(*fault)) {
+    let kinds: BTreeSet<_> = faults
+        .iter()
+        .filter_map(|fault| chaos_kind(*fault, ways))
+        .collect();
+    for (kind, plural) in kinds {
         for verb in ["create", "get", "list", "delete"] {
-            rights.push(right(
-                chaos_mesh::GROUP,
-                "networkchaos",
-                verb,
-                "for the network faults and their cleanup",
-            ));
+            rights.push(Right {
+                why: match kind {
+                    "NetworkChaos" => "for the network faults and their cleanup",
+                    "PodChaos" => "for node_kill: container_kill and its cleanup",
+                    _ => "for disk_pressure and its cleanup",
+                },
+                ..right(chaos_mesh::GROUP, plural, verb, "")
+            });
         }
     }
     rights
@@ -132,6 +157,8 @@ pub struct Needs {
     pub namespace: String,
     pub pods: PodSettings,
     pub faults: BTreeSet<ChaosType>,
+    /// How the faults are done, where there is more than one way.
+    pub ways: Ways,
     /// How many `endpoints` the campaign gives (one per pod), 0 for port-forwards.
     pub endpoints: usize,
 }
@@ -163,7 +190,7 @@ pub async fn check(client: &Client, place: &str, needs: &Needs) -> Vec<String> {
         return problems;
     }
     let namespace = &needs.namespace;
-    for right in rights(&needs.faults, needs.endpoints == 0) {
+    for right in rights(&needs.faults, needs.ways, needs.endpoints == 0) {
         match allowed(client, namespace, &right).await {
             Ok(true) => {}
             Ok(false) => problems.push(format!(
@@ -176,13 +203,33 @@ pub async fn check(client: &Client, place: &str, needs: &Needs) -> Vec<String> {
             )),
         }
     }
-    if needs.faults.iter().any(|fault| uses_network_chaos(*fault)) {
+    let kinds: BTreeSet<_> = needs
+        .faults
+        .iter()
+        .filter_map(|fault| chaos_kind(*fault, needs.ways).map(|kind| (kind, *fault)))
+        .collect();
+    if !kinds.is_empty() {
         match served_kinds(client).await {
-            Ok(Some(kinds)) if kinds.iter().any(|kind| kind == "networkchaos") => {}
-            Ok(_) => problems.push(format!(
-                "Chaos Mesh's NetworkChaos ({}) is not installed at {place}, and the network faults need it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)",
-                chaos_mesh::crd_name("networkchaos")
-            )),
+            Ok(served) => {
+                let mut missing: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+                for ((kind, plural), fault) in kinds {
+                    if served.iter().flatten().any(|served| served == plural) {
+                        continue;
+                    }
+                    match missing.iter_mut().find(|(known, _, _)| *known == kind) {
+                        Some((_, _, faults)) => faults.push(fault.as_str()),
+                        None => missing.push((kind, plural, vec![fault.as_str()])),
+                    }
+                }
+                for (kind, plural, faults) in missing {
+                    problems.push(format!(
+                        "Chaos Mesh's {kind} ({}) is not installed at {place}, and {} need{} it; install Chaos Mesh (helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh --create-namespace)",
+                        chaos_mesh::crd_name(plural),
+                        faults.join(", "),
+                        if faults.len() == 1 { "s" } else { "" }
+                    ));
+                }
+            }
             Err(error) => problems.push(format!(
                 "cannot read the API group {}: {}",
                 chaos_mesh::GROUP,
@@ -267,6 +314,7 @@ pub async fn check_trials(
         Option<String>,
         Option<String>,
         usize,
+        Ways,
     );
     let mut places: BTreeMap<Place, BTreeSet<ChaosType>> = BTreeMap::new();
     for trial in trials {
@@ -284,6 +332,7 @@ pub async fn check_trials(
             settings.pd_selector.clone(),
             settings.cluster.clone(),
             settings.endpoints.len(),
+            Ways::of(settings),
         );
         places
             .entry(place)
@@ -291,7 +340,8 @@ pub async fn check_trials(
             .insert(trial.chaos.chaos_type());
     }
     let mut problems = Vec::new();
-    for ((subject, context, namespace, selector, pd_selector, cluster, endpoints), faults) in places
+    for ((subject, context, namespace, selector, pd_selector, cluster, endpoints, ways), faults) in
+        places
     {
         let connection = match super::client::connect(context.as_deref()).await {
             Ok(connection) => connection,
@@ -309,6 +359,7 @@ pub async fn check_trials(
                 cluster,
             },
             faults,
+            ways,
             endpoints,
         };
         problems.extend(check(&connection.client, &connection.place, &needs).await);

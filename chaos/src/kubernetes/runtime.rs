@@ -40,6 +40,8 @@ pub struct KubePlace {
     /// Each node's API as `http://HOST:PORT`, in node order (`subject_settings.endpoints`);
     /// empty: a port-forward to each pod.
     pub endpoints: Vec<String>,
+    /// How its faults are done, where there is more than one way.
+    pub ways: super::faults::Ways,
 }
 
 /// How a node's API is reached from this process.
@@ -258,7 +260,7 @@ impl Runtime for KubeRuntime {
         let started = tokio::time::Instant::now();
         loop {
             let selection = select(&self.connection, &self.place).await?;
-            let left = super::faults::leftovers(
+            let left = super::faults::namespace_leftovers(
                 &self.connection.client,
                 &self.place.namespace,
                 &super::harness_selector(),

@@ -22,7 +22,7 @@ use super::recover::{cleanup_and_record, cleanup_on, trial_history};
 use super::{LabShape, Shared, slot_lab};
 use crate::error::{Error, Result};
 use crate::faults::{self, CleanupRecord};
-use crate::kubernetes::faults::Owner;
+use crate::kubernetes::faults::{Owner, Ways};
 use crate::kubernetes::pods::PodSettings;
 use crate::kubernetes::runtime::{KubePlace, KubeRuntime};
 use crate::operator::{ManagedOperator, OperatorEnv, OperatorPlace, STOP_GRACE};
@@ -223,6 +223,7 @@ async fn open_cluster(
             context,
         },
         endpoints: settings.endpoints.clone(),
+        ways: Ways::of(settings),
     };
     let turn = {
         let key = format!("{} {}", connection.place, place.namespace);

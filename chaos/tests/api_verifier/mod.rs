@@ -167,18 +167,7 @@ pub fn selected(list: &Value, selector: &str) -> Value {
     list
 }
 
-/// A query value as the client encodes it (`application/x-www-form-urlencoded`).
-pub fn encoded(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                (byte as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
+pub use testkit::encoded;
 
 /// The list of pods in `namespace` that `selector` picks, answered from `list`.
 pub fn list_pods(namespace: &str, selector: &str, list: &Value) -> Exchange {

@@ -155,6 +155,69 @@ pub enum Runtime {
     Kubernetes,
 }
 
+/// How `node_kill` kills a node on Kubernetes.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKillWay {
+    /// Delete the pod with grace period 0; its controller makes it anew.
+    #[default]
+    PodDelete,
+    /// SIGKILL to the database's process through `pods/exec` (`kill -9`); the kubelet restarts
+    /// the container in place. The kernel ignores it when the database is its container's PID 1
+    /// (the default images): give the pods `shareProcessNamespace: true`, or use
+    /// `container_kill`.
+    Signal,
+    /// Chaos Mesh `PodChaos` `container-kill`: the container runtime kills the database's
+    /// container, which the kubelet restarts in place.
+    ContainerKill,
+}
+
+/// How `disk_pressure` presses on a node's disk on Kubernetes.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskPressureWay {
+    /// A file through `pods/exec` filling the data volume to `fill_percent`.
+    #[default]
+    Fill,
+    /// Chaos Mesh `IOChaos`: every write to the data volume fails with ENOSPC, as on a full
+    /// disk (`fill_percent` is not used).
+    IoChaos,
+    /// Chaos Mesh `StressChaos`: stress-ng `--hdd` workers in the pod's cgroup writing and
+    /// syncing on the node's disk (Chaos Mesh runs them in its own filesystem, not on the data
+    /// volume; `fill_percent` is not used).
+    StressChaos,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 /// Runtime settings of one subject.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +250,12 @@ pub struct SubjectSettings {
     /// Kubernetes: the TiDB cluster's or etcd release's name, narrowing the default selectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Kubernetes: how `node_kill` kills a pod's database (default `pod_delete`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub node_kill: NodeKillWay,
+    /// Kubernetes: how `disk_pressure` presses on a pod's data volume (default `fill`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disk_pressure: DiskPressureWay,
     /// TiKV on the lab: the directory holding `pd-server` and `tikv-server`. Without it they are
     /// looked for in `EVAL_TIKV_BIN_DIR`, then on `PATH`, then in TiUP's
     /// `~/.tiup/components/{pd,tikv}/<version>/`.
@@ -211,6 +280,8 @@ impl Default for SubjectSettings {
             selector: None,
             pd_selector: None,
             cluster: None,
+            node_kill: NodeKillWay::default(),
+            disk_pressure: DiskPressureWay::default(),
             binaries: None,
             pd_members: None,
         }

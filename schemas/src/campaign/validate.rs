@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, did_you_mean, parent_path};
 use super::model::{
-    CampaignFile, ChaosSpec, NetworkPartitionParams, Runtime, SubjectKind, SubjectSettings, Target,
-    VariantFile,
+    CampaignFile, ChaosSpec, DiskPressureWay, NetworkPartitionParams, NodeKillWay, Runtime,
+    SubjectKind, SubjectSettings, Target, VariantFile,
 };
 use super::schema_walk::check_against_schema;
 use super::yaml::{self, Node, NodeKind, Position, to_json};
@@ -406,6 +406,11 @@ fn check_campaign(
                 ("selector", settings.selector.is_some()),
                 ("pd_selector", settings.pd_selector.is_some()),
                 ("cluster", settings.cluster.is_some()),
+                ("node_kill", settings.node_kill != NodeKillWay::default()),
+                (
+                    "disk_pressure",
+                    settings.disk_pressure != DiskPressureWay::default(),
+                ),
             ] {
                 if given {
                     report(
