@@ -576,6 +576,57 @@ fn bench_rescore_reads_and_scores_every_synthetic_trial() {
     }
 }
 
+/// `evalctl bench legacy` on a small eval.db made from the seed harness's rows: every trial is
+/// imported without a note (each copy keeps its campaign's rows) and re-scored once.
+#[test]
+fn bench_legacy_imports_and_rescores_every_trial_of_many_campaigns() {
+    let output = eval(
+        "nats://127.0.0.1:1",
+        &[
+            "bench",
+            "legacy",
+            "--trials",
+            "120",
+            "--campaigns",
+            "12",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (&bench["trials"], &bench["campaigns"], &bench["scored"]),
+        (
+            &serde_json::json!(120),
+            &serde_json::json!(12),
+            &serde_json::json!(120)
+        ),
+        "{bench}"
+    );
+    assert_eq!(bench["import_problems"], 0, "{bench}");
+    // About ten events per trial, as the seed harness's trials give.
+    let events = bench["events"].as_u64().unwrap();
+    assert!((120 * 8..120 * 14).contains(&events), "{bench}");
+    for rate in [
+        "import_events_per_second",
+        "plain_messages_per_second",
+        "raw_events_per_second",
+        "rescore_events_per_second",
+    ] {
+        assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    }
+    let bad = eval(
+        "nats://127.0.0.1:1",
+        &["bench", "legacy", "--trials", "10", "--campaigns", "20"],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("--campaigns must be between 1 and --trials (10)"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 /// `evalctl bench publish` on a small campaign: the campaign's every event is stored, and the
 /// plain loop sends as many messages.
 #[test]

@@ -649,6 +649,41 @@ async fn the_preflight_checks_the_rights_and_kinds_of_the_ways_asked_for() {
     .assert_eq(&format!("{}\n", problems.join("\n")));
 }
 
+/// The preflight's other lines: a right the API server cannot answer about, `endpoints` that
+/// are not one per pod, and a pod not Ready.
+#[tokio::test]
+async fn the_preflight_says_an_unanswered_review_a_wrong_endpoint_count_and_pods_not_ready() {
+    let mut list = pod_list("pods-etcd-bitnami.json");
+    for condition in list["items"][1]["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if condition["type"] == "Ready" {
+            condition["status"] = json!("False");
+        }
+    }
+    let mut script = vec![version()];
+    for (resource, verb) in [("pods", "list"), ("pods", "get")] {
+        script.push(review("etcd", "", resource, verb, true));
+    }
+    let mut unanswered = review("etcd", "", "pods", "delete", true);
+    unanswered.status = 500;
+    unanswered.reply = status(500, "InternalError", "etcdserver: request timed out");
+    script.push(unanswered);
+    script.push(list_pods("etcd", "app.kubernetes.io/name=etcd", &list));
+    let needs = Needs {
+        endpoints: 2,
+        ..etcd_needs(&[ChaosType::NodeKill])
+    };
+    let problems = preflight_with(script, &needs).await;
+    expect![[r#"
+        cannot ask whether the harness may delete pods in namespace etcd: 500 InternalError: etcdserver: request timed out
+        subject_settings.etcd.endpoints names 2 addresses, and the selectors pick 3 pods in namespace etcd; give one per pod, in node order
+        etcd pods not Ready in namespace etcd: etcd-1; a trial starts from a healthy cluster
+    "#]]
+    .assert_eq(&format!("{}\n", problems.join("\n")));
+}
+
 #[tokio::test]
 async fn an_unreachable_cluster_is_one_line_and_nothing_else_is_asked() {
     let script = vec![Exchange::new("GET", "/version").reply(

@@ -80,7 +80,7 @@
 //! The SQLite reading ([`read_legacy`]) and the publishing ([`import`]) are the edges; turning rows
 //! into events ([`plan`]) is pure.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
@@ -636,8 +636,20 @@ pub fn plan(db: &LegacyDb, producer: &Producer) -> ImportPlan {
             ));
         }
     }
+    // Each campaign's trials, in the file's order, found once (not by a scan per campaign).
+    let mut trials_of: HashMap<&str, Vec<&LegacyTrial>> = HashMap::new();
+    for trial in &db.trials {
+        trials_of
+            .entry(trial.campaign_id.as_str())
+            .or_default()
+            .push(trial);
+    }
     for campaign in &db.campaigns {
-        if let Some(planned) = plan_campaign(db, campaign, producer, &mut problems) {
+        let trials = trials_of
+            .get(campaign.id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(planned) = plan_campaign(db, campaign, trials, producer, &mut problems) {
             campaigns.push(planned);
         }
     }
@@ -650,6 +662,7 @@ pub fn plan(db: &LegacyDb, producer: &Producer) -> ImportPlan {
 fn plan_campaign(
     db: &LegacyDb,
     campaign: &LegacyCampaign,
+    trials: &[&LegacyTrial],
     producer: &Producer,
     problems: &mut Vec<String>,
 ) -> Option<PlannedCampaign> {
@@ -702,7 +715,7 @@ fn plan_campaign(
 
     // Read each trial's required values; skip the ones that cannot be.
     let mut ready = Vec::new();
-    for row in db.trials.iter().filter(|t| t.campaign_id == campaign.id) {
+    for row in trials.iter().copied() {
         let label = format!(
             "{campaign_label} trial {}",
             row.id.text().unwrap_or_default()
@@ -1185,6 +1198,11 @@ pub async fn import(log: &EventLog, path: &Path) -> Result<ImportReport> {
         summary: PublishSummary::default(),
         problems: planned.problems,
     };
+    // Only the campaigns the log holds already (its subject index says which, without reading a
+    // message: one listing, where asking campaign by campaign costs a request each) are read for
+    // the events they have; everything missing goes out in one publish.
+    let present: HashSet<String> = log.campaign_ids().await?.into_iter().collect();
+    let mut missing = Vec::new();
     for campaign in planned.campaigns {
         report.campaigns.push(ImportedCampaign {
             legacy_id: campaign.legacy_id.clone(),
@@ -1193,16 +1211,21 @@ pub async fn import(log: &EventLog, path: &Path) -> Result<ImportReport> {
             n_trials: campaign.n_trials,
         });
         report.n_events += campaign.events.len() as u64;
+        if !present.contains(&campaign.campaign_id) {
+            missing.extend(campaign.events);
+            continue;
+        }
         let existing = stored_ids(log, &campaign.campaign_id).await?;
-        let (already, missing): (Vec<Event>, Vec<Event>) = campaign
+        let (already, new): (Vec<Event>, Vec<Event>) = campaign
             .events
             .into_iter()
             .partition(|event| existing.contains(&event.id));
         report.already_stored += already.len() as u64;
-        let summary = log.publish_all(missing, 256, |_| {}).await?;
-        report.summary.stored += summary.stored;
-        report.summary.duplicates += summary.duplicates;
+        missing.extend(new);
     }
+    report.summary = log
+        .publish_all(missing, schemas::log::DEFAULT_IN_FLIGHT, |_| {})
+        .await?;
     Ok(report)
 }
 

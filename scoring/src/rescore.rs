@@ -6,17 +6,18 @@
 //! whose `TrialScored` of this version is already in the log is skipped, so a rerun, or a run
 //! after an interrupted one, publishes only what is missing.
 //!
-//! A replay reads a campaign to the end of the stream. One task pulls the messages and picks those
-//! the scorer reads; another parses them, scores each trial as soon as it is complete (its
-//! `TrialFinished` and, for an operator trial, its `OperatorCaptureFinished`: every captured
-//! event comes before it), encodes its `TrialScored` and drops the trial's events. Scores are
-//! published once all of the campaign has been read. A trial finished without the end of its
-//! capture (a log written before captures announced their end, or no capture stage ran) is scored
-//! at the end of the read from the events kept; one that still gets an event after it was scored
-//! (which the harness does not write) is read again from the stream before the publish, because
-//! a published score cannot be taken back.
-//! Campaigns are replayed one at a time; memory holds the events of the trials not finished yet
-//! (without the bulky fields the scorer never reads) and the encoded scores.
+//! A replay reads the stream once, to its end: one campaign's subjects, or every campaign's in
+//! one pass (a consumer per campaign would cost the server a search of the whole stream each).
+//! One task pulls the messages and picks those the scorer reads; another parses them, scores
+//! each trial as soon as it is complete (its `TrialFinished` and, for an operator trial, its
+//! `OperatorCaptureFinished`: every captured event comes before it), encodes its `TrialScored`
+//! and drops the trial's events. Scores are published once the read is done. A trial finished
+//! without the end of its capture (a log written before captures announced their end, or no
+//! capture stage ran) is scored at the end of the read from the events kept; one that still gets
+//! an event after it was scored (which the harness does not write) is read again from the stream
+//! before the publish, because a published score cannot be taken back.
+//! Memory holds the events of the trials not finished yet (without the bulky fields the scorer
+//! never reads) and the encoded scores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
@@ -46,6 +47,8 @@ pub struct RescoreProgress {
     pub campaign_id: String,
     pub n_campaigns: u64,
     pub n_campaigns_done: u64,
+    /// Events the read will go through (those stored when it began).
+    pub n_events_total: u64,
     pub n_events_read: u64,
     pub n_trials_scored: u64,
     pub n_published: u64,
@@ -88,101 +91,116 @@ pub async fn rescore(
     mut progress: impl FnMut(&RescoreProgress),
 ) -> Result<RescoreReport> {
     let version = config.version();
-    let campaigns = match filter {
-        RescoreFilter::All => log.campaign_ids().await?,
-        RescoreFilter::Campaign(id) => vec![id.clone()],
+    let scope = match filter {
+        RescoreFilter::All => None,
+        RescoreFilter::Campaign(id) => Some(id.as_str()),
     };
     let producer = Producer::here("rescore");
     let mut report = RescoreReport {
         scorer_version: version.clone(),
-        n_campaigns: campaigns.len() as u64,
         ..RescoreReport::default()
     };
     let mut state = RescoreProgress {
-        n_campaigns: campaigns.len() as u64,
+        campaign_id: scope.unwrap_or("all").to_string(),
+        n_campaigns: u64::from(scope.is_some()),
         ..RescoreProgress::default()
     };
-    for campaign_id in &campaigns {
-        state.campaign_id = campaign_id.clone();
-        progress(&state);
-        let mut replay = CampaignReplay {
-            campaign_id,
-            version: &version,
-            config,
-            producer: &producer,
-            trials: Vec::new(),
-            index_of: HashMap::new(),
-            state: &mut state,
-        };
-        replay.read(log, &mut progress).await?;
-        let trials = std::mem::take(&mut replay.trials);
-        report.n_trials += trials.len() as u64;
-        // Trials with events after they were scored, to score again from the stream.
-        let again: HashSet<&str> = trials
-            .iter()
-            .filter(|trial| trial.completeness.finished() && trial.scored.is_none())
-            .filter(|trial| trial.events.is_empty())
-            .filter(|trial| {
-                let id = scored_event_id(campaign_id, &trial.trial_id, &version);
-                !trial.scored_ids.contains(&id)
-            })
-            .map(|trial| trial.trial_id.as_str())
-            .collect();
-        let mut read_again = read_trials_again(log, campaign_id, &again).await?;
-        let mut to_publish = Vec::new();
-        for trial in trials {
-            if !trial.completeness.finished() {
-                continue;
-            }
-            report.n_finished += 1;
-            let id = scored_event_id(campaign_id, &trial.trial_id, &version);
-            if trial.scored_ids.contains(&id) {
-                report.n_already_scored += 1;
-                continue;
-            }
-            let (outcome, event) = match trial.scored {
-                Some(scored) => scored,
-                // Finished, its capture's end never came: graded from what the log holds.
-                None if !trial.events.is_empty() => {
-                    report.n_without_capture_end += 1;
-                    let trial_score = score(&trial.events, config);
-                    (trial_score.outcome, trial_score.encode(&producer))
-                }
-                None => {
-                    let events = read_again.remove(&trial.trial_id).unwrap_or_default();
-                    if events.iter().any(|event| event.id == id) {
-                        report.n_already_scored += 1;
-                        continue;
-                    }
-                    let events: Vec<Event> = events
-                        .into_iter()
-                        .filter(|event| !matches!(event.data, EventData::TrialScored(_)))
-                        .collect();
-                    let trial_score = score(&events, config);
-                    (trial_score.outcome, trial_score.encode(&producer))
-                }
-            };
-            *report
-                .by_outcome
-                .entry(outcome_name(outcome).to_string())
-                .or_insert(0) += 1;
-            to_publish.push(event);
-            state.n_trials_scored += 1;
+    progress(&state);
+    // One read of the stream (or of the campaign), whatever the number of campaigns: a consumer
+    // per campaign costs the server a search of the whole stream for each.
+    let mut replay = Replay {
+        scope,
+        version: &version,
+        config,
+        producer: &producer,
+        trials: Vec::new(),
+        index_of: HashMap::new(),
+        state: &mut state,
+    };
+    // The campaigns are counted as the read meets them: listing them from the server's subject
+    // index would make it walk every subject of the stream.
+    let n_campaigns = replay.read(log, &mut progress).await?;
+    let trials = std::mem::take(&mut replay.trials);
+    report.n_campaigns = n_campaigns;
+    state.n_campaigns = n_campaigns;
+    report.n_trials += trials.len() as u64;
+    // Trials with events after they were scored, to score again from the stream, by campaign.
+    let mut again: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    for trial in &trials {
+        let id = scored_event_id(&trial.campaign_id, &trial.trial_id, &version);
+        if trial.completeness.finished()
+            && trial.scored.is_none()
+            && trial.events.is_empty()
+            && !trial.scored_ids.contains(&id)
+        {
+            again
+                .entry(trial.campaign_id.as_str())
+                .or_default()
+                .insert(trial.trial_id.as_str());
         }
-        let summary = log
-            .publish_encoded(to_publish, PUBLISH_IN_FLIGHT, |_| {})
-            .await?;
-        report.n_published += summary.stored;
-        state.n_published += summary.stored;
-        state.n_campaigns_done += 1;
-        progress(&state);
     }
+    let mut read_again = HashMap::new();
+    for (campaign_id, trial_ids) in &again {
+        for (trial_id, events) in read_trials_again(log, campaign_id, trial_ids).await? {
+            read_again.insert((campaign_id.to_string(), trial_id), events);
+        }
+    }
+    let mut to_publish = Vec::new();
+    for trial in trials {
+        if !trial.completeness.finished() {
+            continue;
+        }
+        report.n_finished += 1;
+        let id = scored_event_id(&trial.campaign_id, &trial.trial_id, &version);
+        if trial.scored_ids.contains(&id) {
+            report.n_already_scored += 1;
+            continue;
+        }
+        let (outcome, event) = match trial.scored {
+            Some(scored) => scored,
+            // Finished, its capture's end never came: graded from what the log holds.
+            None if !trial.events.is_empty() => {
+                report.n_without_capture_end += 1;
+                let trial_score = score(&trial.events, config);
+                (trial_score.outcome, trial_score.encode(&producer))
+            }
+            None => {
+                let events = read_again
+                    .remove(&(trial.campaign_id, trial.trial_id))
+                    .unwrap_or_default();
+                if events.iter().any(|event| event.id == id) {
+                    report.n_already_scored += 1;
+                    continue;
+                }
+                let events: Vec<Event> = events
+                    .into_iter()
+                    .filter(|event| !matches!(event.data, EventData::TrialScored(_)))
+                    .collect();
+                let trial_score = score(&events, config);
+                (trial_score.outcome, trial_score.encode(&producer))
+            }
+        };
+        *report
+            .by_outcome
+            .entry(outcome_name(outcome).to_string())
+            .or_insert(0) += 1;
+        to_publish.push(event);
+        state.n_trials_scored += 1;
+    }
+    let summary = log
+        .publish_encoded(to_publish, PUBLISH_IN_FLIGHT, |_| {})
+        .await?;
+    report.n_published += summary.stored;
+    state.n_published += summary.stored;
+    state.n_campaigns_done = n_campaigns;
+    progress(&state);
     report.n_events_read = state.n_events_read;
     Ok(report)
 }
 
 /// One trial as the replay keeps it.
 struct TrialEvents {
+    campaign_id: String,
     trial_id: String,
     /// Its events so far, until it is scored.
     events: Vec<Event>,
@@ -195,45 +213,42 @@ struct TrialEvents {
     scored: Option<(Outcome, EncodedEvent)>,
 }
 
-struct CampaignReplay<'a, 'r> {
-    campaign_id: &'a str,
+struct Replay<'a, 'r> {
+    /// The campaign read, or `None` for every campaign.
+    scope: Option<&'a str>,
     version: &'a str,
     config: &'a ScoringConfig,
     producer: &'a Producer,
     trials: Vec<TrialEvents>,
-    index_of: HashMap<String, usize>,
+    /// Each trial's index in `trials`, by campaign and trial id.
+    index_of: HashMap<(String, String), usize>,
     state: &'r mut RescoreProgress,
 }
 
-impl CampaignReplay<'_, '_> {
-    /// Reads the campaign's events: one task pulls the messages, this one parses them and scores
-    /// each trial when its `TrialFinished` arrives.
+impl Replay<'_, '_> {
+    /// Reads the events of the scope: one task pulls the messages, this one parses them and
+    /// scores each trial when its `TrialFinished` arrives. How many campaigns the events were of.
     async fn read(
         &mut self,
         log: &EventLog,
         progress: &mut impl FnMut(&RescoreProgress),
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let read_error = |error: String| Error::Log(schemas::log::Error::Read(error));
         let filter = EventFilter {
-            campaign_id: Some(self.campaign_id.to_string()),
+            campaign_id: self.scope.map(str::to_string),
             ..EventFilter::default()
         };
-        let stream = log.stream().await?;
-        let mut consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter.subject(),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| read_error(error.to_string()))?;
+        let (mut consumer, _release) = log
+            .ordered_consumer(filter.subject(), consumer::DeliverPolicy::All)
+            .await?;
         let initially_pending = consumer
             .info()
             .await
             .map_err(|error| read_error(error.to_string()))?
             .num_pending;
+        self.state.n_events_total = initially_pending;
         if initially_pending == 0 {
-            return Ok(());
+            return Ok(0);
         }
         let mut messages = consumer
             .messages()
@@ -247,11 +262,17 @@ impl CampaignReplay<'_, '_> {
         let reader = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut n_messages: u64 = 0;
+            let mut campaigns: HashSet<String> = HashSet::new();
             while let Some(next) = messages.next().await {
                 let mut message = next.map_err(|error| error.to_string())?;
                 let info = message.info().map_err(|error| error.to_string())?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
                 n_messages += 1;
+                if let Some(campaign) = message.subject.split('.').nth(1)
+                    && !campaigns.contains(campaign)
+                {
+                    campaigns.insert(campaign.to_string());
+                }
                 let event_type = message.subject.rsplit('.').next().unwrap_or_default();
                 if needed_payload(event_type, &message.payload) {
                     batch.push((
@@ -271,7 +292,7 @@ impl CampaignReplay<'_, '_> {
                     break;
                 }
             }
-            Ok::<(), String>(())
+            Ok::<u64, String>(campaigns.len() as u64)
         });
         while let Some((n_messages, payloads)) = receiver.recv().await {
             let before = self.state.n_events_read;
@@ -297,25 +318,27 @@ impl CampaignReplay<'_, '_> {
     }
 
     /// The index of a trial in `trials`, added on its first event.
-    fn trial_index(&mut self, trial_id: &str) -> usize {
+    fn trial_index(&mut self, campaign_id: &str, trial_id: &str) -> usize {
         // A trial's events mostly come one after the other.
         if let Some(last) = self.trials.last()
             && last.trial_id == trial_id
+            && last.campaign_id == campaign_id
         {
             return self.trials.len() - 1;
         }
-        if let Some(index) = self.index_of.get(trial_id) {
+        let key = (campaign_id.to_string(), trial_id.to_string());
+        if let Some(index) = self.index_of.get(&key) {
             return *index;
         }
         self.trials.push(TrialEvents {
+            campaign_id: campaign_id.to_string(),
             trial_id: trial_id.to_string(),
             events: Vec::new(),
             scored_ids: HashSet::new(),
             completeness: Completeness::default(),
             scored: None,
         });
-        self.index_of
-            .insert(trial_id.to_string(), self.trials.len() - 1);
+        self.index_of.insert(key, self.trials.len() - 1);
         self.trials.len() - 1
     }
 
@@ -324,7 +347,7 @@ impl CampaignReplay<'_, '_> {
         let Some(trial_id) = event.trial_id.as_deref() else {
             return;
         };
-        let index = self.trial_index(trial_id);
+        let index = self.trial_index(&event.campaign_id, trial_id);
         let trial = &mut self.trials[index];
         match &event.data {
             EventData::TrialScored(_) => {
@@ -343,7 +366,7 @@ impl CampaignReplay<'_, '_> {
         trial.events.push(event);
         if !was_complete && trial.completeness.complete() {
             let events = std::mem::take(&mut trial.events);
-            let id = scored_event_id(self.campaign_id, &trial.trial_id, self.version);
+            let id = scored_event_id(&trial.campaign_id, &trial.trial_id, self.version);
             if !trial.scored_ids.contains(&id) {
                 let trial_score = score(&events, self.config);
                 trial.scored = Some((trial_score.outcome, trial_score.encode(self.producer)));

@@ -290,6 +290,40 @@ async fn rescore_publishes_one_new_score_per_finished_trial_beside_the_old_ones(
     assert_eq!((all.n_published, all.n_already_scored), (2, 4));
 }
 
+/// Many campaigns are re-scored in one read of the stream, each trial once under its own
+/// campaign (two campaigns may hold the same trial index), and no consumer is left behind on
+/// the server: a replay over thousands of campaigns once piled up a consumer each, for 30 s,
+/// until the server refused more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescore_of_every_campaign_reads_once_and_leaves_no_consumer() {
+    let (_nats, log) = start().await;
+    let names: Vec<String> = (0..40).map(|n| format!("many-{n:02}")).collect();
+    for name in &names {
+        publish(&log, &campaign(name, 2)).await;
+    }
+    let report = rescore(&log, &RescoreFilter::All, &ScoringConfig::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.n_campaigns, 40);
+    assert_eq!((report.n_finished, report.n_published), (80, 80));
+    for name in &names {
+        let stored = scores(&log, Some(name)).await;
+        assert_eq!(stored.len(), 2, "{name}");
+        assert_ne!(stored[0].0, stored[1].0, "{name}: one score per trial");
+    }
+    // The reads' consumers are deleted when they end (after the spawned deletes run).
+    let mut stream = log.stream().await.unwrap();
+    let mut left = u64::MAX;
+    for _ in 0..50 {
+        left = stream.info().await.unwrap().state.consumer_count as u64;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "consumers left on the stream");
+}
+
 /// An event of a trial that follows its `TrialFinished` (a capture running late) counts in its
 /// score: a few such trials are read again one by one, many in one more read of the campaign.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,13 +77,11 @@ pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
     let bar = super::progress_bar(0, "re-scoring");
     let report = scoring::rescore(&log, &filter, &config, |progress| {
         if let Some(bar) = &bar {
-            bar.set_length(progress.n_campaigns);
-            bar.set_position(progress.n_campaigns_done);
+            bar.set_length(progress.n_events_total);
+            bar.set_position(progress.n_events_read.min(progress.n_events_total));
             bar.set_message(format!(
-                "re-scoring {} ({} events read, {} trials scored)",
-                &progress.campaign_id[..progress.campaign_id.len().min(8)],
-                progress.n_events_read,
-                progress.n_trials_scored
+                "re-scoring {} campaign(s): {} events read, {} trials scored",
+                progress.n_campaigns, progress.n_events_read, progress.n_trials_scored
             ));
         }
     })

@@ -9,6 +9,8 @@ mod campaigns;
 pub mod cluster;
 pub mod durability;
 mod durable;
+mod read;
+pub use read::ConsumerRelease;
 pub mod local;
 pub mod roles;
 
@@ -21,7 +23,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
-use futures::Stream;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::event::Event;
@@ -537,104 +538,6 @@ impl EventLog {
             .map_err(|error| error.to_string())
     }
 
-    /// Reads the events that `filter` selects, in stream order. Without `follow` the stream ends
-    /// at the last event stored when reading began; with it, it waits for new events.
-    pub async fn read(
-        &self,
-        filter: &EventFilter,
-        follow: bool,
-    ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
-        self.read_from(filter, 1, follow).await
-    }
-
-    /// [`EventLog::read`] from stream sequence `start_sequence` on (1 is the first).
-    pub async fn read_from(
-        &self,
-        filter: &EventFilter,
-        start_sequence: u64,
-        follow: bool,
-    ) -> Result<impl Stream<Item = Result<StoredEvent>> + use<>> {
-        let messages = self
-            .read_messages_from(filter, start_sequence, follow)
-            .await?;
-        Ok(messages.map(|message| message.map(StoredMessage::into_event)))
-    }
-
-    /// [`EventLog::read_from`] without reading the payloads.
-    pub async fn read_messages_from(
-        &self,
-        filter: &EventFilter,
-        start_sequence: u64,
-        follow: bool,
-    ) -> Result<impl Stream<Item = Result<StoredMessage>> + use<>> {
-        let stream = self.stream().await?;
-        let deliver_policy = if start_sequence <= 1 {
-            consumer::DeliverPolicy::All
-        } else {
-            consumer::DeliverPolicy::ByStartSequence { start_sequence }
-        };
-        // The whole stream is read without a filter: nats-server 2.9 miscounts the pending
-        // messages of a filter that starts past the first sequence.
-        let subject = filter.subject();
-        let filter_subject = if subject == STREAM_SUBJECTS {
-            String::new()
-        } else {
-            subject
-        };
-        let mut consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject,
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| Error::Read(error.to_string()))?;
-        let initially_pending = consumer
-            .info()
-            .await
-            .map_err(|error| Error::Read(error.to_string()))?
-            .num_pending;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|error| Error::Read(error.to_string()))?;
-        // Without `follow`, the stream ends after the messages pending at creation: counted, as
-        // the `pending` of each message is not reliable once the consumer starts past the first
-        // sequence.
-        let remaining = if follow { u64::MAX } else { initially_pending };
-        Ok(futures::stream::unfold(
-            (messages, remaining),
-            move |(mut messages, remaining)| async move {
-                if remaining == 0 {
-                    return None;
-                }
-                let next = messages.next().await?;
-                let item = next
-                    .map_err(|error| Error::Read(error.to_string()))
-                    .and_then(|message| {
-                        let info = message
-                            .info()
-                            .map_err(|error| Error::Read(error.to_string()))?;
-                        let stored = StoredMessage {
-                            sequence: info.stream_sequence,
-                            subject: message.subject.to_string(),
-                            msg_id: message
-                                .headers
-                                .as_ref()
-                                .and_then(|headers| headers.get("Nats-Msg-Id"))
-                                .map(|id| id.to_string()),
-                            payload: message.payload.clone(),
-                        };
-                        Ok(stored)
-                    });
-                match item {
-                    Ok(stored) => Some((Ok(stored), (messages, remaining.saturating_sub(1)))),
-                    Err(error) => Some((Err(error), (messages, 0))),
-                }
-            },
-        ))
-    }
-
     /// The distinct values of one subject token among the stored subjects matching `filter`,
     /// read from the server's subject index without reading any message. `token` counts from 0
     /// (`eval`), so 1 is the campaign id and 2 the trial id.
@@ -654,7 +557,8 @@ impl EventLog {
         Ok(values.into_iter().collect())
     }
 
-    /// Every campaign id in the log.
+    /// Every campaign id in the log (the server matches every subject of the stream: costly on
+    /// a log of millions of events).
     pub async fn campaign_ids(&self) -> Result<Vec<String>> {
         self.subject_tokens("eval.*.*.*", 1).await
     }

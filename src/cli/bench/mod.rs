@@ -1,6 +1,7 @@
 //! `evalctl bench …`: benchmarks that print their figures.
 
 mod campaign;
+mod legacy;
 mod project;
 mod publish;
 mod rescore;
@@ -23,6 +24,10 @@ pub enum BenchCommand {
     /// Re-scoring by replay of a synthetic log (about 30 events per trial), beside the raw read
     /// rate of the same stream.
     Rescore(RescoreBenchArgs),
+    /// A seed harness eval.db (its real rows, copied into many campaigns): `import-legacy` beside
+    /// a plain publish loop of as many same-size messages, and `rescore --all` beside the raw
+    /// read of the same stream.
+    Legacy(LegacyBenchArgs),
     /// A full rebuild of the DuckDB file from a synthetic log (about 30 events per trial),
     /// beside DuckDB's own Arrow append of the same rows.
     Project(RescoreBenchArgs),
@@ -80,6 +85,22 @@ pub struct RescoreBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LegacyBenchArgs {
+    /// Trials in the eval.db.
+    #[arg(long, default_value_t = 100_000)]
+    pub(super) trials: u64,
+    /// Campaigns the trials are spread over.
+    #[arg(long, default_value_t = 100)]
+    pub(super) campaigns: u64,
+    /// Start the benchmark's nats-server with `sync_interval: always`, as `evalctl up` does.
+    #[arg(long)]
+    pub(super) sync: bool,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TrialBenchArgs {
     /// Measurements per fault (the median is printed).
     #[arg(long, default_value_t = 3)]
@@ -104,6 +125,7 @@ pub async fn run(_global: &Global, command: BenchCommand) -> Outcome {
         BenchCommand::Publish(args) => publish::run(args).await,
         BenchCommand::Trial(args) => trial::run(args).await,
         BenchCommand::Rescore(args) => rescore::run(args).await,
+        BenchCommand::Legacy(args) => legacy::run(args).await,
         BenchCommand::Project(args) => project::run(args).await,
         BenchCommand::Viewer(args) => viewer::run(args).await,
         BenchCommand::Campaign(args) => campaign::run(args).await,

@@ -119,7 +119,14 @@ async fn run_bench(url: &str, trials: u32) -> Result<RescoreBench> {
     let events = summary.stored;
 
     let started = Instant::now();
-    let read = raw_read(&log).await?;
+    let read = raw_read(
+        &log,
+        &EventFilter {
+            campaign_id: Some(BENCH_CAMPAIGN.to_string()),
+            ..EventFilter::default()
+        },
+    )
+    .await?;
     let raw_read = started.elapsed();
     if read != events {
         bail!("the raw read saw {read} events, {events} were published");
@@ -143,22 +150,12 @@ async fn run_bench(url: &str, trials: u32) -> Result<RescoreBench> {
     })
 }
 
-/// Reads the campaign's messages through the same kind of ordered consumer as every reader,
-/// without parsing them: the floor of what a replay costs.
-async fn raw_read(log: &EventLog) -> Result<u64> {
-    let filter = EventFilter {
-        campaign_id: Some(BENCH_CAMPAIGN.to_string()),
-        ..EventFilter::default()
-    };
-    let stream = log.stream().await?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: filter.subject(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .context("raw read")?;
+/// Reads the messages `filter` picks through the same kind of ordered consumer as every reader,
+/// without parsing them: the floor of what a replay costs. How many there were.
+pub(super) async fn raw_read(log: &EventLog, filter: &EventFilter) -> Result<u64> {
+    let (consumer, _release) = log
+        .ordered_consumer(filter.subject(), consumer::DeliverPolicy::All)
+        .await?;
     let mut messages = consumer.messages().await.context("raw read")?;
     let mut count = 0;
     let mut bytes = 0;
