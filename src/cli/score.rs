@@ -80,8 +80,8 @@ pub async fn rescore(global: &Global, args: RescoreArgs) -> Outcome {
             bar.set_length(progress.n_events_total);
             bar.set_position(progress.n_events_read.min(progress.n_events_total));
             bar.set_message(format!(
-                "re-scoring {} campaign(s): {} events read, {} trials scored",
-                progress.n_campaigns, progress.n_events_read, progress.n_trials_scored
+                "re-scoring: {} events read, {} trials scored",
+                progress.n_events_read, progress.n_trials_scored
             ));
         }
     })
