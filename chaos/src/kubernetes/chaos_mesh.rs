@@ -270,7 +270,7 @@ pub async fn delete_labelled(
 ) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     let api = chaos_api(client, namespace, kind)?;
-    for object in list_labelled(&api, namespace, kind, selector).await? {
+    for object in list_labelled(&api, namespace, kind, selector, false).await? {
         let name = object.metadata.name.clone().unwrap_or_default();
         if delete_object(&api, namespace, kind, &name).await? {
             deleted.push(format!("{kind} {namespace}/{name}"));
@@ -280,16 +280,21 @@ pub async fn delete_labelled(
 }
 
 /// The objects of `kind` in `namespace` that `selector` picks; none when the cluster does not
-/// serve the kind (no Chaos Mesh).
+/// serve the kind (no Chaos Mesh), or, with `forbidden_is_none`, when the harness may not list it.
 async fn list_labelled(
     api: &Api<DynamicObject>,
     namespace: &str,
     kind: &str,
     selector: &str,
+    forbidden_is_none: bool,
 ) -> Result<Vec<DynamicObject>> {
     match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => Ok(list.items),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(kube::Error::Api(status))
+            if status.code == 404 || (forbidden_is_none && status.code == 403) =>
+        {
+            Ok(Vec::new())
+        }
         Err(error) => Err(Error::Kube(format!(
             "listing {kind} in namespace {namespace} with {selector:?}: {}",
             super::describe(&error)
@@ -305,8 +310,13 @@ pub async fn leftovers(
     kind: &str,
 ) -> Result<Vec<String>> {
     let api = chaos_api(client, namespace, kind)?;
-    Ok(list_labelled(&api, namespace, kind, selector)
-        .await?
+    let objects = list_labelled(&api, namespace, kind, selector, false).await?;
+    Ok(named(kind, namespace, objects))
+}
+
+/// `NetworkChaos ns/name` for each object.
+fn named(kind: &str, namespace: &str, objects: Vec<DynamicObject>) -> Vec<String> {
+    objects
         .into_iter()
         .map(|object| {
             format!(
@@ -314,7 +324,7 @@ pub async fn leftovers(
                 object.metadata.name.unwrap_or_default()
             )
         })
-        .collect())
+        .collect()
 }
 
 /// The objects of every kind of [`KINDS`] that `selector` picks in `namespace`, for a reset. A
@@ -326,24 +336,10 @@ pub async fn namespace_leftovers(
     selector: &str,
 ) -> Result<Vec<String>> {
     let mut left = Vec::new();
-    for (kind, plural) in KINDS {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &resource(kind, plural));
-        match api.list(&ListParams::default().labels(selector)).await {
-            Ok(list) => left.extend(list.items.into_iter().map(|object| {
-                format!(
-                    "{kind} {namespace}/{}",
-                    object.metadata.name.unwrap_or_default()
-                )
-            })),
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => {}
-            Err(error) => {
-                return Err(Error::Kube(format!(
-                    "listing {kind} in namespace {namespace} with {selector:?}: {}",
-                    super::describe(&error)
-                )));
-            }
-        }
+    for (kind, _) in KINDS {
+        let api = chaos_api(client, namespace, kind)?;
+        let objects = list_labelled(&api, namespace, kind, selector, true).await?;
+        left.extend(named(kind, namespace, objects));
     }
     Ok(left)
 }
