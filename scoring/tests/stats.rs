@@ -329,7 +329,7 @@ fn verdicts_name_a_winner_only_when_significant() {
     check(
         compare::compare_rates(12, 20, 10, 20, 0.05, 0.8),
         expect![
-            "success rate: the data cannot tell (p = 0.7512, Fisher's exact test, 20 vs 20); about 404 trials per side would be needed to tell a difference this large"
+            "success rate: the data cannot tell (p = 0.7512, Fisher's exact test, 20 vs 20); about 408 trials per side would be needed to tell a difference this large"
         ],
     );
     check(
