@@ -568,7 +568,9 @@ async fn cached_pages_follow_every_commit() {
 /// included.
 #[test]
 fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
-    use viewer::query::{Limits, Rows, open_read_only, run_query, run_query_arrow};
+    use viewer::query::{
+        Limits, Param, Rows, Trust, open_read_only, run_query, run_query_arrow, run_query_as,
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cells.duckdb");
     let writer = duckdb::Connection::open(&path).unwrap();
@@ -585,7 +587,7 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
     let connection = open_read_only(&path).unwrap();
     let sql = "SELECT t, b, i, l, u, hash(t) AS h FROM cells ORDER BY i NULLS LAST";
     let limits = Limits::default();
-    let arrow = Rows::Arrow(run_query_arrow(&connection, sql, &[], limits).unwrap());
+    let arrow = Rows::Arrow(run_query_arrow(&connection, Trust::View, sql, &[], limits).unwrap());
     // As `Reader::Remote` gets it: the API's JSON, read back.
     let answer = serde_json::to_vec(&run_query(&connection, sql, &[], limits).unwrap()).unwrap();
     let json = Rows::Json(serde_json::from_slice(&answer).unwrap());
@@ -638,6 +640,7 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
         Rows::Arrow(
             run_query_arrow(
                 &connection,
+                Trust::View,
                 sql,
                 &[],
                 Limits {
@@ -650,6 +653,27 @@ fn rows_read_the_same_cells_from_arrow_and_from_the_api() {
         .len(),
         2,
         "the row limit holds"
+    );
+    // A view's parameters, bound in place, read as a user's query reads them through `params`.
+    let by_param = "SELECT t FROM cells WHERE i = (SELECT p1 FROM params) OR t = (SELECT p2 FROM params) ORDER BY t";
+    let params = [Param::Int(7), Param::from("one")];
+    for trust in [Trust::User, Trust::View] {
+        let result = run_query_as(&connection, trust, by_param, &params, limits).unwrap();
+        assert_eq!(
+            result.rows,
+            vec![
+                vec![serde_json::json!("one")],
+                vec![serde_json::json!("three")]
+            ],
+            "{trust:?}"
+        );
+    }
+    // Still in a read-only transaction on a read-only file.
+    let error =
+        run_query_as(&connection, Trust::View, "DELETE FROM cells", &[], limits).unwrap_err();
+    assert!(
+        error.to_string().contains("read-only") || error.to_string().contains("read only"),
+        "{error}"
     );
 }
 

@@ -22,6 +22,13 @@
 //! to `$1…$N`, and the query reads them as `(SELECT p1 FROM params)`. DuckDB binds the text
 //! inside `query()` within the outer statement, so it sees that common table expression; the
 //! values themselves never reach a parser.
+//!
+//! The views' own queries (text compiled into the program, never a user's) skip the `query()`
+//! wrapping and the table-function check ([`Trust::View`]): they run as prepared statements with
+//! each `(SELECT pn FROM params)` replaced by `$n`, on the same sandboxed connection, read-only
+//! transaction, limits and timeout. A scalar subquery in a filter is planned as a join, so
+//! `trial_id = (SELECT p1 FROM params)` scanned the whole table where `trial_id = $1` is pushed
+//! down to the row groups that can hold it.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -220,6 +227,17 @@ pub fn open_read_only(path: &Path) -> Result<Connection, QueryError> {
     Ok(connection)
 }
 
+/// Whose text a query is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Anyone's (`evalctl sql`, the SQL page, `POST /api/sql`): wrapped in `query()`, its table
+    /// functions checked.
+    User,
+    /// A view's own, compiled into the program: its parameters bound in place (see the module's
+    /// documentation).
+    View,
+}
+
 /// Runs `sql` as a read-only query on `connection` within `limits`.
 pub fn run_query(
     connection: &Connection,
@@ -227,8 +245,19 @@ pub fn run_query(
     params: &[Param],
     limits: Limits,
 ) -> Result<QueryResult, QueryError> {
+    run_query_as(connection, Trust::User, sql, params, limits)
+}
+
+/// [`run_query`] for text of the given [`Trust`].
+pub fn run_query_as(
+    connection: &Connection,
+    trust: Trust,
+    sql: &str,
+    params: &[Param],
+    limits: Limits,
+) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
-    let mut result = protected(connection, sql, params, limits, |statement| {
+    let mut result = protected(connection, trust, sql, params, limits, |statement| {
         collect(statement, params, limits)
     })?;
     result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -240,11 +269,12 @@ pub fn run_query(
 /// Arrow's memory) is an error: a view must not show part of its figures.
 pub fn run_query_arrow(
     connection: &Connection,
+    trust: Trust,
     sql: &str,
     params: &[Param],
     limits: Limits,
 ) -> Result<RecordBatch, QueryError> {
-    protected(connection, sql, params, limits, |statement| {
+    protected(connection, trust, sql, params, limits, |statement| {
         let schema = statement
             .stream_arrow(bound(params))
             .map_err(|error| error.to_string())?
@@ -278,6 +308,7 @@ fn bound(params: &[Param]) -> duckdb::ParamsFromIter<Vec<duckdb::types::Value>> 
 /// read-only transaction, interrupted after the timeout, once its table functions are checked.
 fn protected<T>(
     connection: &Connection,
+    trust: Trust,
     sql: &str,
     params: &[Param],
     limits: Limits,
@@ -307,6 +338,17 @@ fn protected<T>(
         "SELECT * FROM query('{literal}') LIMIT {}",
         limits.max_rows.saturating_add(1)
     ));
+    let (statement_sql, checked) = match trust {
+        Trust::User => (wrapped, Some(literal)),
+        Trust::View => {
+            let mut bound = body.to_string();
+            // From the last, so that `p1` never matches the start of `p10`.
+            for n in (1..=params.len()).rev() {
+                bound = bound.replace(&format!("(SELECT p{n} FROM params)"), &format!("${n}"));
+            }
+            (bound, None)
+        }
+    };
 
     let interrupt = connection.interrupt_handle();
     let (done, finished) = mpsc::channel::<()>();
@@ -323,10 +365,13 @@ fn protected<T>(
     let result = connection
         .execute_batch("BEGIN TRANSACTION READ ONLY;")
         .map_err(|error| error.to_string())
-        .and_then(|()| check_table_functions(connection, &literal))
+        .and_then(|()| match &checked {
+            Some(literal) => check_table_functions(connection, literal),
+            None => Ok(()),
+        })
         .and_then(|()| {
             let mut statement = connection
-                .prepare(&wrapped)
+                .prepare(&statement_sql)
                 .map_err(|error| error.to_string())?;
             run(&mut statement)
         });

@@ -10,7 +10,8 @@ use duckdb::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::query::{
-    Limits, Param, QueryError, QueryResult, Rows, open_read_only, run_query, run_query_arrow,
+    Limits, Param, QueryError, QueryResult, Rows, Trust, open_read_only, run_query,
+    run_query_arrow, run_query_as,
 };
 
 /// The API file's content (mode 0600: it may hold the token).
@@ -134,12 +135,32 @@ impl Reader {
         }
     }
 
-    /// [`Reader::query`] with typed access to the cells, for readers of many rows: straight from
-    /// Arrow on a local file.
-    pub fn rows(&self, sql: &str, params: &[Param], limits: Limits) -> Result<Rows, QueryError> {
+    /// [`Reader::query`] for a view's own text (never a user's): on a local file, its parameters
+    /// bound in place so that DuckDB pushes its filters down ([`Trust::View`]); through the
+    /// owner's API, as any query.
+    pub fn view_query(
+        &self,
+        sql: &str,
+        params: &[Param],
+        limits: Limits,
+    ) -> Result<QueryResult, QueryError> {
+        match self {
+            Reader::Local(connection) => run_query_as(connection, Trust::View, sql, params, limits),
+            Reader::Remote { .. } => self.query(sql, params, limits),
+        }
+    }
+
+    /// [`Reader::view_query`] with typed access to the cells, for views that read many rows:
+    /// straight from Arrow on a local file.
+    pub fn view_rows(
+        &self,
+        sql: &str,
+        params: &[Param],
+        limits: Limits,
+    ) -> Result<Rows, QueryError> {
         match self {
             Reader::Local(connection) => {
-                run_query_arrow(connection, sql, params, limits).map(Rows::Arrow)
+                run_query_arrow(connection, Trust::View, sql, params, limits).map(Rows::Arrow)
             }
             Reader::Remote { url, token } => {
                 remote_query(url, token.as_deref(), sql, params, limits).map(Rows::Json)

@@ -44,7 +44,7 @@ fn outcome_of(text: &str) -> Option<Outcome> {
 /// The `n`th of `params` is `(SELECT pn FROM params)` in `condition`.
 pub(crate) fn graded(reader: &Reader, condition: &str, params: &[Param]) -> Result<Vec<Graded>> {
     // Typed cells: the scorecards of a large set read tens of thousands of rows.
-    let rows = reader.rows(
+    let rows = reader.view_rows(
         &format!(
             "SELECT t.subject, t.chaos_type, hash(t.chaos_json) AS chaos_key, t.variant, t.baseline,
                     t.repetition, t.seed, t.score_outcome AS outcome, t.score_detected AS detected,

@@ -67,7 +67,7 @@ pub(crate) const VIEW_LIMITS: Limits = Limits {
 
 /// Runs one of the views' own queries; the `n`th of `params` is `(SELECT pn FROM params)` in it.
 pub(crate) fn query(reader: &Reader, sql: &str, params: &[Param]) -> Result<QueryResult> {
-    Ok(reader.query(sql, params, VIEW_LIMITS)?)
+    Ok(reader.view_query(sql, params, VIEW_LIMITS)?)
 }
 
 /// Rows as JSON objects keyed by column name.

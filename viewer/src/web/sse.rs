@@ -14,7 +14,7 @@ use crate::views::ViewError;
 
 /// The projector's last committed sequence, or none before the first commit.
 pub(super) fn last_sequence(reader: &Reader) -> Result<Option<u64>, ViewError> {
-    let result = reader.query(
+    let result = reader.view_query(
         "SELECT max(last_sequence) AS last_sequence FROM projector_progress",
         &[],
         Limits {
