@@ -176,10 +176,24 @@ impl Up {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let up = Up { child, stderr };
-        wait_until(MINUTE, "eval up to be ready", || {
-            up.stderr().contains("ready at")
-        });
+        let mut up = Up { child, stderr };
+        // Up to a minute; an `evalctl up` that exits or never gets ready is reported with what
+        // it printed.
+        let started = Instant::now();
+        while !up.stderr().contains("ready at") {
+            if let Ok(Some(status)) = up.child.try_wait() {
+                panic!(
+                    "eval up exited ({status}) before it was ready:\n{}",
+                    up.stderr()
+                );
+            }
+            assert!(
+                started.elapsed() < MINUTE,
+                "gave up waiting for eval up to be ready; it printed:\n{}",
+                up.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         up
     }
 
