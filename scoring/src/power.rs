@@ -29,9 +29,10 @@
 //! test's own power up to [`EXACT_UP_TO`] per side only. When the data already has more, or no
 //! size up to there reaches the power, the hint is the large-sample formula of the same test,
 //! from the same observed rates or times: Fleiss's with continuity correction for Fisher's test,
-//! Connor's (continuity-corrected) for McNemar's, Noether's for the Mann–Whitney and signed-rank tests. From 200 per
-//! side on, these agree with the test's own power within a few percent (the tests below check
-//! them against the search carried on with the test's own power).
+//! Connor's with the same correction for McNemar's, Noether's for the Mann–Whitney and
+//! signed-rank tests. From 200 per side on, these agree with the test's own power within a few
+//! percent (the tests below check them against the search carried on with the test's own
+//! power).
 //!
 //! The power and significance level are the comparison's ([`crate::compare::CompareOptions`]:
 //! 80% and 0.05 by default; a test rejects when p < alpha, as the verdicts do). A table or
@@ -523,7 +524,19 @@ pub fn fisher_large_sample(p_high: f64, p_low: f64, alpha: f64, power: f64) -> f
         + z_beta * (p_high * (1.0 - p_high) + p_low * (1.0 - p_low)).sqrt())
     .powi(2)
         / difference.powi(2);
+    continuity_corrected(uncorrected, difference)
+}
+
+/// Fleiss, Tytun and Ury's continuity correction of a size computed for a difference of rates.
+fn continuity_corrected(uncorrected: f64, difference: f64) -> f64 {
     uncorrected / 4.0 * (1.0 + (1.0 + 4.0 / (uncorrected * difference)).sqrt()).powi(2)
+}
+
+/// Noether's size for a rank test whose statistic estimates `share` (one half when there is no
+/// difference): `(z_alpha + z_beta)^2 / (divisor (share - 1/2)^2)`.
+fn noether(share: f64, divisor: f64, alpha: f64, power: f64) -> f64 {
+    let (z_alpha, z_beta) = z_values(alpha, power);
+    (z_alpha + z_beta).powi(2) / (divisor * (share - 0.5).powi(2))
 }
 
 /// Connor's number of pairs for McNemar's test (Connor, 1987), with discordant pairs in the
@@ -535,7 +548,7 @@ pub fn mcnemar_large_sample(q_major: f64, q_minor: f64, alpha: f64, power: f64) 
     let uncorrected =
         (z_alpha * discordant.sqrt() + z_beta * (discordant - difference.powi(2)).sqrt()).powi(2)
             / difference.powi(2);
-    uncorrected / 4.0 * (1.0 + (1.0 + 4.0 / (uncorrected * difference)).sqrt()).powi(2)
+    continuity_corrected(uncorrected, difference)
 }
 
 /// Noether's size per side for the Mann–Whitney test (Noether, 1987): from the observed
@@ -545,8 +558,8 @@ pub fn mann_whitney_large_sample(a: &[f64], b: &[f64], alpha: f64, power: f64) -
         return f64::NAN;
     };
     let exceeds = result.statistic / (a.len() * b.len()) as f64;
-    let (z_alpha, z_beta) = z_values(alpha, power);
-    (z_alpha + z_beta).powi(2) / (6.0 * (exceeds - 0.5).powi(2))
+    // Per side: half of Noether's total for two equal sides.
+    noether(exceeds, 6.0, alpha, power)
 }
 
 /// Noether's number of pairs for the signed-rank test (Noether, 1987): from the observed
@@ -561,14 +574,14 @@ pub fn signed_rank_large_sample(differences: &[f64], alpha: f64, power: f64) -> 
     // For each d, the differences e with d + e > 0 and with d + e == 0, by binary search.
     let mut positive = 0.0;
     for d in &nonzero {
-        let above = nonzero.len() - nonzero.partition_point(|e| *e <= -d);
-        let equal = nonzero.partition_point(|e| *e <= -d) - nonzero.partition_point(|e| *e < -d);
-        positive += above as f64 + equal as f64 / 2.0;
+        let (below, up_to) = (
+            nonzero.partition_point(|e| *e < -d),
+            nonzero.partition_point(|e| *e <= -d),
+        );
+        positive += (nonzero.len() - up_to) as f64 + (up_to - below) as f64 / 2.0;
     }
     let share = positive / (nonzero.len() as f64).powi(2);
-    let (z_alpha, z_beta) = z_values(alpha, power);
-    let pairs = (z_alpha + z_beta).powi(2) / (3.0 * (share - 0.5).powi(2));
-    pairs * differences.len() as f64 / nonzero.len() as f64
+    noether(share, 3.0, alpha, power) * differences.len() as f64 / nonzero.len() as f64
 }
 
 #[cfg(test)]
