@@ -323,27 +323,17 @@ fn protected<T>(
     // The user's text goes to DuckDB's `query()` table function as one string literal: the
     // statement run is always a single SELECT, and `query()` itself accepts exactly one SELECT
     // (a `;`, a write, `ATTACH`, `SET`, … are refused by DuckDB's parser).
-    let mut wrapped = String::new();
-    if !params.is_empty() {
-        let names: Vec<String> = (1..=params.len()).map(|n| format!("p{n}")).collect();
-        let places: Vec<String> = (1..=params.len()).map(|n| format!("${n}")).collect();
-        wrapped = format!(
-            "WITH params({}) AS (SELECT {}) ",
-            names.join(", "),
-            places.join(", ")
-        );
-    }
-    let literal = body.replace('\'', "''");
-    wrapped.push_str(&format!(
-        "SELECT * FROM query('{literal}') LIMIT {}",
-        limits.max_rows.saturating_add(1)
-    ));
     let (statement_sql, checked) = match trust {
-        Trust::User => (wrapped, Some(literal)),
+        Trust::User => {
+            let literal = body.replace('\'', "''");
+            (
+                wrap_user_text(&literal, params.len(), limits),
+                Some(literal),
+            )
+        }
         Trust::View => {
             let mut bound = body.to_string();
-            // From the last, so that `p1` never matches the start of `p10`.
-            for n in (1..=params.len()).rev() {
+            for n in 1..=params.len() {
                 bound = bound.replace(&format!("(SELECT p{n} FROM params)"), &format!("${n}"));
             }
             (bound, None)
@@ -385,6 +375,26 @@ fn protected<T>(
             QueryError::Sql(explain_error(&message))
         }
     })
+}
+
+/// The statement run for a user's text (`literal`, quoted for a string literal) with `n_params`
+/// values bound: the text as one `query()` string, the values in a common table expression.
+fn wrap_user_text(literal: &str, n_params: usize, limits: Limits) -> String {
+    let mut wrapped = String::new();
+    if n_params > 0 {
+        let names: Vec<String> = (1..=n_params).map(|n| format!("p{n}")).collect();
+        let places: Vec<String> = (1..=n_params).map(|n| format!("${n}")).collect();
+        wrapped = format!(
+            "WITH params({}) AS (SELECT {}) ",
+            names.join(", "),
+            places.join(", ")
+        );
+    }
+    wrapped.push_str(&format!(
+        "SELECT * FROM query('{literal}') LIMIT {}",
+        limits.max_rows.saturating_add(1)
+    ));
+    wrapped
 }
 
 /// Refuses a query that calls a table function off [`ALLOWED_TABLE_FUNCTIONS`]. `literal` is the

@@ -10,8 +10,8 @@ use duckdb::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::query::{
-    Limits, Param, QueryError, QueryResult, Rows, Trust, open_read_only, run_query,
-    run_query_arrow, run_query_as,
+    Limits, Param, QueryError, QueryResult, Rows, Trust, open_read_only, run_query_arrow,
+    run_query_as,
 };
 
 /// The API file's content (mode 0600: it may hold the token).
@@ -127,12 +127,7 @@ impl Reader {
         params: &[Param],
         limits: Limits,
     ) -> Result<QueryResult, QueryError> {
-        match self {
-            Reader::Local(connection) => run_query(connection, sql, params, limits),
-            Reader::Remote { url, token } => {
-                remote_query(url, token.as_deref(), sql, params, limits)
-            }
-        }
+        self.query_as(Trust::User, sql, params, limits)
     }
 
     /// [`Reader::query`] for a view's own text (never a user's): on a local file, its parameters
@@ -144,9 +139,21 @@ impl Reader {
         params: &[Param],
         limits: Limits,
     ) -> Result<QueryResult, QueryError> {
+        self.query_as(Trust::View, sql, params, limits)
+    }
+
+    fn query_as(
+        &self,
+        trust: Trust,
+        sql: &str,
+        params: &[Param],
+        limits: Limits,
+    ) -> Result<QueryResult, QueryError> {
         match self {
-            Reader::Local(connection) => run_query_as(connection, Trust::View, sql, params, limits),
-            Reader::Remote { .. } => self.query(sql, params, limits),
+            Reader::Local(connection) => run_query_as(connection, trust, sql, params, limits),
+            Reader::Remote { url, token } => {
+                remote_query(url, token.as_deref(), sql, params, limits)
+            }
         }
     }
 
