@@ -238,6 +238,14 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id().to_string();
+        // The script finds processes by name, which is the child's only once it has exec'd.
+        let started = std::time::Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() != name)
+        {
+            assert!(started.elapsed().as_secs() < 10, "{name} never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let state = |line: &str| -> Option<String> {
             line.split_whitespace()
                 .nth(1)
