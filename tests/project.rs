@@ -617,3 +617,79 @@ async fn control_trials_are_their_own_rows_and_never_compared_with_faults() {
     assert_eq!(control.len(), 2, "careful and hasty: {json}");
     assert!(control.iter().all(|group| group["control"] == true));
 }
+
+/// The standalone viewer keeps the file open read-only between requests (an open costs tens of
+/// milliseconds and starts DuckDB's buffer pool cold), yet an owner started meanwhile still gets
+/// the file: it claims it first, the viewer lets go, and the viewer then reads through the
+/// owner's API; once the owner has gone, the viewer holds the file again.
+#[tokio::test]
+async fn a_standalone_viewer_holds_the_file_until_an_owner_claims_it() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let nats = TemporaryNats::start().await.unwrap();
+    let log = EventLog::connect(nats.url()).await.unwrap();
+    log.ensure_stream().await.unwrap();
+    log.publish_all(vec![published("held")], 64, |_| {})
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("eval.duckdb");
+    let db_arg = db.display().to_string();
+    project_into(&log, &db).await;
+
+    let source = viewer::web::Source::file(db.clone());
+    let app = viewer::web::app(source.clone(), viewer::web::Access::local());
+    let campaigns = || async {
+        let request = Request::get("/api/campaigns")
+            .header("host", "127.0.0.1:8000")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let list: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        list["campaigns"][0]["campaign_id"].clone()
+    };
+    assert_eq!(campaigns().await, "held");
+    assert!(source.holds_file(), "the viewer let go after its request");
+
+    // An owner in another process: DuckDB's lock would refuse it while the viewer holds the file.
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_evalctl"))
+        .args(["project", "--db", &db_arg])
+        .env("EVAL_NATS_URL", nats.url())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let api_file = viewer::reader::api_file_path(&db);
+    let started = Instant::now();
+    while !api_file.exists() {
+        if let Some(status) = owner.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut owner.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the owner exited ({status}) instead of taking the file: {stderr}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the owner never announced its API"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!source.holds_file(), "the viewer still holds an owned file");
+    assert!(projector::owner::owner_file_path(&db).exists());
+    // Through the owner's API now, and without holding the file.
+    assert_eq!(campaigns().await, "held");
+    assert!(!source.holds_file());
+
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    assert_eq!(campaigns().await, "held");
+    assert!(
+        source.holds_file(),
+        "the owner is gone: the viewer holds the file again"
+    );
+}

@@ -7,6 +7,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Config, Connection, params};
 use schemas::event::Timestamp;
 
+use crate::owner::{Claim, owner_file_path, wait_for_lock};
 use crate::project::{Batch, CampaignRow, Projection, TrialRow, TrialScore};
 use crate::schema::{self, Kind, PROJECTOR_VERSION, Table};
 use crate::{Error, Result};
@@ -20,6 +21,9 @@ pub struct Writer {
     path: PathBuf,
     /// The last sequence committed to the file.
     committed: u64,
+    /// This process's claim on the file (`None` when another owner claimed it first and the
+    /// open still succeeded): dropped after the connection, so the file is let go first.
+    _claim: Option<Claim>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -93,7 +97,16 @@ impl Writer {
                 message: format!("cannot create {}: {error}", dir.display()),
             })?;
         }
-        let connection = open_with(path, writer_config()?)?;
+        // Said before opening, so that a standalone viewer holding the file lets go of it.
+        let claim = Claim::take(path).map_err(|error| Error::Open {
+            path: path.to_path_buf(),
+            message: format!("cannot write {}: {error}", owner_file_path(path).display()),
+        })?;
+        let connection = match claim {
+            Some(_) => wait_for_lock(path, || open_with(path, writer_config()?))?,
+            // Another owner holds it: its lock error, at once.
+            None => open_with(path, writer_config()?)?,
+        };
         let mut ddl = String::new();
         for table in schema::TABLES {
             ddl.push_str(&table.create_sql());
@@ -139,6 +152,7 @@ impl Writer {
             connection,
             path: path.to_path_buf(),
             committed: last_sequence,
+            _claim: claim,
         };
         Ok((writer, projection))
     }

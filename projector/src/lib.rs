@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub(crate) mod buffer;
 pub mod db;
+pub mod owner;
 pub mod project;
 mod rows;
 pub mod schema;
@@ -21,7 +22,7 @@ pub const FILE_NAME: &str = "eval.duckdb";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "{path} is open for writing by {holder} (DuckDB allows one writer); stop it, or read through it: `{program} up` serves every read command while it runs"
+        "{path} is in use by {holder} (DuckDB lets one process write a file, and others read it only while none writes); stop it, or read through it: `{program} up` serves every read command while it runs"
     , program = schemas::program::name())]
     Locked { path: PathBuf, holder: String },
     #[error("cannot open {path}: {message}")]

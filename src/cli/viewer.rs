@@ -1,7 +1,7 @@
-//! `evalctl viewer`: the web viewer on its own. It serves the file opened read-only for each
-//! request (so that `evalctl up` or `evalctl project` can still take the file), and when the file's
-//! owner is running, every query goes through the owner's API, which serves the same viewer
-//! itself. [`AccessArgs`]: who may use a served viewer or read API (`--token`, `--allow-host`),
+//! `evalctl viewer`: the web viewer on its own. It serves the file held read-only between
+//! requests until `evalctl up` or `evalctl project` claims it (see `viewer::web::Source::file`),
+//! and when the file's owner is running, every query goes through the owner's API, which serves
+//! the same viewer itself. [`AccessArgs`]: who may use a served viewer or read API (`--token`, `--allow-host`),
 //! shared with `evalctl up` and `evalctl project`.
 
 use std::net::{IpAddr, SocketAddr};

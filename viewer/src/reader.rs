@@ -114,7 +114,7 @@ impl Reader {
     pub fn owner(db_path: &Path) -> Option<Reader> {
         let bytes = std::fs::read(api_file_path(db_path)).ok()?;
         let file = serde_json::from_slice::<ApiFile>(&bytes).ok()?;
-        process_alive(file.pid).then_some(Reader::Remote {
+        projector::owner::process_alive(file.pid).then_some(Reader::Remote {
             url: file.url,
             token: file.token,
         })
@@ -182,13 +182,6 @@ impl Reader {
             Reader::Remote { url, .. } => format!("the running eval at {url}"),
         }
     }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
 /// The body of `POST /api/sql`.

@@ -368,7 +368,7 @@ pub(super) async fn run(args: ViewerBenchArgs) -> Outcome {
     print!("{}", table.render());
     let slowest = |pick: fn(&PageTiming) -> f64| bench.pages.iter().map(pick).fold(0.0, f64::max);
     println!(
-        "slowest p95: uncached {:.1} ms, cached {:.1} ms (aim: under 100 ms for every page)",
+        "slowest p95: uncached {:.1} ms, cached {:.1} ms (aim: at most 50 ms for every page and route, uncached)",
         slowest(|page| page.uncached.p95_ms),
         slowest(|page| page.cached.p95_ms)
     );

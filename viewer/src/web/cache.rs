@@ -1,5 +1,5 @@
 //! The page data already computed, by request, each with the version of the data it was
-//! computed at: the projector's last sequence, or for a file nobody owns its size and
+//! computed at: the projector's last sequence, or for a file nobody owns its identity, size and
 //! modification time (and its write-ahead log's). A request whose version matches is answered
 //! from here; 64 entries, least recently used out. SQL answers are never cached.
 
@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 pub(super) type Entry = Arc<dyn Any + Send + Sync>;
 
 /// What the data behind the pages was when an answer was computed: the projector's last
-/// sequence, or, for a file that no process owns (so nothing writes it), its size and
+/// sequence, or, for a file that no process owns (so nothing writes it), its identity, size and
 /// modification time and its write-ahead log's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Version {
     Sequence(Option<u64>),
-    File(Vec<(u64, Option<std::time::SystemTime>)>),
+    File(FileStamp),
 }
 
 /// Page data by request, each with the data version it was computed at: a page asked again
@@ -59,22 +59,26 @@ impl PageCache {
     }
 }
 
-pub(super) fn lock(cache: &Mutex<PageCache>) -> std::sync::MutexGuard<'_, PageCache> {
-    // The cache holds no invariant a panic could break half-way.
-    cache
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Neither the cache nor the held instance keeps an invariant a panic could break half-way.
+    mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The sizes and modification times of the file and its write-ahead log.
-pub(super) fn file_stamp(path: &std::path::Path) -> Vec<(u64, Option<std::time::SystemTime>)> {
+/// The identity, size and modification time of the file and of its write-ahead log.
+pub(super) type FileStamp = Vec<(u64, u64, Option<std::time::SystemTime>)>;
+
+/// The [`FileStamp`] of the file at `path` now.
+pub(super) fn file_stamp(path: &std::path::Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
     let mut wal = path.as_os_str().to_owned();
     wal.push(".wal");
     [path.to_path_buf(), PathBuf::from(wal)]
         .iter()
         .map(|file| match std::fs::metadata(file) {
-            Ok(meta) => (meta.len(), meta.modified().ok()),
-            Err(_) => (0, None),
+            Ok(meta) => (meta.ino(), meta.len(), meta.modified().ok()),
+            Err(_) => (0, 0, None),
         })
         .collect()
 }

@@ -11,6 +11,7 @@ mod cache;
 mod charts;
 mod data;
 mod error;
+mod held;
 mod pages;
 mod routes;
 mod source;

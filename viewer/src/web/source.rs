@@ -1,13 +1,13 @@
 //! Where the viewer reads: the owner's database instance (`evalctl up`, `evalctl project`), or
-//! the file's path, opened for each request through `Reader::open` (read-only, or the owner's API
-//! when one is announced), so that a standalone viewer never holds the file between requests and
-//! an owner can start meanwhile. Views are synchronous and run on a blocking thread.
+//! the file, held read-only between requests until an owner claims it, then read through the
+//! owner's API ([`HeldFile`]). Views are synchronous and run on a blocking thread.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::cache::{PageCache, Version, file_stamp, lock};
 use super::error::AppError;
+use super::held::HeldFile;
 use super::sse::last_sequence;
 use crate::api::Database;
 use crate::query::QueryError;
@@ -26,8 +26,8 @@ pub struct Source {
 enum Origin {
     /// The owner's database instance: each request clones a connection.
     Shared(Database),
-    /// The file, opened for each request (read-only, or through its owner's API).
-    File(PathBuf),
+    /// The file, held read-only until an owner claims it, then read through the owner's API.
+    File(Arc<HeldFile>),
 }
 
 impl Source {
@@ -36,10 +36,15 @@ impl Source {
         Source::with(Origin::Shared(database))
     }
 
-    /// The file at `path`, opened read-only for each request, or read through its owner's API
-    /// while one runs; never held between requests, so that an owner can start meanwhile.
+    /// The file at `path`, held read-only between requests until an owner claims it (see
+    /// [`HeldFile`]), then read through the owner's API while it runs.
     pub fn file(path: PathBuf) -> Source {
-        Source::with(Origin::File(path))
+        Source::with(Origin::File(HeldFile::new(path)))
+    }
+
+    /// Whether this source holds its file open now (always false for the owner's instance).
+    pub fn holds_file(&self) -> bool {
+        matches!(&self.origin, Origin::File(file) if file.is_held())
     }
 
     fn with(origin: Origin) -> Source {
@@ -58,7 +63,7 @@ impl Source {
     fn reader(&self) -> Result<Reader, QueryError> {
         match &self.origin {
             Origin::Shared(database) => database.connection().map(Reader::Local),
-            Origin::File(path) => Reader::open(path),
+            Origin::File(file) => file.reader(),
         }
     }
 
@@ -93,8 +98,8 @@ impl Source {
             // A file nobody owns changes only when it is rewritten: its stamp says whether,
             // without opening it.
             let (version, reader) = match &source.origin {
-                Origin::File(path) if Reader::owner(path).is_none() => {
-                    (Version::File(file_stamp(path)), None)
+                Origin::File(file) if Reader::owner(file.path()).is_none() => {
+                    (Version::File(file_stamp(file.path())), None)
                 }
                 _ => {
                     let reader = source.reader().map_err(ViewError::Query)?;
