@@ -198,7 +198,10 @@ impl Rng {
         }
     }
 
-    /// Gamma(shape, 1) for `shape >= 1` (Marsaglia and Tsang's method).
+    /// Gamma(shape, 1) for `shape >= 1` (Marsaglia and Tsang's method, with their squeeze: a
+    /// draw under `1 - 0.0331 x⁴` lies inside the acceptance region, so it is accepted without
+    /// the two logarithms of the exact test; about 98% of draws are, and the values and the draws
+    /// consumed are the same as without it).
     pub fn gamma(&mut self, shape: f64) -> f64 {
         let d = shape - 1.0 / 3.0;
         let c = 1.0 / (9.0 * d).sqrt();
@@ -209,7 +212,8 @@ impl Rng {
                 continue;
             }
             let u = self.open_unit();
-            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            let x2 = x * x;
+            if u < 1.0 - 0.0331 * x2 * x2 || u.ln() < 0.5 * x2 + d - d * v + d * v.ln() {
                 return d * v;
             }
         }

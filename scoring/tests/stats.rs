@@ -520,6 +520,34 @@ fn gamma_and_beta_draws_have_their_means() {
     }
 }
 
+/// The squeeze in `Rng::gamma` only skips logarithms: with the same seed, its draws are those of
+/// Marsaglia and Tsang's exact test alone, written here without it, bit for bit.
+#[test]
+fn gamma_draws_are_those_of_the_exact_test_without_the_squeeze() {
+    fn exact_gamma(rng: &mut stats::Rng, shape: f64) -> f64 {
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = rng.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = rng.open_unit();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+    for shape in [1.0, 1.5, 3.0, 10.0, 501.0, 15_000.5] {
+        let (mut squeezed, mut exact) = (stats::Rng::seeded(11), stats::Rng::seeded(11));
+        for draw in 0..200_000 {
+            let (a, b) = (squeezed.gamma(shape), exact_gamma(&mut exact, shape));
+            assert_eq!(a.to_bits(), b.to_bits(), "shape {shape}, draw {draw}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sample-size hints against the exact tests, computed here by brute-force enumeration of their
 // null distributions in integers (no code shared with the library).

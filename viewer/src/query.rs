@@ -340,6 +340,7 @@ fn protected<T>(
         }
     };
 
+    let started = std::time::Instant::now();
     let interrupt = connection.interrupt_handle();
     let (done, finished) = mpsc::channel::<()>();
     let timeout = Duration::from_millis(limits.timeout_ms);
@@ -368,6 +369,12 @@ fn protected<T>(
     let _ = connection.execute_batch("ROLLBACK;");
     drop(done);
     let timed_out = timer.join().unwrap_or(false);
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        ?trust,
+        sql = %body.chars().take(80).collect::<String>(),
+        "query ran"
+    );
     result.map_err(|message| {
         if timed_out {
             QueryError::Timeout(limits.timeout_ms)

@@ -74,7 +74,15 @@ pub struct CampaignTrial {
 
 /// `evalctl show CAMPAIGN`: the campaign (by id or prefix) and its trials.
 pub fn show_campaign(reader: &Reader, campaign: &str) -> Result<View<CampaignShown>> {
-    let campaign_id = &resolve(reader, "campaigns", "campaign_id", campaign, "campaign")?;
+    let campaign_id = resolve(reader, "campaigns", "campaign_id", campaign, "campaign")?;
+    show_resolved_campaign(reader, &campaign_id)
+}
+
+/// [`show_campaign`] of the campaign `campaign_id`, already resolved.
+pub(crate) fn show_resolved_campaign(
+    reader: &Reader,
+    campaign_id: &str,
+) -> Result<View<CampaignShown>> {
     let id = [Param::from(campaign_id)];
     let header: CampaignHeader = typed_rows(
         reader,

@@ -53,14 +53,30 @@ struct Header {
 /// `include_commands`, the commands run, by category.
 pub fn analyze(reader: &Reader, campaign: &str, include_commands: bool) -> Result<View<Analysis>> {
     let campaign_id = resolve(reader, "campaigns", "campaign_id", campaign, "campaign")?;
-    let options = CompareOptions::default();
-    let trials = graded(
+    let trials = campaign_trials(reader, &campaign_id)?;
+    analyze_trials(reader, campaign_id, &trials, include_commands)
+}
+
+/// The scored trials of the campaign `campaign_id` (resolved), as `analyze` and
+/// `compare-baseline` read them.
+pub(crate) fn campaign_trials(reader: &Reader, campaign_id: &str) -> Result<Vec<Graded>> {
+    graded(
         reader,
         "t.campaign_id = (SELECT p1 FROM params)",
-        &[Param::from(&campaign_id)],
-    )?;
+        &[Param::from(campaign_id)],
+    )
+}
+
+/// [`analyze`] of the campaign `campaign_id` (resolved) and its scored `trials`.
+pub(crate) fn analyze_trials(
+    reader: &Reader,
+    campaign_id: String,
+    trials: &[Graded],
+    include_commands: bool,
+) -> Result<View<Analysis>> {
+    let options = CompareOptions::default();
     let mut groups: BTreeMap<(String, String), BTreeMap<String, Vec<&Graded>>> = BTreeMap::new();
-    for trial in &trials {
+    for trial in trials {
         let label = if trial.baseline {
             "(baseline)".to_string()
         } else {

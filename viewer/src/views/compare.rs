@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use scoring::compare::CompareOptions;
 use serde::Serialize;
 
+use super::analyze::campaign_trials;
 use super::graded::{Graded, graded};
 use super::scorecard::{TwoGroups, two_groups};
 use super::{Result, View, ViewError, resolve, short};
@@ -71,13 +72,20 @@ pub fn compare_baseline(
     let baseline_id = baseline_id
         .map(|id| resolve(reader, "campaigns", "campaign_id", id, "campaign"))
         .transpose()?;
-    let options = CompareOptions::default();
     // The campaign's trials once: its operator trials, and its own baselines when it has them.
-    let own_trials = graded(
-        reader,
-        "t.campaign_id = (SELECT p1 FROM params)",
-        &[Param::from(&campaign_id)],
-    )?;
+    let own_trials = campaign_trials(reader, &campaign_id)?;
+    compare_baseline_trials(reader, campaign_id, baseline_id, &own_trials)
+}
+
+/// [`compare_baseline`] of the campaign `campaign_id` (resolved), whose scored trials are
+/// `own_trials`, against the baselines of `baseline_id` (resolved) or as that says.
+pub(crate) fn compare_baseline_trials(
+    reader: &Reader,
+    campaign_id: String,
+    baseline_id: Option<String>,
+    own_trials: &[Graded],
+) -> Result<View<BaselineComparisons>> {
+    let options = CompareOptions::default();
     let mut groups: BTreeMap<(String, String), Vec<&Graded>> = BTreeMap::new();
     // Control trials have no baseline: nothing was broken, and no operator means nothing to test.
     for trial in own_trials

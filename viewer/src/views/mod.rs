@@ -17,6 +17,8 @@ pub mod scorecard;
 mod variants;
 
 pub use analyze::{Analysis, CommandRow, analyze};
+pub(crate) use analyze::{analyze_trials, campaign_trials};
+pub(crate) use compare::compare_baseline_trials;
 pub use compare::{BaselineComparison, BaselineComparisons, compare_baseline, compare_campaigns};
 pub use list::{CampaignList, CampaignRow, list};
 pub use variants::{VariantComparison, VariantList, VariantRow, compare_variants, list_variants};

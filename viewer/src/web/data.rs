@@ -85,24 +85,35 @@ fn published(
 pub fn campaign(reader: &Reader, id: &str) -> Result<CampaignPage> {
     let campaign_id = resolve(reader, "campaigns", "campaign_id", id, "campaign")?;
     let campaign_id = campaign_id.as_str();
-    // The four views read independently, each on a connection of its own, at once.
-    let (shown, analyzed, baseline, published) = std::thread::scope(|scope| {
+    // The views read at once, each on a connection of its own; `analyze` and `compare-baseline`
+    // share one read of the campaign's scored trials.
+    let (shown, published, analyzed, baseline) = std::thread::scope(|scope| {
         let own = reader.try_clone();
-        let shown = scope.spawn(move || crate::show::show_campaign(&own?, campaign_id));
+        let shown = scope.spawn(move || crate::show::show_resolved_campaign(&own?, campaign_id));
         let own = reader.try_clone();
-        let analyzed = scope.spawn(move || crate::views::analyze(&own?, campaign_id, false));
-        let own = reader.try_clone();
-        let baseline =
-            scope.spawn(
-                move || match crate::views::compare_baseline(&own?, campaign_id, None) {
+        let published = scope.spawn(move || published(&own?, campaign_id));
+        let (analyzed, baseline) = match crate::views::campaign_trials(reader, campaign_id) {
+            Err(error) => (Err(error), Ok(Vec::new())),
+            Ok(trials) => std::thread::scope(|inner| {
+                let trials = &trials;
+                let own = reader.try_clone();
+                let analyzed = inner.spawn(move || {
+                    crate::views::analyze_trials(&own?, campaign_id.to_string(), trials, false)
+                });
+                let baseline = match crate::views::compare_baseline_trials(
+                    reader,
+                    campaign_id.to_string(),
+                    None,
+                    trials,
+                ) {
                     Ok(view) => Ok(view.data.comparisons),
                     Err(ViewError::NotFound(_)) => Ok(Vec::new()),
                     Err(error) => Err(error),
-                },
-            );
-        let own = reader.try_clone();
-        let published = scope.spawn(move || published(&own?, campaign_id));
-        (join(shown), join(analyzed), join(baseline), join(published))
+                };
+                (join(analyzed), baseline)
+            }),
+        };
+        (join(shown), join(published), analyzed, baseline)
     });
     let shown = shown?.data;
     let analyzed = analyzed?.data;

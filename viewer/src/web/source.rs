@@ -115,7 +115,13 @@ impl Source {
                 Some(reader) => reader,
                 None => source.reader().map_err(ViewError::Query)?,
             };
+            let started = std::time::Instant::now();
             let value = Arc::new(work(&reader)?);
+            tracing::debug!(
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                key,
+                "page data computed"
+            );
             lock(cache).put(key, version, value.clone());
             Ok(value)
         })
