@@ -272,6 +272,20 @@ async fn trial_page_interleaves_the_timeline_and_shows_state_scores_and_chaos() 
     page(&format!("/trials/{prefix}"), StatusCode::OK).await;
     let missing = page("/trials/ffffffffffff", StatusCode::NOT_FOUND).await;
     assert!(missing.contains("no trial matches"));
+    // A prefix of several trials names them, and shows none.
+    let shared: String = viewer::query::open_read_only(database())
+        .unwrap()
+        .query_row(
+            "SELECT left(trial_id, 1) FROM trials GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let several = page(&format!("/trials/{shared}"), StatusCode::BAD_REQUEST).await;
+    assert!(
+        several.contains("matches several trials") && several.contains("give more characters"),
+        "{several}"
+    );
 
     let json = api(&format!("/api/trials/{id}"), StatusCode::OK).await;
     assert_eq!(json["trial"]["trial_id"], id.as_str());

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::query::{Param, display};
 use crate::reader::Reader;
 use crate::table::{Column, TextTable};
-use crate::views::{View, ViewError, resolve, typed_rows};
+use crate::views::{View, ViewError, pick_one, prefix_pattern, resolve, typed_rows};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
@@ -301,19 +301,24 @@ fn flag(value: Option<bool>) -> String {
 
 /// `evalctl show --trial TRIAL`: the trial (by id or prefix) and its timeline, state and scores.
 pub fn show_trial(reader: &Reader, trial: &str) -> Result<View<TrialShown>> {
-    let trial_id = &resolve(reader, "trials", "trial_id", trial, "trial")?;
-    let id = [Param::from(trial_id)];
-    let trial: TrialRow = typed_rows(
+    // The prefix resolved by the query that reads the trial's row: one scan of `trials`.
+    let rows: Vec<TrialRow> = typed_rows(
         reader,
         "SELECT t.*, c.name AS campaign_name, epoch_ms(t.injected_at) AS injected_ms,
                 epoch_ms(t.started_at) AS started_ms
          FROM trials t LEFT JOIN campaigns c USING (campaign_id)
-         WHERE trial_id = (SELECT p1 FROM params)",
-        &id,
-    )?
-    .into_iter()
-    .next()
-    .ok_or_else(|| ViewError::NotFound(format!("no trial {trial_id}")))?;
+         WHERE t.trial_id LIKE (SELECT p1 FROM params) ESCAPE '\\'
+         ORDER BY t.trial_id LIMIT 6",
+        &[prefix_pattern(trial, "trial")?],
+    )?;
+    let mut ids: Vec<String> = rows.iter().map(|row| row.trial_id.clone()).collect();
+    ids.dedup();
+    let trial_id = &pick_one(ids, trial, "trial")?;
+    let trial = rows
+        .into_iter()
+        .find(|row| row.trial_id == *trial_id)
+        .expect("the id picked is a row's");
+    let id = [Param::from(trial_id)];
     // The trial's rows lie within its range of stream sequences: a filter on `seq` lets DuckDB
     // skip the other row groups of the large tables.
     let of_trial = match (trial.first_seq, trial.last_seq) {
@@ -322,30 +327,33 @@ pub fn show_trial(reader: &Reader, trial: &str) -> Result<View<TrialShown>> {
         }
         _ => "trial_id = (SELECT p1 FROM params)".to_string(),
     };
-    // The log in order; an agent log entry at the operator's time, with its command's category.
-    let timeline: Vec<TimelineRow> = typed_rows(
-        reader,
-        &format!(
-            "SELECT e.seq, e.type, epoch_ms(coalesce(a.logged_at, e.occurred_at)) AS at_ms, e.data,
-                    a.entry_type, a.content, a.tool_name, a.tool_params_json, a.exit_code,
-                    c.command, c.category, c.rule
-             FROM (SELECT * FROM events WHERE {of_trial}) e
-             LEFT JOIN (SELECT * FROM agent_log WHERE {of_trial}) a ON a.seq = e.seq
-             LEFT JOIN (SELECT * FROM commands WHERE {of_trial}) c ON c.seq = e.seq
-             ORDER BY e.seq"
-        ),
-        &id,
-    )?;
-    let scores: Vec<ScoreRow> = typed_rows(
-        reader,
-        &format!(
-            "SELECT scorer_version, outcome, detected, time_to_detect_ms, resolved, time_to_resolve_ms,
-                    time_to_heal_ms, n_commands, n_unique_commands, n_diagnostic, n_remediation,
-                    n_destructive, n_other, n_thrashing, thrashing_commands_json, details_json
-             FROM scores WHERE {of_trial} ORDER BY seq"
-        ),
-        &id,
-    )?;
+    // The log in order (an agent log entry at the operator's time, with its command's category)
+    // and the scores, read at once.
+    let timeline_sql = format!(
+        "SELECT e.seq, e.type, epoch_ms(coalesce(a.logged_at, e.occurred_at)) AS at_ms, e.data,
+                a.entry_type, a.content, a.tool_name, a.tool_params_json, a.exit_code,
+                c.command, c.category, c.rule
+         FROM (SELECT * FROM events WHERE {of_trial}) e
+         LEFT JOIN (SELECT * FROM agent_log WHERE {of_trial}) a ON a.seq = e.seq
+         LEFT JOIN (SELECT * FROM commands WHERE {of_trial}) c ON c.seq = e.seq
+         ORDER BY e.seq"
+    );
+    let scores_sql = format!(
+        "SELECT scorer_version, outcome, detected, time_to_detect_ms, resolved, time_to_resolve_ms,
+                time_to_heal_ms, n_commands, n_unique_commands, n_diagnostic, n_remediation,
+                n_destructive, n_other, n_thrashing, thrashing_commands_json, details_json
+         FROM scores WHERE {of_trial} ORDER BY seq"
+    );
+    let (timeline, scores) = std::thread::scope(|scope| {
+        let own = reader.try_clone();
+        let scores = scope.spawn(|| typed_rows::<ScoreRow>(&own?, &scores_sql, &id));
+        let timeline = typed_rows::<TimelineRow>(reader, &timeline_sql, &id);
+        let scores = scores
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (timeline, scores)
+    });
+    let (timeline, scores) = (timeline?, scores?);
     let zero = trial.injected_ms.or(trial.started_ms).unwrap_or(0);
 
     let mut out = format!(

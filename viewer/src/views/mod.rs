@@ -111,29 +111,52 @@ pub fn resolve(
     prefix: &str,
     what: &str,
 ) -> Result<String> {
-    if prefix.is_empty() {
-        return Err(ViewError::Invalid(format!("an empty {what} id")));
-    }
-    let pattern = format!("{}%", prefix.replace('%', "").replace('_', "\\_"));
     let result = query(
         reader,
         &format!(
             "SELECT DISTINCT {column} FROM {table}
              WHERE {column} LIKE (SELECT p1 FROM params) ESCAPE '\\' ORDER BY 1 LIMIT 6"
         ),
-        &[Param::Text(pattern)],
+        &[prefix_pattern(prefix, what)?],
     )?;
     let ids: Vec<String> = result.rows.iter().map(|row| display(&row[0])).collect();
-    match ids.as_slice() {
-        [] => Err(ViewError::NotFound(format!(
+    pick_one(ids, prefix, what)
+}
+
+/// The `LIKE` pattern of the ids that start with `prefix` (`ESCAPE '\\'`), for [`resolve`] and for
+/// views that resolve the id in the query that reads its row.
+pub(crate) fn prefix_pattern(prefix: &str, what: &str) -> Result<Param> {
+    if prefix.is_empty() {
+        return Err(ViewError::Invalid(format!("an empty {what} id")));
+    }
+    Ok(Param::Text(format!(
+        "{}%",
+        prefix.replace('%', "").replace('_', "\\_")
+    )))
+}
+
+/// The one of `matches` (the values that start with `prefix`, in order, at most 6), or the
+/// error that none or several match.
+pub(crate) fn pick_one<T>(matches: Vec<T>, prefix: &str, what: &str) -> Result<T>
+where
+    T: std::fmt::Display,
+{
+    let mut matches = matches;
+    match matches.len() {
+        0 => Err(ViewError::NotFound(format!(
             "no {what} matches {prefix:?}; `{program} list` shows the campaigns",
             program = schemas::program::name()
         ))),
-        [one] => Ok(one.clone()),
-        many => Err(ViewError::Invalid(format!(
+        1 => Ok(matches.remove(0)),
+        _ => Err(ViewError::Invalid(format!(
             "{prefix:?} matches several {what}s ({}{}); give more characters",
-            many.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-            if many.len() > 5 { ", …" } else { "" }
+            matches
+                .iter()
+                .take(5)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if matches.len() > 5 { ", …" } else { "" }
         ))),
     }
 }
