@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::query::{Param, display};
 use crate::reader::Reader;
 use crate::table::{Column, TextTable};
-use crate::views::{View, ViewError, pick_one, prefix_pattern, resolve, typed_rows};
+use crate::views::{View, ViewError, joined, pick_one, prefix_pattern, resolve, typed_rows};
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
 
@@ -348,10 +348,7 @@ pub fn show_trial(reader: &Reader, trial: &str) -> Result<View<TrialShown>> {
         let own = reader.try_clone();
         let scores = scope.spawn(|| typed_rows::<ScoreRow>(&own?, &scores_sql, &id));
         let timeline = typed_rows::<TimelineRow>(reader, &timeline_sql, &id);
-        let scores = scores
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (timeline, scores)
+        (timeline, joined(scores))
     });
     let (timeline, scores) = (timeline?, scores?);
     let zero = trial.injected_ms.or(trial.started_ms).unwrap_or(0);

@@ -175,3 +175,11 @@ pub(crate) fn success_rate(n_success: i64, n_graded: i64) -> Option<f64> {
 pub(crate) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
+
+/// A scoped thread's result (views read at once on threads of their own); its panic goes on in
+/// the caller.
+pub(crate) fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}

@@ -8,7 +8,7 @@ use crate::reader::Reader;
 use crate::show::{CampaignHeader, CampaignTrial};
 use crate::views::scorecard::GroupCard;
 use crate::views::{
-    BaselineComparison, VariantComparison, VariantRow, ViewError, resolve, typed_rows,
+    BaselineComparison, VariantComparison, VariantRow, ViewError, joined, resolve, typed_rows,
 };
 
 type Result<T, E = ViewError> = std::result::Result<T, E>;
@@ -110,10 +110,10 @@ pub fn campaign(reader: &Reader, id: &str) -> Result<CampaignPage> {
                     Err(ViewError::NotFound(_)) => Ok(Vec::new()),
                     Err(error) => Err(error),
                 };
-                (join(analyzed), baseline)
+                (joined(analyzed), baseline)
             }),
         };
-        (join(shown), join(published), analyzed, baseline)
+        (joined(shown), joined(published), analyzed, baseline)
     });
     let shown = shown?.data;
     let analyzed = analyzed?.data;
@@ -127,12 +127,6 @@ pub fn campaign(reader: &Reader, id: &str) -> Result<CampaignPage> {
         variants,
         file_text,
     })
-}
-
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// `/variants`: the subject × chaos pairs that have variant trials, and for a chosen pair the
@@ -162,7 +156,7 @@ pub fn variants(reader: &Reader, choice: Option<&(String, String)>) -> Result<Va
             scope.spawn(move || crate::views::compare_variants(&own?, subject, chaos, &[]))
         });
         let listed = crate::views::list_variants(reader);
-        (listed, scorecard.map(join))
+        (listed, scorecard.map(joined))
     });
     let listed = listed?.data;
     let scorecard = scorecard.transpose()?.map(|view| view.data);
