@@ -652,6 +652,27 @@ fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
         ] {
             assert!(run[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
         }
+        let prepare = run["prepare_seconds"].as_f64().unwrap();
+        assert!(
+            prepare > 0.0 && prepare < run["publish_seconds"].as_f64().unwrap(),
+            "{bench}"
+        );
+        // Each side's CPU, this process's and the server's, per event (from /proc, which this
+        // machine has).
+        for side in ["publish_cpu", "plain_cpu"] {
+            let cpu = &run[side];
+            let (eval, server) = (
+                cpu["eval_seconds"].as_f64().unwrap(),
+                cpu["nats_server_seconds"].as_f64().unwrap(),
+            );
+            assert!(eval >= 0.0 && server >= 0.0, "{side}: {bench}");
+            let per_event = (eval + server) * 1e6 / 201.0;
+            assert!(
+                (cpu["micros_per_event"].as_f64().unwrap() - per_event).abs()
+                    < 1e-6 * per_event.max(1.0),
+                "{side}: {bench}"
+            );
+        }
     }
     // A server that syncs every write is measured beside one left to its default.
     assert_eq!(

@@ -1,6 +1,7 @@
 //! `evalctl bench …`: benchmarks that print their figures.
 
 mod campaign;
+mod cpu;
 mod legacy;
 mod project;
 mod publish;

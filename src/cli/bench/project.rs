@@ -5,7 +5,7 @@
 //! wall time and the CPU time this process and the nats-server used meanwhile, from `/proc`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use duckdb::Connection;
 use duckdb::arrow::record_batch::RecordBatch;
@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use projector::{Writer, schema};
 
 use super::RescoreBenchArgs;
+use super::cpu::{Part, Stopwatch};
 use crate::cli::Outcome;
 
 /// The campaign id of the synthetic log.
@@ -38,27 +39,6 @@ struct ProjectBench {
     raw_append: Part,
     /// The full rebuild from the stream.
     rebuild: Part,
-}
-
-/// One part's wall time and CPU time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Part {
-    wall: Duration,
-    /// CPU time (user and system, every thread) used meanwhile by this process and by the
-    /// nats-server; `None` where `/proc` cannot tell.
-    cpu: Option<Cpu>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Cpu {
-    eval: Duration,
-    nats_server: Duration,
-}
-
-impl Cpu {
-    fn total(&self) -> Duration {
-        self.eval + self.nats_server
-    }
 }
 
 /// The rebuild's CPU per event over that of its two parts alone; the aim is 1.2 or less.
@@ -158,7 +138,7 @@ fn cores() -> usize {
 impl ProjectBench {
     /// A part's CPU time per event, both processes together, in microseconds.
     fn micros_per_event(&self, part: &Part) -> Option<f64> {
-        Some(part.cpu?.total().as_secs_f64() * 1e6 / self.events as f64)
+        part.micros_per_event(self.events)
     }
 
     /// Rebuild time over raw append time.
@@ -215,30 +195,19 @@ async fn run_bench(
     let events = summary.stored;
     progress(&format!("published {events} events; rebuilding"));
 
-    let cpu = || Some((cpu_time(std::process::id())?, cpu_time(server_pid?)?));
-    let measure = |before: Option<(Duration, Duration)>, started: Instant| Part {
-        wall: started.elapsed(),
-        cpu: before
-            .zip(cpu())
-            .map(|((eval, server), (eval_after, server_after))| Cpu {
-                eval: eval_after.saturating_sub(eval),
-                nats_server: server_after.saturating_sub(server),
-            }),
-    };
-
-    let (before, started) = (cpu(), Instant::now());
+    let timing = Stopwatch::start(server_pid);
     let read = super::rescore::raw_read(&log, &EventFilter::default()).await?;
-    let raw_read = measure(before, started);
+    let raw_read = timing.stop();
     if read != events {
         bail!("the raw read met {read} events, {events} were published");
     }
     progress("read; rebuilding");
 
     let path = work_dir.join("rebuilt.duckdb");
-    let (before, started) = (cpu(), Instant::now());
+    let timing = Stopwatch::start(server_pid);
     let (writer, projection) = Writer::open(&path)?;
     let report = projector::stage::catch_up(&log, writer, projection).await?;
-    let rebuild = measure(before, started);
+    let rebuild = timing.stop();
     if report.applied != events {
         bail!(
             "the rebuild applied {} events, {events} were published",
@@ -268,7 +237,7 @@ async fn run_bench(
     raw.execute_batch(&ddl)?;
     // Each table in its own transaction (one large transaction over every table meets a DuckDB
     // internal error on optimistic writes).
-    let (before, started) = (cpu(), Instant::now());
+    let timing = Stopwatch::start(server_pid);
     for (name, batches) in tables {
         let mut appender = raw.appender(name)?;
         for batch in batches {
@@ -277,7 +246,7 @@ async fn run_bench(
         appender.flush()?;
     }
     raw.execute_batch("CHECKPOINT;")?;
-    let raw_append = measure(before, started);
+    let raw_append = timing.stop();
     Ok(ProjectBench {
         trials,
         events,
@@ -286,16 +255,4 @@ async fn run_bench(
         raw_append,
         rebuild,
     })
-}
-
-/// The CPU time (user and system, every thread) process `pid` has used so far, from
-/// `/proc/PID/stat`.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces, within parentheses), from the
-    // third: utime and stime are the 14th and 15th, in clock ticks.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }

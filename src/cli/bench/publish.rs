@@ -17,6 +17,7 @@ use anyhow::Context;
 use ingest::{campaign_files, publish};
 
 use super::PublishBenchArgs;
+use super::cpu::{CpuFigures, Stopwatch};
 use crate::cli::Outcome;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +35,11 @@ struct PublishBench {
     plain_messages_per_second: f64,
     /// `evalctl publish`'s rate over the plain loop's.
     ratio: f64,
+    /// The CPU time `evalctl publish` and the plain loop cost, this process's and the server's.
+    publish_cpu: Option<CpuFigures>,
+    plain_cpu: Option<CpuFigures>,
+    /// Of `publish_seconds`, reading and expanding the campaign file (on this process alone).
+    prepare_seconds: f64,
     /// The same, on a server left to its default (a sync every 2 minutes), when the first one
     /// synced always: what the sync costs.
     unsynced: Option<Box<PublishBench>>,
@@ -84,11 +90,12 @@ fn print_rates(bench: &PublishBench) {
         }
     );
     println!(
-        "  {program} publish: {} trials, {} events of {} bytes on average, in {:.2} s = {:.0} events/s",
+        "  {program} publish: {} trials, {} events of {} bytes on average, in {:.2} s (of which {:.2} s reading and expanding the campaign) = {:.0} events/s",
         bench.trials,
         bench.events,
         bench.avg_event_bytes,
         bench.publish_seconds,
+        bench.prepare_seconds,
         bench.publish_events_per_second,
         program = schemas::program::name()
     );
@@ -97,6 +104,18 @@ fn print_rates(bench: &PublishBench) {
         bench.events, bench.avg_event_bytes, bench.plain_seconds, bench.plain_messages_per_second
     );
     println!("  ratio: {:.2} (aim: at least 0.8)", bench.ratio);
+    if let (Some(publish), Some(plain)) = (bench.publish_cpu, bench.plain_cpu) {
+        println!(
+            "  CPU per event: {program} publish {:.1} µs ({:.2} s here, {:.2} s in nats-server), plain loop {:.1} µs ({:.2} s here, {:.2} s in nats-server)",
+            publish.micros_per_event,
+            publish.eval_seconds,
+            publish.nats_server_seconds,
+            plain.micros_per_event,
+            plain.eval_seconds,
+            plain.nats_server_seconds,
+            program = schemas::program::name()
+        );
+    }
 }
 
 /// Runs the benchmark in `work_dir` (a fresh nats-server's store goes there) and reports both
@@ -130,10 +149,13 @@ async fn publish_bench(
         "{program} publish: {trials} trials",
         program = schemas::program::name()
     ));
-    let started = Instant::now();
+    let timing = Stopwatch::start(server.pid());
+    let preparing = Stopwatch::start(None);
     let prepared = campaign_files::prepare(&campaign_file, None, None)?;
+    let prepare_seconds = preparing.stop().wall.as_secs_f64();
     let report = publish::publish(&log, &prepared, DEFAULT_IN_FLIGHT, |_| {}).await?;
-    let publish_seconds = started.elapsed().as_secs_f64();
+    let publish_part = timing.stop();
+    let publish_seconds = publish_part.wall.as_secs_f64();
     let events = report.summary.stored + report.summary.duplicates;
 
     // The plain loop sends payloads of the events' average size on the same subjects (one per
@@ -156,7 +178,9 @@ async fn publish_bench(
     progress(&format!(
         "plain loop: {events} messages of the events' sizes (average {avg_event_bytes} bytes)"
     ));
+    let timing = Stopwatch::start(server.pid());
     let plain = plain_publish(&log, subjects_and_sizes).await?;
+    let plain_part = timing.stop();
     let plain_seconds = plain.as_secs_f64();
     drop(log);
     server.stop(std::time::Duration::from_secs(5)).await;
@@ -175,6 +199,9 @@ async fn publish_bench(
         plain_seconds,
         plain_messages_per_second,
         ratio: publish_events_per_second / plain_messages_per_second,
+        publish_cpu: publish_part.figures(events),
+        prepare_seconds,
+        plain_cpu: plain_part.figures(events),
     })
 }
 
