@@ -552,6 +552,21 @@ fn bench_project_reads_rebuilds_appends_and_measures_cpu_per_part() {
     }
 }
 
+/// A benchmark part's CPU figures, this process's and the server's (from /proc, which the test
+/// machines have), and their sum per event over `events`.
+fn assert_cpu_figures(cpu: &serde_json::Value, events: u64, part: &str) {
+    let (eval, server) = (
+        cpu["eval_seconds"].as_f64().unwrap(),
+        cpu["nats_server_seconds"].as_f64().unwrap(),
+    );
+    assert!(eval >= 0.0 && server >= 0.0, "{part}: {cpu}");
+    let per_event = (eval + server) * 1e6 / events as f64;
+    assert!(
+        (cpu["micros_per_event"].as_f64().unwrap() - per_event).abs() < 1e-6 * per_event.max(1.0),
+        "{part}: {cpu}"
+    );
+}
+
 /// `evalctl bench rescore` on a small log: every synthetic trial is read back raw and scored
 /// exactly once (the bench fails when the raw read or the re-score misses one).
 #[test]
@@ -573,6 +588,9 @@ fn bench_rescore_reads_and_scores_every_synthetic_trial() {
         "ratio",
     ] {
         assert!(bench[rate].as_f64().unwrap() > 0.0, "{rate}: {bench}");
+    }
+    for part in ["raw_read_cpu", "rescore_cpu"] {
+        assert_cpu_figures(&bench[part], events, part);
     }
 }
 
@@ -657,21 +675,8 @@ fn bench_publish_stores_the_campaign_and_times_the_plain_loop() {
             prepare > 0.0 && prepare < run["publish_seconds"].as_f64().unwrap(),
             "{bench}"
         );
-        // Each side's CPU, this process's and the server's, per event (from /proc, which this
-        // machine has).
         for side in ["publish_cpu", "plain_cpu"] {
-            let cpu = &run[side];
-            let (eval, server) = (
-                cpu["eval_seconds"].as_f64().unwrap(),
-                cpu["nats_server_seconds"].as_f64().unwrap(),
-            );
-            assert!(eval >= 0.0 && server >= 0.0, "{side}: {bench}");
-            let per_event = (eval + server) * 1e6 / 201.0;
-            assert!(
-                (cpu["micros_per_event"].as_f64().unwrap() - per_event).abs()
-                    < 1e-6 * per_event.max(1.0),
-                "{side}: {bench}"
-            );
+            assert_cpu_figures(&run[side], 201, side);
         }
     }
     // A server that syncs every write is measured beside one left to its default.

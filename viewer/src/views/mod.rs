@@ -137,11 +137,10 @@ pub(crate) fn prefix_pattern(prefix: &str, what: &str) -> Result<Param> {
 
 /// The one of `matches` (the values that start with `prefix`, in order, at most 6), or the
 /// error that none or several match.
-pub(crate) fn pick_one<T>(matches: Vec<T>, prefix: &str, what: &str) -> Result<T>
+pub(crate) fn pick_one<T>(mut matches: Vec<T>, prefix: &str, what: &str) -> Result<T>
 where
     T: std::fmt::Display,
 {
-    let mut matches = matches;
     match matches.len() {
         0 => Err(ViewError::NotFound(format!(
             "no {what} matches {prefix:?}; `{program} list` shows the campaigns",
