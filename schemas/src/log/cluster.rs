@@ -52,7 +52,39 @@ impl LocalCluster {
         for (index, ports_file) in waiting.into_iter().enumerate() {
             cluster.wait(index, &ports_file).await?;
         }
+        cluster.wait_for_peers(Duration::from_secs(30)).await?;
         Ok(cluster)
+    }
+
+    /// Waits until JetStream's meta group has a leader and counts every other member current
+    /// and online. A member's JetStream answers once a majority has met, but a stream with as
+    /// many replicas as members is placed only once all are ("no suitable peers for placement,
+    /// peer offline" before).
+    async fn wait_for_peers(&self, limit: Duration) -> Result<(), LocalServerError> {
+        let size = self.members.len();
+        let started = std::time::Instant::now();
+        loop {
+            for member in &self.members {
+                let Some(monitor) = member.server.as_ref().and_then(LocalNats::monitor_url) else {
+                    continue;
+                };
+                if let Ok(jsz) = super::durability::monitor_json(monitor, "/jsz").await
+                    && meta_group_complete(&jsz, size)
+                {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > limit {
+                return Err(LocalServerError::NotReady {
+                    seconds: limit.as_secs(),
+                    log: self.members[0]
+                        .server
+                        .as_ref()
+                        .map_or_else(PathBuf::new, |server| server.log_file().to_path_buf()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Every member's client URL, comma-separated, as `--nats` takes them.
@@ -137,6 +169,22 @@ impl LocalCluster {
             .expect("a spawned member has its server");
         server.wait_ready(ports_file, Duration::from_secs(30)).await
     }
+}
+
+/// Whether a member's `/jsz` shows a meta group of `size` members: a leader, and every peer it
+/// lists current and not offline (nats-server 2.15 lists every member, itself included; the
+/// leader is counted apart in case a version leaves it out).
+fn meta_group_complete(jsz: &serde_json::Value, size: usize) -> bool {
+    let meta = &jsz["meta_cluster"];
+    let has_leader = meta["leader"]
+        .as_str()
+        .is_some_and(|leader| !leader.is_empty());
+    let others = meta["replicas"].as_array().map_or(&[][..], Vec::as_slice);
+    has_leader
+        && others.len() + 1 >= size
+        && others.iter().all(|peer| {
+            peer["current"].as_bool() == Some(true) && peer["offline"].as_bool() != Some(true)
+        })
 }
 
 /// A port free on 127.0.0.1 now (the kernel's pick); the member binds it moments later.

@@ -60,6 +60,16 @@ pub fn warning(version: &str, syncing: Option<Syncing>) -> Option<String> {
 /// JetStream's syncing as `GET {monitor}/varz` says (`jetstream.config.sync_always` and
 /// `sync_interval`; servers before 2.10 say neither, which reads as never `always`).
 pub async fn varz_syncing(monitor: &str) -> Result<Syncing, String> {
+    let varz = monitor_json(monitor, "/varz").await?;
+    let config = &varz["jetstream"]["config"];
+    Ok(Syncing {
+        always: config["sync_always"].as_bool().unwrap_or(false),
+        interval_ns: config["sync_interval"].as_u64().unwrap_or(120_000_000_000),
+    })
+}
+
+/// `GET {monitor}{path}` of a server's monitoring endpoint, as JSON (2 s at most).
+pub(crate) async fn monitor_json(monitor: &str, path: &str) -> Result<serde_json::Value, String> {
     let address = monitor
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -69,7 +79,7 @@ pub async fn varz_syncing(monitor: &str) -> Result<Syncing, String> {
             .await
             .map_err(|error| format!("{address}: {error}"))?;
         stream
-            .write_all(format!("GET /varz HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
             .await
             .map_err(|error| error.to_string())?;
         let mut answer = Vec::new();
@@ -87,13 +97,7 @@ pub async fn varz_syncing(monitor: &str) -> Result<Syncing, String> {
     let body = text
         .split_once("\r\n\r\n")
         .map_or(text.as_ref(), |(_, body)| body);
-    let varz: serde_json::Value =
-        serde_json::from_str(body).map_err(|error| format!("{address}/varz: {error}"))?;
-    let config = &varz["jetstream"]["config"];
-    Ok(Syncing {
-        always: config["sync_always"].as_bool().unwrap_or(false),
-        interval_ns: config["sync_interval"].as_u64().unwrap_or(120_000_000_000),
-    })
+    serde_json::from_str(body).map_err(|error| format!("{address}{path}: {error}"))
 }
 
 /// The monitoring endpoints of the servers this process started, by client URL.
