@@ -23,15 +23,24 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(kind: Kind) -> Builder {
+    /// A builder with room for `rows` values (and `bytes` of text), allocated at once.
+    fn with_capacity(kind: Kind, rows: usize, bytes: usize) -> Builder {
         match kind {
-            Kind::Text | Kind::Json => Builder::Text(StringBuilder::new()),
-            Kind::Int => Builder::Int(Int32Builder::new()),
-            Kind::BigInt => Builder::BigInt(Int64Builder::new()),
-            Kind::UBigInt => Builder::UBigInt(UInt64Builder::new()),
-            Kind::Double => Builder::Double(Float64Builder::new()),
-            Kind::Bool => Builder::Bool(BooleanBuilder::new()),
-            Kind::Time => Builder::Time(TimestampMicrosecondBuilder::new()),
+            Kind::Text | Kind::Json => Builder::Text(StringBuilder::with_capacity(rows, bytes)),
+            Kind::Int => Builder::Int(Int32Builder::with_capacity(rows)),
+            Kind::BigInt => Builder::BigInt(Int64Builder::with_capacity(rows)),
+            Kind::UBigInt => Builder::UBigInt(UInt64Builder::with_capacity(rows)),
+            Kind::Double => Builder::Double(Float64Builder::with_capacity(rows)),
+            Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            Kind::Time => Builder::Time(TimestampMicrosecondBuilder::with_capacity(rows)),
+        }
+    }
+
+    /// The bytes of text gathered so far (0 for other kinds).
+    fn text_bytes(&self) -> usize {
+        match self {
+            Builder::Text(builder) => builder.values_slice().len(),
+            _ => 0,
         }
     }
 
@@ -68,7 +77,7 @@ impl TableBuffer {
             builders: table
                 .columns
                 .iter()
-                .map(|column| Builder::new(column.kind))
+                .map(|column| Builder::with_capacity(column.kind, 0, 0))
                 .collect(),
             rows: 0,
         }
@@ -90,9 +99,23 @@ impl TableBuffer {
         }
     }
 
-    /// The pending rows as one record batch, leaving the buffer empty.
+    /// The pending rows as one record batch, leaving the buffer empty. The builders start again
+    /// with room for as many rows and bytes as this batch had: a rebuild's batches are alike,
+    /// and builders grown by doubling copied their values into ever larger fresh memory (in a
+    /// profile of a rebuild, a quarter of the fold's CPU was the kernel zeroing those pages).
     pub fn take_batch(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let rows = self.rows;
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .zip(self.table.columns)
+            .map(|(builder, column)| {
+                let bytes = builder.text_bytes();
+                let array = builder.finish();
+                *builder = Builder::with_capacity(column.kind, rows, bytes);
+                array
+            })
+            .collect();
         self.rows = 0;
         RecordBatch::try_new(self.table.arrow_schema(), columns)
             .expect("the builders follow the table's schema")

@@ -62,7 +62,7 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
             program = schemas::program::name()
         );
     }
-    let (writer, projection) = open_writer(&path)?;
+    let (writer, projection) = open_writer(&path).await?;
     let database = Database::new(writer.reader()?);
     let api = serve_api(&path, database, args.api, access, shutdown.clone()).await?;
     let options = Options {
@@ -106,8 +106,18 @@ pub async fn run(global: &Global, args: ProjectArgs) -> Outcome {
 }
 
 /// Opens the file for writing; a file of another projector version, or one a newer DuckDB
-/// wrote, is rebuilt from the log (the file is derived from it).
-pub fn open_writer(
+/// wrote, is rebuilt from the log (the file is derived from it). On a blocking thread: the open
+/// may wait up to ten seconds for a standalone viewer to let go of the file.
+pub async fn open_writer(
+    path: &Path,
+) -> anyhow::Result<(projector::Writer, projector::project::Projection)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || open_writer_now(&path))
+        .await
+        .map_err(|error| anyhow::anyhow!("opening the DuckDB file failed: {error}"))?
+}
+
+fn open_writer_now(
     path: &Path,
 ) -> anyhow::Result<(projector::Writer, projector::project::Projection)> {
     let why = match projector::Writer::open(path) {

@@ -350,7 +350,7 @@ async fn run_file(global: &Global, file: &std::path::Path, common: &CommonArgs) 
 /// the campaign at once. A running `evalctl up` owns the file and projects it itself.
 async fn project_campaign(global: &Global, log: &EventLog) {
     let path = super::project::db_path(global, None);
-    let (writer, projection) = match super::project::open_writer(&path) {
+    let (writer, projection) = match super::project::open_writer(&path).await {
         Ok(opened) => opened,
         Err(error) => {
             eprintln!(

@@ -90,9 +90,7 @@ pub async fn run(global: &Global, args: UpArgs) -> Outcome {
     // The projector owns the DuckDB file; the read API shares its database instance.
     let mut _api = None;
     let writer = if runs(StageName::Project) {
-        Some(super::project::open_writer(&super::project::db_path(
-            global, None,
-        )))
+        Some(super::project::open_writer(&super::project::db_path(global, None)).await)
     } else {
         None
     };
