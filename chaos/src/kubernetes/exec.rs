@@ -233,11 +233,22 @@ mod tests {
         let name = format!("evsig{:08x}", std::process::id());
         let program = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &program).unwrap();
-        let mut child = std::process::Command::new(&program)
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let pid = child.id().to_string();
+        // Killed even when an assertion fails: a stopped child left behind would hold the test
+        // run's output open, and the run would never end.
+        struct Killed(std::process::Child);
+        impl Drop for Killed {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let child = Killed(
+            std::process::Command::new(&program)
+                .arg("30")
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id().to_string();
         // The script finds processes by name, which is the child's only once it has exec'd.
         let started = std::time::Instant::now();
         while std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -257,21 +268,24 @@ mod tests {
             stopped.lines().any(|line| line == format!("{pid} STOP")),
             "{stopped}"
         );
-        let states = sh(SIGNAL_SCRIPT, &[&name, "STATE"]);
-        assert_eq!(
-            states.lines().find_map(state).as_deref(),
-            Some("T"),
-            "{states}"
-        );
+        // A signal is delivered after `kill` returns: the state is read until it shows, for up
+        // to 5 s (a CI run once read "R" right after the STOP).
+        let settles_to = |wanted: &str| {
+            let started = std::time::Instant::now();
+            loop {
+                let states = sh(SIGNAL_SCRIPT, &[&name, "STATE"]);
+                let now = states.lines().find_map(state);
+                if now.as_deref() == Some(wanted) || started.elapsed().as_secs() >= 5 {
+                    assert_eq!(now.as_deref(), Some(wanted), "{states}");
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        settles_to("T");
         sh(SIGNAL_SCRIPT, &[&name, "CONT"]);
-        let states = sh(SIGNAL_SCRIPT, &[&name, "STATE"]);
-        assert_eq!(
-            states.lines().find_map(state).as_deref(),
-            Some("S"),
-            "{states}"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
+        settles_to("S");
+        drop(child);
         assert_eq!(signalled("12 STOP\n1 init\n"), (vec![12], true));
         assert_eq!(signalled(""), (vec![], false));
     }
