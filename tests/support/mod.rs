@@ -4,7 +4,6 @@
 
 pub mod webdriver;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -124,13 +123,10 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A port nothing listens on (bound, then released).
+/// A port nothing listens on, outside the range outgoing connections take theirs from (a server
+/// started on it later does not race every other test's connections for it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    schemas::log::ports::unused_port().unwrap()
 }
 
 pub fn process_exists(pid: i32) -> bool {

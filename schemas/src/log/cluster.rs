@@ -3,11 +3,11 @@
 //! its own, routes to every other member, and `sync_interval: always` where the version allows
 //! it. A member can be killed (SIGKILL, as a crash) and started again on the same ports and store.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::local::{LocalNats, LocalServerError};
+use super::ports::unused_ports;
 
 /// The cluster's name in its members' configuration.
 pub const CLUSTER_NAME: &str = "eval-local";
@@ -32,17 +32,47 @@ impl LocalCluster {
     /// Starts `size` members (3 for a cluster that survives one member's loss) under `dir`
     /// (`dir/n1`, `dir/n2`, …) and waits until every one answers for JetStream.
     pub async fn start(dir: &Path, size: usize) -> Result<LocalCluster, LocalServerError> {
-        let mut members = Vec::with_capacity(size);
-        for number in 1..=size {
-            let name = format!("n{number}");
-            members.push(Member {
-                dir: dir.join(&name),
-                name,
-                client_port: free_port(dir)?,
-                route_port: free_port(dir)?,
-                server: None,
-            });
+        // Ports are picked outside the ephemeral range (`ports.rs`), so only another pick can
+        // take one before its member binds it; such a start is tried again on fresh ports.
+        let mut attempt = 1;
+        loop {
+            match LocalCluster::start_once(dir, size).await {
+                Err(LocalServerError::Exited { log, .. })
+                    if attempt < 3 && port_was_taken(&log) =>
+                {
+                    tracing::warn!(
+                        log = %log.display(),
+                        "a member's port was taken before it bound it; starting again on others"
+                    );
+                    for number in 1..=size {
+                        let _ = std::fs::remove_dir_all(dir.join(format!("n{number}")));
+                    }
+                    attempt += 1;
+                }
+                result => return result,
+            }
         }
+    }
+
+    async fn start_once(dir: &Path, size: usize) -> Result<LocalCluster, LocalServerError> {
+        let ports = unused_ports(2 * size).map_err(|source| LocalServerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let members = (1..=size)
+            .zip(ports.chunks(2))
+            .map(|(number, ports)| {
+                let name = format!("n{number}");
+                Member {
+                    dir: dir.join(&name),
+                    name,
+                    client_port: ports[0],
+                    route_port: ports[1],
+                    server: None,
+                }
+            })
+            .collect();
+        // Dropped on an error, the members started so far are killed.
         let mut cluster = LocalCluster { members };
         // All at once: a member's JetStream answers only once a majority has met.
         let mut waiting = Vec::with_capacity(size);
@@ -187,13 +217,47 @@ fn meta_group_complete(jsz: &serde_json::Value, size: usize) -> bool {
         })
 }
 
-/// A port free on 127.0.0.1 now (the kernel's pick); the member binds it moments later.
-fn free_port(dir: &Path) -> Result<u16, LocalServerError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|source| LocalServerError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+/// Whether a member's log says it could not listen because its port was in use.
+fn port_was_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| text.contains("address already in use"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real nats-server started on a port something else holds: the start fails as a member's
+    /// would, and its log is read as a taken port (what makes the cluster start again).
+    #[tokio::test]
+    async fn a_server_whose_port_is_held_exits_and_its_log_says_the_port_was_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let error = LocalNats::start(dir.path(), Some(port)).await.unwrap_err();
+        let LocalServerError::Exited { log, .. } = &error else {
+            panic!("expected an exit, got {error}");
+        };
+        assert!(
+            port_was_taken(log),
+            "{}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        assert!(!port_was_taken(&dir.path().join("no such log")));
+    }
+
+    /// Every member started on ports below the ephemeral range, each its own.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cluster_starts_on_distinct_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = LocalCluster::start(dir.path(), 3).await.unwrap();
+        let mut ports: Vec<u16> = cluster
+            .members
+            .iter()
+            .flat_map(|member| [member.client_port, member.route_port])
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 6);
+        cluster.stop().await;
+    }
 }

@@ -12,6 +12,7 @@ mod durable;
 mod read;
 pub use read::ConsumerRelease;
 pub mod local;
+pub mod ports;
 pub mod roles;
 
 pub use auth::NatsAuth;
