@@ -52,6 +52,21 @@ pub struct Report {
     pub applied: u64,
     pub commits: u64,
     pub last_sequence: u64,
+    /// The CPU time of the thread that folded the events into rows ([`FOLD_THREAD`]).
+    pub fold_cpu: Duration,
+    /// The CPU time of the thread that wrote them ([`COMMIT_THREAD`]): DuckDB's appends, commits
+    /// and the closing checkpoint as far as they ran there, not DuckDB's own worker threads.
+    pub commit_cpu: Duration,
+}
+
+/// The names of the stage's two threads (as `top -H` and `/proc/PID/task/*/comm` show them).
+pub const FOLD_THREAD: &str = "eval-fold";
+pub const COMMIT_THREAD: &str = "eval-commit";
+
+/// The CPU time the calling thread has used so far.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
 }
 
 /// Deletes the DuckDB file (and its write-ahead log) for a rebuild.
@@ -100,23 +115,32 @@ pub async fn run(
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<StoredMessage>>(64);
     let fold_options = options.clone();
     let handle = tokio::runtime::Handle::current();
-    let folder = tokio::task::spawn_blocking(move || {
-        let mut next = |wait: Duration| -> std::result::Result<_, mpsc::RecvTimeoutError> {
-            match handle.block_on(tokio::time::timeout(wait, receiver.recv())) {
-                Ok(Some(chunk)) => Ok(chunk),
-                Ok(None) => Err(mpsc::RecvTimeoutError::Disconnected),
-                Err(_) => Err(mpsc::RecvTimeoutError::Timeout),
-            }
-        };
-        fold(
-            writer,
-            projection,
-            &mut next,
-            &fold_options,
-            stream_last_sequence,
-            progress,
-        )
-    });
+    // A thread of its own, named, rather than one of the runtime's blocking pool: the fold runs
+    // for the whole stage, and its CPU time is its thread's.
+    let (folded, folder) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(FOLD_THREAD.to_string())
+        .spawn(move || {
+            // The timeout's timer needs the runtime's context, which a thread of the blocking
+            // pool had and this one must enter.
+            let _runtime = handle.enter();
+            let mut next = |wait: Duration| -> std::result::Result<_, mpsc::RecvTimeoutError> {
+                match handle.block_on(tokio::time::timeout(wait, receiver.recv())) {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => Err(mpsc::RecvTimeoutError::Disconnected),
+                    Err(_) => Err(mpsc::RecvTimeoutError::Timeout),
+                }
+            };
+            let _ = folded.send(fold(
+                writer,
+                projection,
+                &mut next,
+                &fold_options,
+                stream_last_sequence,
+                progress,
+            ));
+        })
+        .map_err(|error| Error::Stage(format!("cannot start the projector thread: {error}")))?;
 
     let read = async {
         if options.until_caught_up && start > stream_last_sequence {
@@ -149,9 +173,10 @@ pub async fn run(
     };
     let read_result = read.await;
     drop(sender);
+    // Dropped unsent only when the thread panicked.
     let fold_result = folder
         .await
-        .map_err(|error| Error::Stage(format!("the projector thread failed: {error}")))?;
+        .map_err(|_| Error::Stage("the projector thread panicked".to_string()))?;
     let report = fold_result?;
     read_result?;
     Ok(report)
@@ -189,11 +214,21 @@ fn fold(
     let first_sequence = projection.last_sequence;
     let (batches, inbox) = mpsc::sync_channel::<(Batch, u64)>(0);
     std::thread::scope(|scope| {
-        let committer =
-            scope.spawn(move || commit_all(writer, inbox, stream_last_sequence, progress));
+        let committer = std::thread::Builder::new()
+            .name(COMMIT_THREAD.to_string())
+            .spawn_scoped(scope, move || {
+                let committed = commit_all(writer, inbox, stream_last_sequence, progress);
+                (committed, thread_cpu())
+            })
+            .map_err(|error| {
+                Error::Stage(format!(
+                    "cannot start the projector's writing thread: {error}"
+                ))
+            })?;
         let folded = fold_into(&mut projection, next, options, &batches);
+        let fold_cpu = thread_cpu();
         drop(batches);
-        let committed = committer
+        let (committed, commit_cpu) = committer
             .join()
             .map_err(|_| Error::Stage("the projector's writing thread panicked".to_string()))?;
         // A commit's error first: it is why the fold stopped.
@@ -211,6 +246,8 @@ fn fold(
             applied,
             commits,
             last_sequence: last_committed.unwrap_or(first_sequence),
+            fold_cpu,
+            commit_cpu,
         })
     })
 }

@@ -2,7 +2,9 @@
 //! per trial, every trial scored), beside its two parts alone in the same run: the raw ordered
 //! read of the stream (nothing parsed), and DuckDB's own Arrow append of the same rows (the rows
 //! the rebuild produced, read back as Arrow batches, appended to a fresh file). Each with its
-//! wall time and the CPU time this process and the nats-server used meanwhile, from `/proc`.
+//! wall time and the CPU time this process and the nats-server used meanwhile, from `/proc`; and
+//! the rebuild's CPU split by thread: reading, folding, writing (the stage's own threads, and
+//! DuckDB's workers), each beside its part alone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use projector::{Writer, schema};
 
 use super::RescoreBenchArgs;
-use super::cpu::{Part, Stopwatch};
+use super::cpu::{Part, Stopwatch, live_threads, used_since};
 use crate::cli::Outcome;
 
 /// The campaign id of the synthetic log.
@@ -39,7 +41,33 @@ struct ProjectBench {
     raw_append: Part,
     /// The full rebuild from the stream.
     rebuild: Part,
+    /// The rebuild's CPU time in this process, by thread; `None` where `/proc` cannot tell.
+    rebuild_threads: Option<Threads>,
 }
+
+/// The rebuild's CPU time in this process, by the threads that spent it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Threads {
+    /// The runtime's threads, alive throughout: the stage's read loop and the NATS client (what
+    /// the raw read does alone).
+    runtime: Duration,
+    /// [`projector::stage::FOLD_THREAD`]: events parsed and folded into rows (what neither part
+    /// does).
+    fold: Duration,
+    /// [`projector::stage::COMMIT_THREAD`]: DuckDB's appends and commits as far as they run on
+    /// the calling thread.
+    commit: Duration,
+    /// The rest of this process's CPU time: DuckDB's own worker threads (ended with the file's
+    /// close, so measured as what no other thread accounts for).
+    duckdb_workers: Duration,
+}
+
+/// The stage's own threads, which end before the rebuild's after-snapshot (their CPU time comes
+/// from the stage's report).
+const STAGE_THREADS: [&str; 2] = [
+    projector::stage::FOLD_THREAD,
+    projector::stage::COMMIT_THREAD,
+];
 
 /// The rebuild's CPU per event over that of its two parts alone; the aim is 1.2 or less.
 const CPU_AIM: f64 = 1.2;
@@ -83,6 +111,12 @@ pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
                 "rebuild": part(&bench.rebuild),
                 "time_ratio": bench.time_ratio(),
                 "cpu_ratio": bench.cpu_ratio(),
+                "rebuild_threads_cpu_seconds": bench.rebuild_threads.map(|threads| serde_json::json!({
+                    "runtime": threads.runtime.as_secs_f64(),
+                    "fold": threads.fold.as_secs_f64(),
+                    "commit": threads.commit.as_secs_f64(),
+                    "duckdb_workers": threads.duckdb_workers.as_secs_f64(),
+                })),
             })
         );
         return Ok(());
@@ -127,6 +161,9 @@ pub(super) async fn run(args: RescoreBenchArgs) -> Outcome {
             "rebuild / (raw read + raw append), CPU per event: {ratio:.2}x (aim: {CPU_AIM}x or less)"
         );
     }
+    if let Some(threads) = bench.rebuild_threads {
+        print!("{}", bench.threads_table(&threads));
+    }
     Ok(())
 }
 
@@ -144,6 +181,63 @@ impl ProjectBench {
     /// Rebuild time over raw append time.
     fn time_ratio(&self) -> f64 {
         self.rebuild.wall.as_secs_f64() / self.raw_append.wall.as_secs_f64()
+    }
+
+    /// The rebuild's CPU by thread, each beside what its part cost alone.
+    fn threads_table(&self, threads: &Threads) -> String {
+        let micros = |cpu: Duration| cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64;
+        let alone = |part: &Part, cpu: fn(&super::cpu::Cpu) -> Duration| {
+            part.cpu.map_or("-".to_string(), |figures| {
+                format!("{:.1}", micros(cpu(&figures)))
+            })
+        };
+        let mut table = TextTable::new(&[
+            Column::left("rebuild's CPU by thread", 40),
+            Column::right("CPU s", 6),
+            Column::right("µs/event", 8),
+            Column::right("alone, µs/event", 15),
+        ]);
+        let writing = threads.commit + threads.duckdb_workers;
+        let rows = [
+            (
+                "reading: the runtime (read loop, NATS client)",
+                threads.runtime,
+                alone(&self.raw_read, |cpu| cpu.eval),
+            ),
+            (
+                "folding into rows (eval-fold)",
+                threads.fold,
+                "none".to_string(),
+            ),
+            ("writing: eval-commit", threads.commit, String::new()),
+            (
+                "writing: DuckDB's workers",
+                threads.duckdb_workers,
+                String::new(),
+            ),
+            (
+                "writing in all",
+                writing,
+                alone(&self.raw_append, |cpu| cpu.eval),
+            ),
+        ];
+        for (name, cpu, alone) in rows {
+            table.row([
+                name.to_string(),
+                format!("{:.1}", cpu.as_secs_f64()),
+                format!("{:.1}", micros(cpu)),
+                alone,
+            ]);
+        }
+        if let Some(cpu) = self.rebuild.cpu {
+            table.row([
+                "nats-server".to_string(),
+                format!("{:.1}", cpu.nats_server.as_secs_f64()),
+                format!("{:.1}", micros(cpu.nats_server)),
+                alone(&self.raw_read, |cpu| cpu.nats_server),
+            ]);
+        }
+        table.render()
     }
 
     /// The rebuild's CPU per event over the sum of its parts'.
@@ -204,10 +298,20 @@ async fn run_bench(
     progress("read; rebuilding");
 
     let path = work_dir.join("rebuilt.duckdb");
+    let threads_before = live_threads(&STAGE_THREADS);
     let timing = Stopwatch::start(server_pid);
     let (writer, projection) = Writer::open(&path)?;
     let report = projector::stage::catch_up(&log, writer, projection).await?;
     let rebuild = timing.stop();
+    let runtime = used_since(&threads_before, &live_threads(&STAGE_THREADS));
+    let rebuild_threads = rebuild.cpu.map(|cpu| Threads {
+        runtime,
+        fold: report.fold_cpu,
+        commit: report.commit_cpu,
+        duckdb_workers: cpu
+            .eval
+            .saturating_sub(runtime + report.fold_cpu + report.commit_cpu),
+    });
     if report.applied != events {
         bail!(
             "the rebuild applied {} events, {events} were published",
@@ -254,5 +358,6 @@ async fn run_bench(
         raw_read,
         raw_append,
         rebuild,
+        rebuild_threads,
     })
 }
