@@ -245,7 +245,8 @@ mod tests {
         assert!(!port_was_taken(&dir.path().join("no such log")));
     }
 
-    /// Every member started on ports below the ephemeral range, each its own.
+    /// Every member started on ports of its own: no two of the six the same (the range itself is
+    /// `ports.rs`'s test).
     #[tokio::test(flavor = "multi_thread")]
     async fn a_cluster_starts_on_distinct_ports() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@
 use std::net::TcpListener;
 use std::ops::Range;
 
-/// Where ports are picked when the ephemeral range leaves no room below it.
+/// The lowest port picked (below it lie the well-known and many services' own ports).
 const LOWEST: u16 = 10_000;
 
 /// `count` distinct ports nothing listens on now, outside the ephemeral range where it leaves
